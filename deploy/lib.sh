@@ -1,0 +1,172 @@
+# Shared by deploy/up.sh, deploy/down.sh, deploy/test.sh and bench/run.sh.
+# Every function is idempotent: it checks before it acts.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE="${LINKTRACE_STATE_DIR:-$REPO/.linktrace}"
+RUN="$STATE/run"
+LOGS="$STATE/logs"
+mkdir -p "$RUN" "$LOGS"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# Local defaults; every one can be overridden from the environment.
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/linktrace}"
+export CLICKHOUSE_URL="${CLICKHOUSE_URL:-http://127.0.0.1:8123}"
+export CLICKHOUSE_DATABASE="${CLICKHOUSE_DATABASE:-linktrace}"
+export CLICKHOUSE_TCP_PORT="${CLICKHOUSE_TCP_PORT:-9000}"
+export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
+export KAFKA_EVENTS_TOPIC="${KAFKA_EVENTS_TOPIC:-linktrace.events}"
+export KAFKA_DEAD_LETTER_TOPIC="${KAFKA_DEAD_LETTER_TOPIC:-linktrace.events.dlq}"
+export KAFKA_EVENTS_PARTITIONS="${KAFKA_EVENTS_PARTITIONS:-4}"
+export INGEST_ADDR="${INGEST_ADDR:-127.0.0.1:8081}"
+export API_ADDR="${API_ADDR:-127.0.0.1:8082}"
+export CONSUMER_ADDR="${CONSUMER_ADDR:-127.0.0.1:8083}"
+export GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:8080}"
+export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://$GATEWAY_ADDR}"
+export LINKTRACE_ADMIN_TOKEN="${LINKTRACE_ADMIN_TOKEN:-lt_admin_local_dev_token}"
+export LINKTRACE_PROFILE="${LINKTRACE_PROFILE:-debug}"
+# tansu reads a sqlite path relative to its working folder ($STATE/tansu).
+TANSU_STORAGE="${TANSU_STORAGE:-sqlite://tansu.db}"
+
+CLICKHOUSE_HTTP_PORT="${CLICKHOUSE_URL##*:}"
+CLICKHOUSE_HTTP_PORT="${CLICKHOUSE_HTTP_PORT%%/*}"
+KAFKA_PORT="${KAFKA_BROKERS##*:}"
+
+log() { printf '\033[1m[linktrace]\033[0m %s\n' "$*" >&2; }
+
+# pid_alive NAME: true when $RUN/NAME.pid names a live process.
+pid_alive() {
+  local file="$RUN/$1.pid"
+  [[ -f "$file" ]] && kill -0 "$(cat "$file")" 2>/dev/null
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: retries COMMAND until it succeeds.
+wait_for() {
+  local what="$1" seconds="$2"; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS > deadline)); then log "timed out waiting for $what"; return 1; fi
+    sleep 0.5
+  done
+}
+
+# daemonize NAME DIR USER LOGFILE PROGRAM ARGS...: starts PROGRAM detached, in DIR, as USER
+# (empty: ourselves), output to LOGFILE, its own pid in $RUN/NAME.pid.
+daemonize() {
+  local name="$1" dir="$2" user="$3" logfile="$4"; shift 4
+  local as_user=()
+  [[ -n "$user" ]] && as_user=(--chuid "$user")
+  start-stop-daemon --start --background --make-pidfile --pidfile "$RUN/$name.pid" \
+    --chdir "$dir" "${as_user[@]}" --output "$logfile" --startas "$1" -- "${@:2}"
+}
+
+apt_updated=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  ((${#missing[@]} == 0)) && return 0
+  if ((apt_updated == 0)); then apt-get update -qq; apt_updated=1; fi
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+install_dependencies() {
+  apt_install clickhouse-server clickhouse-client nginx-light curl postgresql-client
+  if ! command -v tansu >/dev/null 2>&1; then
+    log "installing the tansu broker (cargo install, about 10 minutes once)"
+    cargo install tansu --locked --features dynostore,postgres,libsql >"$LOGS/tansu-install.log" 2>&1
+  fi
+}
+
+start_postgres() {
+  if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then return 0; fi
+  log "starting Postgres"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+  touch "$RUN/postgres.started-by-us"
+  wait_for "Postgres" 30 pg_isready -h 127.0.0.1 -p 5432 -q
+}
+
+clickhouse_up() { curl -sf "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/ping"; }
+
+start_clickhouse() {
+  if clickhouse_up; then return 0; fi
+  local dir="$STATE/clickhouse"
+  mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas" "$dir/log"
+  sed -e "s#@DIR@#$dir#g" -e "s#@HTTP_PORT@#$CLICKHOUSE_HTTP_PORT#g" -e "s#@TCP_PORT@#$CLICKHOUSE_TCP_PORT#g" \
+    "$REPO/deploy/clickhouse/config.xml" >"$dir/config.xml"
+  cp "$REPO/deploy/clickhouse/users.xml" "$dir/users.xml"
+  chown -R clickhouse:clickhouse "$dir"
+  log "starting ClickHouse on 127.0.0.1:$CLICKHOUSE_HTTP_PORT"
+  daemonize clickhouse "$dir" clickhouse "$LOGS/clickhouse.out" \
+    "$(command -v clickhouse-server)" --config-file="$dir/config.xml"
+  wait_for "ClickHouse" 60 clickhouse_up
+}
+
+kafka_up() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
+
+start_broker() {
+  if kafka_up; then return 0; fi
+  mkdir -p "$STATE/tansu"
+  log "starting tansu on 127.0.0.1:$KAFKA_PORT ($TANSU_STORAGE)"
+  daemonize tansu "$STATE/tansu" "" "$LOGS/tansu.log" "$(command -v tansu)" broker \
+    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --storage-engine "$TANSU_STORAGE"
+  wait_for "tansu" 30 kafka_up
+}
+
+create_topics() {
+  for topic in "$KAFKA_EVENTS_TOPIC" "$KAFKA_DEAD_LETTER_TOPIC"; do
+    tansu topic create "$topic" --partitions "$KAFKA_EVENTS_PARTITIONS" \
+      --broker "tcp://127.0.0.1:$KAFKA_PORT" >>"$LOGS/topics.log" 2>&1 || true
+  done
+}
+
+start_infrastructure() {
+  install_dependencies
+  start_postgres
+  start_clickhouse
+  start_broker
+  create_topics
+}
+
+build_services() {
+  local flags=()
+  [[ "$LINKTRACE_PROFILE" == release ]] && flags+=(--release)
+  log "building the services ($LINKTRACE_PROFILE)"
+  (cd "$REPO" && cargo build "${flags[@]}" -p linktrace-ingest -p linktrace-consumer -p linktrace-api --bins)
+}
+
+# start_service NAME: runs target/$PROFILE/linktrace-NAME in the background.
+start_service() {
+  local name="$1" addr_var
+  if pid_alive "$name"; then return 0; fi
+  addr_var="$(echo "$name" | tr '[:lower:]' '[:upper:]')_ADDR"
+  log "starting $name on ${!addr_var}"
+  daemonize "$name" "$REPO" "" "$LOGS/$name.log" "$REPO/target/$LINKTRACE_PROFILE/linktrace-$name"
+  wait_for "$name" 60 curl -sf "http://${!addr_var}/healthz"
+}
+
+start_gateway() {
+  if pid_alive nginx; then return 0; fi
+  mkdir -p "$STATE/nginx"
+  sed -e "s#@STATE@#$STATE/nginx#g" -e "s#@GATEWAY@#$GATEWAY_ADDR#g" \
+      -e "s#@INGEST@#$INGEST_ADDR#g" -e "s#@API@#$API_ADDR#g" -e "s#@RUN@#$RUN#g" \
+      "$REPO/deploy/nginx.conf" >"$STATE/nginx/nginx.conf"
+  log "starting the gateway on $GATEWAY_ADDR"
+  nginx -c "$STATE/nginx/nginx.conf" -p "$STATE/nginx"
+  wait_for "gateway" 15 curl -sf "http://$GATEWAY_ADDR/healthz"
+}
+
+stop_pid() {
+  local name="$1" file="$RUN/$1.pid" pid
+  [[ -f "$file" ]] || return 0
+  pid="$(cat "$file")"
+  if kill -0 "$pid" 2>/dev/null; then
+    log "stopping $name ($pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$file"
+}

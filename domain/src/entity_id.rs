@@ -1,0 +1,37 @@
+use crate::ParseError;
+
+/// The customer's own id for an event, which makes the event deduplicable: at most 255
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EntityId(String);
+
+impl EntityId {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        if raw.is_empty() {
+            return Err(ParseError::new("must not be empty"));
+        }
+        if raw.chars().count() > Self::MAX_LEN {
+            return Err(ParseError::new(format!("must be at most {} characters", Self::MAX_LEN)));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_limit_counts_characters() {
+        assert!(EntityId::parse(&"x".repeat(255)).is_ok());
+        assert!(EntityId::parse(&"x".repeat(256)).is_err());
+        assert!(EntityId::parse(&"é".repeat(255)).is_ok());
+        assert!(EntityId::parse("").is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! LinkTrace's domain: values that are valid by construction ("parse, don't validate"),
+//! the event record that travels on the stream, and the public error envelope.
+//!
+//! Nothing here knows about HTTP, Kafka, Postgres or ClickHouse.
+
+pub mod api_key;
+pub mod billing_month;
+pub mod entity_id;
+pub mod envelope;
+pub mod environment;
+pub mod event_name;
+pub mod event_record;
+pub mod plan;
+pub mod short_code;
+
+pub use api_key::{ApiKey, ApiKeyHash};
+pub use billing_month::BillingMonth;
+pub use entity_id::EntityId;
+pub use envelope::{ErrorCode, ErrorEnvelope};
+pub use environment::Environment;
+pub use event_name::{EventName, SystemEvent};
+pub use event_record::{ClientFacts, DecodeError, EventRecord, EventSource, SCHEMA_VERSION};
+pub use plan::{Endpoint, PlanName};
+pub use short_code::ShortCode;
+
+/// Why a raw value was refused. The message names the field and the rule, so it can be
+/// shown to the API caller as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+impl ParseError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}

@@ -1,0 +1,190 @@
+//! ClickHouse: configuration, the client, our versioned migration runner and the readiness
+//! check. SQL here and in `migrations/clickhouse` runs on ClickHouse 18.16 and on current
+//! releases alike.
+
+use async_trait::async_trait;
+use clickhouse::{Client, Row};
+use envconfig::Envconfig;
+use serde::Deserialize;
+
+use crate::health::ReadinessCheck;
+
+#[derive(Envconfig, Clone)]
+pub struct ClickHouseConfig {
+    #[envconfig(from = "CLICKHOUSE_URL", default = "http://127.0.0.1:8123")]
+    pub url: String,
+    #[envconfig(from = "CLICKHOUSE_DATABASE", default = "linktrace")]
+    pub database: String,
+    #[envconfig(from = "CLICKHOUSE_USER", default = "default")]
+    pub user: String,
+    #[envconfig(from = "CLICKHOUSE_PASSWORD", default = "")]
+    pub password: String,
+}
+
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClickHouseConfig {
+    /// A client bound to the configured database. Row validation is off: ClickHouse 18.16
+    /// has no `RowBinaryWithNamesAndTypes`.
+    pub fn client(&self) -> Client {
+        self.server_client().with_database(&self.database)
+    }
+
+    /// A client with no database selected, for `CREATE DATABASE`.
+    fn server_client(&self) -> Client {
+        Client::default()
+            .with_url(&self.url)
+            .with_user(&self.user)
+            .with_password(&self.password)
+            .with_validation(false)
+    }
+
+    /// Creates the database if it is missing and applies pending migrations.
+    pub async fn ensure_schema(&self) -> anyhow::Result<usize> {
+        validate_identifier(&self.database)?;
+        self.server_client()
+            .query(&format!("CREATE DATABASE IF NOT EXISTS {}", self.database))
+            .execute()
+            .await?;
+        migrate(&self.client()).await
+    }
+
+    /// Drops the database (tests only).
+    pub async fn drop_database(&self) -> anyhow::Result<()> {
+        validate_identifier(&self.database)?;
+        self.server_client()
+            .query(&format!("DROP DATABASE IF EXISTS {}", self.database))
+            .execute()
+            .await?;
+        Ok(())
+    }
+}
+
+fn validate_identifier(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    anyhow::ensure!(ok, "invalid ClickHouse database name {name:?}");
+    Ok(())
+}
+
+/// One versioned ClickHouse migration. Its statements must be idempotent (`IF NOT EXISTS`):
+/// ClickHouse has no transactional DDL, so a half-applied migration is simply re-run.
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "events", sql: include_str!("../../migrations/clickhouse/0001_events.sql") },
+    Migration {
+        version: 2,
+        name: "events_hourly_rollup",
+        sql: include_str!("../../migrations/clickhouse/0002_events_hourly_rollup.sql"),
+    },
+];
+
+#[derive(Row, Deserialize)]
+struct AppliedVersion {
+    version: u32,
+}
+
+/// Applies every migration not yet recorded in `schema_migrations`, in order. Returns how
+/// many it applied; a second run applies none.
+pub async fn migrate(client: &Client) -> anyhow::Result<usize> {
+    client
+        .query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, applied_at DateTime) \
+             ENGINE = MergeTree() ORDER BY version",
+        )
+        .execute()
+        .await?;
+    let applied: Vec<u32> = client
+        .query("SELECT version FROM schema_migrations")
+        .fetch_all::<AppliedVersion>()
+        .await?
+        .into_iter()
+        .map(|row| row.version)
+        .collect();
+    let mut count = 0;
+    for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        for statement in statements(migration.sql) {
+            client.query(&statement).execute().await.map_err(|e| {
+                anyhow::anyhow!("ClickHouse migration {} ({}) failed: {e}", migration.version, migration.name)
+            })?;
+        }
+        client
+            .query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())")
+            .bind(migration.version)
+            .bind(migration.name)
+            .execute()
+            .await?;
+        tracing::info!(version = migration.version, name = migration.name, "applied ClickHouse migration");
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Splits a migration file into statements: `;` at the end of a line ends one; `--` lines
+/// are comments.
+fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("--") || trimmed.is_empty() {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if trimmed.ends_with(';') {
+            let statement = current.trim().trim_end_matches(';').to_owned();
+            out.push(statement);
+            current.clear();
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_owned());
+    }
+    out
+}
+
+pub struct ClickHouseReadiness(pub Client);
+
+#[async_trait]
+impl ReadinessCheck for ClickHouseReadiness {
+    fn name(&self) -> &'static str {
+        "clickhouse"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.query("SELECT 1").execute().await.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_statements_and_skips_comments() {
+        let sql = "-- a comment\nCREATE TABLE a (x UInt8)\nENGINE = Memory;\n\nCREATE TABLE b (y UInt8) ENGINE = Memory;\n";
+        let parts = statements(sql);
+        assert_eq!(parts.len(), 2);
+        assert!(parts[0].starts_with("CREATE TABLE a"));
+        assert!(!parts[1].ends_with(';'));
+    }
+
+    #[test]
+    fn every_migration_has_a_unique_increasing_version() {
+        let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -1,0 +1,12 @@
+//! Plumbing every LinkTrace service shares. Each module owns one dependency or concern and
+//! the configuration that goes with it.
+
+pub mod clickhouse;
+pub mod clock;
+pub mod health;
+pub mod http;
+pub mod kafka;
+pub mod metrics;
+pub mod postgres;
+pub mod shutdown;
+pub mod telemetry;

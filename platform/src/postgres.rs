@@ -1,0 +1,65 @@
+//! Postgres: configuration, the pool, migrations and the readiness check.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use envconfig::Envconfig;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::health::ReadinessCheck;
+
+#[derive(Envconfig, Clone)]
+pub struct PostgresConfig {
+    #[envconfig(from = "DATABASE_URL", default = "postgres://postgres@127.0.0.1:5432/linktrace")]
+    pub url: String,
+    #[envconfig(from = "DATABASE_MAX_CONNECTIONS", default = "16")]
+    pub max_connections: u32,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password.
+        f.debug_struct("PostgresConfig").field("max_connections", &self.max_connections).finish_non_exhaustive()
+    }
+}
+
+/// The embedded Postgres migrations (`migrations/postgres`), shared by every service.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Creates the database if it is missing, connects, and applies pending migrations
+/// (a no-op when there are none; concurrent callers serialise on sqlx's advisory lock).
+pub async fn connect_and_migrate(config: &PostgresConfig) -> anyhow::Result<PgPool> {
+    if !sqlx::Postgres::database_exists(&config.url).await? {
+        // Another process may win the race; that is fine.
+        if let Err(error) = sqlx::Postgres::create_database(&config.url).await {
+            if !sqlx::Postgres::database_exists(&config.url).await? {
+                return Err(error.into());
+            }
+        }
+    }
+    let pool = connect(config).await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+pub async fn connect(config: &PostgresConfig) -> anyhow::Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(&config.url)
+        .await?)
+}
+
+pub struct PostgresReadiness(pub PgPool);
+
+#[async_trait]
+impl ReadinessCheck for PostgresReadiness {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        sqlx::query("SELECT 1").execute(&self.0).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}

@@ -31,11 +31,16 @@ impl ApiKey {
             return Err(ParseError::new("is not a LinkTrace API key"));
         };
         let well_formed = secret.len() == SECRET_HEX_LEN
-            && secret.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !well_formed {
             return Err(ParseError::new("is not a LinkTrace API key"));
         }
-        Ok(Self { raw: raw.to_owned(), environment })
+        Ok(Self {
+            raw: raw.to_owned(),
+            environment,
+        })
     }
 
     pub fn generate(environment: Environment) -> Self {
@@ -45,7 +50,10 @@ impl ApiKey {
             Environment::Live => LIVE_PREFIX,
             Environment::Test => TEST_PREFIX,
         };
-        Self { raw: format!("{prefix}{}", hex::encode(secret)), environment }
+        Self {
+            raw: format!("{prefix}{}", hex::encode(secret)),
+            environment,
+        }
     }
 
     pub fn environment(&self) -> Environment {

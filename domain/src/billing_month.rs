@@ -32,7 +32,11 @@ impl BillingMonth {
     /// documented `resetsOn` format.
     pub fn resets_on(self) -> String {
         let start = Utc.from_utc_datetime(
-            &self.next().first_day.and_hms_opt(0, 0, 0).expect("midnight exists"),
+            &self
+                .next()
+                .first_day
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight exists"),
         );
         start.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
     }
@@ -45,14 +49,23 @@ mod tests {
     #[test]
     fn resets_on_first_of_next_month() {
         let at = Utc.with_ymd_and_hms(2026, 11, 23, 6, 0, 0).unwrap();
-        assert_eq!(BillingMonth::containing(at).resets_on(), "2026-12-01T00:00:00.000Z");
+        assert_eq!(
+            BillingMonth::containing(at).resets_on(),
+            "2026-12-01T00:00:00.000Z"
+        );
     }
 
     #[test]
     fn december_rolls_into_next_year() {
         let at = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap();
-        assert_eq!(BillingMonth::containing(at).resets_on(), "2027-01-01T00:00:00.000Z");
+        assert_eq!(
+            BillingMonth::containing(at).resets_on(),
+            "2027-01-01T00:00:00.000Z"
+        );
         let jan = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
-        assert_eq!(BillingMonth::containing(jan), BillingMonth::containing(at).next());
+        assert_eq!(
+            BillingMonth::containing(jan),
+            BillingMonth::containing(at).next()
+        );
     }
 }

@@ -13,7 +13,10 @@ impl EntityId {
             return Err(ParseError::new("must not be empty"));
         }
         if raw.chars().count() > Self::MAX_LEN {
-            return Err(ParseError::new(format!("must be at most {} characters", Self::MAX_LEN)));
+            return Err(ParseError::new(format!(
+                "must be at most {} characters",
+                Self::MAX_LEN
+            )));
         }
         Ok(Self(raw.to_owned()))
     }

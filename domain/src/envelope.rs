@@ -33,7 +33,12 @@ pub struct ErrorEnvelope {
 
 impl ErrorEnvelope {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { success: false, message: message.into(), code: Some(code), resets_on: None }
+        Self {
+            success: false,
+            message: message.into(),
+            code: Some(code),
+            resets_on: None,
+        }
     }
 
     pub fn quota_exceeded(resets_on: String) -> Self {
@@ -52,7 +57,10 @@ mod tests {
 
     #[test]
     fn serialises_to_documented_shape() {
-        let body = serde_json::to_value(ErrorEnvelope::quota_exceeded("2026-12-01T00:00:00.000Z".into())).unwrap();
+        let body = serde_json::to_value(ErrorEnvelope::quota_exceeded(
+            "2026-12-01T00:00:00.000Z".into(),
+        ))
+        .unwrap();
         assert_eq!(body["success"], false);
         assert_eq!(body["code"], "QUOTA_EXCEEDED");
         assert_eq!(body["resetsOn"], "2026-12-01T00:00:00.000Z");

@@ -19,13 +19,18 @@ impl EventName {
             return Err(ParseError::new("must not be empty"));
         }
         if name.chars().count() > Self::MAX_LEN {
-            return Err(ParseError::new(format!("must be at most {} characters", Self::MAX_LEN)));
+            return Err(ParseError::new(format!(
+                "must be at most {} characters",
+                Self::MAX_LEN
+            )));
         }
         let mut bytes = name.bytes();
         let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase());
         let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !(first_ok && rest_ok) {
-            return Err(ParseError::new("must match ^[a-z][a-z0-9_]*$ after lowercasing"));
+            return Err(ParseError::new(
+                "must match ^[a-z][a-z0-9_]*$ after lowercasing",
+            ));
         }
         if Self::RESERVED.contains(&name.as_str()) {
             return Err(ParseError::new(format!("'{name}' is reserved")));
@@ -72,7 +77,10 @@ mod tests {
 
     #[test]
     fn normalises_to_lowercase() {
-        assert_eq!(EventName::parse("Purchase_Completed").unwrap().as_str(), "purchase_completed");
+        assert_eq!(
+            EventName::parse("Purchase_Completed").unwrap().as_str(),
+            "purchase_completed"
+        );
     }
 
     #[test]

@@ -119,7 +119,8 @@ impl EventRecord {
         struct Version {
             v: u32,
         }
-        let version: Version = serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        let version: Version =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         if version.v != SCHEMA_VERSION {
             return Err(DecodeError::UnknownSchemaVersion(version.v));
         }
@@ -178,8 +179,14 @@ mod tests {
         let mut value = serde_json::to_value(sample()).unwrap();
         value["v"] = 99.into();
         let bytes = serde_json::to_vec(&value).unwrap();
-        assert_eq!(EventRecord::from_json(&bytes), Err(DecodeError::UnknownSchemaVersion(99)));
-        assert!(matches!(EventRecord::from_json(b"\xff\x00"), Err(DecodeError::Malformed(_))));
+        assert_eq!(
+            EventRecord::from_json(&bytes),
+            Err(DecodeError::UnknownSchemaVersion(99))
+        );
+        assert!(matches!(
+            EventRecord::from_json(b"\xff\x00"),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -187,12 +194,20 @@ mod tests {
         let account = Uuid::new_v4();
         let link = ShortCode::parse("abcd1234").unwrap();
         let event = EventName::parse("purchase").unwrap();
-        let a = EventRecord::entity_event_id(account, &link, &event, &EntityId::parse("o-1").unwrap());
-        let b = EventRecord::entity_event_id(account, &link, &event, &EntityId::parse("o-1").unwrap());
-        let c = EventRecord::entity_event_id(account, &link, &event, &EntityId::parse("o-2").unwrap());
+        let a =
+            EventRecord::entity_event_id(account, &link, &event, &EntityId::parse("o-1").unwrap());
+        let b =
+            EventRecord::entity_event_id(account, &link, &event, &EntityId::parse("o-1").unwrap());
+        let c =
+            EventRecord::entity_event_id(account, &link, &event, &EntityId::parse("o-2").unwrap());
         assert_eq!(a, b);
         assert_ne!(a, c);
-        let other = EventRecord::entity_event_id(Uuid::new_v4(), &link, &event, &EntityId::parse("o-1").unwrap());
+        let other = EventRecord::entity_event_id(
+            Uuid::new_v4(),
+            &link,
+            &event,
+            &EntityId::parse("o-1").unwrap(),
+        );
         assert_ne!(a, other);
     }
 }

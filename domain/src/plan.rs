@@ -10,9 +10,13 @@ impl PlanName {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let ok = !raw.is_empty()
             && raw.len() <= 32
-            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !ok {
-            return Err(ParseError::new("must be a plan name such as \"free\" or \"scale\""));
+            return Err(ParseError::new(
+                "must be a plan name such as \"free\" or \"scale\"",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }

@@ -22,7 +22,9 @@ impl ShortCode {
             )));
         }
         if !raw.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(ParseError::new("must contain only ASCII letters and digits"));
+            return Err(ParseError::new(
+                "must contain only ASCII letters and digits",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -78,7 +80,10 @@ mod tests {
         for _ in 0..100 {
             let code = ShortCode::generate();
             assert_eq!(code.as_str().len(), 8);
-            assert!(code.as_str().bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            assert!(code
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         }
     }
 

@@ -83,7 +83,11 @@ pub struct Migration {
 }
 
 pub const MIGRATIONS: &[Migration] = &[
-    Migration { version: 1, name: "events", sql: include_str!("../../migrations/clickhouse/0001_events.sql") },
+    Migration {
+        version: 1,
+        name: "events",
+        sql: include_str!("../../migrations/clickhouse/0001_events.sql"),
+    },
     Migration {
         version: 2,
         name: "events_hourly_rollup",
@@ -117,7 +121,11 @@ pub async fn migrate(client: &Client) -> anyhow::Result<usize> {
     for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         for statement in statements(migration.sql) {
             client.query(&statement).execute().await.map_err(|e| {
-                anyhow::anyhow!("ClickHouse migration {} ({}) failed: {e}", migration.version, migration.name)
+                anyhow::anyhow!(
+                    "ClickHouse migration {} ({}) failed: {e}",
+                    migration.version,
+                    migration.name
+                )
             })?;
         }
         client
@@ -126,7 +134,11 @@ pub async fn migrate(client: &Client) -> anyhow::Result<usize> {
             .bind(migration.name)
             .execute()
             .await?;
-        tracing::info!(version = migration.version, name = migration.name, "applied ClickHouse migration");
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applied ClickHouse migration"
+        );
         count += 1;
     }
     Ok(count)
@@ -165,7 +177,11 @@ impl ReadinessCheck for ClickHouseReadiness {
     }
 
     async fn check(&self) -> Result<(), String> {
-        self.0.query("SELECT 1").execute().await.map_err(|e| e.to_string())
+        self.0
+            .query("SELECT 1")
+            .execute()
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

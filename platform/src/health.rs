@@ -53,7 +53,10 @@ impl Readiness {
             };
             details.insert(name.to_owned(), value);
         }
-        (ready, json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": details }))
+        (
+            ready,
+            json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": details }),
+        )
     }
 }
 
@@ -63,6 +66,10 @@ pub async fn healthz() -> Json<Value> {
 
 pub async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, Json<Value>) {
     let (ready, body) = readiness.report().await;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }

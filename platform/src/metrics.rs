@@ -9,7 +9,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, Encoder, HistogramVec, IntCounterVec, TextEncoder,
+    register_histogram_vec, register_int_counter_vec, Encoder, HistogramVec, IntCounterVec,
+    TextEncoder,
 };
 
 /// Latency buckets (seconds) for request and I/O histograms: 250µs to 10s.
@@ -47,7 +48,9 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
-    HTTP_LATENCY.with_label_values(&[&route, &method]).observe(started.elapsed().as_secs_f64());
+    HTTP_LATENCY
+        .with_label_values(&[&route, &method])
+        .observe(started.elapsed().as_secs_f64());
     HTTP_REQUESTS
         .with_label_values(&[&route, &method, response.status().as_str()])
         .inc();

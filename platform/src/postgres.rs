@@ -11,7 +11,10 @@ use crate::health::ReadinessCheck;
 
 #[derive(Envconfig, Clone)]
 pub struct PostgresConfig {
-    #[envconfig(from = "DATABASE_URL", default = "postgres://postgres@127.0.0.1:5432/linktrace")]
+    #[envconfig(
+        from = "DATABASE_URL",
+        default = "postgres://postgres@127.0.0.1:5432/linktrace"
+    )]
     pub url: String,
     #[envconfig(from = "DATABASE_MAX_CONNECTIONS", default = "16")]
     pub max_connections: u32,
@@ -20,7 +23,9 @@ pub struct PostgresConfig {
 impl std::fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may hold a password.
-        f.debug_struct("PostgresConfig").field("max_connections", &self.max_connections).finish_non_exhaustive()
+        f.debug_struct("PostgresConfig")
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
     }
 }
 
@@ -60,6 +65,10 @@ impl ReadinessCheck for PostgresReadiness {
     }
 
     async fn check(&self) -> Result<(), String> {
-        sqlx::query("SELECT 1").execute(&self.0).await.map(|_| ()).map_err(|e| e.to_string())
+        sqlx::query("SELECT 1")
+            .execute(&self.0)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }

@@ -6,7 +6,11 @@ pub fn init(service: &'static str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
     let result = if json {
-        fmt().with_env_filter(filter).json().with_current_span(false).try_init()
+        fmt()
+            .with_env_filter(filter)
+            .json()
+            .with_current_span(false)
+            .try_init()
     } else {
         fmt().with_env_filter(filter).try_init()
     };

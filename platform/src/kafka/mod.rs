@@ -43,8 +43,14 @@ impl KafkaConfig {
             .set("enable.idempotence", "true")
             .set("linger.ms", self.producer_linger_ms.to_string())
             .set("compression.type", &self.producer_compression)
-            .set("message.timeout.ms", self.producer_message_timeout_ms.to_string())
-            .set("queue.buffering.max.messages", self.producer_queue_max_messages.to_string())
+            .set(
+                "message.timeout.ms",
+                self.producer_message_timeout_ms.to_string(),
+            )
+            .set(
+                "queue.buffering.max.messages",
+                self.producer_queue_max_messages.to_string(),
+            )
             .set("socket.keepalive.enable", "true");
         config
     }

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use linktrace_domain::EventRecord;
-use prometheus::{register_histogram, register_int_counter_vec, register_int_gauge, Histogram, IntCounterVec, IntGauge};
+use prometheus::{
+    register_histogram, register_int_counter_vec, register_int_gauge, Histogram, IntCounterVec,
+    IntGauge,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -26,13 +29,20 @@ static PRODUCE_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
 });
 
 static PRODUCE_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!("kafka_produce_errors_total", "Events the broker did not acknowledge, by reason", &["reason"])
-        .expect("metric registers once")
+    register_int_counter_vec!(
+        "kafka_produce_errors_total",
+        "Events the broker did not acknowledge, by reason",
+        &["reason"]
+    )
+    .expect("metric registers once")
 });
 
 static PRODUCER_QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
-    register_int_gauge!("kafka_producer_queue_depth", "Messages waiting in the producer for the broker")
-        .expect("metric registers once")
+    register_int_gauge!(
+        "kafka_producer_queue_depth",
+        "Messages waiting in the producer for the broker"
+    )
+    .expect("metric registers once")
 });
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -94,7 +104,8 @@ impl KafkaSink {
         payload: Option<&[u8]>,
         headers: rdkafka::message::OwnedHeaders,
     ) -> Result<(), SinkError> {
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.topic).headers(headers);
         if let Some(key) = key {
             record = record.key(key);
         }
@@ -110,7 +121,10 @@ impl KafkaSink {
         P: rdkafka::message::ToBytes + ?Sized,
     {
         let started = Instant::now();
-        let outcome = self.producer.send(record, Timeout::After(self.enqueue_timeout)).await;
+        let outcome = self
+            .producer
+            .send(record, Timeout::After(self.enqueue_timeout))
+            .await;
         PRODUCER_QUEUE_DEPTH.set(self.producer.in_flight_count().into());
         match outcome {
             Ok(_) => {
@@ -130,7 +144,9 @@ impl KafkaSink {
 fn classify(error: KafkaError) -> SinkError {
     match error {
         KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)
-        | KafkaError::MessageProduction(RDKafkaErrorCode::InvalidMessageSize) => SinkError::TooLarge,
+        | KafkaError::MessageProduction(RDKafkaErrorCode::InvalidMessageSize) => {
+            SinkError::TooLarge
+        }
         other => SinkError::Unavailable(other.to_string()),
     }
 }
@@ -140,7 +156,8 @@ impl EventSink for KafkaSink {
     async fn send(&self, record: &EventRecord) -> Result<(), SinkError> {
         let payload = record.to_json();
         let key = record.partition_key();
-        self.deliver(FutureRecord::to(&self.topic).key(&key).payload(&payload)).await
+        self.deliver(FutureRecord::to(&self.topic).key(&key).payload(&payload))
+            .await
     }
 }
 
@@ -152,7 +169,10 @@ pub struct KafkaReadiness {
 
 impl KafkaReadiness {
     pub fn new(sink: &KafkaSink) -> Self {
-        Self { producer: sink.producer.clone(), topic: sink.topic.clone() }
+        Self {
+            producer: sink.producer.clone(),
+            topic: sink.topic.clone(),
+        }
     }
 }
 

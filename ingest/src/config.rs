@@ -1,0 +1,34 @@
+use std::net::SocketAddr;
+
+use envconfig::Envconfig;
+use linktrace_platform::kafka::KafkaConfig;
+use linktrace_platform::postgres::PostgresConfig;
+
+/// Ingest's configuration: every field an environment variable with a local default.
+#[derive(Envconfig, Clone, Debug)]
+pub struct IngestConfig {
+    #[envconfig(from = "INGEST_ADDR", default = "127.0.0.1:8081")]
+    pub address: SocketAddr,
+    #[envconfig(nested)]
+    pub postgres: PostgresConfig,
+    #[envconfig(nested)]
+    pub kafka: KafkaConfig,
+    /// How long a resolved API key (account, plan, environment) is trusted; a revoked key
+    /// or a plan change takes effect within this.
+    #[envconfig(from = "AUTH_CACHE_TTL_SECS", default = "30")]
+    pub auth_cache_ttl_secs: u64,
+    /// How long an unknown key or short code is remembered as unknown.
+    #[envconfig(from = "NEGATIVE_CACHE_TTL_SECS", default = "5")]
+    pub negative_cache_ttl_secs: u64,
+    #[envconfig(from = "LINK_CACHE_TTL_SECS", default = "60")]
+    pub link_cache_ttl_secs: u64,
+    /// The most quota an instance leases from Postgres at once.
+    #[envconfig(from = "QUOTA_LEASE_BLOCK", default = "100")]
+    pub quota_lease_block: i64,
+    /// Unused quota an instance holds is given back after this long without use.
+    #[envconfig(from = "QUOTA_LEASE_IDLE_MS", default = "1000")]
+    pub quota_lease_idle_ms: u64,
+    /// The largest request body, in bytes (the batch endpoint's limit is 1 MiB).
+    #[envconfig(from = "INGEST_MAX_BODY_BYTES", default = "65536")]
+    pub max_body_bytes: usize,
+}

@@ -1,0 +1,83 @@
+//! `POST /api/v1/events` (Scale only).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use linktrace_domain::{Endpoint, EntityId, EventName, EventSource, ShortCode};
+use serde_json::{json, Map, Value};
+
+use crate::directory::ResolvedKey;
+use crate::error::IngestError;
+use crate::intake::{Accepted, EventDraft, Intake};
+use crate::request::{api_key_header, field_error, optional_str, required_str, JsonObject};
+
+pub async fn create(
+    State(intake): State<Arc<Intake>>,
+    headers: HeaderMap,
+    body: Result<JsonObject, IngestError>,
+) -> Response {
+    let outcome = async {
+        let key = intake
+            .authenticate(api_key_header(&headers, &["x-api-key"]), Endpoint::Events)
+            .await?;
+        let JsonObject(object) = body?;
+        ingest_one(&intake, &key, &object).await
+    }
+    .await;
+    match outcome {
+        Ok(accepted) => accepted_response(accepted),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Validates one event object and takes it through the intake.
+pub async fn ingest_one(
+    intake: &Intake,
+    key: &ResolvedKey,
+    object: &Map<String, Value>,
+) -> Result<Accepted, IngestError> {
+    let draft = parse_event(object)?;
+    if let Some(link) = &draft.link {
+        intake.check_link(key, link).await?;
+    }
+    intake.ingest(key, EventSource::Api, draft).await
+}
+
+fn parse_event(object: &Map<String, Value>) -> Result<EventDraft, IngestError> {
+    let link = ShortCode::parse(required_str(object, "linkShortCode")?)
+        .map_err(field_error("linkShortCode"))?;
+    let event_name =
+        EventName::parse(required_str(object, "eventName")?).map_err(field_error("eventName"))?;
+    let entity = optional_str(object, "entityId")?
+        .map(EntityId::parse)
+        .transpose()
+        .map_err(field_error("entityId"))?;
+    Ok(EventDraft {
+        link: Some(link),
+        event_name,
+        entity,
+        user_id: None,
+        properties: None,
+    })
+}
+
+pub fn accepted_body(accepted: Accepted) -> (StatusCode, Value) {
+    match accepted {
+        Accepted::Queued => (
+            StatusCode::ACCEPTED,
+            json!({ "success": true, "queued": true }),
+        ),
+        Accepted::Deduplicated => (
+            StatusCode::OK,
+            json!({ "success": true, "deduplicated": true }),
+        ),
+    }
+}
+
+fn accepted_response(accepted: Accepted) -> Response {
+    let (status, body) = accepted_body(accepted);
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,133 @@
+//! Building the ingest application from its configuration and dependencies, and running it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+use axum::Router;
+use linktrace_platform::clock::{Clock, SystemClock};
+use linktrace_platform::health::Readiness;
+use linktrace_platform::kafka::{EventSink, KafkaReadiness, KafkaSink};
+use linktrace_platform::postgres::{self, PostgresReadiness};
+use linktrace_platform::{http, metrics};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::claims::EntityClaims;
+use crate::config::IngestConfig;
+use crate::directory::{Directory, DirectoryTtls};
+use crate::intake::Intake;
+use crate::quota::QuotaLimiter;
+use crate::routes;
+
+/// What ingest needs from the outside world; tests swap the sink or the clock.
+pub struct Dependencies {
+    pub pool: PgPool,
+    pub sink: Arc<dyn EventSink>,
+    pub clock: Arc<dyn Clock>,
+    pub readiness: Readiness,
+}
+
+impl Dependencies {
+    /// The real ones: Postgres (migrated) and the Kafka producer.
+    pub async fn connect(config: &IngestConfig) -> anyhow::Result<Self> {
+        let pool = postgres::connect_and_migrate(&config.postgres).await?;
+        let sink = Arc::new(KafkaSink::new(&config.kafka)?);
+        let readiness = Readiness::new()
+            .with(Arc::new(PostgresReadiness(pool.clone())))
+            .with(Arc::new(KafkaReadiness::new(&sink)));
+        Ok(Self {
+            pool,
+            sink,
+            clock: Arc::new(SystemClock),
+            readiness,
+        })
+    }
+}
+
+pub fn build_router(intake: Arc<Intake>, readiness: Readiness, max_body_bytes: usize) -> Router {
+    let single = Router::new()
+        .route("/api/v1/events", post(routes::events::create))
+        .route("/api/v1/capture-event", post(routes::capture::create))
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    let batch = Router::new()
+        .route("/api/v1/events/batch", post(routes::batch::create))
+        .layer(DefaultBodyLimit::max(routes::batch::MAX_BODY_BYTES));
+    single
+        .merge(batch)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .with_state(intake)
+        .merge(http::operational_routes(readiness))
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn(metrics::track_http))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            crate::error::panic_response,
+        ))
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    quota: Arc<QuotaLimiter>,
+}
+
+impl Application {
+    pub async fn build(config: IngestConfig) -> anyhow::Result<Self> {
+        let dependencies = Dependencies::connect(&config).await?;
+        Self::build_with(&config, dependencies).await
+    }
+
+    pub async fn build_with(config: &IngestConfig, deps: Dependencies) -> anyhow::Result<Self> {
+        let ttls = DirectoryTtls {
+            keys: Duration::from_secs(config.auth_cache_ttl_secs),
+            links: Duration::from_secs(config.link_cache_ttl_secs),
+            negative: Duration::from_secs(config.negative_cache_ttl_secs),
+        };
+        let quota = Arc::new(QuotaLimiter::new(
+            deps.pool.clone(),
+            deps.clock.clone(),
+            config.quota_lease_block,
+            Duration::from_millis(config.quota_lease_idle_ms),
+        ));
+        // A claim is abandoned once it is older than the produce deadline, plus a margin.
+        let stale_after = Duration::from_millis(config.kafka.producer_message_timeout_ms.into())
+            + Duration::from_secs(5);
+        let intake = Arc::new(Intake {
+            directory: Arc::new(Directory::new(deps.pool.clone(), ttls)),
+            quota: quota.clone(),
+            claims: Arc::new(EntityClaims::new(deps.pool.clone(), stale_after)),
+            sink: deps.sink,
+            clock: deps.clock,
+        });
+        let router = build_router(intake, deps.readiness, config.max_body_bytes);
+        let listener = TcpListener::bind(config.address).await?;
+        Ok(Self {
+            listener,
+            router,
+            quota,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` resolves, then gives unused quota back to Postgres.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(address = %self.listener.local_addr()?, "ingest listening");
+        let returner = self.quota.spawn_returner();
+        let served = http::serve(self.listener, self.router, shutdown).await;
+        returner.abort();
+        self.quota.return_unused(true).await?;
+        tracing::info!("ingest stopped");
+        Ok(served?)
+    }
+}

@@ -1,0 +1,30 @@
+use std::net::SocketAddr;
+
+use envconfig::Envconfig;
+use linktrace_platform::clickhouse::ClickHouseConfig;
+use linktrace_platform::kafka::KafkaConfig;
+use linktrace_platform::postgres::PostgresConfig;
+
+#[derive(Envconfig, Clone, Debug)]
+pub struct ConsumerConfig {
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    #[envconfig(from = "CONSUMER_ADDR", default = "127.0.0.1:8083")]
+    pub address: SocketAddr,
+    #[envconfig(from = "KAFKA_CONSUMER_GROUP", default = "linktrace-consumer")]
+    pub group_id: String,
+    /// A batch is written when it holds this many events…
+    #[envconfig(from = "CONSUMER_BATCH_MAX_EVENTS", default = "5000")]
+    pub batch_max_events: usize,
+    /// …or when its first event has waited this long.
+    #[envconfig(from = "CONSUMER_BATCH_MAX_WAIT_MS", default = "250")]
+    pub batch_max_wait_ms: u64,
+    /// The longest pause between retries of a failed ClickHouse write.
+    #[envconfig(from = "CONSUMER_RETRY_MAX_BACKOFF_MS", default = "5000")]
+    pub retry_max_backoff_ms: u64,
+    #[envconfig(nested)]
+    pub kafka: KafkaConfig,
+    #[envconfig(nested)]
+    pub clickhouse: ClickHouseConfig,
+    #[envconfig(nested)]
+    pub postgres: PostgresConfig,
+}

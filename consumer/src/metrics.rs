@@ -1,0 +1,68 @@
+use std::sync::LazyLock;
+
+use linktrace_platform::metrics::LATENCY_BUCKETS;
+use prometheus::{
+    register_histogram, register_int_counter, register_int_counter_vec, register_int_gauge_vec,
+    Histogram, IntCounter, IntCounterVec, IntGaugeVec,
+};
+
+pub static CONSUMED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "consumer_events_consumed_total",
+        "Messages read from the events topic"
+    )
+    .expect("registers once")
+});
+pub static WRITTEN: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "consumer_events_written_total",
+        "Events written to ClickHouse"
+    )
+    .expect("registers once")
+});
+pub static DEDUPLICATED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "consumer_events_deduplicated_total",
+        "Events dropped because they were already stored"
+    )
+    .expect("registers once")
+});
+pub static DEAD_LETTERED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "consumer_events_dead_lettered_total",
+        "Messages sent to the dead-letter topic, by reason",
+        &["reason"]
+    )
+    .expect("registers once")
+});
+pub static CLICKHOUSE_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "consumer_clickhouse_errors_total",
+        "Failed ClickHouse writes (each retried)"
+    )
+    .expect("registers once")
+});
+pub static BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "consumer_batch_size",
+        "Events per ClickHouse write",
+        vec![1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0]
+    )
+    .expect("registers once")
+});
+pub static WRITE_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "consumer_write_duration_seconds",
+        "ClickHouse write latency per batch",
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("registers once")
+});
+pub static LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "consumer_lag",
+        "Messages behind the partition's end, per partition",
+        &["topic", "partition"]
+    )
+    .expect("registers once")
+});

@@ -1,0 +1,60 @@
+//! The ClickHouse row an event record becomes.
+
+use clickhouse::Row;
+use linktrace_domain::EventRecord;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct EventRow {
+    pub event_id: String,
+    pub account_id: String,
+    pub environment: String,
+    pub link_short_code: String,
+    pub event_name: String,
+    pub entity_id: String,
+    pub user_id: String,
+    pub properties: String,
+    pub source: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub referrer: String,
+    pub platform: String,
+    pub click_id: String,
+    /// `DateTime`: seconds since the epoch.
+    pub event_time: u32,
+    pub event_time_ms: u64,
+    pub received_at: u32,
+}
+
+impl From<&EventRecord> for EventRow {
+    fn from(record: &EventRecord) -> Self {
+        let client = record.client.clone().unwrap_or_default();
+        Self {
+            event_id: record.event_id.to_string(),
+            account_id: record.account_id.to_string(),
+            environment: record.environment.storage_name().to_owned(),
+            link_short_code: record.link_short_code.clone().unwrap_or_default(),
+            event_name: record.event_name.clone(),
+            entity_id: record.entity_id.clone().unwrap_or_default(),
+            user_id: record.user_id.clone().unwrap_or_default(),
+            properties: record
+                .properties
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            source: record.source.as_str().to_owned(),
+            ip: client.ip.unwrap_or_default(),
+            user_agent: client.user_agent.unwrap_or_default(),
+            referrer: client.referrer.unwrap_or_default(),
+            platform: client.platform.unwrap_or_default(),
+            click_id: client.click_id.unwrap_or_default(),
+            event_time: seconds(record.event_time),
+            event_time_ms: record.event_time.timestamp_millis().max(0) as u64,
+            received_at: seconds(record.received_at),
+        }
+    }
+}
+
+fn seconds(at: chrono::DateTime<chrono::Utc>) -> u32 {
+    at.timestamp().clamp(0, u32::MAX.into()) as u32
+}

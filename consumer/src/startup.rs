@@ -1,0 +1,103 @@
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use linktrace_platform::clickhouse::ClickHouseReadiness;
+use linktrace_platform::health::Readiness;
+use linktrace_platform::kafka::{KafkaReadiness, KafkaSink};
+use linktrace_platform::postgres::{self, PostgresReadiness};
+use linktrace_platform::{http, metrics};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use tokio::net::TcpListener;
+
+use crate::config::ConsumerConfig;
+use crate::context::ObservedContext;
+use crate::pipeline::{BatchLimits, Pipeline};
+use crate::stored::StoredEntities;
+use crate::writer::{ClickHouseWriter, EventWriter};
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    pipeline: Pipeline,
+}
+
+impl Application {
+    /// Applies the ClickHouse and Postgres migrations, joins the consumer group and binds
+    /// the operational HTTP port.
+    pub async fn build(config: ConsumerConfig) -> anyhow::Result<Self> {
+        config.clickhouse.ensure_schema().await?;
+        let writer = Arc::new(ClickHouseWriter::new(config.clickhouse.client()));
+        Self::build_with(&config, writer).await
+    }
+
+    /// As [`Self::build`], writing through `writer` (tests use this to make writes fail).
+    pub async fn build_with(
+        config: &ConsumerConfig,
+        writer: Arc<dyn EventWriter>,
+    ) -> anyhow::Result<Self> {
+        let pool = postgres::connect_and_migrate(&config.postgres).await?;
+        let consumer: StreamConsumer<ObservedContext> = config
+            .kafka
+            .client_config()
+            .set("group.id", &config.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", "10000")
+            .set("max.poll.interval.ms", "300000")
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(ObservedContext)?;
+        consumer.subscribe(&[&config.kafka.events_topic])?;
+        let dead_letters = KafkaSink::for_topic(&config.kafka, &config.kafka.dead_letter_topic)?;
+        let readiness = Readiness::new()
+            .with(Arc::new(PostgresReadiness(pool.clone())))
+            .with(Arc::new(ClickHouseReadiness(config.clickhouse.client())))
+            .with(Arc::new(KafkaReadiness::new(&dead_letters)));
+        let router = http::operational_routes(readiness)
+            .layer(axum::middleware::from_fn(metrics::track_http));
+        let pipeline = Pipeline {
+            consumer,
+            writer,
+            stored: StoredEntities::new(pool),
+            dead_letters,
+            limits: BatchLimits {
+                max_events: config.batch_max_events.max(1),
+                max_wait: Duration::from_millis(config.batch_max_wait_ms),
+                max_backoff: Duration::from_millis(config.retry_max_backoff_ms),
+            },
+        };
+        let listener = TcpListener::bind(config.address).await?;
+        Ok(Self {
+            listener,
+            router,
+            pipeline,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Consumes until `shutdown` resolves, then flushes, commits and leaves the group.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(address = %self.listener.local_addr()?, "consumer running");
+        let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(http::serve(self.listener, self.router, async move {
+            let _ = stopped.await;
+        }));
+        self.pipeline.run(shutdown).await;
+        let _ = stop_server.send(());
+        server.await??;
+        tracing::info!("consumer stopped");
+        Ok(())
+    }
+}

@@ -100,6 +100,13 @@ impl EventRecord {
         Uuid::new_v5(&ENTITY_EVENT_NAMESPACE, key.as_bytes())
     }
 
+    /// The one id of a user's install in an account (first attribution wins, so there is
+    /// only ever one).
+    pub fn install_event_id(account_id: Uuid, user_id: &str) -> Uuid {
+        let key = format!("{account_id}\u{1f}install\u{1f}{user_id}");
+        Uuid::new_v5(&ENTITY_EVENT_NAMESPACE, key.as_bytes())
+    }
+
     /// The Kafka message key: the link's short code, so one link's events stay in order on
     /// one partition; organic events spread by account.
     pub fn partition_key(&self) -> String {

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linktrace_domain::{ErrorCode, ErrorEnvelope};
+use linktrace_platform::request::{BodyError, FieldError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -24,6 +25,21 @@ pub enum IngestError {
     Unavailable(#[source] anyhow::Error),
     #[error("a dependency is unavailable; retry later")]
     Database(#[from] sqlx::Error),
+}
+
+impl From<BodyError> for IngestError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge => IngestError::PayloadTooLarge,
+            other => IngestError::Validation(other.to_string()),
+        }
+    }
+}
+
+impl From<FieldError> for IngestError {
+    fn from(error: FieldError) -> Self {
+        IngestError::Validation(error.0)
+    }
 }
 
 impl IngestError {

@@ -9,6 +9,5 @@ pub mod error;
 pub mod intake;
 pub mod metrics;
 pub mod quota;
-pub mod request;
 pub mod routes;
 pub mod startup;

@@ -8,5 +8,6 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod postgres;
+pub mod request;
 pub mod shutdown;
 pub mod telemetry;

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use crate::error::IngestError;
 use crate::intake::Intake;
-use crate::request::{api_key_header, JsonObject};
 use crate::routes::events::{accepted_body, ingest_one};
+use linktrace_platform::request::{header_value, BodyError, JsonObject};
 
 pub const MAX_EVENTS: usize = 1000;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -24,11 +24,11 @@ const CONCURRENCY: usize = 64;
 pub async fn create(
     State(intake): State<Arc<Intake>>,
     headers: HeaderMap,
-    body: Result<JsonObject, IngestError>,
+    body: Result<JsonObject, BodyError>,
 ) -> Response {
     let outcome = async {
         let key = intake
-            .authenticate(api_key_header(&headers, &["x-api-key"]), Endpoint::Events)
+            .authenticate(header_value(&headers, &["x-api-key"]), Endpoint::Events)
             .await?;
         let JsonObject(mut object) = body?;
         let events = match object.remove("events") {

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::error::IngestError;
 use crate::intake::{EventDraft, Intake};
-use crate::request::{api_key_header, field_error, required_str, JsonObject};
+use linktrace_platform::request::{field_error, header_value, required_str, BodyError, JsonObject};
 
 /// The longest `user_id` we keep.
 const MAX_USER_ID: usize = 255;
@@ -21,10 +21,10 @@ const MAX_USER_ID: usize = 255;
 pub async fn create(
     State(intake): State<Arc<Intake>>,
     headers: HeaderMap,
-    body: Result<JsonObject, IngestError>,
+    body: Result<JsonObject, BodyError>,
 ) -> Response {
     let outcome = async {
-        let secret = api_key_header(&headers, &["linkrunner-key", "x-api-key"]);
+        let secret = header_value(&headers, &["linkrunner-key", "x-api-key"]);
         let key = intake.authenticate(secret, Endpoint::CaptureEvent).await?;
         let JsonObject(object) = body?;
         let event_name = EventName::parse(required_str(&object, "event_name")?)

@@ -12,16 +12,18 @@ use serde_json::{json, Map, Value};
 use crate::directory::ResolvedKey;
 use crate::error::IngestError;
 use crate::intake::{Accepted, EventDraft, Intake};
-use crate::request::{api_key_header, field_error, optional_str, required_str, JsonObject};
+use linktrace_platform::request::{
+    field_error, header_value, optional_str, required_str, BodyError, JsonObject,
+};
 
 pub async fn create(
     State(intake): State<Arc<Intake>>,
     headers: HeaderMap,
-    body: Result<JsonObject, IngestError>,
+    body: Result<JsonObject, BodyError>,
 ) -> Response {
     let outcome = async {
         let key = intake
-            .authenticate(api_key_header(&headers, &["x-api-key"]), Endpoint::Events)
+            .authenticate(header_value(&headers, &["x-api-key"]), Endpoint::Events)
             .await?;
         let JsonObject(object) = body?;
         ingest_one(&intake, &key, &object).await

@@ -1,0 +1,11 @@
+//! LinkTrace api: accounts and plans (admin), referral links, the click redirect, install
+//! attribution, and analytics reads over ClickHouse.
+
+pub mod accounts;
+pub mod analytics;
+pub mod config;
+pub mod error;
+pub mod links;
+pub mod routes;
+pub mod startup;
+pub mod state;

@@ -1,0 +1,214 @@
+//! Referral links in Postgres.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Link {
+    pub short_code: String,
+    pub account_id: Uuid,
+    pub destination_url: String,
+    pub ios_url: Option<String>,
+    pub android_url: Option<String>,
+    pub campaign: Option<String>,
+    pub referrer_user_id: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub image_url: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Link {
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    pub fn view(&self, public_base_url: &str) -> LinkView {
+        LinkView {
+            short_code: self.short_code.clone(),
+            url: format!(
+                "{}/l/{}",
+                public_base_url.trim_end_matches('/'),
+                self.short_code
+            ),
+            destination_url: self.destination_url.clone(),
+            ios_url: self.ios_url.clone(),
+            android_url: self.android_url.clone(),
+            campaign: self.campaign.clone(),
+            referrer_user_id: self.referrer_user_id.clone(),
+            metadata: LinkMetadata {
+                title: self.title.clone(),
+                description: self.description.clone(),
+                image_url: self.image_url.clone(),
+            },
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A link as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkView {
+    pub short_code: String,
+    pub url: String,
+    pub destination_url: String,
+    pub ios_url: Option<String>,
+    pub android_url: Option<String>,
+    pub campaign: Option<String>,
+    pub referrer_user_id: Option<String>,
+    pub metadata: LinkMetadata,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkMetadata {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub image_url: Option<String>,
+}
+
+/// The fields a customer sets on a link.
+#[derive(Debug, Clone, Default)]
+pub struct LinkFields {
+    pub destination_url: String,
+    pub ios_url: Option<String>,
+    pub android_url: Option<String>,
+    pub campaign: Option<String>,
+    pub referrer_user_id: Option<String>,
+    pub metadata: LinkMetadata,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str =
+    "short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
+                       title, description, image_url, expires_at, created_at, updated_at";
+
+/// Inserts a link; `Ok(None)` when the short code is taken (by anyone).
+pub async fn insert(
+    pool: &PgPool,
+    account_id: Uuid,
+    short_code: &str,
+    fields: &LinkFields,
+) -> Result<Option<Link>, ApiError> {
+    let link = sqlx::query_as::<_, Link>(&format!(
+        "INSERT INTO links (short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
+                            title, description, image_url, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (short_code) DO NOTHING RETURNING {COLUMNS}"
+    ))
+    .bind(short_code)
+    .bind(account_id)
+    .bind(&fields.destination_url)
+    .bind(&fields.ios_url)
+    .bind(&fields.android_url)
+    .bind(&fields.campaign)
+    .bind(&fields.referrer_user_id)
+    .bind(&fields.metadata.title)
+    .bind(&fields.metadata.description)
+    .bind(&fields.metadata.image_url)
+    .bind(fields.expires_at)
+    .fetch_optional(pool)
+    .await?;
+    Ok(link)
+}
+
+/// The link, whoever owns it (the redirect needs this; API reads use [`find_owned`]).
+pub async fn find(pool: &PgPool, short_code: &str) -> Result<Option<Link>, ApiError> {
+    Ok(sqlx::query_as::<_, Link>(&format!(
+        "SELECT {COLUMNS} FROM links WHERE short_code = $1"
+    ))
+    .bind(short_code)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The link if `account_id` owns it; another account's link is "not found".
+pub async fn find_owned(
+    pool: &PgPool,
+    account_id: Uuid,
+    short_code: &str,
+) -> Result<Link, ApiError> {
+    sqlx::query_as::<_, Link>(&format!(
+        "SELECT {COLUMNS} FROM links WHERE short_code = $1 AND account_id = $2"
+    ))
+    .bind(short_code)
+    .bind(account_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(ApiError::LinkNotFound)
+}
+
+/// One page of the account's links, newest first, after the cursor `(created_at, short_code)`.
+pub async fn list(
+    pool: &PgPool,
+    account_id: Uuid,
+    after: Option<(DateTime<Utc>, String)>,
+    limit: i64,
+) -> Result<Vec<Link>, ApiError> {
+    let (cursor_time, cursor_code) = match after {
+        Some((time, code)) => (Some(time), Some(code)),
+        None => (None, None),
+    };
+    Ok(sqlx::query_as::<_, Link>(&format!(
+        "SELECT {COLUMNS} FROM links WHERE account_id = $1 \
+           AND ($2::timestamptz IS NULL OR (created_at, short_code) < ($2, $3)) \
+         ORDER BY created_at DESC, short_code DESC LIMIT $4"
+    ))
+    .bind(account_id)
+    .bind(cursor_time)
+    .bind(cursor_code)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn update(
+    pool: &PgPool,
+    account_id: Uuid,
+    short_code: &str,
+    fields: &LinkFields,
+) -> Result<Link, ApiError> {
+    sqlx::query_as::<_, Link>(&format!(
+        "UPDATE links SET destination_url = $3, ios_url = $4, android_url = $5, campaign = $6, referrer_user_id = $7, \
+                title = $8, description = $9, image_url = $10, expires_at = $11, updated_at = now() \
+         WHERE short_code = $1 AND account_id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(short_code)
+    .bind(account_id)
+    .bind(&fields.destination_url)
+    .bind(&fields.ios_url)
+    .bind(&fields.android_url)
+    .bind(&fields.campaign)
+    .bind(&fields.referrer_user_id)
+    .bind(&fields.metadata.title)
+    .bind(&fields.metadata.description)
+    .bind(&fields.metadata.image_url)
+    .bind(fields.expires_at)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(ApiError::LinkNotFound)
+}
+
+pub async fn delete(pool: &PgPool, account_id: Uuid, short_code: &str) -> Result<(), ApiError> {
+    let deleted = sqlx::query("DELETE FROM links WHERE short_code = $1 AND account_id = $2")
+        .bind(short_code)
+        .bind(account_id)
+        .execute(pool)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(ApiError::LinkNotFound);
+    }
+    Ok(())
+}

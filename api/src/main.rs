@@ -1,0 +1,12 @@
+use envconfig::Envconfig;
+use linktrace_api::config::ApiConfig;
+use linktrace_api::startup::Application;
+use linktrace_platform::{shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init("api");
+    let config = ApiConfig::init_from_env()?;
+    let app = Application::build(config).await?;
+    app.run_until_stopped(shutdown::signal()).await
+}

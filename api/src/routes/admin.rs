@@ -1,0 +1,89 @@
+//! `/admin/v1/*`: accounts, plans and keys, behind the admin bearer token.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use linktrace_domain::{Environment, PlanName};
+use linktrace_platform::request::{field_error, header_value, required_str, BodyError, JsonObject};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::accounts;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = header_value(headers, &["authorization"])
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let expected = state.settings.admin_token.as_bytes();
+    // Constant time: the comparison takes as long whatever prefix matches.
+    if expected.is_empty() || !bool::from(presented.as_bytes().ct_eq(expected)) {
+        return Err(ApiError::AdminUnauthorized);
+    }
+    Ok(())
+}
+
+fn account_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("account"))
+}
+
+pub async fn create_account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<JsonObject, BodyError>,
+) -> Result<Response, ApiError> {
+    require_admin(&state, &headers)?;
+    let JsonObject(object) = body?;
+    let name = required_str(&object, "name")?.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::Validation("name must be 1-200 characters".into()));
+    }
+    let plan = PlanName::parse(required_str(&object, "plan")?).map_err(field_error("plan"))?;
+    let created = accounts::create(&state.pool, name, &plan).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "accountId": created.account_id,
+            "apiKey": created.api_key.expose_secret(),
+            "testApiKey": created.test_api_key.expose_secret(),
+        })),
+    )
+        .into_response())
+}
+
+pub async fn change_plan(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<JsonObject, BodyError>,
+) -> Result<Response, ApiError> {
+    require_admin(&state, &headers)?;
+    let id = account_id(&raw_id)?;
+    let JsonObject(object) = body?;
+    let plan = PlanName::parse(required_str(&object, "plan")?).map_err(field_error("plan"))?;
+    if !accounts::change_plan(&state.pool, id, &plan).await? {
+        return Err(ApiError::NotFound("account"));
+    }
+    Ok(Json(json!({ "success": true, "accountId": id, "plan": plan.as_str() })).into_response())
+}
+
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<JsonObject, BodyError>,
+) -> Result<Response, ApiError> {
+    require_admin(&state, &headers)?;
+    let id = account_id(&raw_id)?;
+    let JsonObject(object) = body?;
+    let environment = Environment::parse(required_str(&object, "environment")?)
+        .ok_or_else(|| ApiError::Validation("environment must be \"live\" or \"test\"".into()))?;
+    let key = accounts::rotate_key(&state.pool, id, environment)
+        .await?
+        .ok_or(ApiError::NotFound("account"))?;
+    Ok(Json(json!({ "success": true, "accountId": id, "environment": environment.as_str(), "apiKey": key.expose_secret() }))
+        .into_response())
+}

@@ -1,0 +1,137 @@
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, patch, post, put};
+use axum::Router;
+use linktrace_platform::clickhouse::ClickHouseReadiness;
+use linktrace_platform::clock::{Clock, SystemClock};
+use linktrace_platform::health::Readiness;
+use linktrace_platform::kafka::{EventSink, KafkaReadiness, KafkaSink};
+use linktrace_platform::postgres::{self, PostgresReadiness};
+use linktrace_platform::{http, metrics};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::config::ApiConfig;
+use crate::error;
+use crate::routes::{admin, analytics, attributions, dashboard, links, redirect};
+use crate::state::{AppState, Settings};
+
+pub struct Dependencies {
+    pub pool: PgPool,
+    pub clickhouse: clickhouse::Client,
+    pub sink: Arc<dyn EventSink>,
+    pub clock: Arc<dyn Clock>,
+    pub readiness: Readiness,
+}
+
+impl Dependencies {
+    pub async fn connect(config: &ApiConfig) -> anyhow::Result<Self> {
+        let pool = postgres::connect_and_migrate(&config.postgres).await?;
+        config.clickhouse.ensure_schema().await?;
+        let clickhouse = config.clickhouse.client();
+        let sink = Arc::new(KafkaSink::new(&config.kafka)?);
+        let readiness = Readiness::new()
+            .with(Arc::new(PostgresReadiness(pool.clone())))
+            .with(Arc::new(ClickHouseReadiness(clickhouse.clone())))
+            .with(Arc::new(KafkaReadiness::new(&sink)));
+        Ok(Self {
+            pool,
+            clickhouse,
+            sink,
+            clock: Arc::new(SystemClock),
+            readiness,
+        })
+    }
+}
+
+pub fn build_router(state: AppState, readiness: Readiness) -> Router {
+    let api = Router::new()
+        .route("/admin/v1/accounts", post(admin::create_account))
+        .route(
+            "/admin/v1/accounts/{account_id}/plan",
+            put(admin::change_plan),
+        )
+        .route(
+            "/admin/v1/accounts/{account_id}/keys/rotate",
+            post(admin::rotate_key),
+        )
+        .route(
+            "/api/v1/referral-links",
+            post(links::create).get(links::list),
+        )
+        .route("/api/v1/referral-links/metadata", get(links::metadata))
+        .route(
+            "/api/v1/referral-links/{short_code}",
+            patch(links::update).delete(links::delete),
+        )
+        .route("/api/v1/attributions", post(attributions::create))
+        .route("/api/v1/analytics/totals", get(analytics::totals))
+        .route("/api/v1/analytics/timeseries", get(analytics::timeseries))
+        .route("/api/v1/analytics/funnel", get(analytics::funnel))
+        .route("/api/v1/analytics/top-links", get(analytics::top_links))
+        .route("/dashboard", get(dashboard::page))
+        .route("/l/{short_code}", get(redirect::follow))
+        // Static routes win over this one, so no short code shadows a service path.
+        .route("/{short_code}", get(redirect::follow))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state);
+    api.merge(http::operational_routes(readiness))
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(metrics::track_http))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ))
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(config: ApiConfig) -> anyhow::Result<Self> {
+        let dependencies = Dependencies::connect(&config).await?;
+        Self::build_with(&config, dependencies).await
+    }
+
+    pub async fn build_with(config: &ApiConfig, deps: Dependencies) -> anyhow::Result<Self> {
+        let state = AppState {
+            pool: deps.pool,
+            clickhouse: deps.clickhouse,
+            sink: deps.sink,
+            clock: deps.clock,
+            settings: Arc::new(Settings {
+                public_base_url: config.public_base_url.clone(),
+                admin_token: config.admin_token.clone(),
+                attribution_window: Duration::from_secs(
+                    u64::from(config.attribution_window_hours) * 3600,
+                ),
+            }),
+            redirect_cache: AppState::redirect_cache(),
+        };
+        let router = build_router(state, deps.readiness);
+        let listener = TcpListener::bind(config.address).await?;
+        Ok(Self { listener, router })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(address = %self.listener.local_addr()?, "api listening");
+        http::serve(self.listener, self.router, shutdown).await?;
+        tracing::info!("api stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,36 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use linktrace_platform::clock::Clock;
+use linktrace_platform::kafka::EventSink;
+use moka::future::Cache;
+use sqlx::PgPool;
+
+use crate::links::Link;
+
+/// What every api handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub clickhouse: clickhouse::Client,
+    pub sink: Arc<dyn EventSink>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+    /// Links by short code for the redirect (`None`: no such link), briefly cached.
+    pub redirect_cache: Cache<String, Option<Arc<Link>>>,
+}
+
+pub struct Settings {
+    pub public_base_url: String,
+    pub admin_token: String,
+    pub attribution_window: Duration,
+}
+
+impl AppState {
+    pub fn redirect_cache() -> Cache<String, Option<Arc<Link>>> {
+        Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_secs(10))
+            .build()
+    }
+}

@@ -1,0 +1,294 @@
+//! What the integration tests share: a fresh, isolated slice of the real infrastructure
+//! per test (a Postgres database, a ClickHouse database, Kafka topics — all randomly
+//! named), and the real services spawned in-process on random ports.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envconfig::Envconfig;
+use linktrace_api::config::ApiConfig;
+use linktrace_consumer::config::ConsumerConfig;
+use linktrace_domain::{EventRecord, PlanName};
+use linktrace_ingest::config::IngestConfig;
+use linktrace_platform::clickhouse::ClickHouseConfig;
+use linktrace_platform::kafka::{self, KafkaConfig};
+use linktrace_platform::postgres::{self, PostgresConfig};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Logs only when `TEST_LOG` is set.
+pub fn init_logs() {
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
+    }
+}
+
+/// One test's own slice of the infrastructure.
+pub struct TestEnv {
+    pub id: String,
+    pub pool: PgPool,
+    pub postgres_url: String,
+    pub clickhouse: ClickHouseConfig,
+    pub kafka: KafkaConfig,
+    pub http: reqwest::Client,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        Self::with_partitions(4).await
+    }
+
+    pub async fn with_partitions(partitions: i32) -> Self {
+        init_logs();
+        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let server = env_or("TEST_POSTGRES_SERVER", "postgres://postgres@127.0.0.1:5432");
+        let postgres_url = format!("{server}/lt_test_{id}");
+        let pool = postgres::connect_and_migrate(&PostgresConfig { url: postgres_url.clone(), max_connections: 20 })
+            .await
+            .expect("Postgres must be running (deploy/up.sh --infra)");
+        let clickhouse = ClickHouseConfig {
+            url: env_or("CLICKHOUSE_URL", "http://127.0.0.1:8123"),
+            database: format!("lt_test_{id}"),
+            user: "default".into(),
+            password: String::new(),
+        };
+        clickhouse.ensure_schema().await.expect("ClickHouse must be running (deploy/up.sh --infra)");
+        let mut kafka = KafkaConfig::init_from_hashmap(&HashMap::new()).expect("defaults");
+        kafka.brokers = env_or("KAFKA_BROKERS", "127.0.0.1:9092");
+        kafka.events_topic = format!("lt-test-{id}-events");
+        kafka.dead_letter_topic = format!("lt-test-{id}-dlq");
+        kafka::create_topic(&kafka, &kafka.events_topic, partitions).await.expect("Kafka broker must be running");
+        kafka::create_topic(&kafka, &kafka.dead_letter_topic, 1).await.expect("Kafka broker must be running");
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { id, pool, postgres_url, clickhouse, kafka, http }
+    }
+
+    /// The environment variables a service would be started with for this slice.
+    pub fn service_env(&self) -> HashMap<String, String> {
+        let pairs = [
+            ("DATABASE_URL", self.postgres_url.clone()),
+            ("DATABASE_MAX_CONNECTIONS", "10".into()),
+            ("CLICKHOUSE_URL", self.clickhouse.url.clone()),
+            ("CLICKHOUSE_DATABASE", self.clickhouse.database.clone()),
+            ("KAFKA_BROKERS", self.kafka.brokers.clone()),
+            ("KAFKA_EVENTS_TOPIC", self.kafka.events_topic.clone()),
+            ("KAFKA_DEAD_LETTER_TOPIC", self.kafka.dead_letter_topic.clone()),
+            ("KAFKA_CONSUMER_GROUP", format!("lt-test-{}-consumer", self.id)),
+            ("INGEST_ADDR", "127.0.0.1:0".into()),
+            ("API_ADDR", "127.0.0.1:0".into()),
+            ("CONSUMER_ADDR", "127.0.0.1:0".into()),
+            ("AUTH_CACHE_TTL_SECS", "1".into()),
+            ("NEGATIVE_CACHE_TTL_SECS", "1".into()),
+            ("LINK_CACHE_TTL_SECS", "1".into()),
+            ("QUOTA_LEASE_IDLE_MS", "300".into()),
+            ("CONSUMER_BATCH_MAX_WAIT_MS", "100".into()),
+            ("CONSUMER_RETRY_MAX_BACKOFF_MS", "500".into()),
+            ("LINKTRACE_ADMIN_TOKEN", ADMIN_TOKEN.into()),
+            ("PUBLIC_BASE_URL", "http://links.test".into()),
+        ];
+        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    pub fn ingest_config(&self) -> IngestConfig {
+        IngestConfig::init_from_hashmap(&self.service_env()).expect("ingest config")
+    }
+
+    pub fn consumer_config(&self) -> ConsumerConfig {
+        ConsumerConfig::init_from_hashmap(&self.service_env()).expect("consumer config")
+    }
+
+    pub fn api_config(&self) -> ApiConfig {
+        ApiConfig::init_from_hashmap(&self.service_env()).expect("api config")
+    }
+
+    pub async fn spawn_ingest(&self) -> Running {
+        let app = linktrace_ingest::startup::Application::build(self.ingest_config()).await.expect("ingest starts");
+        let port = app.port();
+        Running::start(port, |stop| app.run_until_stopped(stop))
+    }
+
+    pub async fn spawn_consumer(&self) -> Running {
+        let app = linktrace_consumer::startup::Application::build(self.consumer_config()).await.expect("consumer starts");
+        let port = app.port();
+        Running::start(port, |stop| app.run_until_stopped(stop))
+    }
+
+    pub async fn spawn_api(&self) -> Running {
+        let app = linktrace_api::startup::Application::build(self.api_config()).await.expect("api starts");
+        let port = app.port();
+        Running::start(port, |stop| app.run_until_stopped(stop))
+    }
+
+    /// An account created by the api's own code (the admin endpoint calls the same).
+    pub async fn create_account(&self, plan: &str) -> TestAccount {
+        let created = linktrace_api::accounts::create(&self.pool, "Test Co", &PlanName::parse(plan).unwrap())
+            .await
+            .expect("account");
+        TestAccount {
+            id: created.account_id,
+            live_key: created.api_key.expose_secret().to_owned(),
+            test_key: created.test_api_key.expose_secret().to_owned(),
+        }
+    }
+
+    /// A plan with a small quota, as data.
+    pub async fn create_plan(&self, name: &str, quota: i64, with_events: bool) {
+        let mut endpoints = vec!["referral_links.create", "referral_links.metadata", "attributions.create", "capture_event.create", "analytics.read"];
+        if with_events {
+            endpoints.push("events.create");
+        }
+        sqlx::query("INSERT INTO plans (name, allowed_endpoints, monthly_event_quota) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(endpoints)
+            .bind(quota)
+            .execute(&self.pool)
+            .await
+            .expect("plan");
+    }
+
+    pub async fn create_link(&self, account: &TestAccount, code: &str) {
+        let fields = linktrace_api::links::LinkFields {
+            destination_url: "https://example.com/landing".into(),
+            ios_url: Some("https://apps.apple.com/app/id1".into()),
+            android_url: Some("https://play.google.com/store/apps/details?id=x".into()),
+            ..Default::default()
+        };
+        linktrace_api::links::insert(&self.pool, account.id, code, &fields).await.expect("link").expect("code is free");
+    }
+
+    /// Events stored in ClickHouse matching `filter` (an SQL condition written by the
+    /// test), counting each event once however many copies are unmerged.
+    pub async fn stored_events(&self, filter: &str) -> u64 {
+        self.clickhouse
+            .client()
+            .query(&format!("SELECT count() FROM events FINAL WHERE {filter}"))
+            .fetch_one::<u64>()
+            .await
+            .expect("count")
+    }
+
+    /// Physical rows (copies included).
+    pub async fn physical_rows(&self, filter: &str) -> u64 {
+        self.clickhouse
+            .client()
+            .query(&format!("SELECT count() FROM events WHERE {filter}"))
+            .fetch_one::<u64>()
+            .await
+            .expect("count")
+    }
+
+    /// Waits until `stored_events(filter) == expected` (then checks it stays there briefly).
+    pub async fn wait_for_stored(&self, filter: &str, expected: u64, within: Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let n = self.stored_events(filter).await;
+            if n >= expected || tokio::time::Instant::now() > deadline {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                return self.stored_events(filter).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn producer(&self) -> FutureProducer {
+        self.kafka.producer_config().create().expect("producer")
+    }
+
+    /// Puts raw bytes on the events topic, as a misbehaving producer might.
+    pub async fn produce_raw(&self, key: &str, payload: &[u8]) {
+        self.producer()
+            .send(FutureRecord::to(&self.kafka.events_topic).key(key).payload(payload), Duration::from_secs(5))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
+    }
+
+    pub async fn produce(&self, record: &EventRecord) {
+        self.produce_raw(&record.partition_key(), &record.to_json()).await;
+    }
+
+    pub async fn post(&self, url: &str, key: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.http.post(url).json(&body);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, url: &str, key: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.get(url);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TestAccount {
+    pub id: Uuid,
+    pub live_key: String,
+    pub test_key: String,
+}
+
+/// A service running in this process.
+pub struct Running {
+    pub port: u16,
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    fn start<F, Fut>(port: u16, run: F) -> Self
+    where
+        F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let signal: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+            let _ = stopped.await;
+        });
+        let handle = tokio::spawn(run(signal));
+        Self { port, stop: Some(stop), handle }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Graceful stop (as on SIGTERM), waiting for it to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.handle.await?
+    }
+}
+
+/// An event body for `POST /api/v1/events`.
+pub fn event(code: &str, name: &str, entity: Option<&str>) -> Value {
+    let mut body = json!({ "linkShortCode": code, "eventName": name });
+    if let Some(entity) = entity {
+        body["entityId"] = entity.into();
+    }
+    body
+}
+
+pub use linktrace_platform::clock::ManualClock;
+pub type SharedSink = Arc<dyn linktrace_platform::kafka::EventSink>;

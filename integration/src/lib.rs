@@ -55,24 +55,44 @@ impl TestEnv {
         let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
         let server = env_or("TEST_POSTGRES_SERVER", "postgres://postgres@127.0.0.1:5432");
         let postgres_url = format!("{server}/lt_test_{id}");
-        let pool = postgres::connect_and_migrate(&PostgresConfig { url: postgres_url.clone(), max_connections: 20 })
-            .await
-            .expect("Postgres must be running (deploy/up.sh --infra)");
+        let pool = postgres::connect_and_migrate(&PostgresConfig {
+            url: postgres_url.clone(),
+            max_connections: 20,
+        })
+        .await
+        .expect("Postgres must be running (deploy/up.sh --infra)");
         let clickhouse = ClickHouseConfig {
             url: env_or("CLICKHOUSE_URL", "http://127.0.0.1:8123"),
             database: format!("lt_test_{id}"),
             user: "default".into(),
             password: String::new(),
         };
-        clickhouse.ensure_schema().await.expect("ClickHouse must be running (deploy/up.sh --infra)");
+        clickhouse
+            .ensure_schema()
+            .await
+            .expect("ClickHouse must be running (deploy/up.sh --infra)");
         let mut kafka = KafkaConfig::init_from_hashmap(&HashMap::new()).expect("defaults");
         kafka.brokers = env_or("KAFKA_BROKERS", "127.0.0.1:9092");
         kafka.events_topic = format!("lt-test-{id}-events");
         kafka.dead_letter_topic = format!("lt-test-{id}-dlq");
-        kafka::create_topic(&kafka, &kafka.events_topic, partitions).await.expect("Kafka broker must be running");
-        kafka::create_topic(&kafka, &kafka.dead_letter_topic, 1).await.expect("Kafka broker must be running");
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { id, pool, postgres_url, clickhouse, kafka, http }
+        kafka::create_topic(&kafka, &kafka.events_topic, partitions)
+            .await
+            .expect("Kafka broker must be running");
+        kafka::create_topic(&kafka, &kafka.dead_letter_topic, 1)
+            .await
+            .expect("Kafka broker must be running");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            id,
+            pool,
+            postgres_url,
+            clickhouse,
+            kafka,
+            http,
+        }
     }
 
     /// The environment variables a service would be started with for this slice.
@@ -84,8 +104,14 @@ impl TestEnv {
             ("CLICKHOUSE_DATABASE", self.clickhouse.database.clone()),
             ("KAFKA_BROKERS", self.kafka.brokers.clone()),
             ("KAFKA_EVENTS_TOPIC", self.kafka.events_topic.clone()),
-            ("KAFKA_DEAD_LETTER_TOPIC", self.kafka.dead_letter_topic.clone()),
-            ("KAFKA_CONSUMER_GROUP", format!("lt-test-{}-consumer", self.id)),
+            (
+                "KAFKA_DEAD_LETTER_TOPIC",
+                self.kafka.dead_letter_topic.clone(),
+            ),
+            (
+                "KAFKA_CONSUMER_GROUP",
+                format!("lt-test-{}-consumer", self.id),
+            ),
             ("INGEST_ADDR", "127.0.0.1:0".into()),
             ("API_ADDR", "127.0.0.1:0".into()),
             ("CONSUMER_ADDR", "127.0.0.1:0".into()),
@@ -114,28 +140,35 @@ impl TestEnv {
     }
 
     pub async fn spawn_ingest(&self) -> Running {
-        let app = linktrace_ingest::startup::Application::build(self.ingest_config()).await.expect("ingest starts");
+        let app = linktrace_ingest::startup::Application::build(self.ingest_config())
+            .await
+            .expect("ingest starts");
         let port = app.port();
-        Running::start(port, |stop| app.run_until_stopped(stop))
+        Running::spawn(port, |stop| app.run_until_stopped(stop))
     }
 
     pub async fn spawn_consumer(&self) -> Running {
-        let app = linktrace_consumer::startup::Application::build(self.consumer_config()).await.expect("consumer starts");
+        let app = linktrace_consumer::startup::Application::build(self.consumer_config())
+            .await
+            .expect("consumer starts");
         let port = app.port();
-        Running::start(port, |stop| app.run_until_stopped(stop))
+        Running::spawn(port, |stop| app.run_until_stopped(stop))
     }
 
     pub async fn spawn_api(&self) -> Running {
-        let app = linktrace_api::startup::Application::build(self.api_config()).await.expect("api starts");
+        let app = linktrace_api::startup::Application::build(self.api_config())
+            .await
+            .expect("api starts");
         let port = app.port();
-        Running::start(port, |stop| app.run_until_stopped(stop))
+        Running::spawn(port, |stop| app.run_until_stopped(stop))
     }
 
     /// An account created by the api's own code (the admin endpoint calls the same).
     pub async fn create_account(&self, plan: &str) -> TestAccount {
-        let created = linktrace_api::accounts::create(&self.pool, "Test Co", &PlanName::parse(plan).unwrap())
-            .await
-            .expect("account");
+        let created =
+            linktrace_api::accounts::create(&self.pool, "Test Co", &PlanName::parse(plan).unwrap())
+                .await
+                .expect("account");
         TestAccount {
             id: created.account_id,
             live_key: created.api_key.expose_secret().to_owned(),
@@ -145,17 +178,25 @@ impl TestEnv {
 
     /// A plan with a small quota, as data.
     pub async fn create_plan(&self, name: &str, quota: i64, with_events: bool) {
-        let mut endpoints = vec!["referral_links.create", "referral_links.metadata", "attributions.create", "capture_event.create", "analytics.read"];
+        let mut endpoints = vec![
+            "referral_links.create",
+            "referral_links.metadata",
+            "attributions.create",
+            "capture_event.create",
+            "analytics.read",
+        ];
         if with_events {
             endpoints.push("events.create");
         }
-        sqlx::query("INSERT INTO plans (name, allowed_endpoints, monthly_event_quota) VALUES ($1, $2, $3)")
-            .bind(name)
-            .bind(endpoints)
-            .bind(quota)
-            .execute(&self.pool)
-            .await
-            .expect("plan");
+        sqlx::query(
+            "INSERT INTO plans (name, allowed_endpoints, monthly_event_quota) VALUES ($1, $2, $3)",
+        )
+        .bind(name)
+        .bind(endpoints)
+        .bind(quota)
+        .execute(&self.pool)
+        .await
+        .expect("plan");
     }
 
     pub async fn create_link(&self, account: &TestAccount, code: &str) {
@@ -165,7 +206,10 @@ impl TestEnv {
             android_url: Some("https://play.google.com/store/apps/details?id=x".into()),
             ..Default::default()
         };
-        linktrace_api::links::insert(&self.pool, account.id, code, &fields).await.expect("link").expect("code is free");
+        linktrace_api::links::insert(&self.pool, account.id, code, &fields)
+            .await
+            .expect("link")
+            .expect("code is free");
     }
 
     /// Events stored in ClickHouse matching `filter` (an SQL condition written by the
@@ -209,14 +253,20 @@ impl TestEnv {
     /// Puts raw bytes on the events topic, as a misbehaving producer might.
     pub async fn produce_raw(&self, key: &str, payload: &[u8]) {
         self.producer()
-            .send(FutureRecord::to(&self.kafka.events_topic).key(key).payload(payload), Duration::from_secs(5))
+            .send(
+                FutureRecord::to(&self.kafka.events_topic)
+                    .key(key)
+                    .payload(payload),
+                Duration::from_secs(5),
+            )
             .await
             .map_err(|(e, _)| e)
             .expect("produce");
     }
 
     pub async fn produce(&self, record: &EventRecord) {
-        self.produce_raw(&record.partition_key(), &record.to_json()).await;
+        self.produce_raw(&record.partition_key(), &record.to_json())
+            .await;
     }
 
     pub async fn post(&self, url: &str, key: Option<&str>, body: Value) -> (u16, Value) {
@@ -255,7 +305,8 @@ pub struct Running {
 }
 
 impl Running {
-    fn start<F, Fut>(port: u16, run: F) -> Self
+    /// Runs `run` (an app's `run_until_stopped`) in the background.
+    pub fn spawn<F, Fut>(port: u16, run: F) -> Self
     where
         F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -265,7 +316,11 @@ impl Running {
             let _ = stopped.await;
         });
         let handle = tokio::spawn(run(signal));
-        Self { port, stop: Some(stop), handle }
+        Self {
+            port,
+            stop: Some(stop),
+            handle,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -25,22 +25,45 @@ async fn one_event_travels_from_ingest_to_clickhouse() {
     let account: serde_json::Value = created.json().await.unwrap();
     let key = account["apiKey"].as_str().unwrap().to_owned();
     assert!(key.starts_with("lt_live_"));
-    assert!(account["testApiKey"].as_str().unwrap().starts_with("lt_test_"));
+    assert!(account["testApiKey"]
+        .as_str()
+        .unwrap()
+        .starts_with("lt_test_"));
 
     let (status, link) = env
-        .post(&api.url("/api/v1/referral-links"), Some(&key), json!({ "destinationUrl": "https://example.com" }))
+        .post(
+            &api.url("/api/v1/referral-links"),
+            Some(&key),
+            json!({ "destinationUrl": "https://example.com" }),
+        )
         .await;
     assert_eq!(status, 201, "{link}");
     let code = link["link"]["shortCode"].as_str().unwrap().to_owned();
 
-    let (status, body) = env.post(&ingest.url("/api/v1/events"), Some(&key), event(&code, "Purchase", None)).await;
+    let (status, body) = env
+        .post(
+            &ingest.url("/api/v1/events"),
+            Some(&key),
+            event(&code, "Purchase", None),
+        )
+        .await;
     assert_eq!(status, 202);
     assert_eq!(body, json!({ "success": true, "queued": true }));
 
-    let filter = format!("link_short_code = '{code}' AND event_name = 'purchase' AND source = 'api'");
-    assert_eq!(env.wait_for_stored(&filter, 1, Duration::from_secs(20)).await, 1);
+    let filter =
+        format!("link_short_code = '{code}' AND event_name = 'purchase' AND source = 'api'");
+    assert_eq!(
+        env.wait_for_stored(&filter, 1, Duration::from_secs(20))
+            .await,
+        1
+    );
 
-    let (status, metadata) = env.get(&api.url(&format!("/api/v1/referral-links/metadata?shortCode={code}")), Some(&key)).await;
+    let (status, metadata) = env
+        .get(
+            &api.url(&format!("/api/v1/referral-links/metadata?shortCode={code}")),
+            Some(&key),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(metadata["totals"]["byEvent"]["purchase"], 1);
 
@@ -52,7 +75,11 @@ async fn one_event_travels_from_ingest_to_clickhouse() {
 #[tokio::test]
 async fn every_service_reports_health_readiness_and_metrics() {
     let env = TestEnv::new().await;
-    let services = [env.spawn_api().await, env.spawn_ingest().await, env.spawn_consumer().await];
+    let services = [
+        env.spawn_api().await,
+        env.spawn_ingest().await,
+        env.spawn_consumer().await,
+    ];
     for service in &services {
         let (status, body) = env.get(&service.url("/healthz"), None).await;
         assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
@@ -60,7 +87,15 @@ async fn every_service_reports_health_readiness_and_metrics() {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["checks"]["postgres"], "ok");
         assert_eq!(body["checks"]["kafka"], "ok");
-        let metrics = env.http.get(service.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let metrics = env
+            .http
+            .get(service.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(metrics.contains("http_requests_total"), "{metrics}");
     }
 }

@@ -1,0 +1,706 @@
+//! `POST /api/v1/events`, `/events/batch` and `/capture-event` against the real stack:
+//! every row of the contract in ../shared/spec/API.md.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use linktrace_ingest::startup::{Application, Dependencies};
+use linktrace_integration::{event, ManualClock, TestAccount, TestEnv};
+use linktrace_platform::health::Readiness;
+use linktrace_platform::kafka::KafkaSink;
+use serde_json::{json, Value};
+
+async fn scale_setup() -> (TestEnv, linktrace_integration::Running, TestAccount) {
+    let env = TestEnv::new().await;
+    let ingest = env.spawn_ingest().await;
+    let account = env.create_account("scale").await;
+    env.create_link(&account, "abcd1234").await;
+    (env, ingest, account)
+}
+
+fn assert_envelope(status: u16, body: &Value, expected_status: u16, code: &str) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    if code != "QUOTA_EXCEEDED" {
+        assert!(body.get("resetsOn").is_none(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn accepts_an_event_with_202_and_stores_it_normalised() {
+    let (env, ingest, account) = scale_setup().await;
+    let consumer = env.spawn_consumer().await;
+    let (status, body) = env
+        .post(
+            &ingest.url("/api/v1/events"),
+            Some(&account.live_key),
+            event("abcd1234", "Signup_Completed", None),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (202, json!({ "success": true, "queued": true }))
+    );
+    let filter = format!(
+        "account_id = '{}' AND event_name = 'signup_completed' AND environment = 'production'",
+        account.id
+    );
+    assert_eq!(
+        env.wait_for_stored(&filter, 1, Duration::from_secs(20))
+            .await,
+        1
+    );
+    consumer.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn authentication_errors_use_the_envelope() {
+    let (env, ingest, _account) = scale_setup().await;
+    let url = ingest.url("/api/v1/events");
+    let (status, body) = env
+        .post(&url, None, event("abcd1234", "purchase", None))
+        .await;
+    assert_envelope(status, &body, 401, "UNAUTHORIZED");
+    let (status, body) = env
+        .post(
+            &url,
+            Some("lt_live_0000000000000000000000000000000000000000"),
+            event("abcd1234", "purchase", None),
+        )
+        .await;
+    assert_envelope(status, &body, 401, "UNAUTHORIZED");
+    let (status, body) = env
+        .post(&url, Some("garbage"), event("abcd1234", "purchase", None))
+        .await;
+    assert_envelope(status, &body, 401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn free_plan_gets_plan_upgrade_required() {
+    let (env, ingest, _) = scale_setup().await;
+    let free = env.create_account("free").await;
+    env.create_link(&free, "free1234").await;
+    let (status, body) = env
+        .post(
+            &ingest.url("/api/v1/events"),
+            Some(&free.live_key),
+            event("free1234", "purchase", None),
+        )
+        .await;
+    assert_envelope(status, &body, 403, "PLAN_UPGRADE_REQUIRED");
+}
+
+#[tokio::test]
+async fn unknown_and_foreign_links_are_the_same_404() {
+    let (env, ingest, account) = scale_setup().await;
+    let other = env.create_account("scale").await;
+    env.create_link(&other, "theirs123").await;
+    let url = ingest.url("/api/v1/events");
+    let (status, unknown) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            event("nosuch123", "purchase", None),
+        )
+        .await;
+    assert_envelope(status, &unknown, 404, "LINK_NOT_FOUND");
+    let (status, foreign) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            event("theirs123", "purchase", None),
+        )
+        .await;
+    assert_envelope(status, &foreign, 404, "LINK_NOT_FOUND");
+    assert_eq!(
+        unknown, foreign,
+        "a foreign link must not be distinguishable from an unknown one"
+    );
+}
+
+#[tokio::test]
+async fn every_field_rule_is_enforced_with_a_message_naming_the_field() {
+    let (env, ingest, account) = scale_setup().await;
+    let url = ingest.url("/api/v1/events");
+    let long_name = "a".repeat(129);
+    let long_entity = "e".repeat(256);
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({ "eventName": "purchase" }), "linkShortCode"),
+        (
+            json!({ "linkShortCode": "abc", "eventName": "purchase" }),
+            "linkShortCode",
+        ),
+        (
+            json!({ "linkShortCode": &"a".repeat(33), "eventName": "purchase" }),
+            "linkShortCode",
+        ),
+        (
+            json!({ "linkShortCode": "abcd-123", "eventName": "purchase" }),
+            "linkShortCode",
+        ),
+        (
+            json!({ "linkShortCode": 12345678, "eventName": "purchase" }),
+            "linkShortCode",
+        ),
+        (json!({ "linkShortCode": "abcd1234" }), "eventName"),
+        (
+            json!({ "linkShortCode": "abcd1234", "eventName": "1purchase" }),
+            "eventName",
+        ),
+        (
+            json!({ "linkShortCode": "abcd1234", "eventName": "pur chase" }),
+            "eventName",
+        ),
+        (
+            json!({ "linkShortCode": "abcd1234", "eventName": long_name }),
+            "eventName",
+        ),
+        (
+            json!({ "linkShortCode": "abcd1234", "eventName": "purchase", "entityId": long_entity }),
+            "entityId",
+        ),
+        (
+            json!({ "linkShortCode": "abcd1234", "eventName": "purchase", "entityId": 7 }),
+            "entityId",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = env.post(&url, Some(&account.live_key), body.clone()).await;
+        assert_envelope(status, &answer, 400, "VALIDATION_ERROR");
+        assert!(
+            answer["message"].as_str().unwrap().contains(field),
+            "{body} -> {answer}"
+        );
+    }
+    for reserved in ["click", "install", "impression", "open", "CLICK", "Open"] {
+        let (status, answer) = env
+            .post(
+                &url,
+                Some(&account.live_key),
+                event("abcd1234", reserved, None),
+            )
+            .await;
+        assert_envelope(status, &answer, 400, "VALIDATION_ERROR");
+    }
+    // 128 characters and 255-character entity ids are fine.
+    let (status, _) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            event("abcd1234", &"a".repeat(128), Some(&"e".repeat(255))),
+        )
+        .await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_envelopes_never_500() {
+    let (env, ingest, account) = scale_setup().await;
+    let url = ingest.url("/api/v1/events");
+    let send = |content_type: Option<&'static str>, body: Vec<u8>| {
+        let mut request = env
+            .http
+            .post(&url)
+            .header("x-api-key", &account.live_key)
+            .body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        request.send()
+    };
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let bodies: Vec<(Option<&'static str>, Vec<u8>, u16, &str)> = vec![
+        (
+            Some("application/json"),
+            b"{not json".to_vec(),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Some("application/json"),
+            b"".to_vec(),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Some("application/json"),
+            b"[1,2]".to_vec(),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Some("application/json"),
+            b"\xff\xfe\x00".to_vec(),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Some("application/json"),
+            deep.into_bytes(),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Some("text/plain"),
+            br#"{"linkShortCode":"abcd1234","eventName":"x"}"#.to_vec(),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            None,
+            br#"{"linkShortCode":"abcd1234","eventName":"x"}"#.to_vec(),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            Some("application/json"),
+            vec![b' '; 70_000],
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+    ];
+    for (content_type, body, expected, code) in bodies {
+        let response = send(content_type, body).await.unwrap();
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.expect("a JSON envelope");
+        assert_envelope(status, &answer, expected, code);
+    }
+    let (status, answer) = env.get(&ingest.url("/api/v1/nope"), None).await;
+    assert_eq!((status, answer["success"].clone()), (404, json!(false)));
+}
+
+#[tokio::test]
+async fn entity_events_are_deduplicated_and_stored_once() {
+    let (env, ingest, account) = scale_setup().await;
+    let consumer = env.spawn_consumer().await;
+    let url = ingest.url("/api/v1/events");
+    let (status, first) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            event("abcd1234", "purchase", Some("order-1")),
+        )
+        .await;
+    assert_eq!(
+        (status, first),
+        (202, json!({ "success": true, "queued": true }))
+    );
+    for _ in 0..3 {
+        let (status, again) = env
+            .post(
+                &url,
+                Some(&account.live_key),
+                event("abcd1234", "PURCHASE", Some("order-1")),
+            )
+            .await;
+        assert_eq!(
+            (status, again),
+            (200, json!({ "success": true, "deduplicated": true }))
+        );
+    }
+    // Another entity, or the same entity under another event name, is new.
+    let (status, _) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            event("abcd1234", "purchase", Some("order-2")),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (status, _) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            event("abcd1234", "refund", Some("order-1")),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let filter = format!(
+        "account_id = '{}' AND entity_id = 'order-1' AND event_name = 'purchase'",
+        account.id
+    );
+    assert_eq!(
+        env.wait_for_stored(&filter, 1, Duration::from_secs(20))
+            .await,
+        1
+    );
+    // After the consumer marked it stored, a later repeat is still deduplicated.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            event("abcd1234", "purchase", Some("order-1")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(env.physical_rows(&filter).await, 1);
+    consumer.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn identical_calls_at_once_accept_exactly_one() {
+    let (env, ingest, account) = scale_setup().await;
+    let url = ingest.url("/api/v1/events");
+    let calls = (0..12).map(|_| {
+        env.post(
+            &url,
+            Some(&account.live_key),
+            event("abcd1234", "purchase", Some("same")),
+        )
+    });
+    let answers = futures::future::join_all(calls).await;
+    let queued = answers.iter().filter(|(s, _)| *s == 202).count();
+    let deduplicated = answers
+        .iter()
+        .filter(|(s, b)| *s == 200 && b["deduplicated"] == true)
+        .count();
+    assert_eq!((queued, deduplicated), (1, 11), "{answers:?}");
+}
+
+#[tokio::test]
+async fn quota_counts_production_events_exactly_and_answers_429_with_resets_on() {
+    let env = TestEnv::new().await;
+    env.create_plan("tiny", 5, true).await;
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap());
+    let ingest = spawn_ingest_with_clock(&env, clock.clone()).await;
+    let account = env.create_account("tiny").await;
+    env.create_link(&account, "abcd1234").await;
+    let url = ingest.url("/api/v1/events");
+
+    // A deduplicated call does not consume quota.
+    assert_eq!(
+        env.post(
+            &url,
+            Some(&account.live_key),
+            event("abcd1234", "purchase", Some("o1"))
+        )
+        .await
+        .0,
+        202
+    );
+    assert_eq!(
+        env.post(
+            &url,
+            Some(&account.live_key),
+            event("abcd1234", "purchase", Some("o1"))
+        )
+        .await
+        .0,
+        200
+    );
+    for _ in 0..4 {
+        assert_eq!(
+            env.post(
+                &url,
+                Some(&account.live_key),
+                event("abcd1234", "purchase", None)
+            )
+            .await
+            .0,
+            202
+        );
+    }
+    let (status, body) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            event("abcd1234", "purchase", None),
+        )
+        .await;
+    assert_envelope(status, &body, 429, "QUOTA_EXCEEDED");
+    assert_eq!(body["resetsOn"], "2026-12-01T00:00:00.000Z");
+    // A repeat of a recorded tuple is still answered as deduplicated when over quota.
+    assert_eq!(
+        env.post(
+            &url,
+            Some(&account.live_key),
+            event("abcd1234", "purchase", Some("o1"))
+        )
+        .await
+        .0,
+        200
+    );
+
+    // Test-key events are neither counted nor blocked.
+    for _ in 0..3 {
+        assert_eq!(
+            env.post(
+                &url,
+                Some(&account.test_key),
+                event("abcd1234", "purchase", None)
+            )
+            .await
+            .0,
+            202
+        );
+    }
+
+    // The next month has a fresh quota.
+    clock.set(Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+    assert_eq!(
+        env.post(
+            &url,
+            Some(&account.live_key),
+            event("abcd1234", "purchase", None)
+        )
+        .await
+        .0,
+        202
+    );
+    ingest.stop().await.unwrap();
+
+    let leased: Vec<(chrono::NaiveDate, i64)> = sqlx::query_as(
+        "SELECT month, leased FROM quota_usage WHERE account_id = $1 ORDER BY month",
+    )
+    .bind(account.id)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let months: Vec<(String, i64)> = leased
+        .into_iter()
+        .map(|(m, n)| (m.to_string(), n))
+        .collect();
+    assert_eq!(
+        months,
+        vec![("2026-11-01".to_owned(), 5), ("2026-12-01".to_owned(), 1)]
+    );
+}
+
+#[tokio::test]
+async fn two_ingest_instances_share_one_quota_exactly() {
+    let env = TestEnv::new().await;
+    env.create_plan("shared", 50, true).await;
+    let account = env.create_account("shared").await;
+    env.create_link(&account, "abcd1234").await;
+    let a = env.spawn_ingest().await;
+    let b = env.spawn_ingest().await;
+    let send_round = |n: usize| {
+        let urls: Vec<String> = (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    a.url("/api/v1/events")
+                } else {
+                    b.url("/api/v1/events")
+                }
+            })
+            .collect();
+        let env = &env;
+        let key = account.live_key.clone();
+        async move {
+            let answers = futures::future::join_all(
+                urls.iter()
+                    .map(|url| env.post(url, Some(&key), event("abcd1234", "purchase", None))),
+            )
+            .await;
+            assert!(
+                answers.iter().all(|(s, _)| *s == 202 || *s == 429),
+                "{answers:?}"
+            );
+            answers.iter().filter(|(s, _)| *s == 202).count()
+        }
+    };
+    let mut accepted = send_round(80).await;
+    assert!(accepted <= 50, "accepted {accepted} over a quota of 50");
+    // Once traffic stops, leases go back; what one instance held is then usable by all.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    accepted += send_round(30).await;
+    assert_eq!(accepted, 50, "the quota must be usable to the last event");
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    let leased: i64 = sqlx::query_scalar("SELECT leased FROM quota_usage WHERE account_id = $1")
+        .bind(account.id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(leased, 50);
+}
+
+async fn spawn_ingest_with_clock(
+    env: &TestEnv,
+    clock: ManualClock,
+) -> linktrace_integration::Running {
+    let config = env.ingest_config();
+    let pool = linktrace_platform::postgres::connect(&config.postgres)
+        .await
+        .unwrap();
+    let sink = Arc::new(KafkaSink::new(&config.kafka).unwrap());
+    let deps = Dependencies {
+        pool,
+        sink,
+        clock: Arc::new(clock),
+        readiness: Readiness::new(),
+    };
+    let app = Application::build_with(&config, deps).await.unwrap();
+    running(app)
+}
+
+fn running(app: Application) -> linktrace_integration::Running {
+    linktrace_integration::Running::spawn(app.port(), |stop| app.run_until_stopped(stop))
+}
+
+#[tokio::test]
+async fn broker_down_means_503_and_no_event_is_claimed() {
+    let env = TestEnv::new().await;
+    let account = env.create_account("scale").await;
+    env.create_link(&account, "abcd1234").await;
+    // An ingest whose broker does not answer (nothing listens on port 1).
+    let mut config = env.ingest_config();
+    config.kafka.brokers = "127.0.0.1:1".into();
+    config.kafka.producer_message_timeout_ms = 1500;
+    let pool = linktrace_platform::postgres::connect(&config.postgres)
+        .await
+        .unwrap();
+    let sink = Arc::new(KafkaSink::new(&config.kafka).unwrap());
+    let deps = Dependencies {
+        pool,
+        sink,
+        clock: Arc::new(linktrace_platform::clock::SystemClock),
+        readiness: Readiness::new(),
+    };
+    let broken = running(Application::build_with(&config, deps).await.unwrap());
+
+    let (status, body) = env
+        .post(
+            &broken.url("/api/v1/events"),
+            Some(&account.live_key),
+            event("abcd1234", "purchase", Some("o-9")),
+        )
+        .await;
+    assert_envelope(status, &body, 503, "UNAVAILABLE");
+
+    // The retry, on a healthy instance, is accepted — not wrongly "deduplicated".
+    let healthy = env.spawn_ingest().await;
+    let (status, body) = env
+        .post(
+            &healthy.url("/api/v1/events"),
+            Some(&account.live_key),
+            event("abcd1234", "purchase", Some("o-9")),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (202, json!({ "success": true, "queued": true }))
+    );
+    // And the failed attempt gave its quota back.
+    broken.stop().await.unwrap();
+    healthy.stop().await.unwrap();
+    let leased: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(leased), 0)::bigint FROM quota_usage WHERE account_id = $1",
+    )
+    .bind(account.id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(leased, 1);
+}
+
+#[tokio::test]
+async fn batch_answers_each_event_in_order() {
+    let (env, ingest, account) = scale_setup().await;
+    let body = json!({ "events": [
+        event("abcd1234", "purchase", Some("b-1")),
+        event("abcd1234", "purchase", Some("b-1")),
+        event("abcd1234", "click", None),
+        event("nosuch12", "purchase", None),
+        "not an object",
+        event("abcd1234", "signup", None),
+    ]});
+    let (status, answer) = env
+        .post(
+            &ingest.url("/api/v1/events/batch"),
+            Some(&account.live_key),
+            body,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    let statuses: Vec<u64> = results
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    // The two copies of b-1 race inside one batch: exactly one is queued.
+    assert_eq!(statuses[0] + statuses[1], 202 + 200, "{answer}");
+    assert_eq!(&statuses[2..], &[400, 404, 400, 202], "{answer}");
+    assert_eq!(results[3]["error"]["code"], "LINK_NOT_FOUND");
+    assert_eq!(answer["queued"], 2);
+
+    let too_many: Vec<Value> = (0..1001)
+        .map(|_| event("abcd1234", "purchase", None))
+        .collect();
+    let (status, answer) = env
+        .post(
+            &ingest.url("/api/v1/events/batch"),
+            Some(&account.live_key),
+            json!({ "events": too_many }),
+        )
+        .await;
+    assert_envelope(status, &answer, 400, "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn capture_event_is_linkrunner_compatible_and_attributed() {
+    let (env, ingest, account) = scale_setup().await;
+    let consumer = env.spawn_consumer().await;
+    sqlx::query("INSERT INTO attributions (account_id, user_id, short_code, match_type) VALUES ($1, 'user-7', 'abcd1234', 'short_code')")
+        .bind(account.id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let url = ingest.url("/api/v1/capture-event");
+    let capture = |key: &str, body: Value| {
+        env.http
+            .post(&url)
+            .header("linkrunner-key", key.to_owned())
+            .json(&body)
+            .send()
+    };
+    let response = capture(&account.live_key, json!({ "event_name": "purchase", "user_id": "user-7", "event_data": { "amount": 9.5, "currency": "EUR" } })).await.unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "msg": "Event capture request received!", "status": 200, "data": null })
+    );
+    let response = capture(
+        &account.live_key,
+        json!({ "event_name": "purchase", "user_id": "stranger" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 201);
+
+    let response = capture(&account.live_key, json!({ "event_name": "purchase" }))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let response = capture(
+        "lt_live_0000000000000000000000000000000000000000",
+        json!({ "event_name": "purchase", "user_id": "u" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let attributed = format!("account_id = '{}' AND user_id = 'user-7' AND link_short_code = 'abcd1234' AND source = 'capture' AND properties LIKE '%\"currency\":\"EUR\"%'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&attributed, 1, Duration::from_secs(20))
+            .await,
+        1
+    );
+    let organic = format!(
+        "account_id = '{}' AND user_id = 'stranger' AND link_short_code = ''",
+        account.id
+    );
+    assert_eq!(
+        env.wait_for_stored(&organic, 1, Duration::from_secs(20))
+            .await,
+        1
+    );
+    consumer.stop().await.unwrap();
+}

@@ -21,6 +21,8 @@ export KAFKA_EVENTS_PARTITIONS="${KAFKA_EVENTS_PARTITIONS:-4}"
 export INGEST_ADDR="${INGEST_ADDR:-127.0.0.1:8081}"
 export API_ADDR="${API_ADDR:-127.0.0.1:8082}"
 export CONSUMER_ADDR="${CONSUMER_ADDR:-127.0.0.1:8083}"
+# Static group membership: a restarted consumer takes its partitions back at once.
+export KAFKA_CONSUMER_INSTANCE_ID="${KAFKA_CONSUMER_INSTANCE_ID:-consumer-$(hostname)}"
 export GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:8080}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://$GATEWAY_ADDR}"
 export LINKTRACE_ADMIN_TOKEN="${LINKTRACE_ADMIN_TOKEN:-lt_admin_local_dev_token}"

@@ -12,6 +12,13 @@ pub struct ConsumerConfig {
     pub address: SocketAddr,
     #[envconfig(from = "KAFKA_CONSUMER_GROUP", default = "linktrace-consumer")]
     pub group_id: String,
+    /// Static group membership (`group.instance.id`, e.g. the pod or host name): a
+    /// restarted consumer takes its partitions back at once instead of waiting for the
+    /// broker to expire its old session. Empty: dynamic membership.
+    #[envconfig(from = "KAFKA_CONSUMER_INSTANCE_ID", default = "")]
+    pub instance_id: String,
+    #[envconfig(from = "KAFKA_CONSUMER_SESSION_TIMEOUT_MS", default = "10000")]
+    pub session_timeout_ms: u32,
     /// A batch is written when it holds this many events…
     #[envconfig(from = "CONSUMER_BATCH_MAX_EVENTS", default = "5000")]
     pub batch_max_events: usize,

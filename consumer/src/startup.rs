@@ -38,15 +38,17 @@ impl Application {
         writer: Arc<dyn EventWriter>,
     ) -> anyhow::Result<Self> {
         let pool = postgres::connect_and_migrate(&config.postgres).await?;
-        let consumer: StreamConsumer<ObservedContext> = config
-            .kafka
-            .client_config()
+        let mut client_config = config.kafka.client_config();
+        if !config.instance_id.is_empty() {
+            client_config.set("group.instance.id", &config.instance_id);
+        }
+        let consumer: StreamConsumer<ObservedContext> = client_config
             .set("group.id", &config.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            .set("session.timeout.ms", "10000")
+            .set("session.timeout.ms", config.session_timeout_ms.to_string())
             .set("max.poll.interval.ms", "300000")
             .set("statistics.interval.ms", "5000")
             .create_with_context(ObservedContext)?;

@@ -1,0 +1,360 @@
+//! The consumer against real Kafka, ClickHouse and Postgres: at-least-once delivery in,
+//! exactly-once storage out, under duplicates, poison, outages, rebalances and SIGKILL.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use linktrace_consumer::row::EventRow;
+use linktrace_consumer::startup::Application;
+use linktrace_consumer::writer::{ClickHouseWriter, EventWriter};
+use linktrace_domain::{Environment, EventRecord, EventSource, SCHEMA_VERSION};
+use linktrace_integration::{Running, TestEnv};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::Message;
+use uuid::Uuid;
+
+fn record(account: Uuid, code: &str, name: &str) -> EventRecord {
+    EventRecord {
+        schema_version: SCHEMA_VERSION,
+        event_id: Uuid::new_v4(),
+        account_id: account,
+        environment: Environment::Live,
+        link_short_code: Some(code.to_owned()),
+        event_name: name.to_owned(),
+        entity_id: None,
+        user_id: None,
+        properties: None,
+        source: EventSource::Api,
+        client: None,
+        event_time: Utc::now(),
+        received_at: Utc::now(),
+    }
+}
+
+async fn produce_all(env: &TestEnv, records: &[EventRecord]) {
+    let producer = env.producer();
+    let sends = records.iter().map(|r| {
+        let payload = r.to_json();
+        let key = r.partition_key();
+        let producer = producer.clone();
+        let topic = env.kafka.events_topic.clone();
+        async move {
+            producer
+                .send(
+                    rdkafka::producer::FutureRecord::to(&topic)
+                        .key(&key)
+                        .payload(&payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .expect("produce");
+        }
+    });
+    futures::future::join_all(sends).await;
+}
+
+fn account_filter(account: Uuid) -> String {
+    format!("account_id = '{account}'")
+}
+
+#[tokio::test]
+async fn n_events_with_redeliveries_mixed_in_are_stored_exactly_n_times() {
+    let env = TestEnv::new().await;
+    let account = Uuid::new_v4();
+    let records: Vec<EventRecord> = (0..600)
+        .map(|i| record(account, &format!("code{}", i % 7), "purchase"))
+        .collect();
+    produce_all(&env, &records).await;
+    // A producer retry or a replay re-sends 150 of them.
+    produce_all(&env, &records[..150]).await;
+    let consumer = env.spawn_consumer().await;
+    assert_eq!(
+        env.wait_for_stored(&account_filter(account), 600, Duration::from_secs(30))
+            .await,
+        600
+    );
+    let distinct: u64 = env
+        .clickhouse
+        .client()
+        .query("SELECT uniqExact(event_id) FROM events WHERE account_id = ?")
+        .bind(account.to_string())
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(distinct, 600);
+    consumer.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn poison_messages_go_to_the_dead_letter_topic_and_the_rest_is_written() {
+    let env = TestEnv::with_partitions(1).await;
+    let account = Uuid::new_v4();
+    produce_all(&env, &[record(account, "abcd1234", "before")]).await;
+    env.produce_raw("abcd1234", b"\x00\x01 definitely not json")
+        .await;
+    let mut future_version = serde_json::to_value(record(account, "abcd1234", "future")).unwrap();
+    future_version["v"] = 2.into();
+    env.produce_raw("abcd1234", &serde_json::to_vec(&future_version).unwrap())
+        .await;
+    produce_all(&env, &[record(account, "abcd1234", "after")]).await;
+
+    let consumer = env.spawn_consumer().await;
+    assert_eq!(
+        env.wait_for_stored(&account_filter(account), 2, Duration::from_secs(30))
+            .await,
+        2
+    );
+
+    let reader: StreamConsumer = env
+        .kafka
+        .client_config()
+        .set("group.id", format!("dlq-reader-{}", env.id))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&[&env.kafka.dead_letter_topic]).unwrap();
+    let mut reasons = Vec::new();
+    for _ in 0..2 {
+        let message = tokio::time::timeout(Duration::from_secs(20), reader.recv())
+            .await
+            .expect("a dead letter")
+            .unwrap();
+        let headers = message.headers().expect("headers");
+        let reason = headers
+            .iter()
+            .find(|h| h.key == "dlq-reason")
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap();
+        reasons.push(reason);
+    }
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        vec!["malformed".to_owned(), "unknown_schema_version".to_owned()]
+    );
+    consumer.stop().await.unwrap();
+}
+
+/// ClickHouse that is "down" for the first `failures` writes: a stand-in only for the
+/// failure, writing through the real ClickHouse afterwards.
+struct DownForAWhile {
+    inner: ClickHouseWriter,
+    failures: usize,
+    attempts: AtomicUsize,
+}
+
+#[async_trait]
+impl EventWriter for DownForAWhile {
+    async fn write(&self, rows: &[EventRow]) -> anyhow::Result<()> {
+        if self.attempts.fetch_add(1, Ordering::SeqCst) < self.failures {
+            anyhow::bail!("connection refused (simulated ClickHouse outage)");
+        }
+        self.inner.write(rows).await
+    }
+}
+
+#[tokio::test]
+async fn a_clickhouse_outage_loses_nothing_and_dead_letters_nothing() {
+    let env = TestEnv::new().await;
+    let account = Uuid::new_v4();
+    let records: Vec<EventRecord> = (0..300)
+        .map(|i| record(account, &format!("c{}", i % 5), "purchase"))
+        .collect();
+    produce_all(&env, &records).await;
+    let writer = Arc::new(DownForAWhile {
+        inner: ClickHouseWriter::new(env.clickhouse.client()),
+        failures: 4,
+        attempts: AtomicUsize::new(0),
+    });
+    let config = env.consumer_config();
+    let app = Application::build_with(&config, writer.clone())
+        .await
+        .unwrap();
+    let consumer = Running::spawn(app.port(), |stop| app.run_until_stopped(stop));
+    assert_eq!(
+        env.wait_for_stored(&account_filter(account), 300, Duration::from_secs(40))
+            .await,
+        300
+    );
+    assert!(
+        writer.attempts.load(Ordering::SeqCst) > 4,
+        "the outage was retried"
+    );
+    consumer.stop().await.unwrap();
+    let dead = dead_letter_count(&env).await;
+    assert_eq!(dead, 0);
+}
+
+async fn dead_letter_count(env: &TestEnv) -> i64 {
+    let reader: StreamConsumer = env
+        .kafka
+        .client_config()
+        .set("group.id", format!("count-{}", env.id))
+        .create()
+        .unwrap();
+    let (low, high) = reader
+        .fetch_watermarks(&env.kafka.dead_letter_topic, 0, Duration::from_secs(5))
+        .unwrap();
+    high - low
+}
+
+#[tokio::test]
+async fn two_consumers_in_one_group_store_exactly_n() {
+    let env = TestEnv::new().await;
+    let account = Uuid::new_v4();
+    let first = env.spawn_consumer().await;
+    let second = env.spawn_consumer().await;
+    let records: Vec<EventRecord> = (0..2000)
+        .map(|i| record(account, &format!("link{}", i % 40), "purchase"))
+        .collect();
+    produce_all(&env, &records).await;
+    assert_eq!(
+        env.wait_for_stored(&account_filter(account), 2000, Duration::from_secs(60))
+            .await,
+        2000
+    );
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_entity_event_redelivered_later_is_dropped_before_it_is_written() {
+    let env = TestEnv::with_partitions(1).await;
+    let account = Uuid::new_v4();
+    let mut entity = record(account, "abcd1234", "purchase");
+    entity.entity_id = Some("order-1".into());
+    // Ingest claimed the tuple; the consumer will mark it stored.
+    sqlx::query(
+        "INSERT INTO entity_events (account_id, link_short_code, event_name, entity_id, event_id, event_time, state) \
+         VALUES ($1, 'abcd1234', 'purchase', 'order-1', $2, now(), 'queued')",
+    )
+    .bind(account)
+    .bind(entity.event_id)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let consumer = env.spawn_consumer().await;
+    produce_all(&env, &[entity.clone()]).await;
+    let filter = format!("event_id = '{}'", entity.event_id);
+    assert_eq!(
+        env.wait_for_stored(&filter, 1, Duration::from_secs(20))
+            .await,
+        1
+    );
+    let state: String = sqlx::query_scalar("SELECT state FROM entity_events WHERE event_id = $1")
+        .bind(entity.event_id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "stored");
+
+    // The same event arrives again much later, followed by a sentinel on the same partition.
+    let sentinel = record(account, "abcd1234", "sentinel");
+    produce_all(&env, &[entity.clone()]).await;
+    produce_all(&env, &[sentinel.clone()]).await;
+    assert_eq!(
+        env.wait_for_stored(
+            &format!("event_id = '{}'", sentinel.event_id),
+            1,
+            Duration::from_secs(20)
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        env.physical_rows(&filter).await,
+        1,
+        "the repeat must not even be written"
+    );
+    consumer.stop().await.unwrap();
+}
+
+/// The real consumer binary, so that it can be killed with SIGKILL.
+fn consumer_binary() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "linktrace-consumer",
+            "--bin",
+            "linktrace-consumer",
+        ])
+        .current_dir(&root)
+        .status()
+        .expect("cargo build");
+    assert!(status.success());
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|_| root.join("target"));
+    target.join("debug").join("linktrace-consumer")
+}
+
+fn start_consumer_process(env: &TestEnv, binary: &std::path::Path) -> Child {
+    let mut vars = env.service_env();
+    vars.insert("CONSUMER_BATCH_MAX_EVENTS".into(), "100".into());
+    vars.insert("KAFKA_CONSUMER_INSTANCE_ID".into(), "consumer-0".into());
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(std::env::temp_dir().join(format!("lt-consumer-{}.log", env.id)))
+        .unwrap();
+    Command::new(binary)
+        .envs(vars)
+        .env("RUST_LOG", "info,rdkafka=debug")
+        .stdout(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("consumer starts")
+}
+
+#[tokio::test]
+async fn a_consumer_killed_with_sigkill_mid_stream_still_stores_exactly_n() {
+    let binary = consumer_binary();
+    let env = TestEnv::new().await;
+    let account = Uuid::new_v4();
+    let first: Vec<EventRecord> = (0..3000)
+        .map(|i| record(account, &format!("k{}", i % 16), "purchase"))
+        .collect();
+    produce_all(&env, &first).await;
+    let mut process = start_consumer_process(&env, &binary);
+    // Kill it once it is part-way through.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while env.stored_events(&account_filter(account)).await < 300 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "consumer made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    process.kill().expect("SIGKILL");
+    process.wait().unwrap();
+    let at_kill = env.stored_events(&account_filter(account)).await;
+    assert!(
+        at_kill < 3000,
+        "killed too late to prove anything ({at_kill})"
+    );
+
+    let second: Vec<EventRecord> = (0..500)
+        .map(|i| record(account, &format!("k{}", i % 16), "signup"))
+        .collect();
+    produce_all(&env, &second).await;
+    let mut restarted = start_consumer_process(&env, &binary);
+    let stored = env
+        .wait_for_stored(&account_filter(account), 3500, Duration::from_secs(60))
+        .await;
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+    assert_eq!(stored, 3500);
+}

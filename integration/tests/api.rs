@@ -1,0 +1,790 @@
+//! The api service against the real stack: admin, referral links, redirect, attributions
+//! and analytics, each with its error rows and cross-account isolation.
+
+use std::time::Duration;
+
+use linktrace_integration::{event, Running, TestAccount, TestEnv, ADMIN_TOKEN};
+use serde_json::{json, Value};
+
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15";
+const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36";
+const DESKTOP: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36";
+
+fn assert_envelope(status: u16, body: &Value, expected: u16, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+}
+
+async fn admin(
+    env: &TestEnv,
+    api: &Running,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let mut request = env.http.request(method, api.url(path)).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn admin_creates_accounts_changes_plans_and_rotates_keys() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let ingest = env.spawn_ingest().await;
+    let post = reqwest::Method::POST;
+
+    let (status, body) = admin(
+        &env,
+        &api,
+        post.clone(),
+        "/admin/v1/accounts",
+        None,
+        json!({ "name": "A", "plan": "free" }),
+    )
+    .await;
+    assert_envelope(status, &body, 401, "UNAUTHORIZED");
+    let (status, body) = admin(
+        &env,
+        &api,
+        post.clone(),
+        "/admin/v1/accounts",
+        Some("wrong"),
+        json!({ "name": "A", "plan": "free" }),
+    )
+    .await;
+    assert_envelope(status, &body, 401, "UNAUTHORIZED");
+    let (status, body) = admin(
+        &env,
+        &api,
+        post.clone(),
+        "/admin/v1/accounts",
+        Some(ADMIN_TOKEN),
+        json!({ "name": "A", "plan": "gold" }),
+    )
+    .await;
+    assert_envelope(status, &body, 400, "VALIDATION_ERROR");
+    let (status, body) = admin(
+        &env,
+        &api,
+        post.clone(),
+        "/admin/v1/accounts",
+        Some(ADMIN_TOKEN),
+        json!({ "plan": "free" }),
+    )
+    .await;
+    assert_envelope(status, &body, 400, "VALIDATION_ERROR");
+
+    let (status, created) = admin(
+        &env,
+        &api,
+        post.clone(),
+        "/admin/v1/accounts",
+        Some(ADMIN_TOKEN),
+        json!({ "name": "A", "plan": "free" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["accountId"].as_str().unwrap().to_owned();
+    let key = created["apiKey"].as_str().unwrap().to_owned();
+    // Keys are stored hashed, never in clear.
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE key_hash = $1 OR key_hash = $2")
+            .bind(&key)
+            .bind(created["testApiKey"].as_str().unwrap())
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 0);
+
+    let (status, link) = env
+        .post(
+            &api.url("/api/v1/referral-links"),
+            Some(&key),
+            json!({ "destinationUrl": "https://a.example" }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let code = link["link"]["shortCode"].as_str().unwrap().to_owned();
+    let (status, body) = env
+        .post(
+            &ingest.url("/api/v1/events"),
+            Some(&key),
+            event(&code, "purchase", None),
+        )
+        .await;
+    assert_envelope(status, &body, 403, "PLAN_UPGRADE_REQUIRED");
+
+    let (status, body) = admin(
+        &env,
+        &api,
+        reqwest::Method::PUT,
+        &format!("/admin/v1/accounts/{id}/plan"),
+        Some(ADMIN_TOKEN),
+        json!({ "plan": "scale" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = admin(
+        &env,
+        &api,
+        reqwest::Method::PUT,
+        &format!("/admin/v1/accounts/{}/plan", uuid::Uuid::new_v4()),
+        Some(ADMIN_TOKEN),
+        json!({ "plan": "scale" }),
+    )
+    .await;
+    assert_envelope(status, &body, 404, "NOT_FOUND");
+    // Ingest trusts its key cache for AUTH_CACHE_TTL_SECS (1 s in tests).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, _) = env
+        .post(
+            &ingest.url("/api/v1/events"),
+            Some(&key),
+            event(&code, "purchase", None),
+        )
+        .await;
+    assert_eq!(status, 202);
+
+    let (status, rotated) = admin(
+        &env,
+        &api,
+        post,
+        &format!("/admin/v1/accounts/{id}/keys/rotate"),
+        Some(ADMIN_TOKEN),
+        json!({ "environment": "live" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_key = rotated["apiKey"].as_str().unwrap().to_owned();
+    let (status, body) = env
+        .get(&api.url("/api/v1/referral-links"), Some(&key))
+        .await;
+    assert_envelope(status, &body, 401, "UNAUTHORIZED");
+    let (status, _) = env
+        .get(&api.url("/api/v1/referral-links"), Some(&new_key))
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, body) = env
+        .post(
+            &ingest.url("/api/v1/events"),
+            Some(&key),
+            event(&code, "purchase", None),
+        )
+        .await;
+    assert_envelope(status, &body, 401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn referral_links_are_created_read_listed_updated_and_deleted_per_account() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let me = env.create_account("free").await;
+    let other = env.create_account("free").await;
+    let url = api.url("/api/v1/referral-links");
+
+    let (status, generated) = env.post(&url, Some(&me.live_key), json!({
+        "destinationUrl": "https://example.com/page",
+        "iosUrl": "https://apps.apple.com/app/1",
+        "campaign": "winter",
+        "referrerUserId": "u-1",
+        "metadata": { "title": "Join us", "description": "d", "imageUrl": "https://img.example/a.png" },
+        "expiresAt": "2030-01-01T00:00:00Z",
+    })).await;
+    assert_eq!(status, 201, "{generated}");
+    let code = generated["link"]["shortCode"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 8);
+    assert!(code
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert_eq!(
+        generated["link"]["url"],
+        format!("http://links.test/l/{code}")
+    );
+    assert_eq!(generated["link"]["metadata"]["title"], "Join us");
+
+    let (status, custom) = env
+        .post(
+            &url,
+            Some(&me.live_key),
+            json!({ "destinationUrl": "https://example.com", "shortCode": "MyPromo2026" }),
+        )
+        .await;
+    assert_eq!(
+        (status, custom["link"]["shortCode"].as_str()),
+        (201, Some("MyPromo2026"))
+    );
+    let (status, clash) = env
+        .post(
+            &url,
+            Some(&other.live_key),
+            json!({ "destinationUrl": "https://example.com", "shortCode": "MyPromo2026" }),
+        )
+        .await;
+    assert_envelope(status, &clash, 409, "SHORT_CODE_TAKEN");
+
+    for bad in [
+        json!({}),
+        json!({ "destinationUrl": "ftp://example.com" }),
+        json!({ "destinationUrl": "not a url" }),
+        json!({ "destinationUrl": "https://example.com", "shortCode": "ab" }),
+        json!({ "destinationUrl": "https://example.com", "shortCode": "healthz" }),
+        json!({ "destinationUrl": "https://example.com", "iosUrl": "javascript:alert(1)" }),
+        json!({ "destinationUrl": "https://example.com", "expiresAt": "tomorrow" }),
+        json!({ "destinationUrl": "https://example.com", "metadata": "x" }),
+    ] {
+        let (status, body) = env.post(&url, Some(&me.live_key), bad.clone()).await;
+        assert_envelope(status, &body, 400, "VALIDATION_ERROR");
+    }
+
+    let metadata = |key: String, code: String| {
+        let env = &env;
+        let api = &api;
+        async move {
+            env.get(
+                &api.url(&format!("/api/v1/referral-links/metadata?shortCode={code}")),
+                Some(&key),
+            )
+            .await
+        }
+    };
+    let (status, mine) = metadata(me.live_key.clone(), code.clone()).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["link"]["campaign"], "winter");
+    assert_eq!(
+        mine["totals"],
+        json!({ "clicks": 0, "installs": 0, "events": 0, "byEvent": {} })
+    );
+    let (status, foreign) = metadata(other.live_key.clone(), code.clone()).await;
+    assert_envelope(status, &foreign, 404, "LINK_NOT_FOUND");
+    let (_, unknown) = metadata(other.live_key.clone(), "zzzz9999".into()).await;
+    assert_eq!(foreign, unknown);
+    let (status, body) = env
+        .get(
+            &api.url("/api/v1/referral-links/metadata"),
+            Some(&me.live_key),
+        )
+        .await;
+    assert_envelope(status, &body, 400, "VALIDATION_ERROR");
+
+    // Pagination over 5 links, 2 at a time; the other account sees none of them.
+    for i in 0..3 {
+        env.post(
+            &url,
+            Some(&me.live_key),
+            json!({ "destinationUrl": format!("https://example.com/{i}") }),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page_url = match &cursor {
+            Some(c) => format!("{url}?limit=2&cursor={c}"),
+            None => format!("{url}?limit=2"),
+        };
+        let (status, page) = env.get(&page_url, Some(&me.live_key)).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["links"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["shortCode"].as_str().unwrap().to_owned()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 5);
+    let (_, theirs) = env.get(&url, Some(&other.live_key)).await;
+    assert_eq!(theirs["links"], json!([]));
+
+    let link_url = api.url(&format!("/api/v1/referral-links/{code}"));
+    let patch = env
+        .http
+        .patch(&link_url)
+        .header("x-api-key", &other.live_key)
+        .json(&json!({ "campaign": "stolen" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), 404);
+    let patch = env
+        .http
+        .patch(&link_url)
+        .header("x-api-key", &me.live_key)
+        .json(&json!({ "campaign": "spring" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), 200);
+    let updated: Value = patch.json().await.unwrap();
+    assert_eq!(
+        (
+            updated["link"]["campaign"].as_str(),
+            updated["link"]["destinationUrl"].as_str()
+        ),
+        (Some("spring"), Some("https://example.com/page"))
+    );
+    let delete = env
+        .http
+        .delete(&link_url)
+        .header("x-api-key", &other.live_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 404);
+    let delete = env
+        .http
+        .delete(&link_url)
+        .header("x-api-key", &me.live_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 200);
+    let (status, _) = metadata(me.live_key.clone(), code).await;
+    assert_eq!(status, 404);
+}
+
+async fn follow(
+    env: &TestEnv,
+    api: &Running,
+    path: &str,
+    user_agent: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
+    let mut request = env.http.get(api.url(path)).header("user-agent", user_agent);
+    if let Some(ip) = forwarded_for {
+        request = request.header("x-forwarded-for", ip);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn redirect_sends_each_device_to_its_url_and_records_the_click() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("free").await;
+    env.create_link(&account, "go123456").await;
+
+    let location = |r: &reqwest::Response| {
+        r.headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let ios = follow(&env, &api, "/l/go123456", IPHONE, Some("198.51.100.4")).await;
+    assert_eq!(
+        (ios.status().as_u16(), location(&ios).as_deref()),
+        (302, Some("https://apps.apple.com/app/id1"))
+    );
+    let android = follow(&env, &api, "/go123456", ANDROID, None).await;
+    assert_eq!(
+        location(&android).as_deref(),
+        Some("https://play.google.com/store/apps/details?id=x")
+    );
+    let desktop = follow(&env, &api, "/l/go123456", DESKTOP, None).await;
+    assert_eq!(
+        location(&desktop).as_deref(),
+        Some("https://example.com/landing")
+    );
+    let click_id = ios.headers()["x-linktrace-click-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    let unknown = follow(&env, &api, "/l/nosuch99", DESKTOP, None).await;
+    assert_eq!(unknown.status(), 404);
+    assert!(unknown.text().await.unwrap().contains("Link not found"));
+    sqlx::query("INSERT INTO links (short_code, account_id, destination_url, expires_at) VALUES ('old12345', $1, 'https://e.example', now() - interval '1 day')")
+        .bind(account.id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        follow(&env, &api, "/l/old12345", DESKTOP, None)
+            .await
+            .status(),
+        404
+    );
+    // Service paths are never shadowed by the root-level redirect.
+    assert_eq!(env.get(&api.url("/healthz"), None).await.0, 200);
+
+    let clicks = format!(
+        "account_id = '{}' AND event_name = 'click' AND link_short_code = 'go123456'",
+        account.id
+    );
+    assert_eq!(
+        env.wait_for_stored(&clicks, 3, Duration::from_secs(20))
+            .await,
+        3
+    );
+    let ios_click = format!("{clicks} AND click_id = '{click_id}' AND platform = 'ios' AND ip = '198.51.100.4' AND user_agent LIKE '%iPhone%'");
+    assert_eq!(env.stored_events(&ios_click).await, 1);
+    assert_eq!(
+        env.stored_events(&format!(
+            "account_id = '{}' AND link_short_code IN ('nosuch99', 'old12345')",
+            account.id
+        ))
+        .await,
+        0
+    );
+    consumer.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn attributions_match_in_order_and_the_first_one_wins() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("free").await;
+    let other = env.create_account("free").await;
+    env.create_link(&account, "att12345").await;
+    env.create_link(&other, "their1234").await;
+    let url = api.url("/api/v1/attributions");
+
+    // Explicit short code.
+    let (status, first) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            json!({ "userId": "u-code", "shortCode": "att12345" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(
+        (
+            first["attribution"]["matchType"].as_str(),
+            first["link"]["shortCode"].as_str()
+        ),
+        (Some("short_code"), Some("att12345"))
+    );
+    // A repeat returns the original, whatever it now says.
+    let (status, again) = env
+        .post(&url, Some(&account.live_key), json!({ "userId": "u-code" }))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(again["attribution"], first["attribution"]);
+    assert_eq!(again["created"], false);
+    // Another account's link is not found.
+    let (status, body) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            json!({ "userId": "u-x", "shortCode": "their1234" }),
+        )
+        .await;
+    assert_envelope(status, &body, 404, "LINK_NOT_FOUND");
+
+    // Click id, then fingerprint: both need the click to be stored first.
+    let clicked = follow(&env, &api, "/l/att12345", IPHONE, Some("203.0.113.9")).await;
+    let click_id = clicked.headers()["x-linktrace-click-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let android_click = follow(&env, &api, "/l/att12345", ANDROID, Some("203.0.113.77")).await;
+    let android_click_id = android_click.headers()["x-linktrace-click-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let clicks = format!("account_id = '{}' AND event_name = 'click'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&clicks, 2, Duration::from_secs(20))
+            .await,
+        2
+    );
+
+    let (status, by_click) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            json!({ "userId": "u-click", "clickId": click_id }),
+        )
+        .await;
+    assert_eq!(status, 201, "{by_click}");
+    assert_eq!(
+        (
+            by_click["attribution"]["matchType"].as_str(),
+            by_click["attribution"]["shortCode"].as_str()
+        ),
+        (Some("click_id"), Some("att12345"))
+    );
+    // The other account cannot claim this account's click.
+    let (_, foreign_click) = env
+        .post(
+            &url,
+            Some(&other.live_key),
+            json!({ "userId": "u-click", "clickId": click_id }),
+        )
+        .await;
+    assert_eq!(foreign_click["attribution"]["matchType"], "organic");
+
+    let (status, by_device) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            json!({ "userId": "u-device", "ip": "203.0.113.77", "platform": "android" }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(by_device["attribution"]["matchType"], "fingerprint");
+    assert_eq!(
+        by_device["attribution"]["clickId"],
+        android_click_id.as_str()
+    );
+    // Same IP but another platform does not match.
+    let (_, wrong_platform) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            json!({ "userId": "u-ios", "ip": "203.0.113.77", "platform": "ios" }),
+        )
+        .await;
+    assert_eq!(wrong_platform["attribution"]["matchType"], "organic");
+
+    let (status, organic) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            json!({ "userId": "u-organic" }),
+        )
+        .await;
+    assert_eq!(
+        (
+            status,
+            organic["attribution"]["matchType"].as_str(),
+            organic["link"].clone()
+        ),
+        (201, Some("organic"), Value::Null)
+    );
+
+    let (status, body) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            json!({ "shortCode": "att12345" }),
+        )
+        .await;
+    assert_envelope(status, &body, 400, "VALIDATION_ERROR");
+
+    // One install event per attributed user, each on its link (or none).
+    let installs = format!("account_id = '{}' AND event_name = 'install'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&installs, 5, Duration::from_secs(20))
+            .await,
+        5
+    );
+    assert_eq!(
+        env.stored_events(&format!("{installs} AND link_short_code = 'att12345'"))
+            .await,
+        3
+    );
+    consumer.stop().await.unwrap();
+}
+
+async fn send(
+    env: &TestEnv,
+    ingest: &Running,
+    key: &str,
+    code: &str,
+    name: &str,
+    entity: Option<&str>,
+) -> u16 {
+    env.post(
+        &ingest.url("/api/v1/events"),
+        Some(key),
+        event(code, name, entity),
+    )
+    .await
+    .0
+}
+
+#[tokio::test]
+async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environment() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let ingest = env.spawn_ingest().await;
+    let consumer = env.spawn_consumer().await;
+    let account: TestAccount = env.create_account("scale").await;
+    let other = env.create_account("scale").await;
+    env.create_link(&account, "alpha123").await;
+    env.create_link(&account, "beta1234").await;
+
+    for _ in 0..3 {
+        follow(&env, &api, "/l/alpha123", DESKTOP, None).await;
+    }
+    follow(&env, &api, "/l/beta1234", DESKTOP, None).await;
+    env.post(
+        &api.url("/api/v1/attributions"),
+        Some(&account.live_key),
+        json!({ "userId": "buyer", "shortCode": "alpha123" }),
+    )
+    .await;
+    for order in ["o1", "o2", "o1", "o1"] {
+        send(
+            &env,
+            &ingest,
+            &account.live_key,
+            "alpha123",
+            "purchase",
+            Some(order),
+        )
+        .await;
+    }
+    send(&env, &ingest, &account.live_key, "beta1234", "signup", None).await;
+    // Test-key events are kept apart.
+    send(
+        &env,
+        &ingest,
+        &account.test_key,
+        "alpha123",
+        "purchase",
+        None,
+    )
+    .await;
+    // A replayed copy on the stream (same event id, produced twice) counts once.
+    let replayed = linktrace_domain::EventRecord {
+        schema_version: linktrace_domain::SCHEMA_VERSION,
+        event_id: uuid::Uuid::new_v4(),
+        account_id: account.id,
+        environment: linktrace_domain::Environment::Live,
+        link_short_code: Some("beta1234".into()),
+        event_name: "share".into(),
+        entity_id: None,
+        user_id: None,
+        properties: None,
+        source: linktrace_domain::EventSource::Api,
+        client: None,
+        event_time: chrono::Utc::now(),
+        received_at: chrono::Utc::now(),
+    };
+    env.produce(&replayed).await;
+    env.produce(&replayed).await;
+    // 4 clicks, 1 install, 2 purchases, 1 signup, 1 share; 1 test-key purchase.
+    let all = format!("account_id = '{}'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&all, 10, Duration::from_secs(20)).await,
+        10
+    );
+
+    let (status, totals) = env
+        .get(
+            &api.url("/api/v1/analytics/totals"),
+            Some(&account.live_key),
+        )
+        .await;
+    assert_eq!(status, 200, "{totals}");
+    let mut rows: Vec<(String, String, u64)> = totals["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["shortCode"].as_str().unwrap().to_owned(),
+                r["eventName"].as_str().unwrap().to_owned(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            ("alpha123".into(), "click".into(), 3),
+            ("alpha123".into(), "install".into(), 1),
+            ("alpha123".into(), "purchase".into(), 2),
+            ("beta1234".into(), "click".into(), 1),
+            ("beta1234".into(), "share".into(), 1),
+            ("beta1234".into(), "signup".into(), 1),
+        ]
+    );
+
+    let (_, funnel) = env
+        .get(
+            &api.url("/api/v1/analytics/funnel?shortCode=alpha123"),
+            Some(&account.live_key),
+        )
+        .await;
+    assert_eq!(
+        (
+            funnel["funnel"]["clicks"].as_u64(),
+            funnel["funnel"]["installs"].as_u64()
+        ),
+        (Some(3), Some(1)),
+        "{funnel}"
+    );
+    assert_eq!(funnel["funnel"]["steps"][0]["eventName"], "purchase");
+    assert_eq!(funnel["funnel"]["steps"][0]["events"], 2);
+
+    let (_, top) = env
+        .get(
+            &api.url("/api/v1/analytics/top-links"),
+            Some(&account.live_key),
+        )
+        .await;
+    assert_eq!(
+        top["links"],
+        json!([{ "shortCode": "alpha123", "count": 3 }, { "shortCode": "beta1234", "count": 1 }])
+    );
+
+    let (_, series) = env
+        .get(
+            &api.url("/api/v1/analytics/timeseries?interval=hour"),
+            Some(&account.live_key),
+        )
+        .await;
+    let total: u64 = series["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 9, "{series}");
+
+    let (_, test_view) = env
+        .get(
+            &api.url("/api/v1/analytics/totals"),
+            Some(&account.test_key),
+        )
+        .await;
+    assert_eq!(
+        test_view["totals"],
+        json!([{ "shortCode": "alpha123", "eventName": "purchase", "count": 1 }])
+    );
+    let (_, foreign) = env
+        .get(&api.url("/api/v1/analytics/totals"), Some(&other.live_key))
+        .await;
+    assert_eq!(foreign["totals"], json!([]));
+
+    for bad in [
+        "timeseries?interval=week",
+        "totals?from=yesterday",
+        "totals?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "top-links?limit=0",
+        "totals?shortCode=a;DROP",
+    ] {
+        let (status, body) = env
+            .get(
+                &api.url(&format!("/api/v1/analytics/{bad}")),
+                Some(&account.live_key),
+            )
+            .await;
+        assert_envelope(status, &body, 400, "VALIDATION_ERROR");
+    }
+    let (status, body) = env.get(&api.url("/api/v1/analytics/totals"), None).await;
+    assert_envelope(status, &body, 401, "UNAUTHORIZED");
+    consumer.stop().await.unwrap();
+}

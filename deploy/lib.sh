@@ -73,7 +73,7 @@ apt_install() {
 }
 
 install_dependencies() {
-  apt_install clickhouse-server clickhouse-client nginx-light curl postgresql-client
+  apt_install clickhouse-server clickhouse-client nginx-light curl postgresql-client gettext-base
   if ! command -v tansu >/dev/null 2>&1; then
     log "installing the tansu broker (cargo install, about 10 minutes once)"
     cargo install tansu --locked --features dynostore,postgres,libsql >"$LOGS/tansu-install.log" 2>&1
@@ -152,9 +152,10 @@ start_service() {
 start_gateway() {
   if pid_alive nginx; then return 0; fi
   mkdir -p "$STATE/nginx"
-  sed -e "s#@STATE@#$STATE/nginx#g" -e "s#@GATEWAY@#$GATEWAY_ADDR#g" \
-      -e "s#@INGEST@#$INGEST_ADDR#g" -e "s#@API@#$API_ADDR#g" -e "s#@RUN@#$RUN#g" \
-      "$REPO/deploy/nginx.conf" >"$STATE/nginx/nginx.conf"
+  LT_INGEST_UPSTREAM="$INGEST_ADDR" LT_API_UPSTREAM="$API_ADDR" LT_GATEWAY_LISTEN="$GATEWAY_ADDR" \
+    envsubst '${LT_INGEST_UPSTREAM} ${LT_API_UPSTREAM} ${LT_GATEWAY_LISTEN}' \
+    <"$REPO/deploy/nginx/gateway.conf.template" >"$STATE/nginx/gateway.conf"
+  sed -e "s#@STATE@#$STATE/nginx#g" -e "s#@RUN@#$RUN#g" "$REPO/deploy/nginx/local.conf" >"$STATE/nginx/nginx.conf"
   log "starting the gateway on $GATEWAY_ADDR"
   nginx -c "$STATE/nginx/nginx.conf" -p "$STATE/nginx"
   wait_for "gateway" 15 curl -sf "http://$GATEWAY_ADDR/healthz"

@@ -5,7 +5,21 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 "$REPO/deploy/up.sh" --infra
-apt_install chromium >/dev/null 2>&1 || log "chromium is not available; the dashboard browser test will say so"
+
+# Databases left by earlier test runs (each test makes its own, named lt_test_*).
+for db in $(psql -h 127.0.0.1 -U postgres -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'lt\_test\_%'"); do
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+done
+for db in $(curl -s "$CLICKHOUSE_URL" --data-binary "SELECT name FROM system.databases WHERE name LIKE 'lt\\_test\\_%'"); do
+  curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null
+done
+
+# docker-compose.yml cannot run here (no Docker engine) but its syntax is checked.
+apt_install docker-compose >/dev/null 2>&1 || true
+if command -v docker-compose >/dev/null 2>&1; then
+  log "validating docker-compose.yml"
+  (cd "$REPO" && docker-compose -f docker-compose.yml config -q)
+fi
 
 cd "$REPO"
 export RUST_BACKTRACE=1

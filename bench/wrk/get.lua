@@ -1,0 +1,2 @@
+-- A plain GET (the link redirect).
+wrk.method = "GET"

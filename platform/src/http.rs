@@ -7,15 +7,16 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::health::{self, Readiness};
-use crate::metrics;
+use crate::{metrics, openapi};
 
-/// `/healthz`, `/readyz` and `/metrics`.
+/// `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
 pub fn operational_routes(readiness: Readiness) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(readiness)
         .route("/metrics", get(metrics::handler))
+        .route("/openapi.json", get(openapi::handler))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.

@@ -7,6 +7,7 @@ pub mod health;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod openapi;
 pub mod postgres;
 pub mod request;
 pub mod shutdown;

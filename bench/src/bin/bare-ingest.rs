@@ -21,13 +21,22 @@ async fn events(headers: HeaderMap, Json(event): Json<Event>) -> (StatusCode, Js
     if !headers.contains_key("x-api-key") || event.event_name.is_empty() {
         return (StatusCode::UNAUTHORIZED, Json(json!({ "success": false })));
     }
-    (StatusCode::ACCEPTED, Json(json!({ "success": true, "queued": true })))
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "success": true, "queued": true })),
+    )
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let address = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9190".into());
+    let address = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9190".into());
     let listener = tokio::net::TcpListener::bind(&address).await?;
-    axum::serve(listener, Router::new().route("/api/v1/events", post(events))).await?;
+    axum::serve(
+        listener,
+        Router::new().route("/api/v1/events", post(events)),
+    )
+    .await?;
     Ok(())
 }

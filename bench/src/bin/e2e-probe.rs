@@ -20,9 +20,15 @@ struct Seen {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    anyhow::ensure!(args.len() == 7, "usage: e2e-probe BASE_URL API_KEY CLICKHOUSE_URL DATABASE RATE SECONDS");
+    anyhow::ensure!(
+        args.len() == 7,
+        "usage: e2e-probe BASE_URL API_KEY CLICKHOUSE_URL DATABASE RATE SECONDS"
+    );
     let (base, key) = (args[1].clone(), args[2].clone());
-    let clickhouse = clickhouse::Client::default().with_url(&args[3]).with_database(&args[4]).with_validation(false);
+    let clickhouse = clickhouse::Client::default()
+        .with_url(&args[3])
+        .with_database(&args[4])
+        .with_validation(false);
     let rate: u64 = args[5].parse()?;
     let seconds: u64 = args[6].parse()?;
     let run = format!("probe-{}", chrono::Utc::now().timestamp_millis());
@@ -37,7 +43,9 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(async move {
             loop {
                 let rows = clickhouse
-                    .query("SELECT user_id FROM events WHERE event_name = 'probe' AND user_id LIKE ?")
+                    .query(
+                        "SELECT user_id FROM events WHERE event_name = 'probe' AND user_id LIKE ?",
+                    )
                     .bind(format!("{run}-%"))
                     .fetch_all::<Seen>()
                     .await
@@ -86,10 +94,18 @@ async fn main() -> anyhow::Result<()> {
     let seen = seen.lock().unwrap();
     let mut delays: Vec<f64> = acked
         .iter()
-        .filter_map(|(user, at)| seen.get(user).map(|s| s.saturating_duration_since(*at).as_secs_f64() * 1000.0))
+        .filter_map(|(user, at)| {
+            seen.get(user)
+                .map(|s| s.saturating_duration_since(*at).as_secs_f64() * 1000.0)
+        })
         .collect();
     delays.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pick = |q: f64| delays.get(((delays.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    let pick = |q: f64| {
+        delays
+            .get(((delays.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     println!(
         "{}",
         json!({ "sent": acked.len(), "seen": delays.len(), "p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": pick(1.0) })

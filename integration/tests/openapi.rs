@@ -1,0 +1,79 @@
+//! `/openapi.json` stays true: every documented operation, called anonymously and then with
+//! a valid key but an empty body, answers with a status the document lists for it, and
+//! every error is the documented envelope.
+
+use linktrace_integration::TestEnv;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn every_documented_operation_answers_as_documented() {
+    let env = TestEnv::new().await;
+    let ingest = env.spawn_ingest().await;
+    let api = env.spawn_api().await;
+    let account = env.create_account("scale").await;
+    env.create_link(&account, "abcd1234").await;
+
+    let (status, document) = env.get(&api.url("/openapi.json"), None).await;
+    assert_eq!(status, 200);
+    let (_, from_ingest) = env.get(&ingest.url("/openapi.json"), None).await;
+    assert_eq!(
+        document, from_ingest,
+        "both services serve the same document"
+    );
+
+    let paths = document["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/api/v1/events") && paths.contains_key("/api/v1/capture-event"));
+    let mut checked = 0;
+    for (path, operations) in paths {
+        for (method, operation) in operations.as_object().unwrap() {
+            let documented: Vec<u16> = operation["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.parse().unwrap())
+                .collect();
+            let concrete = path
+                .replace("{shortCode}", "abcd1234")
+                .replace("{accountId}", &account.id.to_string());
+            let service = if operation["tags"][0] == "ingest" {
+                &ingest
+            } else {
+                &api
+            };
+            for key in [None, Some(account.live_key.as_str())] {
+                let mut request = env.http.request(
+                    method.to_uppercase().parse().unwrap(),
+                    service.url(&concrete),
+                );
+                if let Some(key) = key {
+                    request = request
+                        .header("x-api-key", key)
+                        .header("linkrunner-key", key);
+                }
+                if operation.get("requestBody").is_some() {
+                    request = request.json(&json!({}));
+                }
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let body = response.text().await.unwrap();
+                assert!(
+                    documented.contains(&status),
+                    "{method} {path} answered {status}, documented {documented:?}: {body}"
+                );
+                if status >= 400 && !path.starts_with("/l/") {
+                    let envelope: Value = serde_json::from_str(&body)
+                        .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {body}"));
+                    assert_eq!(envelope["success"], false, "{method} {path}: {body}");
+                    assert!(envelope["message"].is_string(), "{method} {path}: {body}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        operations, 17,
+        "a new endpoint needs a row in docs/openapi.py"
+    );
+    assert_eq!(checked, 2 * operations);
+}

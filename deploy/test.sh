@@ -24,4 +24,14 @@ fi
 cd "$REPO"
 export RUST_BACKTRACE=1
 # Two cores: integration tests spawn services of their own, so keep parallelism modest.
+set +e
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}" "$@"
+status=$?
+set -e
+# Faults under load (they stop shared services, so one at a time, after the rest).
+if [[ "${SKIP_CHAOS:-0}" != 1 ]]; then
+  log "chaos tests: broker, ClickHouse and Postgres stopped and restarted under load"
+  cargo test -p linktrace-integration --test chaos -- --ignored --test-threads=1 || status=1
+  "$REPO/deploy/up.sh" --infra
+fi
+exit $status

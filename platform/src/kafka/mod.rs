@@ -27,20 +27,26 @@ pub struct KafkaConfig {
     /// The deadline for the broker's acknowledgement; past it the request fails (503).
     #[envconfig(from = "KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS", default = "5000")]
     pub producer_message_timeout_ms: u32,
+    /// The idempotent producer (no duplicates from the producer's own retries). Every event
+    /// also carries an `event_id` that storage deduplicates on, so turning this off costs
+    /// at most a stored copy that reads never count. `deploy/lib.sh` turns it off for tansu
+    /// 0.6, whose sqlite storage wedges when an idempotent producer outlives a broker restart.
+    #[envconfig(from = "KAFKA_PRODUCER_IDEMPOTENT", default = "true")]
+    pub producer_idempotent: bool,
     /// Messages the producer may hold in memory before sends wait (and then fail).
     #[envconfig(from = "KAFKA_PRODUCER_QUEUE_MAX_MESSAGES", default = "100000")]
     pub producer_queue_max_messages: u32,
 }
 
 impl KafkaConfig {
-    /// The producer's settings: acknowledged by all in-sync replicas, idempotent (no
-    /// duplicates from the producer's own retries), bounded in time and memory.
+    /// The producer's settings: acknowledged by all in-sync replicas, idempotent unless
+    /// configured otherwise, bounded in time and memory.
     pub fn producer_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
             .set("acks", "all")
-            .set("enable.idempotence", "true")
+            .set("enable.idempotence", self.producer_idempotent.to_string())
             .set("linger.ms", self.producer_linger_ms.to_string())
             .set("compression.type", &self.producer_compression)
             .set(

@@ -49,7 +49,7 @@ start_count, end_count, start_t, end_t, accepted = other["drain"]
 drained = int(end_count) - int(start_count)
 drain_s = float(end_t) - float(start_t)
 drain_rate = drained / drain_s if drain_s > 0 else 0
-e2e = json.loads(" ".join(other["e2e"]))
+e2e = wrk["e2e"]
 mem = {n: int(other[f"memory_{n}"][0]) / 1024 for n in ("ingest", "consumer", "api")}
 
 lines = [

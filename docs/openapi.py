@@ -14,7 +14,7 @@ ERRORS = {
     "409": "The custom short code is taken (SHORT_CODE_TAKEN)",
     "405": "Method not allowed",
     "413": "Request body too large (PAYLOAD_TOO_LARGE)",
-    "429": "Monthly event quota exhausted (QUOTA_EXCEEDED, with resetsOn)",
+    "429": "Monthly event quota exhausted (QUOTA_EXCEEDED, with resetsOn), or too many requests for this key (RATE_LIMITED, with a Retry-After header)",
     "503": "A dependency (broker, database) cannot take the request (UNAVAILABLE)",
 }
 
@@ -71,7 +71,7 @@ paths = {
         {"202": "Queued: the broker has the event", "200": "Deduplicated: this (link, event, entity) was already recorded"},
         ["400", "401", "403", "404", "413", "429", "503"], body=EVENT, tag="ingest")},
     "/api/v1/events/batch": {"post": op("Ingest up to 1,000 events (1 MiB); one result per event, in order",
-        {"200": "Per-event results"}, ["400", "401", "403", "413", "503"],
+        {"200": "Per-event results"}, ["400", "401", "403", "413", "429", "503"],
         body={"type": "object", "required": ["events"], "properties": {"events": {"type": "array", "maxItems": 1000, "items": EVENT}}}, tag="ingest")},
     "/api/v1/capture-event": {"post": op("Linkrunner-compatible event capture (header linkrunner-key)",
         {"201": "{\"msg\": \"Event capture request received!\", \"status\": 200, \"data\": null}"},

@@ -28,6 +28,8 @@ pub enum ClaimOutcome {
     Claimed { event_time: DateTime<Utc> },
     /// The tuple was already accepted.
     Duplicate,
+    /// Another request still holds the claim after the produce deadline: try again later.
+    StillInFlight,
 }
 
 pub struct EntityClaims {
@@ -86,7 +88,7 @@ impl EntityClaims {
                 // Another request is producing this tuple right now (or its claim was just
                 // released): wait for its outcome, then look again.
                 _ if tokio::time::Instant::now() < give_up => tokio::time::sleep(poll).await,
-                _ => return Err(sqlx::Error::PoolTimedOut),
+                _ => return Ok(ClaimOutcome::StillInFlight),
             }
         }
     }

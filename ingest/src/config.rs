@@ -28,6 +28,12 @@ pub struct IngestConfig {
     /// Unused quota an instance holds is given back after this long without use.
     #[envconfig(from = "QUOTA_LEASE_IDLE_MS", default = "1000")]
     pub quota_lease_idle_ms: u64,
+    /// Requests per second each API key may make (0: unlimited), and the burst it may
+    /// save up. Over it: 429 RATE_LIMITED with Retry-After.
+    #[envconfig(from = "INGEST_RATE_LIMIT_PER_SEC", default = "10000")]
+    pub rate_limit_per_sec: u32,
+    #[envconfig(from = "INGEST_RATE_LIMIT_BURST", default = "20000")]
+    pub rate_limit_burst: u32,
     /// The largest request body, in bytes (the batch endpoint's limit is 1 MiB).
     #[envconfig(from = "INGEST_MAX_BODY_BYTES", default = "65536")]
     pub max_body_bytes: usize,

@@ -19,6 +19,8 @@ pub enum IngestError {
     PlanUpgradeRequired,
     #[error("link not found")]
     LinkNotFound,
+    #[error("too many requests for this API key; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("monthly event quota exceeded")]
     QuotaExceeded { resets_on: String },
     #[error("the event stream is unavailable; retry later")]
@@ -50,7 +52,9 @@ impl IngestError {
             IngestError::Unauthorized => StatusCode::UNAUTHORIZED,
             IngestError::PlanUpgradeRequired => StatusCode::FORBIDDEN,
             IngestError::LinkNotFound => StatusCode::NOT_FOUND,
-            IngestError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            IngestError::QuotaExceeded { .. } | IngestError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             IngestError::Unavailable(_) | IngestError::Database(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -66,6 +70,7 @@ impl IngestError {
             IngestError::PlanUpgradeRequired => "plan",
             IngestError::LinkNotFound => "link_not_found",
             IngestError::QuotaExceeded { .. } => "quota",
+            IngestError::RateLimited { .. } => "rate_limited",
             IngestError::Unavailable(_) => "stream_unavailable",
             IngestError::Database(_) => "database_unavailable",
         }
@@ -73,6 +78,9 @@ impl IngestError {
 
     pub fn envelope(&self) -> ErrorEnvelope {
         match self {
+            IngestError::RateLimited { .. } => {
+                ErrorEnvelope::new(ErrorCode::RateLimited, self.to_string())
+            }
             IngestError::Validation(_) => {
                 ErrorEnvelope::new(ErrorCode::ValidationError, self.to_string())
             }
@@ -107,7 +115,13 @@ impl IntoResponse for IngestError {
             IngestError::Database(cause) => tracing::error!(error = %cause, "database unavailable"),
             _ => {}
         }
-        (self.status(), Json(self.envelope())).into_response()
+        let mut response = (self.status(), Json(self.envelope())).into_response();
+        if let IngestError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        }
+        response
     }
 }
 

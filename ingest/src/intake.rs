@@ -16,6 +16,7 @@ use crate::directory::{Directory, ResolvedKey};
 use crate::error::IngestError;
 use crate::metrics::{EVENTS_ACCEPTED, EVENTS_DEDUPLICATED, EVENTS_REJECTED};
 use crate::quota::{QuotaDecision, QuotaLimiter};
+use crate::rate_limit::KeyRateLimiter;
 
 /// An event as parsed from a request, before it is stamped and produced.
 #[derive(Debug)]
@@ -39,6 +40,7 @@ pub struct Intake {
     pub claims: Arc<EntityClaims>,
     pub sink: Arc<dyn EventSink>,
     pub clock: Arc<dyn Clock>,
+    pub rate_limiter: Arc<KeyRateLimiter>,
 }
 
 impl Intake {
@@ -56,6 +58,14 @@ impl Intake {
             .resolve_key(&key.hash())
             .await?
             .ok_or(IngestError::Unauthorized)?;
+        if let Err(wait) = self
+            .rate_limiter
+            .check(resolved.account_id, resolved.environment)
+        {
+            return Err(IngestError::RateLimited {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            });
+        }
         if !resolved.allows(endpoint) {
             return Err(IngestError::PlanUpgradeRequired);
         }
@@ -107,6 +117,11 @@ impl Intake {
                 };
                 match self.claims.claim(&entity_key, event_id, now).await? {
                     ClaimOutcome::Duplicate => return Ok(Accepted::Deduplicated),
+                    ClaimOutcome::StillInFlight => {
+                        return Err(IngestError::Unavailable(anyhow::anyhow!(
+                            "another request for this event is still being produced"
+                        )))
+                    }
                     ClaimOutcome::Claimed {
                         event_time: claimed_time,
                     } => event_time = claimed_time,

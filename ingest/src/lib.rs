@@ -9,5 +9,6 @@ pub mod error;
 pub mod intake;
 pub mod metrics;
 pub mod quota;
+pub mod rate_limit;
 pub mod routes;
 pub mod startup;

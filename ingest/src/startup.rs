@@ -20,6 +20,7 @@ use crate::config::IngestConfig;
 use crate::directory::{Directory, DirectoryTtls};
 use crate::intake::Intake;
 use crate::quota::QuotaLimiter;
+use crate::rate_limit::KeyRateLimiter;
 use crate::routes;
 
 /// What ingest needs from the outside world; tests swap the sink or the clock.
@@ -100,6 +101,10 @@ impl Application {
             claims: Arc::new(EntityClaims::new(deps.pool.clone(), stale_after)),
             sink: deps.sink,
             clock: deps.clock,
+            rate_limiter: Arc::new(KeyRateLimiter::new(
+                config.rate_limit_per_sec,
+                config.rate_limit_burst,
+            )),
         });
         let router = build_router(intake, deps.readiness, config.max_body_bytes);
         let listener = TcpListener::bind(config.address).await?;

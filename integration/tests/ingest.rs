@@ -704,3 +704,108 @@ async fn capture_event_is_linkrunner_compatible_and_attributed() {
     );
     consumer.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn each_key_is_rate_limited_with_retry_after() {
+    let env = TestEnv::new().await;
+    let mut config = env.ingest_config();
+    config.rate_limit_per_sec = 1;
+    config.rate_limit_burst = 4;
+    let ingest = running(Application::build(config).await.unwrap());
+    let busy = env.create_account("scale").await;
+    let quiet = env.create_account("scale").await;
+    env.create_link(&busy, "busy1234").await;
+    env.create_link(&quiet, "quiet123").await;
+    let url = ingest.url("/api/v1/events");
+    let mut limited = 0;
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        let response = env
+            .http
+            .post(&url)
+            .header("x-api-key", &busy.live_key)
+            .json(&event("busy1234", "purchase", None))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            limited += 1;
+            let retry_after: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(retry_after, 1);
+            let body: Value = response.json().await.unwrap();
+            assert_envelope(429, &body, 429, "RATE_LIMITED");
+        }
+    }
+    // A burst of 4, then one more per second that passed.
+    let accepted = 10 - limited;
+    let refilled = started.elapsed().as_secs_f64().ceil() as usize;
+    assert!(
+        (4..=4 + refilled).contains(&accepted),
+        "accepted {accepted}, limited {limited}"
+    );
+    // Another key is not affected, and the busy key recovers.
+    assert_eq!(
+        env.post(
+            &url,
+            Some(&quiet.live_key),
+            event("quiet123", "purchase", None)
+        )
+        .await
+        .0,
+        202
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        env.post(
+            &url,
+            Some(&busy.live_key),
+            event("busy1234", "purchase", None)
+        )
+        .await
+        .0,
+        202
+    );
+}
+
+#[tokio::test]
+async fn concurrent_claims_of_one_tuple_never_error_and_exactly_one_wins() {
+    use linktrace_ingest::claims::{ClaimOutcome, EntityClaims, EntityKey};
+    let env = TestEnv::new().await;
+    let claims = Arc::new(EntityClaims::new(env.pool.clone(), Duration::from_secs(10)));
+    let account = uuid::Uuid::new_v4();
+    for round in 0..40 {
+        let key = EntityKey {
+            account_id: account,
+            link_short_code: "abcd1234".into(),
+            event_name: "purchase".into(),
+            entity_id: format!("race-{round}"),
+        };
+        let event_id = uuid::Uuid::new_v4();
+        let attempts = (0..16).map(|_| {
+            let (claims, key) = (claims.clone(), key.clone());
+            tokio::spawn(async move {
+                let outcome = claims.claim(&key, event_id, Utc::now()).await;
+                if matches!(outcome, Ok(ClaimOutcome::Claimed { .. })) {
+                    claims.mark_queued(&key).await.unwrap();
+                }
+                outcome
+            })
+        });
+        let outcomes: Vec<_> = futures::future::join_all(attempts)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        let claimed = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(ClaimOutcome::Claimed { .. })))
+            .count();
+        let errors: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+        assert!(errors.is_empty(), "round {round}: {errors:?}");
+        assert_eq!(claimed, 1, "round {round}");
+    }
+}

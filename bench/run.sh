@@ -24,7 +24,7 @@ RESULTS="$STATE/results.$RUN_ID"
 : >"$RESULTS"
 
 cleanup() {
-  for name in nginx api ingest consumer bare; do stop_pid "$name"; done
+  for name in nginx api ingest ingest2 consumer consumer9283 consumer9285 bare; do stop_pid "$name"; done
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_bench_$RUN_ID" >/dev/null 2>&1 || true
   curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS linktrace_bench_$RUN_ID" >/dev/null || true
 }
@@ -33,7 +33,7 @@ trap cleanup EXIT
 apt_install wrk
 start_infrastructure
 (cd "$REPO" && cargo build --release -q -p linktrace-ingest -p linktrace-consumer -p linktrace-api -p linktrace-bench --bins)
-start_service consumer
+start_service consumer   # applies the ClickHouse schema; stopped again before the load
 start_service ingest
 start_service api
 start_gateway
@@ -48,10 +48,6 @@ export LT_CODE=bench123 LT_RUN="$RUN_ID" LT_BATCH="$BATCH"
 curl -sf -X POST "http://$API_ADDR/api/v1/referral-links" -H "x-api-key: $LT_KEY" -H 'content-type: application/json' \
   -d "{\"destinationUrl\":\"https://example.com\",\"shortCode\":\"$LT_CODE\"}" >/dev/null
 
-metric() { # metric URL NAME: the sum of a counter's samples
-  curl -s "$1/metrics" | awk -v n="$2" '$1 ~ "^"n"({|$)" { s += $2 } END { printf "%d", s }'
-}
-
 # wrk_json NAME SCRIPT URL [CONNECTIONS]: runs wrk and records its one-line JSON summary.
 wrk_json() {
   local name="$1" script="$2" url="$3" conns="${4:-$CONNECTIONS}" tmp
@@ -65,14 +61,30 @@ wrk_json() {
   echo "$line"
 }
 
+metric() { # metric URL NAME: the sum of a counter's samples
+  curl -s "$1/metrics" | awk -v n="$2" '$1 ~ "^"n"({|$)" { s += $2 } END { printf "%d", s }'
+}
+
+# cpu_during NAME SECONDS: per-program CPU use (% of one core) over the window, as JSON.
+cpu_during() {
+  top -b -d "$2" -n 2 -w 512 | awk -v name="$1" '
+    /^top -/ { frame++ } frame == 2 && $1 ~ /^[0-9]+$/ { cpu[$12] += $9 }
+    END { printf "cpu_%s {", name; sep = ""; for (c in cpu) if (cpu[c] >= 1) { printf "%s\"%s\":%.0f", sep, c, cpu[c]; sep = "," } print "}" }' >>"$RESULTS"
+}
+
+# The backlog for the consumer measurement builds up while it is stopped.
+stop_pid consumer
+
 # 1. The bare axum baseline, with the same load generator and settings.
 daemonize bare "$REPO" "" "$LOGS/bare.log" "$REPO/target/release/bare-ingest" 127.0.0.1:9190
 wait_for "bare baseline" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/9190"
 wrk_json bare event.lua "http://127.0.0.1:9190/api/v1/events" >/dev/null
 stop_pid bare
 
-# 2. Ingest, plain path and dedup path (a fresh entityId per request).
+# 2. Ingest, plain path (with where the CPU goes) and dedup path (a fresh entityId each).
+cpu_during ingest "$((SECONDS_EACH - 3))" &
 wrk_json ingest event.lua "http://$INGEST_ADDR/api/v1/events" >/dev/null
+wait
 wrk_json ingest_dedup event_entity.lua "http://$INGEST_ADDR/api/v1/events" >/dev/null
 
 # 3. The batch endpoint: events/s counted by ingest's own accepted counter.
@@ -84,18 +96,47 @@ echo "batch_events $((after - before))" >>"$RESULTS"
 # 4. Redirect clicks (each one produced to Kafka and acknowledged before the 302).
 wrk_json redirect get.lua "http://$API_ADDR/l/$LT_CODE" >/dev/null
 
-# 5. Consumer throughput: let it drain what the load left behind, timing the drain.
-accepted="$(( $(metric "http://$INGEST_ADDR" ingest_events_accepted_total) + $(metric "http://$API_ADDR" redirect_clicks_total) ))"
-stored() { curl -s "$CLICKHOUSE_URL/?database=$CLICKHOUSE_DATABASE" --data-binary "SELECT count() FROM events"; }
-log "timing the consumer's drain to $accepted stored events"
-start_count="$(stored)"; start_time="$(date +%s.%N)"
-deadline=$((SECONDS + 240))
-while (( $(stored) < accepted )) && ((SECONDS < deadline)); do sleep 0.5; done
-end_count="$(stored)"; end_time="$(date +%s.%N)"
-echo "drain $start_count $end_count $start_time $end_time $accepted" >>"$RESULTS"
-# Peak of the consumer's observed throughput: events written per wall-clock second overall.
-written_total="$(metric "http://$CONSUMER_ADDR" consumer_events_written_total)"
-echo "consumer_written_total $written_total" >>"$RESULTS"
+# 2b. Two ingest instances (one wrk each, half the connections each), sharing the cores.
+start_service_as ingest2 ingest 127.0.0.1:9284
+wrk_pair() {
+  local tmp; tmp="$(mktemp --suffix=.lua)"
+  cat "$REPO/bench/wrk/event.lua" "$REPO/bench/wrk/report.lua" >"$tmp"
+  log "measuring two ingest instances ($CONNECTIONS connections in all)"
+  wrk -t1 -c"$((CONNECTIONS / 2))" -d"${SECONDS_EACH}s" -s "$tmp" "http://$INGEST_ADDR/api/v1/events" | grep '^WRK_JSON' | sed 's/^WRK_JSON /ingest_x2_a /' >>"$RESULTS" &
+  wrk -t1 -c"$((CONNECTIONS / 2))" -d"${SECONDS_EACH}s" -s "$tmp" "http://127.0.0.1:9284/api/v1/events" | grep '^WRK_JSON' | sed 's/^WRK_JSON /ingest_x2_b /' >>"$RESULTS"
+  wait; rm -f "$tmp"
+}
+wrk_pair
+stop_pid ingest2
+
+# 5. Consumer throughput: the backlog everything above left in the topic, drained by one
+#    consumer, then again (a fresh group from the start of the topic) by two.
+backlog="$(( $(metric "http://$INGEST_ADDR" ingest_events_accepted_total) + $(metric "http://$API_ADDR" redirect_clicks_total) ))"
+drain() { # drain NAME GROUP INSTANCES...
+  local name="$1" group="$2"; shift 2
+  local start end consumed
+  start="$(date +%s.%N)"
+  for port in "$@"; do
+    (export KAFKA_CONSUMER_GROUP="$group" KAFKA_CONSUMER_INSTANCE_ID="$group-$port"
+     start_service_as "consumer$port" consumer "127.0.0.1:$port")
+  done
+  log "timing $name: $backlog events"
+  local deadline=$((SECONDS + 300))
+  while ((SECONDS < deadline)); do
+    consumed=0
+    for port in "$@"; do consumed=$((consumed + $(metric "http://127.0.0.1:$port" consumer_events_consumed_total))); done
+    ((consumed >= backlog)) && break
+    sleep 0.2
+  done
+  end="$(date +%s.%N)"
+  echo "$name $backlog $consumed $start $end" >>"$RESULTS"
+  for port in "$@"; do stop_pid "consumer$port"; done
+}
+drain drain_x1 "linktrace-bench-$RUN_ID-a" 9283
+drain drain_x2 "linktrace-bench-$RUN_ID-b" 9283 9285
+stored() { curl -s "$CLICKHOUSE_URL/?database=$CLICKHOUSE_DATABASE" --data-binary "SELECT count() FROM events FINAL"; }
+echo "stored_after_drain $(stored) $backlog" >>"$RESULTS"
+(export KAFKA_CONSUMER_GROUP="linktrace-bench-$RUN_ID-a"; start_service_as consumer consumer "$CONSUMER_ADDR")
 
 # 6. End-to-end delay under a steady load: 200 events/s probed while wrk keeps 4
 #    connections busy on the plain path.

@@ -143,14 +143,22 @@ build_services() {
   (cd "$REPO" && cargo build "${flags[@]}" -p linktrace-ingest -p linktrace-consumer -p linktrace-api --bins)
 }
 
-# start_service NAME: runs target/$PROFILE/linktrace-NAME in the background.
+# start_service NAME: runs target/$PROFILE/linktrace-NAME in the background on $NAME_ADDR.
 start_service() {
-  local name="$1" addr_var
+  local addr_var
+  addr_var="$(echo "$1" | tr '[:lower:]' '[:upper:]')_ADDR"
+  start_service_as "$1" "$1" "${!addr_var}"
+}
+
+# start_service_as PIDNAME SERVICE ADDRESS: one more instance of SERVICE, known as PIDNAME.
+start_service_as() {
+  local name="$1" service="$2" address="$3"
   if pid_alive "$name"; then return 0; fi
-  addr_var="$(echo "$name" | tr '[:lower:]' '[:upper:]')_ADDR"
-  log "starting $name on ${!addr_var}"
-  daemonize "$name" "$REPO" "" "$LOGS/$name.log" "$REPO/target/$LINKTRACE_PROFILE/linktrace-$name"
-  wait_for "$name" 60 curl -sf "http://${!addr_var}/healthz"
+  log "starting $name on $address"
+  local addr_var
+  addr_var="$(echo "$service" | tr '[:lower:]' '[:upper:]')_ADDR"
+  (export "$addr_var=$address"; daemonize "$name" "$REPO" "" "$LOGS/$name.log" "$REPO/target/$LINKTRACE_PROFILE/linktrace-$service")
+  wait_for "$name" 60 curl -sf "http://$address/healthz"
 }
 
 start_gateway() {

@@ -24,7 +24,7 @@ RESULTS="$STATE/results.$RUN_ID"
 : >"$RESULTS"
 
 cleanup() {
-  for name in nginx api ingest ingest2 consumer consumer9283 consumer9285 bare; do stop_pid "$name"; done
+  for name in nginx api ingest ingest2 consumer consumer9283 consumer9286 consumer9287 bare; do stop_pid "$name"; done
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_bench_$RUN_ID" >/dev/null 2>&1 || true
   curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS linktrace_bench_$RUN_ID" >/dev/null || true
 }
@@ -87,6 +87,17 @@ wrk_json ingest event.lua "http://$INGEST_ADDR/api/v1/events" >/dev/null
 wait
 wrk_json ingest_dedup event_entity.lua "http://$INGEST_ADDR/api/v1/events" >/dev/null
 
+# 2a. Is ingest bound by CPU or by waiting for the broker's acknowledgement? The same load
+#     at 8x the concurrency, and the producer's linger at 0 and 5 ms (default 2).
+wrk_json ingest_c256 event.lua "http://$INGEST_ADDR/api/v1/events" 256 >/dev/null
+for linger in 0 5; do
+  stop_pid ingest
+  (export KAFKA_PRODUCER_LINGER_MS="$linger"; start_service ingest)
+  wrk_json "ingest_linger$linger" event.lua "http://$INGEST_ADDR/api/v1/events" >/dev/null
+done
+stop_pid ingest
+start_service ingest
+
 # 3. The batch endpoint: events/s counted by ingest's own accepted counter.
 before="$(metric "http://$INGEST_ADDR" ingest_events_accepted_total)"
 wrk_json batch batch.lua "http://$INGEST_ADDR/api/v1/events/batch" 8 >/dev/null
@@ -107,11 +118,12 @@ wrk_pair() {
   wait; rm -f "$tmp"
 }
 wrk_pair
+ingest2_accepted="$(metric "http://127.0.0.1:9284" ingest_events_accepted_total)"
 stop_pid ingest2
 
 # 5. Consumer throughput: the backlog everything above left in the topic, drained by one
 #    consumer, then again (a fresh group from the start of the topic) by two.
-backlog="$(( $(metric "http://$INGEST_ADDR" ingest_events_accepted_total) + $(metric "http://$API_ADDR" redirect_clicks_total) ))"
+backlog="$(( $(metric "http://$INGEST_ADDR" ingest_events_accepted_total) + ingest2_accepted + $(metric "http://$API_ADDR" redirect_clicks_total) ))"
 drain() { # drain NAME GROUP INSTANCES...
   local name="$1" group="$2"; shift 2
   local start end consumed
@@ -130,13 +142,14 @@ drain() { # drain NAME GROUP INSTANCES...
   done
   end="$(date +%s.%N)"
   echo "$name $backlog $consumed $start $end" >>"$RESULTS"
-  for port in "$@"; do stop_pid "consumer$port"; done
+  for port in "$@"; do [[ "$port" == "${KEEP_RUNNING:-}" ]] || stop_pid "consumer$port"; done
 }
-drain drain_x1 "linktrace-bench-$RUN_ID-a" 9283
-drain drain_x2 "linktrace-bench-$RUN_ID-b" 9283 9285
+# (The one-consumer group stays up for the end-to-end probe: restarting a static member
+#  under another instance id would leave tansu assigning the partitions to the old one.)
+KEEP_RUNNING=9283 drain drain_x1 "linktrace-bench-$RUN_ID-a" 9283
+drain drain_x2 "linktrace-bench-$RUN_ID-b" 9286 9287
 stored() { curl -s "$CLICKHOUSE_URL/?database=$CLICKHOUSE_DATABASE" --data-binary "SELECT count() FROM events FINAL"; }
 echo "stored_after_drain $(stored) $backlog" >>"$RESULTS"
-(export KAFKA_CONSUMER_GROUP="linktrace-bench-$RUN_ID-a"; start_service_as consumer consumer "$CONSUMER_ADDR")
 
 # 6. End-to-end delay under a steady load: 200 events/s probed while wrk keeps 4
 #    connections busy on the plain path.
@@ -147,8 +160,8 @@ echo "e2e $("$REPO/target/release/e2e-probe" "http://$GATEWAY_ADDR" "$LT_KEY" "$
 wait "$WRK_PID" || true
 
 # 7. Peak memory of each service.
-for name in ingest consumer api; do
-  echo "memory_$name $(awk '/VmHWM/ { print $2 }' "/proc/$(cat "$RUN/$name.pid")/status")" >>"$RESULTS"
+for name in ingest consumer9283 api; do
+  echo "memory_${name%9283} $(awk '/VmHWM/ { print $2 }' "/proc/$(cat "$RUN/$name.pid")/status")" >>"$RESULTS"
 done
 
 python3 "$REPO/bench/report.py" "$RESULTS" "$OUT" "$SECONDS_EACH" "$CONNECTIONS" "$BATCH"

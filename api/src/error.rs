@@ -106,18 +106,3 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     )
         .into_response()
 }
-
-pub async fn not_found() -> Response {
-    ApiError::NotFound("endpoint").into_response()
-}
-
-pub async fn method_not_allowed() -> Response {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        Json(ErrorEnvelope::new(
-            ErrorCode::ValidationError,
-            "method not allowed on this endpoint",
-        )),
-    )
-        .into_response()
-}

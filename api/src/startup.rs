@@ -77,10 +77,10 @@ pub fn build_router(state: AppState, readiness: Readiness) -> Router {
         // Static routes win over this one, so no short code shadows a service path.
         .route("/{short_code}", get(redirect::follow))
         .layer(DefaultBodyLimit::max(64 * 1024))
-        .method_not_allowed_fallback(error::method_not_allowed)
+        .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(state);
     api.merge(http::operational_routes(readiness))
-        .fallback(error::not_found)
+        .fallback(http::not_found)
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,

@@ -58,10 +58,10 @@ pub fn build_router(intake: Arc<Intake>, readiness: Readiness, max_body_bytes: u
         .layer(DefaultBodyLimit::max(routes::batch::MAX_BODY_BYTES));
     single
         .merge(batch)
-        .method_not_allowed_fallback(routes::method_not_allowed)
+        .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(intake)
         .merge(http::operational_routes(readiness))
-        .fallback(routes::not_found)
+        .fallback(http::not_found)
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             crate::error::panic_response,

@@ -2,8 +2,11 @@
 
 use std::future::Future;
 
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
+use linktrace_domain::{ErrorCode, ErrorEnvelope};
 use tokio::net::TcpListener;
 
 use crate::health::{self, Readiness};
@@ -31,4 +34,25 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Unknown paths answer with the error envelope too.
+pub async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorEnvelope::new(ErrorCode::NotFound, "no such endpoint")),
+    )
+        .into_response()
+}
+
+/// A known path with the wrong method answers with the error envelope too.
+pub async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(ErrorEnvelope::new(
+            ErrorCode::ValidationError,
+            "method not allowed on this endpoint",
+        )),
+    )
+        .into_response()
 }

@@ -133,6 +133,7 @@ async fn broker_stopped_and_restarted_under_load() {
         || {
             std::thread::sleep(Duration::from_secs(3));
             deploy("stop_pid tansu");
+            deploy("! kafka_up"); // really down: started by this checkout's deploy/up.sh
             std::thread::sleep(Duration::from_secs(4));
             deploy("start_broker");
         },
@@ -168,6 +169,7 @@ async fn clickhouse_stopped_and_restarted_under_load() {
         || {
             std::thread::sleep(Duration::from_secs(2));
             deploy("stop_pid clickhouse");
+            deploy("! clickhouse_up"); // really down: started by this checkout's deploy/up.sh
             std::thread::sleep(Duration::from_secs(5));
             deploy("start_clickhouse");
         },
@@ -185,6 +187,13 @@ async fn clickhouse_stopped_and_restarted_under_load() {
 #[ignore = "restarts the shared Postgres; run by deploy/test.sh on its own"]
 async fn postgres_restarted_under_ingest() {
     let (env, ingest, consumer, account) = setup().await;
+    let started = || async {
+        sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>("SELECT pg_postmaster_start_time()")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap()
+    };
+    let before = started().await;
     let outcome = send_during(
         &env,
         &ingest,
@@ -223,6 +232,7 @@ async fn postgres_restarted_under_ingest() {
             .all(|(s, _)| *s == 202),
         "ingest recovered by itself"
     );
+    assert_ne!(started().await, before, "Postgres really restarted");
     assert_exactly_once(&env, &account, &outcome).await;
     consumer.stop().await.unwrap();
 }

@@ -116,6 +116,27 @@ pub async fn rotate_key(
     Ok(Some(key))
 }
 
+/// Revokes the account's key of `environment` without issuing another; `false` when there is
+/// no such account. Ingest stops accepting it within its key-cache TTL.
+pub async fn revoke_key(
+    pool: &PgPool,
+    account_id: Uuid,
+    environment: Environment,
+) -> Result<bool, ApiError> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)")
+        .bind(account_id)
+        .fetch_one(pool)
+        .await?;
+    if exists {
+        sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE account_id = $1 AND environment = $2 AND revoked_at IS NULL")
+            .bind(account_id)
+            .bind(environment.as_str())
+            .execute(pool)
+            .await?;
+    }
+    Ok(exists)
+}
+
 /// What an API key stands for in the api service.
 #[derive(Debug, Clone)]
 pub struct Caller {

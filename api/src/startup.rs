@@ -55,6 +55,10 @@ pub fn build_router(state: AppState, readiness: Readiness) -> Router {
             put(admin::change_plan),
         )
         .route(
+            "/admin/v1/accounts/{account_id}/keys/revoke",
+            post(admin::revoke_key),
+        )
+        .route(
             "/admin/v1/accounts/{account_id}/keys/rotate",
             post(admin::rotate_key),
         )

@@ -182,6 +182,35 @@ async fn admin_creates_accounts_changes_plans_and_rotates_keys() {
         )
         .await;
     assert_envelope(status, &body, 401, "UNAUTHORIZED");
+
+    // Revocation without a replacement: the test key stops working, the live key does not.
+    let test_key = created["testApiKey"].as_str().unwrap().to_owned();
+    assert_eq!(
+        env.get(&api.url("/api/v1/referral-links"), Some(&test_key))
+            .await
+            .0,
+        200
+    );
+    let (status, body) = admin(
+        &env,
+        &api,
+        reqwest::Method::POST,
+        &format!("/admin/v1/accounts/{id}/keys/revoke"),
+        Some(ADMIN_TOKEN),
+        json!({ "environment": "test" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = env
+        .get(&api.url("/api/v1/referral-links"), Some(&test_key))
+        .await;
+    assert_envelope(status, &body, 401, "UNAUTHORIZED");
+    assert_eq!(
+        env.get(&api.url("/api/v1/referral-links"), Some(&new_key))
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]

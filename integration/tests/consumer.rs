@@ -358,3 +358,44 @@ async fn a_consumer_killed_with_sigkill_mid_stream_still_stores_exactly_n() {
     restarted.wait().unwrap();
     assert_eq!(stored, 3500);
 }
+
+#[tokio::test]
+async fn sigterm_flushes_the_batch_in_hand_commits_and_leaves() {
+    let env = TestEnv::with_partitions(2).await;
+    let account = Uuid::new_v4();
+    // A batch window far longer than the test: only the shutdown can flush it.
+    let mut config = env.consumer_config();
+    config.batch_max_wait_ms = 30_000;
+    config.batch_max_events = 100_000;
+    let app = Application::build(config.clone()).await.unwrap();
+    let consumer = Running::spawn(app.port(), |stop| app.run_until_stopped(stop));
+    let records: Vec<EventRecord> = (0..50)
+        .map(|i| record(account, &format!("t{}", i % 3), "purchase"))
+        .collect();
+    produce_all(&env, &records).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        env.stored_events(&account_filter(account)).await,
+        0,
+        "still inside the batch window"
+    );
+    consumer.stop().await.unwrap();
+    assert_eq!(
+        env.stored_events(&account_filter(account)).await,
+        50,
+        "flushed on shutdown"
+    );
+
+    // The offsets were committed: the group's next member has nothing left to write.
+    let app = Application::build(config).await.unwrap();
+    let again = Running::spawn(app.port(), |stop| app.run_until_stopped(stop));
+    let sentinel = record(account, "t0", "sentinel");
+    produce_all(&env, &[sentinel.clone()]).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    again.stop().await.unwrap();
+    assert_eq!(
+        env.physical_rows(&account_filter(account)).await,
+        51,
+        "nothing was re-read"
+    );
+}

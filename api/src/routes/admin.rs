@@ -87,3 +87,20 @@ pub async fn rotate_key(
     Ok(Json(json!({ "success": true, "accountId": id, "environment": environment.as_str(), "apiKey": key.expose_secret() }))
         .into_response())
 }
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<JsonObject, BodyError>,
+) -> Result<Response, ApiError> {
+    require_admin(&state, &headers)?;
+    let id = account_id(&raw_id)?;
+    let JsonObject(object) = body?;
+    let environment = Environment::parse(required_str(&object, "environment")?)
+        .ok_or_else(|| ApiError::Validation("environment must be \"live\" or \"test\"".into()))?;
+    if !accounts::revoke_key(&state.pool, id, environment).await? {
+        return Err(ApiError::NotFound("account"));
+    }
+    Ok(Json(json!({ "success": true, "accountId": id, "environment": environment.as_str(), "revoked": true })).into_response())
+}

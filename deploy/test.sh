@@ -28,6 +28,14 @@ set +e
 KAFKA_PRODUCER_IDEMPOTENT=true cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}" "$@"
 status=$?
 set -e
+# The running stack against its OpenAPI description (schemathesis), through the gateway.
+if [[ "${SKIP_SCHEMATHESIS:-0}" != 1 ]]; then
+  started_here=()
+  for name in consumer ingest api nginx; do pid_alive "$name" || started_here+=("$name"); done
+  "$REPO/deploy/up.sh" >"$LOGS/schemathesis-up.log" 2>&1 && "$REPO/deploy/schemathesis.sh" || status=1
+  for name in "${started_here[@]}"; do stop_pid "$name"; done
+fi
+
 # Faults under load. They stop and restart ClickHouse and the broker, so they get their own
 # (ports 18123/19000 and 19092, state in .linktrace/chaos), whatever else runs here, and run
 # one at a time after the rest. Postgres is the shared one, restarted with pg_ctlcluster.

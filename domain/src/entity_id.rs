@@ -12,6 +12,9 @@ impl EntityId {
         if raw.is_empty() {
             return Err(ParseError::new("must not be empty"));
         }
+        if raw.contains('\0') {
+            return Err(ParseError::new("must not contain NUL characters"));
+        }
         if raw.chars().count() > Self::MAX_LEN {
             return Err(ParseError::new(format!(
                 "must be at most {} characters",
@@ -36,5 +39,6 @@ mod tests {
         assert!(EntityId::parse(&"x".repeat(256)).is_err());
         assert!(EntityId::parse(&"é".repeat(255)).is_ok());
         assert!(EntityId::parse("").is_err());
+        assert!(EntityId::parse("a\0b").is_err());
     }
 }

@@ -270,6 +270,7 @@ async fn referral_links_are_created_read_listed_updated_and_deleted_per_account(
         json!({ "destinationUrl": "https://example.com", "iosUrl": "javascript:alert(1)" }),
         json!({ "destinationUrl": "https://example.com", "expiresAt": "tomorrow" }),
         json!({ "destinationUrl": "https://example.com", "metadata": "x" }),
+        json!({ "destinationUrl": "https://example.com", "campaign": "a\u{0}b" }),
     ] {
         let (status, body) = env.post(&url, Some(&me.live_key), bad.clone()).await;
         assert_envelope(status, &body, 400, "VALIDATION_ERROR");

@@ -169,6 +169,10 @@ async fn every_field_rule_is_enforced_with_a_message_naming_the_field() {
             json!({ "linkShortCode": "abcd1234", "eventName": "purchase", "entityId": 7 }),
             "entityId",
         ),
+        (
+            json!({ "linkShortCode": "abcd1234", "eventName": "purchase", "entityId": "a\u{0}b" }),
+            "entityId",
+        ),
     ];
     for (body, field) in cases {
         let (status, answer) = env.post(&url, Some(&account.live_key), body.clone()).await;

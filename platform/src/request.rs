@@ -95,6 +95,10 @@ pub fn optional_str<'a>(
 ) -> Result<Option<&'a str>, FieldError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
+        // Postgres text cannot hold NUL; refuse it here rather than fail later with a 503.
+        Some(Value::String(s)) if s.contains('\0') => Err(FieldError(format!(
+            "{field} must not contain NUL characters"
+        ))),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
         Some(_) => Err(FieldError(format!("{field} must be a string"))),
     }

@@ -91,25 +91,16 @@ pub async fn change_plan(
     Ok(updated.rows_affected() == 1)
 }
 
-/// Revokes the account's current key of `environment` and issues a new one.
+/// Revokes the account's current key of `environment` and issues a new one, atomically.
 pub async fn rotate_key(
     pool: &PgPool,
     account_id: Uuid,
     environment: Environment,
 ) -> Result<Option<ApiKey>, ApiError> {
     let mut tx = pool.begin().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)")
-        .bind(account_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !exists {
+    if !revoke_in(&mut tx, account_id, environment).await? {
         return Ok(None);
     }
-    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE account_id = $1 AND environment = $2 AND revoked_at IS NULL")
-        .bind(account_id)
-        .bind(environment.as_str())
-        .execute(&mut *tx)
-        .await?;
     let key = ApiKey::generate(environment);
     insert_key(&mut tx, account_id, &key).await?;
     tx.commit().await?;
@@ -123,15 +114,27 @@ pub async fn revoke_key(
     account_id: Uuid,
     environment: Environment,
 ) -> Result<bool, ApiError> {
+    let mut tx = pool.begin().await?;
+    let exists = revoke_in(&mut tx, account_id, environment).await?;
+    tx.commit().await?;
+    Ok(exists)
+}
+
+/// Marks the account's live keys of `environment` revoked; `false` when there is no account.
+async fn revoke_in(
+    tx: &mut sqlx::PgConnection,
+    account_id: Uuid,
+    environment: Environment,
+) -> Result<bool, sqlx::Error> {
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)")
         .bind(account_id)
-        .fetch_one(pool)
+        .fetch_one(&mut *tx)
         .await?;
     if exists {
         sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE account_id = $1 AND environment = $2 AND revoked_at IS NULL")
             .bind(account_id)
             .bind(environment.as_str())
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(exists)

@@ -95,25 +95,26 @@ impl EntityClaims {
 
     /// The broker has the event.
     pub async fn mark_queued(&self, key: &EntityKey) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE entity_events SET state = 'queued' \
-             WHERE account_id = $1 AND link_short_code = $2 AND event_name = $3 AND entity_id = $4 AND state = 'pending'",
-        )
-        .bind(key.account_id)
-        .bind(&key.link_short_code)
-        .bind(&key.event_name)
-        .bind(&key.entity_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.on_pending_claim("UPDATE entity_events SET state = 'queued'", key)
+            .await
     }
 
     /// The event was not accepted: free the tuple for a retry.
     pub async fn release(&self, key: &EntityKey) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "DELETE FROM entity_events \
-             WHERE account_id = $1 AND link_short_code = $2 AND event_name = $3 AND entity_id = $4 AND state = 'pending'",
-        )
+        self.on_pending_claim("DELETE FROM entity_events", key)
+            .await
+    }
+
+    /// Runs `statement` on the tuple's row while it is still `pending`.
+    async fn on_pending_claim(
+        &self,
+        statement: &'static str,
+        key: &EntityKey,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!(
+            "{statement} WHERE account_id = $1 AND link_short_code = $2 AND event_name = $3 AND entity_id = $4 \
+             AND state = 'pending'"
+        ))
         .bind(key.account_id)
         .bind(&key.link_short_code)
         .bind(&key.event_name)

@@ -70,6 +70,18 @@ pub async fn change_plan(
     Ok(Json(json!({ "success": true, "accountId": id, "plan": plan.as_str() })).into_response())
 }
 
+/// The account and key environment a key operation names (`{"environment": "live" | "test"}`).
+fn key_target(
+    raw_id: &str,
+    body: Result<JsonObject, BodyError>,
+) -> Result<(Uuid, Environment), ApiError> {
+    let id = account_id(raw_id)?;
+    let JsonObject(object) = body?;
+    let environment = Environment::parse(required_str(&object, "environment")?)
+        .ok_or_else(|| ApiError::Validation("environment must be \"live\" or \"test\"".into()))?;
+    Ok((id, environment))
+}
+
 pub async fn rotate_key(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
@@ -77,10 +89,7 @@ pub async fn rotate_key(
     body: Result<JsonObject, BodyError>,
 ) -> Result<Response, ApiError> {
     require_admin(&state, &headers)?;
-    let id = account_id(&raw_id)?;
-    let JsonObject(object) = body?;
-    let environment = Environment::parse(required_str(&object, "environment")?)
-        .ok_or_else(|| ApiError::Validation("environment must be \"live\" or \"test\"".into()))?;
+    let (id, environment) = key_target(&raw_id, body)?;
     let key = accounts::rotate_key(&state.pool, id, environment)
         .await?
         .ok_or(ApiError::NotFound("account"))?;
@@ -95,10 +104,7 @@ pub async fn revoke_key(
     body: Result<JsonObject, BodyError>,
 ) -> Result<Response, ApiError> {
     require_admin(&state, &headers)?;
-    let id = account_id(&raw_id)?;
-    let JsonObject(object) = body?;
-    let environment = Environment::parse(required_str(&object, "environment")?)
-        .ok_or_else(|| ApiError::Validation("environment must be \"live\" or \"test\"".into()))?;
+    let (id, environment) = key_target(&raw_id, body)?;
     if !accounts::revoke_key(&state.pool, id, environment).await? {
         return Err(ApiError::NotFound("account"));
     }

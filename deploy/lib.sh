@@ -18,10 +18,6 @@ export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
 export KAFKA_EVENTS_TOPIC="${KAFKA_EVENTS_TOPIC:-linktrace.events}"
 export KAFKA_DEAD_LETTER_TOPIC="${KAFKA_DEAD_LETTER_TOPIC:-linktrace.events.dlq}"
 export KAFKA_EVENTS_PARTITIONS="${KAFKA_EVENTS_PARTITIONS:-4}"
-# tansu 0.6's sqlite storage panics when an idempotent producer outlives a broker restart
-# (and then refuses every request). Event ids make producer-retry copies harmless, so the
-# local stack runs without idempotence; docker-compose (Apache Kafka) keeps the default.
-export KAFKA_PRODUCER_IDEMPOTENT="${KAFKA_PRODUCER_IDEMPOTENT:-false}"
 export INGEST_ADDR="${INGEST_ADDR:-127.0.0.1:8081}"
 export API_ADDR="${API_ADDR:-127.0.0.1:8082}"
 export CONSUMER_ADDR="${CONSUMER_ADDR:-127.0.0.1:8083}"

@@ -73,8 +73,7 @@ impl TestEnv {
             .expect("ClickHouse must be running (deploy/up.sh --infra)");
         let mut kafka = KafkaConfig::init_from_hashmap(&HashMap::new()).expect("defaults");
         kafka.brokers = env_or("KAFKA_BROKERS", "127.0.0.1:9092");
-        // Idempotent by default, as in production; deploy/test.sh turns it off for the chaos
-        // tests, which restart tansu (see KafkaConfig::producer_idempotent).
+        // As in production unless the environment says otherwise.
         kafka.producer_idempotent = env_or("KAFKA_PRODUCER_IDEMPOTENT", "true") == "true";
         kafka.events_topic = format!("lt-test-{id}-events");
         kafka.dead_letter_topic = format!("lt-test-{id}-dlq");

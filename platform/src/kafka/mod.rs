@@ -27,10 +27,9 @@ pub struct KafkaConfig {
     /// The deadline for the broker's acknowledgement; past it the request fails (503).
     #[envconfig(from = "KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS", default = "5000")]
     pub producer_message_timeout_ms: u32,
-    /// The idempotent producer (no duplicates from the producer's own retries). Every event
-    /// also carries an `event_id` that storage deduplicates on, so turning this off costs
-    /// at most a stored copy that reads never count. `deploy/lib.sh` turns it off for tansu
-    /// 0.6, whose sqlite storage wedges when an idempotent producer outlives a broker restart.
+    /// The idempotent producer (no duplicates from the producer's own retries). Turn it off
+    /// only for a broker without idempotent-producer support: every event also carries an
+    /// `event_id` that storage deduplicates on, so a retry's copy is never counted.
     #[envconfig(from = "KAFKA_PRODUCER_IDEMPOTENT", default = "true")]
     pub producer_idempotent: bool,
     /// Messages the producer may hold in memory before sends wait (and then fail).

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use envconfig::Envconfig;
@@ -348,4 +347,3 @@ pub fn event(code: &str, name: &str, entity: Option<&str>) -> Value {
 }
 
 pub use linktrace_platform::clock::ManualClock;
-pub type SharedSink = Arc<dyn linktrace_platform::kafka::EventSink>;

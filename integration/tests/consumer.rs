@@ -258,7 +258,7 @@ async fn an_entity_event_redelivered_later_is_dropped_before_it_is_written() {
     // The same event arrives again much later, followed by a sentinel on the same partition.
     let sentinel = record(account, "abcd1234", "sentinel");
     produce_all(&env, &[entity.clone()]).await;
-    produce_all(&env, &[sentinel.clone()]).await;
+    produce_all(&env, std::slice::from_ref(&sentinel)).await;
     assert_eq!(
         env.wait_for_stored(
             &format!("event_id = '{}'", sentinel.event_id),
@@ -390,7 +390,7 @@ async fn sigterm_flushes_the_batch_in_hand_commits_and_leaves() {
     let app = Application::build(config).await.unwrap();
     let again = Running::spawn(app.port(), |stop| app.run_until_stopped(stop));
     let sentinel = record(account, "t0", "sentinel");
-    produce_all(&env, &[sentinel.clone()]).await;
+    produce_all(&env, std::slice::from_ref(&sentinel)).await;
     tokio::time::sleep(Duration::from_secs(12)).await;
     again.stop().await.unwrap();
     assert_eq!(

@@ -31,6 +31,12 @@ use crate::row::EventRow;
 use crate::stored::StoredEntities;
 use crate::writer::EventWriter;
 
+/// Resolves once shutdown has been asked for (the guard `wait_for` returns is not `Send`,
+/// so it is dropped here).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
 pub struct BatchLimits {
     pub max_events: usize,
     pub max_wait: Duration,
@@ -47,15 +53,20 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Consumes until `shutdown` resolves; then flushes and commits the batch in hand and
-    /// leaves the group.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
-        tokio::pin!(shutdown);
+    /// leaves the group. If ClickHouse is down at that moment, the unwritten batch is given
+    /// up *uncommitted* (the group's next member reads it again) instead of blocking exit.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let (stop_sender, mut stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_sender.send(true);
+        });
         let mut stopping = false;
         while !stopping {
             let mut batch: Vec<OwnedMessage> = Vec::new();
             // Wait for the first message of a batch, or for shutdown.
             tokio::select! {
-                _ = &mut shutdown => stopping = true,
+                _ = stopped(&mut stop) => stopping = true,
                 message = self.consumer.recv() => match message {
                     Ok(message) => batch.push(message.detach()),
                     Err(error) => {
@@ -68,7 +79,7 @@ impl Pipeline {
             let deadline = tokio::time::Instant::now() + self.limits.max_wait;
             while !stopping && !batch.is_empty() && batch.len() < self.limits.max_events {
                 tokio::select! {
-                    _ = &mut shutdown => stopping = true,
+                    _ = stopped(&mut stop) => stopping = true,
                     _ = tokio::time::sleep_until(deadline) => break,
                     message = self.consumer.recv() => match message {
                         Ok(message) => batch.push(message.detach()),
@@ -78,14 +89,23 @@ impl Pipeline {
             }
             if !batch.is_empty() {
                 CONSUMED.inc_by(batch.len() as u64);
-                self.process(batch).await;
+                if !self.process(batch, &stop).await {
+                    tracing::warn!("shutting down with an unwritten batch; it stays uncommitted and is read again");
+                    break;
+                }
             }
         }
         tracing::info!("consumer leaving the group");
         self.consumer.unsubscribe();
     }
 
-    async fn process(&self, batch: Vec<OwnedMessage>) {
+    /// Writes and commits `batch`; `false` when shutdown came while ClickHouse was failing,
+    /// in which case nothing was committed.
+    async fn process(
+        &self,
+        batch: Vec<OwnedMessage>,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
         let mut records: Vec<EventRecord> = Vec::with_capacity(batch.len());
         for message in &batch {
             match EventRecord::from_json(message.payload().unwrap_or_default()) {
@@ -98,8 +118,10 @@ impl Pipeline {
         }
         let rows = self.deduplicate(records).await;
         if !rows.is_empty() {
-            self.write_until_done(&rows.iter().map(|(row, _)| row.clone()).collect::<Vec<_>>())
-                .await;
+            let rows_only: Vec<EventRow> = rows.iter().map(|(row, _)| row.clone()).collect();
+            if !self.write_until_done(&rows_only, stop.clone()).await {
+                return false;
+            }
             let entity_ids: Vec<Uuid> = rows
                 .iter()
                 .filter_map(|(_, entity_id)| *entity_id)
@@ -111,6 +133,7 @@ impl Pipeline {
             }
         }
         self.commit(&batch);
+        true
     }
 
     /// Drops copies within the batch and entity events already stored. Returns each row with
@@ -154,7 +177,12 @@ impl Pipeline {
             .collect()
     }
 
-    async fn write_until_done(&self, rows: &[EventRow]) {
+    /// Retries until the write succeeds (`true`) or shutdown is asked for meanwhile (`false`).
+    async fn write_until_done(
+        &self,
+        rows: &[EventRow],
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
         let mut backoff = Duration::from_millis(100);
         let mut paused = false;
         loop {
@@ -167,7 +195,7 @@ impl Pipeline {
                     if paused {
                         self.set_paused(false);
                     }
-                    return;
+                    return true;
                 }
                 Err(error) => {
                     CLICKHOUSE_ERRORS.inc();
@@ -176,7 +204,10 @@ impl Pipeline {
                         self.set_paused(true);
                         paused = true;
                     }
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stopped(&mut stop) => return false,
+                    }
                     backoff = (backoff * 2).min(self.limits.max_backoff);
                 }
             }

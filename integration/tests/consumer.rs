@@ -399,3 +399,45 @@ async fn sigterm_flushes_the_batch_in_hand_commits_and_leaves() {
         "nothing was re-read"
     );
 }
+
+#[tokio::test]
+async fn sigterm_during_a_clickhouse_outage_exits_without_committing() {
+    let env = TestEnv::with_partitions(1).await;
+    let account = Uuid::new_v4();
+    let never = Arc::new(DownForAWhile {
+        inner: ClickHouseWriter::new(env.clickhouse.client()),
+        failures: usize::MAX,
+        attempts: AtomicUsize::new(0),
+    });
+    let config = env.consumer_config();
+    let app = Application::build_with(&config, never.clone())
+        .await
+        .unwrap();
+    let consumer = Running::spawn(app.port(), |stop| app.run_until_stopped(stop));
+    let records: Vec<EventRecord> = (0..20)
+        .map(|_| record(account, "down1234", "purchase"))
+        .collect();
+    produce_all(&env, &records).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while never.attempts.load(Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the consumer never tried to write"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // It stops promptly although ClickHouse is still "down"…
+    tokio::time::timeout(Duration::from_secs(10), consumer.stop())
+        .await
+        .expect("exits promptly")
+        .unwrap();
+    assert_eq!(env.stored_events(&account_filter(account)).await, 0);
+    // …and committed nothing: the next member of the group writes all 20.
+    let healthy = env.spawn_consumer().await;
+    assert_eq!(
+        env.wait_for_stored(&account_filter(account), 20, Duration::from_secs(30))
+            .await,
+        20
+    );
+    healthy.stop().await.unwrap();
+}

@@ -27,6 +27,30 @@ fn secs(at: DateTime<Utc>) -> u32 {
     at.timestamp().clamp(0, u32::MAX.into()) as u32
 }
 
+/// Binds a [`Scope`] to a query, in the order every analytics query writes its conditions:
+/// `account_id = ? AND environment = ? AND <time> >= …(?) AND <time> < …(?)`, then
+/// optionally `(? = '' OR link_short_code = ?) AND (? = '' OR event_name = ?)`.
+trait ScopedQuery {
+    fn with_scope(self, scope: &Scope) -> Self;
+    fn with_filters(self, scope: &Scope) -> Self;
+}
+
+impl ScopedQuery for clickhouse::query::Query {
+    fn with_scope(self, scope: &Scope) -> Self {
+        self.bind(scope.account_id.to_string())
+            .bind(scope.environment.storage_name())
+            .bind(secs(scope.from))
+            .bind(secs(scope.to))
+    }
+
+    fn with_filters(self, scope: &Scope) -> Self {
+        self.bind(&scope.short_code)
+            .bind(&scope.short_code)
+            .bind(&scope.event_name)
+            .bind(&scope.event_name)
+    }
+}
+
 #[derive(Debug, Row, Deserialize)]
 struct NameCount {
     event_name: String,
@@ -99,14 +123,8 @@ pub async fn totals(
                AND (? = '' OR link_short_code = ?) AND (? = '' OR event_name = ?) \
              GROUP BY link_short_code, event_name ORDER BY link_short_code, event_name",
         )
-        .bind(scope.account_id.to_string())
-        .bind(scope.environment.storage_name())
-        .bind(secs(scope.from))
-        .bind(secs(scope.to))
-        .bind(&scope.short_code)
-        .bind(&scope.short_code)
-        .bind(&scope.event_name)
-        .bind(&scope.event_name)
+        .with_scope(scope)
+        .with_filters(scope)
         .fetch_all::<TotalRow>()
         .await
 }
@@ -146,14 +164,8 @@ pub async fn timeseries(
                AND (? = '' OR link_short_code = ?) AND (? = '' OR event_name = ?) \
              GROUP BY bucket ORDER BY bucket"
         ))
-        .bind(scope.account_id.to_string())
-        .bind(scope.environment.storage_name())
-        .bind(secs(scope.from))
-        .bind(secs(scope.to))
-        .bind(&scope.short_code)
-        .bind(&scope.short_code)
-        .bind(&scope.event_name)
-        .bind(&scope.event_name)
+        .with_scope(scope)
+        .with_filters(scope)
         .fetch_all::<BucketRow>()
         .await?;
     Ok(rows
@@ -200,10 +212,7 @@ pub async fn funnel(client: &Client, scope: &Scope) -> Result<Funnel, clickhouse
                AND (? = '' OR link_short_code = ?) \
              GROUP BY event_name ORDER BY events DESC, event_name",
         )
-        .bind(scope.account_id.to_string())
-        .bind(scope.environment.storage_name())
-        .bind(secs(scope.from))
-        .bind(secs(scope.to))
+        .with_scope(scope)
         .bind(&scope.short_code)
         .bind(&scope.short_code)
         .fetch_all::<FunnelRow>()
@@ -260,10 +269,7 @@ pub async fn top_links(
                AND event_name = ? AND link_short_code != '' \
              GROUP BY link_short_code ORDER BY count DESC, short_code LIMIT ?",
         )
-        .bind(scope.account_id.to_string())
-        .bind(scope.environment.storage_name())
-        .bind(secs(scope.from))
-        .bind(secs(scope.to))
+        .with_scope(scope)
         .bind(event)
         .bind(limit)
         .fetch_all::<TopLink>()

@@ -95,6 +95,29 @@ const COLUMNS: &str =
     "short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
                        title, description, image_url, expires_at, created_at, updated_at";
 
+type LinkQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, Link, sqlx::postgres::PgArguments>;
+
+/// Binds `$1`..`$11` as both [`insert`] and [`update`] number them: the key, then the fields.
+fn bind_link<'q>(
+    query: LinkQuery<'q>,
+    short_code: &'q str,
+    account_id: Uuid,
+    fields: &'q LinkFields,
+) -> LinkQuery<'q> {
+    query
+        .bind(short_code)
+        .bind(account_id)
+        .bind(&fields.destination_url)
+        .bind(&fields.ios_url)
+        .bind(&fields.android_url)
+        .bind(&fields.campaign)
+        .bind(&fields.referrer_user_id)
+        .bind(&fields.metadata.title)
+        .bind(&fields.metadata.description)
+        .bind(&fields.metadata.image_url)
+        .bind(fields.expires_at)
+}
+
 /// Inserts a link; `Ok(None)` when the short code is taken (by anyone).
 pub async fn insert(
     pool: &PgPool,
@@ -102,26 +125,17 @@ pub async fn insert(
     short_code: &str,
     fields: &LinkFields,
 ) -> Result<Option<Link>, ApiError> {
-    let link = sqlx::query_as::<_, Link>(&format!(
+    let sql = format!(
         "INSERT INTO links (short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
                             title, description, image_url, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
          ON CONFLICT (short_code) DO NOTHING RETURNING {COLUMNS}"
-    ))
-    .bind(short_code)
-    .bind(account_id)
-    .bind(&fields.destination_url)
-    .bind(&fields.ios_url)
-    .bind(&fields.android_url)
-    .bind(&fields.campaign)
-    .bind(&fields.referrer_user_id)
-    .bind(&fields.metadata.title)
-    .bind(&fields.metadata.description)
-    .bind(&fields.metadata.image_url)
-    .bind(fields.expires_at)
-    .fetch_optional(pool)
-    .await?;
-    Ok(link)
+    );
+    Ok(
+        bind_link(sqlx::query_as(&sql), short_code, account_id, fields)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 /// The link, whoever owns it (the redirect needs this; API reads use [`find_owned`]).
@@ -180,25 +194,15 @@ pub async fn update(
     short_code: &str,
     fields: &LinkFields,
 ) -> Result<Link, ApiError> {
-    sqlx::query_as::<_, Link>(&format!(
+    let sql = format!(
         "UPDATE links SET destination_url = $3, ios_url = $4, android_url = $5, campaign = $6, referrer_user_id = $7, \
                 title = $8, description = $9, image_url = $10, expires_at = $11, updated_at = now() \
          WHERE short_code = $1 AND account_id = $2 RETURNING {COLUMNS}"
-    ))
-    .bind(short_code)
-    .bind(account_id)
-    .bind(&fields.destination_url)
-    .bind(&fields.ios_url)
-    .bind(&fields.android_url)
-    .bind(&fields.campaign)
-    .bind(&fields.referrer_user_id)
-    .bind(&fields.metadata.title)
-    .bind(&fields.metadata.description)
-    .bind(&fields.metadata.image_url)
-    .bind(fields.expires_at)
-    .fetch_optional(pool)
-    .await?
-    .ok_or(ApiError::LinkNotFound)
+    );
+    bind_link(sqlx::query_as(&sql), short_code, account_id, fields)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(ApiError::LinkNotFound)
 }
 
 pub async fn delete(pool: &PgPool, account_id: Uuid, short_code: &str) -> Result<(), ApiError> {

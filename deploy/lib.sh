@@ -29,6 +29,13 @@ export LINKTRACE_ADMIN_TOKEN="${LINKTRACE_ADMIN_TOKEN:-lt_admin_local_dev_token}
 export LINKTRACE_PROFILE="${LINKTRACE_PROFILE:-debug}"
 # tansu reads a sqlite path relative to its working folder ($STATE/tansu).
 TANSU_STORAGE="${TANSU_STORAGE:-sqlite://tansu.db}"
+# The local broker is tansu 0.6, whose idempotent-producer support breaks across a broker
+# restart: librdkafka asks for an epoch bump (InitProducerId with its old id), which tansu
+# has not implemented (a todo!() that kills its storage task), and every later request
+# fails. Plain acks=all producers survive restarts; duplicates a retry may leave in the
+# topic are dropped by the consumer (deterministic event ids). docker-compose runs Apache
+# Kafka with idempotence on.
+export KAFKA_PRODUCER_IDEMPOTENT="${KAFKA_PRODUCER_IDEMPOTENT:-false}"
 
 CLICKHOUSE_HTTP_PORT="${CLICKHOUSE_URL##*:}"
 CLICKHOUSE_HTTP_PORT="${CLICKHOUSE_HTTP_PORT%%/*}"

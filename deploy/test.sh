@@ -45,13 +45,8 @@ if [[ "${SKIP_CHAOS:-0}" != 1 ]]; then
     export LINKTRACE_STATE_DIR="$REPO/.linktrace/chaos" CLICKHOUSE_URL=http://127.0.0.1:18123 \
       CLICKHOUSE_TCP_PORT=19000 KAFKA_BROKERS=127.0.0.1:19092
     bash -c 'source deploy/lib.sh && start_clickhouse && start_broker'
-    # tansu 0.6 wedges when restarted under live clients (panics in its storage and group
-    # code), so the broker-restart test runs only against a broker that survives it:
-    # CHAOS_BROKER=1.
-    skip=(--skip broker_stopped)
-    [[ "${CHAOS_BROKER:-0}" == 1 ]] && skip=()
     code=0
-    cargo test -p linktrace-integration --test chaos -- --ignored --test-threads=1 "${skip[@]}" || code=$?
+    cargo test -p linktrace-integration --test chaos -- --ignored --test-threads=1 || code=$?
     bash -c 'source deploy/lib.sh && stop_pid tansu && stop_pid clickhouse'
     exit $code
   ) || status=1

@@ -44,7 +44,7 @@ pub struct BatchLimits {
 }
 
 pub struct Pipeline {
-    pub consumer: StreamConsumer<ObservedContext>,
+    pub consumer: Arc<StreamConsumer<ObservedContext>>,
     pub writer: Arc<dyn EventWriter>,
     pub stored: StoredEntities,
     pub dead_letters: KafkaSink,
@@ -132,7 +132,7 @@ impl Pipeline {
                 tracing::warn!(%error, "could not mark entity events stored");
             }
         }
-        self.commit(&batch);
+        self.commit(&batch).await;
         true
     }
 
@@ -280,7 +280,7 @@ impl Pipeline {
         );
     }
 
-    fn commit(&self, batch: &[OwnedMessage]) {
+    async fn commit(&self, batch: &[OwnedMessage]) {
         let mut next: HashMap<(&str, i32), i64> = HashMap::new();
         for message in batch {
             let entry = next
@@ -296,10 +296,17 @@ impl Pipeline {
                 tracing::warn!(%error, "bad offset");
             }
         }
-        if let Err(error) = self.consumer.commit(&offsets, CommitMode::Sync) {
+        // A synchronous commit waits for the broker, for as long as it is away: off the
+        // async workers, so that only this pipeline waits, not /healthz or /metrics.
+        let consumer = Arc::clone(&self.consumer);
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync)).await;
+        match committed {
+            Ok(Ok(())) => {}
             // After a rebalance the new owner re-reads from the last commit; the copies it
             // writes collapse by event id.
-            tracing::warn!(%error, "offset commit failed");
+            Ok(Err(error)) => tracing::warn!(%error, "offset commit failed"),
+            Err(error) => tracing::warn!(%error, "offset commit task failed"),
         }
     }
 }

@@ -61,7 +61,7 @@ impl Application {
         let router = http::operational_routes(readiness)
             .layer(axum::middleware::from_fn(metrics::track_http));
         let pipeline = Pipeline {
-            consumer,
+            consumer: Arc::new(consumer),
             writer,
             stored: StoredEntities::new(pool),
             dead_letters,

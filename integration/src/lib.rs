@@ -104,6 +104,10 @@ impl TestEnv {
             ("CLICKHOUSE_URL", self.clickhouse.url.clone()),
             ("CLICKHOUSE_DATABASE", self.clickhouse.database.clone()),
             ("KAFKA_BROKERS", self.kafka.brokers.clone()),
+            (
+                "KAFKA_PRODUCER_IDEMPOTENT",
+                self.kafka.producer_idempotent.to_string(),
+            ),
             ("KAFKA_EVENTS_TOPIC", self.kafka.events_topic.clone()),
             (
                 "KAFKA_DEAD_LETTER_TOPIC",

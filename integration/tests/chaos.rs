@@ -120,9 +120,9 @@ async fn setup() -> (TestEnv, Running, Running, TestAccount) {
     (env, ingest, consumer, account)
 }
 
-#[tokio::test]
-#[ignore = "stops the shared broker; run by deploy/test.sh with CHAOS_BROKER=1 (tansu 0.6 wedges on restart)"]
-async fn broker_stopped_and_restarted_under_load() {
+/// Stops the broker with `stop` (a deploy/lib.sh command), keeps it down for longer than
+/// ingest's 5 s produce deadline, and starts it again, under a steady stream of events.
+async fn broker_outage(stop: &'static str) {
     let (env, ingest, consumer, account) = setup().await;
     let outcome = send_during(
         &env,
@@ -130,11 +130,11 @@ async fn broker_stopped_and_restarted_under_load() {
         &account,
         120,
         Duration::from_millis(100),
-        || {
+        move || {
             std::thread::sleep(Duration::from_secs(3));
-            deploy("stop_pid tansu");
+            deploy(stop);
             deploy("! kafka_up"); // really down: started by this checkout's deploy/up.sh
-            std::thread::sleep(Duration::from_secs(4));
+            std::thread::sleep(Duration::from_secs(6));
             deploy("start_broker");
         },
     )
@@ -150,13 +150,29 @@ async fn broker_stopped_and_restarted_under_load() {
             .rev()
             .take(10)
             .all(|(s, _)| *s == 202),
-        "ingest recovered by itself"
+        "ingest recovered by itself: {:?}",
+        outcome.answers.iter().map(|(s, _)| s).collect::<Vec<_>>()
     );
     assert_exactly_once(&env, &account, &outcome).await;
-    consumer.stop().await.unwrap();
+    consumer
+        .stop()
+        .await
+        .expect("the consumer shuts down cleanly after the outage");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "stops the shared broker; run by deploy/test.sh on its own"]
+async fn broker_stopped_and_restarted_under_load() {
+    broker_outage("stop_pid tansu").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "kills the shared broker; run by deploy/test.sh on its own"]
+async fn broker_killed_and_restarted_under_load() {
+    broker_outage("kill -KILL \"$(cat \"$RUN/tansu.pid\")\" && sleep 0.5").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "stops the shared ClickHouse; run by deploy/test.sh on its own"]
 async fn clickhouse_stopped_and_restarted_under_load() {
     let (env, ingest, consumer, account) = setup().await;
@@ -183,7 +199,7 @@ async fn clickhouse_stopped_and_restarted_under_load() {
     consumer.stop().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "restarts the shared Postgres; run by deploy/test.sh on its own"]
 async fn postgres_restarted_under_ingest() {
     let (env, ingest, consumer, account) = setup().await;

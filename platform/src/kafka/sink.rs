@@ -76,7 +76,7 @@ pub trait EventSink: Send + Sync + 'static {
 pub struct KafkaSink {
     producer: FutureProducer,
     topic: String,
-    enqueue_timeout: Duration,
+    deadline: Duration,
 }
 
 impl KafkaSink {
@@ -89,7 +89,7 @@ impl KafkaSink {
         Ok(Self {
             producer,
             topic: topic.to_owned(),
-            enqueue_timeout: Duration::from_millis(config.producer_message_timeout_ms.into()),
+            deadline: Duration::from_millis(config.producer_message_timeout_ms.into()),
         })
     }
 
@@ -121,18 +121,26 @@ impl KafkaSink {
         P: rdkafka::message::ToBytes + ?Sized,
     {
         let started = Instant::now();
-        let outcome = self
-            .producer
-            .send(record, Timeout::After(self.enqueue_timeout))
-            .await;
+        // librdkafka's message timeout does not cover a request already in flight to a
+        // broker that stopped answering (seen: 12 s during a broker's graceful stop), so the
+        // deadline is also enforced here. Past it the caller gets an error although the
+        // broker may still take the event later: a retry is deduplicated downstream.
+        let sent = self.producer.send(record, Timeout::After(self.deadline));
+        let outcome = match tokio::time::timeout(self.deadline, sent).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((error, _))) => Err(classify(error)),
+            Err(_elapsed) => Err(SinkError::Unavailable(format!(
+                "no acknowledgement within {} ms",
+                self.deadline.as_millis()
+            ))),
+        };
         PRODUCER_QUEUE_DEPTH.set(self.producer.in_flight_count().into());
         match outcome {
-            Ok(_) => {
+            Ok(()) => {
                 PRODUCE_LATENCY.observe(started.elapsed().as_secs_f64());
                 Ok(())
             }
-            Err((error, _)) => {
-                let error = classify(error);
+            Err(error) => {
                 PRODUCE_ERRORS.with_label_values(&[error.reason()]).inc();
                 tracing::warn!(%error, topic = %self.topic, "produce failed");
                 Err(error)

@@ -72,7 +72,9 @@ lines = [
     f"- **Machine**: {os.cpu_count()} cores ({cpu_model()}), {mem_gib():.0f} GiB; load generator, broker, ClickHouse,",
     "  Postgres and the services all share these cores over loopback.",
     f"- **Command**: `bench/run.sh` (wrk, 2 threads, {connections} connections, {seconds} s per measurement;",
-    "  release build; idempotent producer, acks=all; tansu with durable sqlite storage; ClickHouse 18.16).",
+    "  release build; "
+    + ("idempotent" if os.environ.get("KAFKA_PRODUCER_IDEMPOTENT", "true") == "true" else "plain (non-idempotent)")
+    + " producer, acks=all; tansu with durable sqlite storage; ClickHouse 18.16).",
     "",
     "## Ingest (`POST /api/v1/events`, straight to the ingest service)",
     "",

@@ -121,10 +121,11 @@ impl KafkaSink {
         P: rdkafka::message::ToBytes + ?Sized,
     {
         let started = Instant::now();
-        // librdkafka's message timeout does not cover a request already in flight to a
-        // broker that stopped answering (seen: 12 s during a broker's graceful stop), so the
-        // deadline is also enforced here. Past it the caller gets an error although the
-        // broker may still take the event later: a retry is deduplicated downstream.
+        // librdkafka times a message out only once its produce request is done with, and an
+        // in-flight request waits up to `request.timeout.ms` (30 s) on a broker that stopped
+        // answering; the 5 s contract is kept here instead. Past it the caller gets an error
+        // although the broker may still take the event later: a retry is deduplicated
+        // downstream by event id.
         let sent = self.producer.send(record, Timeout::After(self.deadline));
         let outcome = match tokio::time::timeout(self.deadline, sent).await {
             Ok(Ok(_)) => Ok(()),

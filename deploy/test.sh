@@ -44,7 +44,13 @@ if [[ "${SKIP_CHAOS:-0}" != 1 ]]; then
   (
     export LINKTRACE_STATE_DIR="$REPO/.linktrace/chaos" CLICKHOUSE_URL=http://127.0.0.1:18123 \
       CLICKHOUSE_TCP_PORT=19000 KAFKA_BROKERS=127.0.0.1:19092
-    bash -c 'source deploy/lib.sh && start_clickhouse && start_broker'
+    # The tests stop these by pid: ones another checkout started would not stop.
+    bash -c 'source deploy/lib.sh
+      if { kafka_up && ! pid_alive tansu; } || { clickhouse_up && ! pid_alive clickhouse; }; then
+        log "the chaos ports (18123, 19092) are held by processes this checkout did not start; stop them first"
+        exit 1
+      fi
+      start_clickhouse && start_broker'
     code=0
     cargo test -p linktrace-integration --test chaos -- --ignored --test-threads=1 || code=$?
     bash -c 'source deploy/lib.sh && stop_pid tansu && stop_pid clickhouse'

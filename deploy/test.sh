@@ -21,6 +21,9 @@ if command -v docker-compose >/dev/null 2>&1; then
   (cd "$REPO" && docker-compose -f docker-compose.yml config -q)
 fi
 
+# The dashboard test drives a headless browser.
+apt_install chromium
+
 cd "$REPO"
 export RUST_BACKTRACE=1
 # Two cores: integration tests spawn services of their own, so keep parallelism modest.

@@ -106,3 +106,65 @@ async fn random_bodies_never_get_a_5xx() {
         }
     }
 }
+
+/// What schemathesis found: a repeated query parameter and a path segment that is not UTF-8
+/// once decoded used to get axum's plain-text 400. Both now answer like any other bad input.
+#[tokio::test]
+async fn malformed_query_strings_and_paths_get_the_envelope() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let account = env.create_account("scale").await;
+    env.create_link(&account, "abcd1234").await;
+    let key = Some(account.live_key.as_str());
+
+    for path in [
+        "/api/v1/referral-links/metadata?shortCode=abcd1234&shortCode=abcd1234",
+        "/api/v1/referral-links?limit=5&limit=6",
+        "/api/v1/analytics/totals?to=null&to=null",
+        "/api/v1/analytics/timeseries?interval=day&interval=hour",
+        "/api/v1/analytics/top-links?limit=x",
+    ] {
+        let (status, body) = env.get(&api.url(path), key).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["success"], false, "{path}: {body}");
+        assert_eq!(body["code"], "VALIDATION_ERROR", "{path}: {body}");
+    }
+
+    // The key is checked before the query: a bad query never tells a stranger anything.
+    let (status, body) = env
+        .get(&api.url("/api/v1/analytics/totals?to=1&to=2"), None)
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["code"], "UNAUTHORIZED", "{body}");
+
+    let response = env
+        .http
+        .patch(api.url("/api/v1/referral-links/%FF"))
+        .header("x-api-key", &account.live_key)
+        .json(&json!({ "name": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "NOT_FOUND", "{body}");
+
+    let response = env
+        .http
+        .put(api.url("/admin/v1/accounts/%FF/plan"))
+        .bearer_auth(linktrace_integration::ADMIN_TOKEN)
+        .json(&json!({ "plan": "free" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "NOT_FOUND", "{body}");
+
+    let response = env.http.get(api.url("/l/%FF")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    assert!(response
+        .headers()
+        .get("content-type")
+        .is_some_and(|value| value.to_str().unwrap().starts_with("text/html")));
+}

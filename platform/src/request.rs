@@ -1,13 +1,16 @@
-//! Reading JSON requests the same way in every service: content type, size, syntax, and
-//! typed fields whose errors name the field. Unknown fields are ignored.
+//! Reading requests the same way in every service: JSON bodies (content type, size, syntax,
+//! typed fields whose errors name the field; unknown fields are ignored), query strings and
+//! path segments — each failing with the error envelope, never axum's plain-text rejection.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linktrace_domain::{ErrorCode, ErrorEnvelope, ParseError};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 /// Why a request body could not be read as a JSON object.
@@ -39,6 +42,45 @@ impl IntoResponse for BodyError {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct FieldError(pub String);
+
+impl IntoResponse for FieldError {
+    fn into_response(self) -> Response {
+        let envelope = ErrorEnvelope::new(ErrorCode::ValidationError, self.0);
+        (StatusCode::BAD_REQUEST, Json(envelope)).into_response()
+    }
+}
+
+/// Query-string parameters. Take it as `Result<QueryParams<T>, FieldError>` to check the
+/// caller's key first; a malformed query (a repeated field, say) is then a 400 envelope.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = FieldError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Query::try_from_uri(&parts.uri)
+            .map(|Query(params)| QueryParams(params))
+            .map_err(|rejection| FieldError(rejection.body_text()))
+    }
+}
+
+/// The route's one path parameter, percent-decoded. A segment that is not UTF-8 once
+/// decoded names nothing we store: it reads as empty, which no identifier parser accepts,
+/// so the handler gives its usual not-found answer.
+pub struct PathSegment(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathSegment {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(PathSegment(
+            Path::<String>::from_request_parts(parts, state)
+                .await
+                .map(|Path(segment)| segment)
+                .unwrap_or_default(),
+        ))
+    }
+}
 
 /// A request body that is a JSON object sent as `application/json`.
 pub struct JsonObject(pub Map<String, Value>);

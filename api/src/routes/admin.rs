@@ -1,11 +1,13 @@
 //! `/admin/v1/*`: accounts, plans and keys, behind the admin bearer token.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linktrace_domain::{Environment, PlanName};
-use linktrace_platform::request::{field_error, header_value, required_str, BodyError, JsonObject};
+use linktrace_platform::request::{
+    field_error, header_value, required_str, BodyError, JsonObject, PathSegment,
+};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -56,7 +58,7 @@ pub async fn create_account(
 
 pub async fn change_plan(
     State(state): State<AppState>,
-    Path(raw_id): Path<String>,
+    PathSegment(raw_id): PathSegment,
     headers: HeaderMap,
     body: Result<JsonObject, BodyError>,
 ) -> Result<Response, ApiError> {
@@ -84,7 +86,7 @@ fn key_target(
 
 pub async fn rotate_key(
     State(state): State<AppState>,
-    Path(raw_id): Path<String>,
+    PathSegment(raw_id): PathSegment,
     headers: HeaderMap,
     body: Result<JsonObject, BodyError>,
 ) -> Result<Response, ApiError> {
@@ -99,7 +101,7 @@ pub async fn rotate_key(
 
 pub async fn revoke_key(
     State(state): State<AppState>,
-    Path(raw_id): Path<String>,
+    PathSegment(raw_id): PathSegment,
     headers: HeaderMap,
     body: Result<JsonObject, BodyError>,
 ) -> Result<Response, ApiError> {

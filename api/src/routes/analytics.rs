@@ -1,12 +1,13 @@
 //! `/api/v1/analytics/*`: dashboard reads over ClickHouse, scoped to the caller's account
 //! and environment (a test key reads test events).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use linktrace_domain::{Endpoint, EventName, ShortCode};
+use linktrace_platform::request::{FieldError, QueryParams};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -29,13 +30,15 @@ pub struct AnalyticsQuery {
     limit: Option<String>,
 }
 
+/// The caller's scope and the query it asked with: the key is checked before the query.
 async fn scope(
     state: &AppState,
     headers: &HeaderMap,
-    query: &AnalyticsQuery,
-) -> Result<Scope, ApiError> {
+    query: Result<QueryParams<AnalyticsQuery>, FieldError>,
+) -> Result<(Scope, AnalyticsQuery), ApiError> {
     let caller = caller(state, headers).await?;
     caller.require(Endpoint::Analytics)?;
+    let QueryParams(query) = query?;
     let now = state.clock.now();
     let to = query
         .to
@@ -75,14 +78,15 @@ async fn scope(
             .to_owned(),
         None => String::new(),
     };
-    Ok(Scope {
+    let scope = Scope {
         account_id: caller.account_id,
         environment: caller.environment,
         from,
         to,
         short_code,
         event_name,
-    })
+    };
+    Ok((scope, query))
 }
 
 fn time(raw: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -98,9 +102,9 @@ fn range(scope: &Scope) -> serde_json::Value {
 pub async fn totals(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<AnalyticsQuery>,
+    query: Result<QueryParams<AnalyticsQuery>, FieldError>,
 ) -> Result<Response, ApiError> {
-    let scope = scope(&state, &headers, &query).await?;
+    let (scope, _) = scope(&state, &headers, query).await?;
     let rows = analytics::totals(&state.clickhouse, &scope).await?;
     Ok(Json(json!({ "success": true, "range": range(&scope), "totals": rows })).into_response())
 }
@@ -108,9 +112,9 @@ pub async fn totals(
 pub async fn timeseries(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<AnalyticsQuery>,
+    query: Result<QueryParams<AnalyticsQuery>, FieldError>,
 ) -> Result<Response, ApiError> {
-    let scope = scope(&state, &headers, &query).await?;
+    let (scope, query) = scope(&state, &headers, query).await?;
     let interval = match query.interval.as_deref().unwrap_or("day") {
         "hour" => Interval::Hour,
         "day" => Interval::Day,
@@ -133,9 +137,9 @@ pub async fn timeseries(
 pub async fn funnel(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<AnalyticsQuery>,
+    query: Result<QueryParams<AnalyticsQuery>, FieldError>,
 ) -> Result<Response, ApiError> {
-    let scope = scope(&state, &headers, &query).await?;
+    let (scope, _) = scope(&state, &headers, query).await?;
     let funnel = analytics::funnel(&state.clickhouse, &scope).await?;
     Ok(Json(json!({ "success": true, "range": range(&scope), "funnel": funnel })).into_response())
 }
@@ -143,9 +147,9 @@ pub async fn funnel(
 pub async fn top_links(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<AnalyticsQuery>,
+    query: Result<QueryParams<AnalyticsQuery>, FieldError>,
 ) -> Result<Response, ApiError> {
-    let scope = scope(&state, &headers, &query).await?;
+    let (scope, query) = scope(&state, &headers, query).await?;
     let limit: u32 = match query.limit.as_deref() {
         None => 10,
         Some(raw) => raw

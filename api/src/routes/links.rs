@@ -1,14 +1,15 @@
 //! `/api/v1/referral-links`: create, metadata with totals, list, update, delete — always
 //! scoped to the caller's account; another account's link is `404 LINK_NOT_FOUND`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use linktrace_domain::{Endpoint, ShortCode};
 use linktrace_platform::request::{
-    field_error, optional_bounded_str, optional_str, required_str, BodyError, JsonObject,
+    field_error, optional_bounded_str, optional_str, required_str, BodyError, FieldError,
+    JsonObject, PathSegment, QueryParams,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -90,10 +91,11 @@ pub struct MetadataQuery {
 pub async fn metadata(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<MetadataQuery>,
+    query: Result<QueryParams<MetadataQuery>, FieldError>,
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::ReferralLinkMetadata)?;
+    let QueryParams(query) = query?;
     let raw = query
         .short_code
         .ok_or_else(|| ApiError::Validation("shortCode is required".into()))?;
@@ -123,10 +125,11 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<ListQuery>,
+    query: Result<QueryParams<ListQuery>, FieldError>,
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::ReferralLinkMetadata)?;
+    let QueryParams(query) = query?;
     let limit: i64 = match query.limit.as_deref() {
         None => 50,
         Some(raw) => raw
@@ -161,7 +164,7 @@ fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, String), ApiError> {
 
 pub async fn update(
     State(state): State<AppState>,
-    Path(raw_code): Path<String>,
+    PathSegment(raw_code): PathSegment,
     headers: HeaderMap,
     body: Result<JsonObject, BodyError>,
 ) -> Result<Response, ApiError> {
@@ -190,7 +193,7 @@ pub async fn update(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Path(raw_code): Path<String>,
+    PathSegment(raw_code): PathSegment,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;

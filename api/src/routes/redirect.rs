@@ -4,13 +4,14 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, REFERER, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use linktrace_domain::{
     ClientFacts, Environment, EventRecord, EventSource, ShortCode, SystemEvent, SCHEMA_VERSION,
 };
+use linktrace_platform::request::PathSegment;
 use prometheus::{register_int_counter_vec, IntCounterVec};
 use uuid::Uuid;
 
@@ -59,7 +60,7 @@ impl Platform {
 
 pub async fn follow(
     State(state): State<AppState>,
-    Path(raw_code): Path<String>,
+    PathSegment(raw_code): PathSegment,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {

@@ -64,6 +64,8 @@ UUID = {"type": "string", "format": "uuid"}
 SHORT_CODE = {"type": "string", "pattern": "^[A-Za-z0-9]{4,32}$"}
 # Lowercased before the rule applies, so either case is accepted.
 EVENT_NAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]*$", "maxLength": 128}
+# An identifier the customer chooses: any text but NUL (which no field accepts).
+IDENTIFIER = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\u0000]*$"}
 WEB_URL = {"type": "string", "pattern": "^https?://[a-z0-9]+([.-][a-z0-9]+)*(:[0-9]{2,5})?(/[A-Za-z0-9_.~/-]*)?$", "maxLength": 2048}
 
 
@@ -73,7 +75,7 @@ EVENT = {
     "properties": {
         "linkShortCode": SHORT_CODE,
         "eventName": dict(EVENT_NAME, description="lowercased, then ^[a-z][a-z0-9_]*$; not click/install/impression/open"),
-        "entityId": {"type": "string", "maxLength": 255},
+        "entityId": IDENTIFIER,
     },
 }
 LINK_BODY = {
@@ -163,7 +165,7 @@ paths = {
         {"201": ("{\"msg\": \"Event capture request received!\", \"status\": 200, \"data\": null}", CAPTURED)},
         ["400", "401", "413", "429", "503"], security="linkrunnerKey",
         body={"type": "object", "required": ["event_name", "user_id"], "properties": {
-            "event_name": EVENT_NAME, "user_id": {"type": "string", "minLength": 1, "maxLength": 255}, "event_data": {"type": "object"}}}, tag="ingest")},
+            "event_name": EVENT_NAME, "user_id": IDENTIFIER, "event_data": {"type": "object"}}}, tag="ingest")},
     "/api/v1/referral-links": {
         "post": op("Create a referral link", {"201": ("The link", LINK_VIEW)}, ["400", "401", "403", "409", "413", "503"],
                    body=LINK_CREATE_BODY, links=LINK_LINKS),
@@ -184,7 +186,7 @@ paths = {
         {"201": ("Attributed now", ATTRIBUTION), "200": ("Attributed before: the original result", ATTRIBUTION)},
         ["400", "401", "403", "404", "413", "503"],
         body={"type": "object", "required": ["userId"], "properties": {
-            "userId": {"type": "string", "minLength": 1, "maxLength": 255}, "shortCode": SHORT_CODE,
+            "userId": IDENTIFIER, "shortCode": SHORT_CODE,
             "clickId": {"type": "string", "maxLength": 64}, "ip": {"type": "string", "maxLength": 64},
             "userAgent": {"type": "string", "maxLength": 1024}, "platform": {"type": "string", "maxLength": 32}}})},
     "/api/v1/analytics/totals": {"get": op("Exact totals per link and event name", {"200": ("Totals", TOTALS)}, ["400", "401", "403", "503"], params=RANGE)},

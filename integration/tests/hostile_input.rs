@@ -147,7 +147,7 @@ async fn malformed_query_strings_and_paths_get_the_envelope() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 404);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], "NOT_FOUND", "{body}");
+    assert_eq!(body["code"], "LINK_NOT_FOUND", "{body}");
 
     let response = env
         .http

@@ -56,8 +56,12 @@ stored_after, backlog_total = (int(x) for x in other["stored_after_drain"])
 x2 = [wrk["ingest_x2_a"], wrk["ingest_x2_b"]]
 x2_rps = sum(r["rps"] for r in x2)
 x2_p99 = max(r["p99_ms"] for r in x2)
-cpu = {k: v for k, v in sorted(wrk.get("cpu_ingest", {}).items(), key=lambda kv: -kv[1])}
-cpu_text = ", ".join(f"{name} {pct}%" for name, pct in cpu.items())
+def cpu_text(window):
+    """Per-program CPU use recorded by `cpu_during`, busiest first."""
+    cpu = sorted(wrk.get(f"cpu_{window}", {}).items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{name} {pct}%" for name, pct in cpu) or "not recorded"
+
+
 e2e = wrk["e2e"]
 mem = {n: int(other[f"memory_{n}"][0]) / 1024 for n in ("ingest", "consumer", "api")}
 
@@ -108,7 +112,9 @@ lines = [
     "",
     "## Where the time goes",
     "",
-    f"CPU use during the plain ingest run (percent of one core; the machine has {os.cpu_count()} cores): {cpu_text}.",
+    f"CPU use (percent of one core; the machine has {os.cpu_count()} cores) during the plain ingest run: {cpu_text('ingest')}.",
+    "",
+    f"During the one-consumer drain: {cpu_text('drain')}.",
     "",
     "## Reading these numbers",
     "",

@@ -141,6 +141,8 @@ drain() { # drain NAME GROUP TARGET INSTANCES...: until TARGET events are consum
      start_service_as "consumer$port" consumer "127.0.0.1:$port")
   done
   log "timing $name: $target events"
+  # Where the CPU goes while one consumer drains (a window well inside the drain).
+  [[ "$name" == drain_x1 ]] && { sleep 5; cpu_during drain 10; } &
   local deadline=$((SECONDS + 300))
   while ((SECONDS < deadline)); do
     local consumed=0

@@ -1,6 +1,6 @@
 //! The consume loop. At-least-once delivery from Kafka becomes exactly-once storage:
 //!
-//! 1. gather a batch (size and time bounds) — while the batch before it goes through 2–5;
+//! 1. gather a batch (size and time bounds);
 //! 2. decode; poison messages go to the dead-letter topic (acknowledged) and are skipped;
 //! 3. drop events already in the batch or already stored (entity events, via Postgres);
 //! 4. write the batch to ClickHouse, retrying with bounded backoff while the partitions are
@@ -52,56 +52,19 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Consumes until `shutdown` resolves; then flushes and commits the batches in hand and
+    /// Consumes until `shutdown` resolves; then flushes and commits the batch in hand and
     /// leaves the group. If ClickHouse is down at that moment, the unwritten batch is given
     /// up *uncommitted* (the group's next member reads it again) instead of blocking exit.
-    ///
-    /// Gathering the next batch overlaps writing the previous one. At most one batch is in
-    /// flight, and a batch is committed only after the one before it, so a commit never
-    /// covers an offset whose event is not yet in ClickHouse.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let (stop_sender, stop) = tokio::sync::watch::channel(false);
+        let (stop_sender, mut stop) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_sender.send(true);
         });
-        let mut in_flight: Option<Vec<OwnedMessage>> = None;
-        loop {
-            let writing = async {
-                match in_flight.take() {
-                    Some(batch) => self.process(batch, &stop).await,
-                    None => true,
-                }
-            };
-            let ((next, stopping), written) = tokio::join!(self.gather(stop.clone()), writing);
-            if !written {
-                // `next` is not processed either: committing it would skip the unwritten one.
-                tracing::warn!(
-                    "shutting down with an unwritten batch; it stays uncommitted and is read again"
-                );
-                break;
-            }
-            if stopping {
-                if !next.is_empty() && !self.process(next, &stop).await {
-                    tracing::warn!("shutting down with an unwritten batch; it stays uncommitted and is read again");
-                }
-                break;
-            }
-            in_flight = Some(next).filter(|batch| !batch.is_empty());
-        }
-        tracing::info!("consumer leaving the group");
-        self.consumer.unsubscribe();
-    }
-
-    /// The next batch: waits for its first message, then fills it until it is full or its
-    /// first message is `max_wait` old. `true` with it when shutdown was asked for meanwhile.
-    async fn gather(
-        &self,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) -> (Vec<OwnedMessage>, bool) {
-        let mut batch: Vec<OwnedMessage> = Vec::new();
         let mut stopping = false;
-        while batch.is_empty() && !stopping {
+        while !stopping {
+            let mut batch: Vec<OwnedMessage> = Vec::new();
+            // Wait for the first message of a batch, or for shutdown.
             tokio::select! {
                 _ = stopped(&mut stop) => stopping = true,
                 message = self.consumer.recv() => match message {
@@ -112,20 +75,28 @@ impl Pipeline {
                     }
                 },
             }
-        }
-        let deadline = tokio::time::Instant::now() + self.limits.max_wait;
-        while !stopping && batch.len() < self.limits.max_events {
-            tokio::select! {
-                _ = stopped(&mut stop) => stopping = true,
-                _ = tokio::time::sleep_until(deadline) => break,
-                message = self.consumer.recv() => match message {
-                    Ok(message) => batch.push(message.detach()),
-                    Err(error) => tracing::warn!(%error, "consume error"),
-                },
+            // Fill it until it is full or old enough.
+            let deadline = tokio::time::Instant::now() + self.limits.max_wait;
+            while !stopping && !batch.is_empty() && batch.len() < self.limits.max_events {
+                tokio::select! {
+                    _ = stopped(&mut stop) => stopping = true,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    message = self.consumer.recv() => match message {
+                        Ok(message) => batch.push(message.detach()),
+                        Err(error) => tracing::warn!(%error, "consume error"),
+                    },
+                }
+            }
+            if !batch.is_empty() {
+                CONSUMED.inc_by(batch.len() as u64);
+                if !self.process(batch, &stop).await {
+                    tracing::warn!("shutting down with an unwritten batch; it stays uncommitted and is read again");
+                    break;
+                }
             }
         }
-        CONSUMED.inc_by(batch.len() as u64);
-        (batch, stopping)
+        tracing::info!("consumer leaving the group");
+        self.consumer.unsubscribe();
     }
 
     /// Writes and commits `batch`; `false` when shutdown came while ClickHouse was failing,

@@ -23,11 +23,17 @@ pub async fn plan_exists(pool: &PgPool, plan: &PlanName) -> Result<bool, ApiErro
     )
 }
 
+/// Creates an account named `name` (trimmed; 1-200 characters) on `plan`, with a live and
+/// a test key.
 pub async fn create(
     pool: &PgPool,
     name: &str,
     plan: &PlanName,
 ) -> Result<CreatedAccount, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::Validation("name must be 1-200 characters".into()));
+    }
     if !plan_exists(pool, plan).await? {
         return Err(ApiError::Validation(format!(
             "plan \"{plan}\" does not exist"

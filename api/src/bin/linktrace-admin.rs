@@ -72,11 +72,7 @@ async fn run(pool: &sqlx::PgPool, command: Command) -> anyhow::Result<Value> {
     let missing = |id: Uuid| anyhow::anyhow!("no account {id}");
     Ok(match command {
         Command::CreateAccount { name, plan } => {
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > 200 {
-                anyhow::bail!("name must be 1-200 characters");
-            }
-            let created = accounts::create(pool, name, &plan).await?;
+            let created = accounts::create(pool, &name, &plan).await?;
             json!({
                 "accountId": created.account_id,
                 "apiKey": created.api_key.expose_secret(),

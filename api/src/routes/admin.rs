@@ -39,10 +39,7 @@ pub async fn create_account(
 ) -> Result<Response, ApiError> {
     require_admin(&state, &headers)?;
     let JsonObject(object) = body?;
-    let name = required_str(&object, "name")?.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::Validation("name must be 1-200 characters".into()));
-    }
+    let name = required_str(&object, "name")?;
     let plan = PlanName::parse(required_str(&object, "plan")?).map_err(field_error("plan"))?;
     let created = accounts::create(&state.pool, name, &plan).await?;
     Ok((

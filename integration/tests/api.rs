@@ -82,6 +82,19 @@ async fn admin_creates_accounts_changes_plans_and_rotates_keys() {
     )
     .await;
     assert_envelope(status, &body, 400, "VALIDATION_ERROR");
+    for name in ["   ".to_owned(), "n".repeat(201)] {
+        let (status, body) = admin(
+            &env,
+            &api,
+            post.clone(),
+            "/admin/v1/accounts",
+            Some(ADMIN_TOKEN),
+            json!({ "name": name, "plan": "free" }),
+        )
+        .await;
+        assert_envelope(status, &body, 400, "VALIDATION_ERROR");
+        assert_eq!(body["message"], "name must be 1-200 characters");
+    }
 
     let (status, created) = admin(
         &env,

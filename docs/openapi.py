@@ -75,7 +75,7 @@ EVENT = {
     "properties": {
         "linkShortCode": SHORT_CODE,
         "eventName": dict(EVENT_NAME, description="lowercased, then ^[a-z][a-z0-9_]*$; not click/install/impression/open"),
-        "entityId": IDENTIFIER,
+        "entityId": dict(IDENTIFIER, minLength=0, description="enables deduplication; empty means none"),
     },
 }
 LINK_BODY = {

@@ -325,6 +325,29 @@ async fn entity_events_are_deduplicated_and_stored_once() {
         )
         .await;
     assert_eq!(status, 202);
+    // An empty entityId is no entity: nothing to deduplicate on, every call is queued.
+    for _ in 0..2 {
+        let (status, body) = env
+            .post(
+                &url,
+                Some(&account.live_key),
+                event("abcd1234", "signup", Some("")),
+            )
+            .await;
+        assert_eq!(
+            (status, body),
+            (202, json!({ "success": true, "queued": true }))
+        );
+    }
+    let signups = format!(
+        "account_id = '{}' AND event_name = 'signup' AND entity_id = ''",
+        account.id
+    );
+    assert_eq!(
+        env.wait_for_stored(&signups, 2, Duration::from_secs(20))
+            .await,
+        2
+    );
     let filter = format!(
         "account_id = '{}' AND entity_id = 'order-1' AND event_name = 'purchase'",
         account.id

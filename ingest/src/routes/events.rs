@@ -53,7 +53,11 @@ fn parse_event(object: &Map<String, Value>) -> Result<EventDraft, IngestError> {
         .map_err(field_error("linkShortCode"))?;
     let event_name =
         EventName::parse(required_str(object, "eventName")?).map_err(field_error("eventName"))?;
+    // The contract bounds `entityId` only by length, and storage keeps "no entity" as an
+    // empty string: an empty one is accepted as none (no deduplication), never as a key that
+    // would fold every such event into one.
     let entity = optional_str(object, "entityId")?
+        .filter(|raw| !raw.is_empty())
         .map(EntityId::parse)
         .transpose()
         .map_err(field_error("entityId"))?;

@@ -26,7 +26,7 @@ RESULTS="$STATE/results.$RUN_ID"
 : >"$RESULTS"
 
 cleanup() {
-  for name in nginx api ingest ingest2 consumer consumer9283 consumer9286 consumer9287 bare; do stop_pid "$name"; done
+  for name in nginx api ingest ingest2 ingest_memory tansu_memory consumer consumer9283 consumer9286 consumer9287 bare; do stop_pid "$name"; done
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_bench_$RUN_ID" >/dev/null 2>&1 || true
   curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS linktrace_bench_$RUN_ID" >/dev/null || true
 }
@@ -105,6 +105,22 @@ for linger in 0 5; do
 done
 stop_ingest
 start_service ingest
+
+# 2c. What the broker's durable acknowledgement costs: the same load on an ingest instance
+#     that produces to a second tansu with in-memory storage (not durable: a measurement,
+#     never a deployment setting), with where the CPU goes.
+mkdir -p "$STATE/tansu-memory"
+daemonize tansu_memory "$STATE/tansu-memory" "" "$LOGS/tansu-memory.log" "$(command -v tansu)" broker \
+  --listener-url tcp://127.0.0.1:9295 --advertised-listener-url tcp://127.0.0.1:9295 --storage-engine memory://
+wait_for "in-memory tansu" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/9295"
+tansu topic create "$KAFKA_EVENTS_TOPIC" --partitions "$KAFKA_EVENTS_PARTITIONS" \
+  --broker tcp://127.0.0.1:9295 >>"$LOGS/topics.log" 2>&1
+(export KAFKA_BROKERS=127.0.0.1:9295; start_service_as ingest_memory ingest 127.0.0.1:9285)
+cpu_during ingest_memory "$((SECONDS_EACH - 3))" &
+wrk_json ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" >/dev/null
+wait
+stop_pid ingest_memory
+stop_pid tansu_memory
 
 # 3. The batch endpoint: events/s counted by ingest's own accepted counter.
 before="$(metric "http://$INGEST_ADDR" ingest_events_accepted_total)"

@@ -97,6 +97,8 @@ lines = [
     row("`KAFKA_PRODUCER_LINGER_MS=2` (default)", wrk["ingest"], "the row above"),
     row("`KAFKA_PRODUCER_LINGER_MS=5`", wrk["ingest_linger5"], "longer batching delay"),
     row("broker with in-memory storage", wrk["ingest_memory"], "a second tansu, not durable: the service without the durable ack"),
+    row("in-memory broker, 256 connections", wrk["ingest_memory_c256"], ""),
+    row("in-memory broker, `KAFKA_PRODUCER_LINGER_MS=0`", wrk["ingest_memory_linger0"], ""),
     "",
     "## Other paths",
     "",

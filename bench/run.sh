@@ -119,6 +119,10 @@ tansu topic create "$KAFKA_EVENTS_TOPIC" --partitions "$KAFKA_EVENTS_PARTITIONS"
 cpu_during ingest_memory "$((SECONDS_EACH - 3))" &
 wrk_json ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" >/dev/null
 wait
+wrk_json ingest_memory_c256 event.lua "http://127.0.0.1:9285/api/v1/events" 256 >/dev/null
+stop_pid ingest_memory
+(export KAFKA_BROKERS=127.0.0.1:9295 KAFKA_PRODUCER_LINGER_MS=0; start_service_as ingest_memory ingest 127.0.0.1:9285)
+wrk_json ingest_memory_linger0 event.lua "http://127.0.0.1:9285/api/v1/events" >/dev/null
 stop_pid ingest_memory
 stop_pid tansu_memory
 

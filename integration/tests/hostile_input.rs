@@ -137,29 +137,22 @@ async fn malformed_query_strings_and_paths_get_the_envelope() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["code"], "UNAUTHORIZED", "{body}");
 
-    let response = env
-        .http
-        .patch(api.url("/api/v1/referral-links/%FF"))
-        .header("x-api-key", &account.live_key)
-        .json(&json!({ "name": "x" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 404);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], "LINK_NOT_FOUND", "{body}");
-
-    let response = env
-        .http
-        .put(api.url("/admin/v1/accounts/%FF/plan"))
-        .bearer_auth(linktrace_integration::ADMIN_TOKEN)
-        .json(&json!({ "plan": "free" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 404);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], "NOT_FOUND", "{body}");
+    let not_found = [
+        env.http
+            .patch(api.url("/api/v1/referral-links/%FF"))
+            .header("x-api-key", &account.live_key)
+            .json(&json!({ "name": "x" })),
+        env.http
+            .put(api.url("/admin/v1/accounts/%FF/plan"))
+            .bearer_auth(linktrace_integration::ADMIN_TOKEN)
+            .json(&json!({ "plan": "free" })),
+    ];
+    for (request, code) in not_found.into_iter().zip(["LINK_NOT_FOUND", "NOT_FOUND"]) {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 404);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], code, "{body}");
+    }
 
     let response = env.http.get(api.url("/l/%FF")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 404);

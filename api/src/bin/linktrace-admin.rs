@@ -9,9 +9,12 @@
 use clap::{Parser, Subcommand};
 use envconfig::Envconfig;
 use linktrace_api::accounts;
+use linktrace_api::routes::admin::{
+    account_created, key_revoked, key_rotated, plan_changed, ENVIRONMENT_RULE,
+};
 use linktrace_domain::{Environment, PlanName};
 use linktrace_platform::postgres::{self, PostgresConfig};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 /// Administer LinkTrace accounts directly in Postgres (reads DATABASE_URL).
@@ -56,7 +59,7 @@ fn parse_plan(raw: &str) -> Result<PlanName, String> {
 }
 
 fn parse_environment(raw: &str) -> Result<Environment, String> {
-    Environment::parse(raw).ok_or_else(|| "environment must be \"live\" or \"test\"".to_owned())
+    Environment::parse(raw).ok_or_else(|| ENVIRONMENT_RULE.to_owned())
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -72,18 +75,13 @@ async fn run(pool: &sqlx::PgPool, command: Command) -> anyhow::Result<Value> {
     let missing = |id: Uuid| anyhow::anyhow!("no account {id}");
     Ok(match command {
         Command::CreateAccount { name, plan } => {
-            let created = accounts::create(pool, &name, &plan).await?;
-            json!({
-                "accountId": created.account_id,
-                "apiKey": created.api_key.expose_secret(),
-                "testApiKey": created.test_api_key.expose_secret(),
-            })
+            account_created(&accounts::create(pool, &name, &plan).await?)
         }
         Command::SetPlan { account_id, plan } => {
             if !accounts::change_plan(pool, account_id, &plan).await? {
                 return Err(missing(account_id));
             }
-            json!({ "success": true, "accountId": account_id, "plan": plan.as_str() })
+            plan_changed(account_id, &plan)
         }
         Command::RotateKey {
             account_id,
@@ -92,7 +90,7 @@ async fn run(pool: &sqlx::PgPool, command: Command) -> anyhow::Result<Value> {
             let key = accounts::rotate_key(pool, account_id, environment)
                 .await?
                 .ok_or_else(|| missing(account_id))?;
-            json!({ "success": true, "accountId": account_id, "environment": environment.as_str(), "apiKey": key.expose_secret() })
+            key_rotated(account_id, environment, &key)
         }
         Command::RevokeKey {
             account_id,
@@ -101,7 +99,7 @@ async fn run(pool: &sqlx::PgPool, command: Command) -> anyhow::Result<Value> {
             if !accounts::revoke_key(pool, account_id, environment).await? {
                 return Err(missing(account_id));
             }
-            json!({ "success": true, "accountId": account_id, "environment": environment.as_str(), "revoked": true })
+            key_revoked(account_id, environment)
         }
     })
 }

@@ -4,15 +4,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use linktrace_domain::{Environment, PlanName};
+use linktrace_domain::{ApiKey, Environment, PlanName};
 use linktrace_platform::request::{
     field_error, header_value, required_str, BodyError, JsonObject, PathSegment,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::accounts;
+use crate::accounts::{self, CreatedAccount};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -42,15 +42,7 @@ pub async fn create_account(
     let name = required_str(&object, "name")?;
     let plan = PlanName::parse(required_str(&object, "plan")?).map_err(field_error("plan"))?;
     let created = accounts::create(&state.pool, name, &plan).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "accountId": created.account_id,
-            "apiKey": created.api_key.expose_secret(),
-            "testApiKey": created.test_api_key.expose_secret(),
-        })),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(account_created(&created))).into_response())
 }
 
 pub async fn change_plan(
@@ -66,7 +58,7 @@ pub async fn change_plan(
     if !accounts::change_plan(&state.pool, id, &plan).await? {
         return Err(ApiError::NotFound("account"));
     }
-    Ok(Json(json!({ "success": true, "accountId": id, "plan": plan.as_str() })).into_response())
+    Ok(Json(plan_changed(id, &plan)).into_response())
 }
 
 /// The account and key environment a key operation names (`{"environment": "live" | "test"}`).
@@ -77,7 +69,7 @@ fn key_target(
     let id = account_id(raw_id)?;
     let JsonObject(object) = body?;
     let environment = Environment::parse(required_str(&object, "environment")?)
-        .ok_or_else(|| ApiError::Validation("environment must be \"live\" or \"test\"".into()))?;
+        .ok_or_else(|| ApiError::Validation(ENVIRONMENT_RULE.into()))?;
     Ok((id, environment))
 }
 
@@ -92,8 +84,7 @@ pub async fn rotate_key(
     let key = accounts::rotate_key(&state.pool, id, environment)
         .await?
         .ok_or(ApiError::NotFound("account"))?;
-    Ok(Json(json!({ "success": true, "accountId": id, "environment": environment.as_str(), "apiKey": key.expose_secret() }))
-        .into_response())
+    Ok(Json(key_rotated(id, environment, &key)).into_response())
 }
 
 pub async fn revoke_key(
@@ -107,5 +98,29 @@ pub async fn revoke_key(
     if !accounts::revoke_key(&state.pool, id, environment).await? {
         return Err(ApiError::NotFound("account"));
     }
-    Ok(Json(json!({ "success": true, "accountId": id, "environment": environment.as_str(), "revoked": true })).into_response())
+    Ok(Json(key_revoked(id, environment)).into_response())
+}
+
+// The bodies the admin API answers with; `linktrace-admin` prints the same ones.
+
+pub const ENVIRONMENT_RULE: &str = "environment must be \"live\" or \"test\"";
+
+pub fn account_created(created: &CreatedAccount) -> Value {
+    json!({
+        "accountId": created.account_id,
+        "apiKey": created.api_key.expose_secret(),
+        "testApiKey": created.test_api_key.expose_secret(),
+    })
+}
+
+pub fn plan_changed(id: Uuid, plan: &PlanName) -> Value {
+    json!({ "success": true, "accountId": id, "plan": plan.as_str() })
+}
+
+pub fn key_rotated(id: Uuid, environment: Environment, key: &ApiKey) -> Value {
+    json!({ "success": true, "accountId": id, "environment": environment.as_str(), "apiKey": key.expose_secret() })
+}
+
+pub fn key_revoked(id: Uuid, environment: Environment) -> Value {
+    json!({ "success": true, "accountId": id, "environment": environment.as_str(), "revoked": true })
 }

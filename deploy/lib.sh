@@ -83,7 +83,7 @@ install_dependencies() {
   apt_install clickhouse-server clickhouse-client nginx-light curl postgresql-client gettext-base
   if ! command -v tansu >/dev/null 2>&1; then
     log "installing the tansu broker (cargo install, about 10 minutes once)"
-    cargo install tansu --locked --features dynostore,postgres,libsql >"$LOGS/tansu-install.log" 2>&1
+    cargo install tansu --version 0.6.0 --locked --features dynostore,postgres,libsql >"$LOGS/tansu-install.log" 2>&1
   fi
 }
 

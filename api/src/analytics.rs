@@ -1,16 +1,29 @@
-//! Analytics reads over ClickHouse. Every count is `uniqExact(event_id)` (or its merge over
-//! the hourly rollup), so a redelivered copy not yet merged away is never counted twice.
-//! Every value from the caller is a bound parameter, never spliced into SQL.
+//! Analytics reads over ClickHouse. Every dashboard read is a rollup read, never a scan
+//! of an account's raw history:
+//!
+//! - counts come from `event_counts_daily` for the whole UTC days of a range and from
+//!   `event_counts_hourly` for its partial days at either end (`sum(events)`: the rollups
+//!   are `SummingMergeTree`s fed by the same INSERT as `events`, whose rows are exactly
+//!   once, so the sums are exact at any moment);
+//! - ranges are whole hours: `from` is rounded down and `to` up to the hour, and every
+//!   answer says which range it counted;
+//! - distinct users come from `event_users_daily` (a `uniq` sketch over the UTC days the
+//!   range touches) and are labelled approximate;
+//! - attribution matches read `clicks_by_id` and `clicks_by_ip`, ordered for them.
+//!
+//! Every value from the caller is a bound parameter, never spliced into SQL. Each read
+//! has a `…_query` builder, so the exact SQL it runs can be shown (see [`catalog`]).
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
+use clickhouse::query::Query;
 use clickhouse::{Client, Row};
-use linktrace_domain::Environment;
+use linktrace_domain::{Environment, SystemEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// A half-open time range `[from, to)` and the optional filters of a dashboard query.
+/// A time range and the optional filters of a dashboard query.
 #[derive(Debug, Clone)]
 pub struct Scope {
     pub account_id: Uuid,
@@ -23,32 +36,113 @@ pub struct Scope {
     pub event_name: String,
 }
 
+impl Scope {
+    /// The range actually counted: `[from, to)` widened to whole hours.
+    pub fn hours(&self) -> HourRange {
+        HourRange::covering(self.from, self.to)
+    }
+}
+
+/// A range of whole UTC hours, split into the whole UTC days inside it (read from the
+/// daily rollup) and the hours before and after them (read from the hourly one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HourRange {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    days_from: DateTime<Utc>,
+    days_to: DateTime<Utc>,
+}
+
+impl HourRange {
+    pub fn covering(from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        let hour = Duration::hours(1);
+        let day = Duration::days(1);
+        let from = from.duration_trunc(hour).unwrap_or(from);
+        let to = {
+            let floor = to.duration_trunc(hour).unwrap_or(to);
+            if floor < to {
+                floor + hour
+            } else {
+                floor
+            }
+        };
+        let first_midnight = {
+            let floor = from.duration_trunc(day).unwrap_or(from);
+            if floor < from {
+                floor + day
+            } else {
+                floor
+            }
+        };
+        let last_midnight = to.duration_trunc(day).unwrap_or(to);
+        let (days_from, days_to) = if first_midnight < last_midnight {
+            (first_midnight, last_midnight)
+        } else {
+            // No whole day inside: everything from the hourly rollup.
+            (from, from)
+        };
+        Self {
+            from,
+            to,
+            days_from,
+            days_to,
+        }
+    }
+
+    fn date(at: DateTime<Utc>) -> String {
+        at.date_naive().format("%Y-%m-%d").to_string()
+    }
+
+    /// The UTC days the range touches, first and last included (for the users rollup).
+    fn touched_days(&self) -> (NaiveDate, NaiveDate) {
+        let last = (self.to - Duration::seconds(1)).max(self.from);
+        (self.from.date_naive(), last.date_naive())
+    }
+}
+
 fn secs(at: DateTime<Utc>) -> u32 {
     at.timestamp().clamp(0, u32::MAX.into()) as u32
 }
 
-/// Binds a [`Scope`] to a query, in the order every analytics query writes its conditions:
-/// `account_id = ? AND environment = ? AND <time> >= …(?) AND <time> < …(?)`, then
-/// optionally `(? = '' OR link_short_code = ?) AND (? = '' OR event_name = ?)`.
-trait ScopedQuery {
-    fn with_scope(self, scope: &Scope) -> Self;
-    fn with_filters(self, scope: &Scope) -> Self;
-}
+/// The rows of both count rollups over a range, as one sub-query with the columns
+/// `bucket_day` (UInt32 seconds, the UTC day), `bucket_hour` (UInt32 seconds, the hour;
+/// the day for rows of the daily rollup), `event_name`, `link_short_code`, `events`.
+/// Bound, in order, by [`bind_counts`].
+const COUNTS: &str = "(\
+    SELECT toUInt32(toDateTime(day)) AS bucket_day, toUInt32(toDateTime(day)) AS bucket_hour, \
+           event_name, link_short_code, events FROM event_counts_daily \
+     WHERE account_id = ? AND environment = ? AND day >= toDate(?) AND day < toDate(?) \
+       AND (? = '' OR link_short_code = ?) AND (? = '' OR event_name = ?) \
+    UNION ALL \
+    SELECT toUInt32(toStartOfDay(hour)) AS bucket_day, toUInt32(hour) AS bucket_hour, \
+           event_name, link_short_code, events FROM event_counts_hourly \
+     WHERE account_id = ? AND environment = ? \
+       AND ((hour >= toDateTime(?) AND hour < toDateTime(?)) OR (hour >= toDateTime(?) AND hour < toDateTime(?))) \
+       AND (? = '' OR link_short_code = ?) AND (? = '' OR event_name = ?))";
 
-impl ScopedQuery for clickhouse::query::Query {
-    fn with_scope(self, scope: &Scope) -> Self {
-        self.bind(scope.account_id.to_string())
-            .bind(scope.environment.storage_name())
-            .bind(secs(scope.from))
-            .bind(secs(scope.to))
-    }
-
-    fn with_filters(self, scope: &Scope) -> Self {
-        self.bind(&scope.short_code)
-            .bind(&scope.short_code)
-            .bind(&scope.event_name)
-            .bind(&scope.event_name)
-    }
+fn bind_counts(query: Query, scope: &Scope, short_code: &str, event_name: &str) -> Query {
+    let range = scope.hours();
+    let account = scope.account_id.to_string();
+    let environment = scope.environment.storage_name();
+    query
+        .bind(&account)
+        .bind(environment)
+        .bind(HourRange::date(range.days_from))
+        .bind(HourRange::date(range.days_to))
+        .bind(short_code)
+        .bind(short_code)
+        .bind(event_name)
+        .bind(event_name)
+        .bind(&account)
+        .bind(environment)
+        .bind(secs(range.from))
+        .bind(secs(range.days_from))
+        .bind(secs(range.days_to))
+        .bind(secs(range.to))
+        .bind(short_code)
+        .bind(short_code)
+        .bind(event_name)
+        .bind(event_name)
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -67,6 +161,22 @@ pub struct LinkTotals {
     pub by_event: BTreeMap<String, u64>,
 }
 
+pub fn link_totals_query(
+    client: &Client,
+    account_id: Uuid,
+    short_code: &str,
+    environment: Environment,
+) -> Query {
+    client
+        .query(
+            "SELECT event_name, sum(events) AS n FROM event_counts_daily \
+             WHERE account_id = ? AND environment = ? AND link_short_code = ? GROUP BY event_name",
+        )
+        .bind(account_id.to_string())
+        .bind(environment.storage_name())
+        .bind(short_code)
+}
+
 /// All-time totals of one link, in the caller's environment.
 pub async fn link_totals(
     client: &Client,
@@ -74,14 +184,7 @@ pub async fn link_totals(
     short_code: &str,
     environment: Environment,
 ) -> Result<LinkTotals, clickhouse::error::Error> {
-    let rows = client
-        .query(
-            "SELECT event_name, uniqExact(event_id) AS n FROM events \
-             WHERE account_id = ? AND environment = ? AND link_short_code = ? GROUP BY event_name",
-        )
-        .bind(account_id.to_string())
-        .bind(environment.storage_name())
-        .bind(short_code)
+    let rows = link_totals_query(client, account_id, short_code, environment)
         .fetch_all::<NameCount>()
         .await?;
     let mut totals = LinkTotals {
@@ -91,10 +194,10 @@ pub async fn link_totals(
         by_event: BTreeMap::new(),
     };
     for row in rows {
-        match row.event_name.as_str() {
-            "click" => totals.clicks = row.n,
-            "install" => totals.installs = row.n,
-            _ => {
+        match SystemEvent::parse(&row.event_name) {
+            Some(SystemEvent::Click) => totals.clicks = row.n,
+            Some(SystemEvent::Install) => totals.installs = row.n,
+            None => {
                 totals.events += row.n;
                 totals.by_event.insert(row.event_name, row.n);
             }
@@ -111,22 +214,20 @@ pub struct TotalRow {
     pub count: u64,
 }
 
+pub fn totals_query(client: &Client, scope: &Scope) -> Query {
+    let query = client.query(&format!(
+        "SELECT link_short_code AS short_code, event_name, sum(events) AS count FROM {COUNTS} \
+         GROUP BY link_short_code, event_name ORDER BY link_short_code, event_name"
+    ));
+    bind_counts(query, scope, &scope.short_code, &scope.event_name)
+}
+
 /// Exact totals per link and event name over the range.
 pub async fn totals(
     client: &Client,
     scope: &Scope,
 ) -> Result<Vec<TotalRow>, clickhouse::error::Error> {
-    client
-        .query(
-            "SELECT link_short_code AS short_code, event_name, uniqExact(event_id) AS count FROM events \
-             WHERE account_id = ? AND environment = ? AND event_time >= toDateTime(?) AND event_time < toDateTime(?) \
-               AND (? = '' OR link_short_code = ?) AND (? = '' OR event_name = ?) \
-             GROUP BY link_short_code, event_name ORDER BY link_short_code, event_name",
-        )
-        .with_scope(scope)
-        .with_filters(scope)
-        .fetch_all::<TotalRow>()
-        .await
+    totals_query(client, scope).fetch_all::<TotalRow>().await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,25 +248,24 @@ pub struct Point {
     pub count: u64,
 }
 
-/// Counts per hour or day over the range, from the hourly rollup.
+pub fn timeseries_query(client: &Client, scope: &Scope, interval: Interval) -> Query {
+    let bucket = match interval {
+        Interval::Hour => "bucket_hour",
+        Interval::Day => "bucket_day",
+    };
+    let query = client.query(&format!(
+        "SELECT {bucket} AS bucket, sum(events) AS count FROM {COUNTS} GROUP BY bucket ORDER BY bucket"
+    ));
+    bind_counts(query, scope, &scope.short_code, &scope.event_name)
+}
+
+/// Exact counts per UTC hour or day over the range (buckets with no events are left out).
 pub async fn timeseries(
     client: &Client,
     scope: &Scope,
     interval: Interval,
 ) -> Result<Vec<Point>, clickhouse::error::Error> {
-    let bucket = match interval {
-        Interval::Hour => "hour",
-        Interval::Day => "toStartOfDay(hour)",
-    };
-    let rows = client
-        .query(&format!(
-            "SELECT toUInt32({bucket}) AS bucket, uniqExactMerge(events) AS count FROM events_hourly \
-             WHERE account_id = ? AND environment = ? AND hour >= toStartOfHour(toDateTime(?)) AND hour < toDateTime(?) \
-               AND (? = '' OR link_short_code = ?) AND (? = '' OR event_name = ?) \
-             GROUP BY bucket ORDER BY bucket"
-        ))
-        .with_scope(scope)
-        .with_filters(scope)
+    let rows = timeseries_query(client, scope, interval)
         .fetch_all::<BucketRow>()
         .await?;
     Ok(rows
@@ -181,6 +281,11 @@ pub async fn timeseries(
 struct FunnelRow {
     event_name: String,
     events: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct UsersRow {
+    event_name: String,
     users: u64,
 }
 
@@ -188,7 +293,9 @@ struct FunnelRow {
 #[serde(rename_all = "camelCase")]
 pub struct FunnelStep {
     pub event_name: String,
+    /// Exact.
     pub events: u64,
+    /// Distinct users, approximate (see [`Funnel::users_approximate`]).
     pub users: u64,
     /// Users who did this per install (0 when there were no installs).
     pub per_install: f64,
@@ -201,39 +308,67 @@ pub struct Funnel {
     pub installs: u64,
     pub install_rate: f64,
     pub steps: Vec<FunnelStep>,
+    /// Always true: `users` is a `uniq` sketch (within ~2%) over the UTC days the range
+    /// touches; every other number is exact.
+    pub users_approximate: bool,
+}
+
+pub fn funnel_events_query(client: &Client, scope: &Scope) -> Query {
+    let query = client.query(&format!(
+        "SELECT event_name, sum(events) AS events FROM {COUNTS} \
+         GROUP BY event_name ORDER BY events DESC, event_name"
+    ));
+    bind_counts(query, scope, &scope.short_code, "")
+}
+
+pub fn funnel_users_query(client: &Client, scope: &Scope) -> Query {
+    let (first, last) = scope.hours().touched_days();
+    let link = if scope.short_code.is_empty() {
+        "*"
+    } else {
+        scope.short_code.as_str()
+    };
+    client
+        .query(
+            "SELECT event_name, uniqMerge(users) AS users FROM event_users_daily \
+             WHERE account_id = ? AND environment = ? AND link_short_code = ? \
+               AND day >= toDate(?) AND day <= toDate(?) \
+             GROUP BY event_name",
+        )
+        .bind(scope.account_id.to_string())
+        .bind(scope.environment.storage_name())
+        .bind(link)
+        .bind(first.format("%Y-%m-%d").to_string())
+        .bind(last.format("%Y-%m-%d").to_string())
 }
 
 /// Click → install → each post-install event, over the range.
 pub async fn funnel(client: &Client, scope: &Scope) -> Result<Funnel, clickhouse::error::Error> {
-    let rows = client
-        .query(
-            "SELECT event_name, uniqExact(event_id) AS events, uniqExactIf(user_id, user_id != '') AS users FROM events \
-             WHERE account_id = ? AND environment = ? AND event_time >= toDateTime(?) AND event_time < toDateTime(?) \
-               AND (? = '' OR link_short_code = ?) \
-             GROUP BY event_name ORDER BY events DESC, event_name",
-        )
-        .with_scope(scope)
-        .bind(&scope.short_code)
-        .bind(&scope.short_code)
-        .fetch_all::<FunnelRow>()
-        .await?;
-    let count_of = |name: &str| {
+    let (rows, users) = futures::try_join!(
+        funnel_events_query(client, scope).fetch_all::<FunnelRow>(),
+        funnel_users_query(client, scope).fetch_all::<UsersRow>(),
+    )?;
+    let users: BTreeMap<String, u64> = users.into_iter().map(|u| (u.event_name, u.users)).collect();
+    let count_of = |event: SystemEvent| {
         rows.iter()
-            .find(|r| r.event_name == name)
+            .find(|r| r.event_name == event.as_str())
             .map(|r| r.events)
             .unwrap_or(0)
     };
-    let clicks = count_of("click");
-    let installs = count_of("install");
+    let clicks = count_of(SystemEvent::Click);
+    let installs = count_of(SystemEvent::Install);
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let steps = rows
         .iter()
-        .filter(|r| r.event_name != "click" && r.event_name != "install")
-        .map(|r| FunnelStep {
-            event_name: r.event_name.clone(),
-            events: r.events,
-            users: r.users,
-            per_install: ratio(r.users, installs),
+        .filter(|r| SystemEvent::parse(&r.event_name).is_none())
+        .map(|r| {
+            let users = users.get(&r.event_name).copied().unwrap_or(0);
+            FunnelStep {
+                event_name: r.event_name.clone(),
+                events: r.events,
+                users,
+                per_install: ratio(users, installs),
+            }
         })
         .collect();
     Ok(Funnel {
@@ -241,6 +376,7 @@ pub async fn funnel(client: &Client, scope: &Scope) -> Result<Funnel, clickhouse
         installs,
         install_rate: ratio(installs, clicks),
         steps,
+        users_approximate: true,
     })
 }
 
@@ -251,27 +387,27 @@ pub struct TopLink {
     pub count: u64,
 }
 
+pub fn top_links_query(client: &Client, scope: &Scope, limit: u32) -> Query {
+    let event = if scope.event_name.is_empty() {
+        SystemEvent::Click.as_str()
+    } else {
+        scope.event_name.as_str()
+    };
+    let query = client.query(&format!(
+        "SELECT link_short_code AS short_code, sum(events) AS count FROM {COUNTS} \
+         WHERE link_short_code != '' \
+         GROUP BY link_short_code ORDER BY count DESC, short_code LIMIT ?"
+    ));
+    bind_counts(query, scope, "", event).bind(limit)
+}
+
 /// The links with the most events of `scope.event_name` (clicks when empty).
 pub async fn top_links(
     client: &Client,
     scope: &Scope,
     limit: u32,
 ) -> Result<Vec<TopLink>, clickhouse::error::Error> {
-    let event = if scope.event_name.is_empty() {
-        "click"
-    } else {
-        scope.event_name.as_str()
-    };
-    client
-        .query(
-            "SELECT link_short_code AS short_code, uniqExact(event_id) AS count FROM events \
-             WHERE account_id = ? AND environment = ? AND event_time >= toDateTime(?) AND event_time < toDateTime(?) \
-               AND event_name = ? AND link_short_code != '' \
-             GROUP BY link_short_code ORDER BY count DESC, short_code LIMIT ?",
-        )
-        .with_scope(scope)
-        .bind(event)
-        .bind(limit)
+    top_links_query(client, scope, limit)
         .fetch_all::<TopLink>()
         .await
 }
@@ -282,21 +418,45 @@ pub struct ClickMatch {
     pub click_id: String,
 }
 
+pub fn click_by_id_query(client: &Client, account_id: Uuid, click_id: &str) -> Query {
+    client
+        .query(
+            "SELECT link_short_code, click_id FROM clicks_by_id \
+             WHERE account_id = ? AND click_id = ? LIMIT 1",
+        )
+        .bind(account_id.to_string())
+        .bind(click_id)
+}
+
 /// The click with this id, in the account.
 pub async fn click_by_id(
     client: &Client,
     account_id: Uuid,
     click_id: &str,
 ) -> Result<Option<ClickMatch>, clickhouse::error::Error> {
-    client
-        .query(
-            "SELECT link_short_code, click_id FROM events \
-             WHERE account_id = ? AND event_name = 'click' AND click_id = ? LIMIT 1",
-        )
-        .bind(account_id.to_string())
-        .bind(click_id)
+    click_by_id_query(client, account_id, click_id)
         .fetch_optional::<ClickMatch>()
         .await
+}
+
+pub fn click_by_fingerprint_query(
+    client: &Client,
+    account_id: Uuid,
+    ip: &str,
+    platform: &str,
+    since: DateTime<Utc>,
+) -> Query {
+    client
+        .query(
+            "SELECT link_short_code, click_id FROM clicks_by_ip \
+             WHERE account_id = ? AND ip = ? AND event_time >= toDateTime(?) AND (? = '' OR platform = ?) \
+             ORDER BY event_time_ms DESC LIMIT 1",
+        )
+        .bind(account_id.to_string())
+        .bind(ip)
+        .bind(secs(since))
+        .bind(platform)
+        .bind(platform)
 }
 
 /// The account's latest click from this device (same IP, and the same platform when
@@ -308,18 +468,96 @@ pub async fn click_by_fingerprint(
     platform: &str,
     since: DateTime<Utc>,
 ) -> Result<Option<ClickMatch>, clickhouse::error::Error> {
-    client
-        .query(
-            "SELECT link_short_code, click_id FROM events \
-             WHERE account_id = ? AND event_name = 'click' AND ip = ? AND (? = '' OR platform = ?) \
-               AND event_time >= toDateTime(?) \
-             ORDER BY event_time_ms DESC LIMIT 1",
-        )
-        .bind(account_id.to_string())
-        .bind(ip)
-        .bind(platform)
-        .bind(platform)
-        .bind(secs(since))
+    click_by_fingerprint_query(client, account_id, ip, platform, since)
         .fetch_optional::<ClickMatch>()
         .await
+}
+
+/// Every read above as the SQL it sends for a sample scope, by name: what the test suite
+/// runs on current ClickHouse (chdb) as well as on the server.
+pub fn catalog(client: &Client, scope: &Scope) -> Vec<(&'static str, String)> {
+    let show = |query: Query| query.sql_display().to_string();
+    let mut by_link = scope.clone();
+    by_link.short_code = "alpha123".into();
+    let since = scope.from;
+    vec![
+        (
+            "link_totals",
+            show(link_totals_query(
+                client,
+                scope.account_id,
+                "alpha123",
+                scope.environment,
+            )),
+        ),
+        ("totals", show(totals_query(client, scope))),
+        ("totals_by_link", show(totals_query(client, &by_link))),
+        (
+            "timeseries_hour",
+            show(timeseries_query(client, scope, Interval::Hour)),
+        ),
+        (
+            "timeseries_day",
+            show(timeseries_query(client, scope, Interval::Day)),
+        ),
+        ("funnel_events", show(funnel_events_query(client, scope))),
+        ("funnel_users", show(funnel_users_query(client, scope))),
+        (
+            "funnel_users_by_link",
+            show(funnel_users_query(client, &by_link)),
+        ),
+        ("top_links", show(top_links_query(client, scope, 10))),
+        (
+            "click_by_id",
+            show(click_by_id_query(client, scope.account_id, "click-1")),
+        ),
+        (
+            "click_by_fingerprint",
+            show(click_by_fingerprint_query(
+                client,
+                scope.account_id,
+                "203.0.113.9",
+                "ios",
+                since,
+            )),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_range_is_widened_to_whole_hours_and_split_at_midnights() {
+        let range = HourRange::covering(at("2026-11-01T10:20:00Z"), at("2026-11-04T05:00:01Z"));
+        assert_eq!(range.from, at("2026-11-01T10:00:00Z"));
+        assert_eq!(range.to, at("2026-11-04T06:00:00Z"));
+        assert_eq!(range.days_from, at("2026-11-02T00:00:00Z"));
+        assert_eq!(range.days_to, at("2026-11-04T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_range_without_a_whole_day_reads_hours_only() {
+        let range = HourRange::covering(at("2026-11-01T10:00:00Z"), at("2026-11-02T09:00:00Z"));
+        assert_eq!(range.days_from, range.days_to);
+        let aligned = HourRange::covering(at("2026-11-01T00:00:00Z"), at("2026-11-02T00:00:00Z"));
+        assert_eq!(
+            (aligned.days_from, aligned.days_to),
+            (at("2026-11-01T00:00:00Z"), at("2026-11-02T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn the_users_rollup_reads_every_day_the_range_touches() {
+        let range = HourRange::covering(at("2026-11-01T23:00:00Z"), at("2026-11-03T00:00:00Z"));
+        assert_eq!(
+            range.touched_days(),
+            ("2026-11-01".parse().unwrap(), "2026-11-02".parse().unwrap())
+        );
+    }
 }

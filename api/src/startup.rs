@@ -30,7 +30,7 @@ pub struct Dependencies {
 impl Dependencies {
     pub async fn connect(config: &ApiConfig) -> anyhow::Result<Self> {
         let pool = postgres::connect_and_migrate(&config.postgres).await?;
-        config.clickhouse.ensure_schema().await?;
+        config.clickhouse.ensure_schema(&pool).await?;
         let clickhouse = config.clickhouse.client();
         let sink = Arc::new(KafkaSink::new(&config.kafka)?);
         let readiness = Readiness::new()

@@ -28,6 +28,14 @@ pub struct ConsumerConfig {
     /// The longest pause between retries of a failed ClickHouse write.
     #[envconfig(from = "CONSUMER_RETRY_MAX_BACKOFF_MS", default = "5000")]
     pub retry_max_backoff_ms: u64,
+    /// How many recent event ids per partition are remembered to drop a producer retry's
+    /// copy that arrives at a later offset.
+    #[envconfig(from = "CONSUMER_RECENT_EVENT_WINDOW", default = "100000")]
+    pub recent_event_window: usize,
+    /// Tests of crash safety only: a file path; after its first write the consumer creates
+    /// it and holds, never committing (see `pipeline::FaultHook`). Empty: off.
+    #[envconfig(from = "CONSUMER_FAULT_HOLD_BEFORE_COMMIT", default = "")]
+    pub fault_hold_before_commit: String,
     #[envconfig(nested)]
     pub kafka: KafkaConfig,
     #[envconfig(nested)]

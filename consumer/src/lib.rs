@@ -1,10 +1,12 @@
 //! LinkTrace consumer: reads the events topic as a consumer group and writes batches to
-//! ClickHouse, so that every accepted event is stored exactly once in effect.
+//! ClickHouse, so that every accepted event is stored as exactly one row.
 
 pub mod config;
 pub mod context;
+pub mod exactly_once;
 pub mod metrics;
 pub mod pipeline;
+pub mod recent;
 pub mod row;
 pub mod startup;
 pub mod stored;

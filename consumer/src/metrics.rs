@@ -27,6 +27,13 @@ pub static DEDUPLICATED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("registers once")
 });
+pub static ALREADY_STORED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "consumer_events_already_stored_total",
+        "Redelivered events not written again: at or below the partition's stored offset"
+    )
+    .expect("registers once")
+});
 pub static DEAD_LETTERED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "consumer_events_dead_lettered_total",

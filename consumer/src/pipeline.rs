@@ -1,15 +1,16 @@
-//! The consume loop. At-least-once delivery from Kafka becomes exactly-once storage:
+//! The consume loop. At-least-once delivery from Kafka becomes exactly-once rows:
 //!
 //! 1. gather a batch (size and time bounds);
 //! 2. decode; poison messages go to the dead-letter topic (acknowledged) and are skipped;
-//! 3. drop events already in the batch or already stored (entity events, via Postgres);
-//! 4. write the batch to ClickHouse, retrying with bounded backoff while the partitions are
-//!    paused — nothing is committed until the write succeeds;
-//! 5. mark entity tuples stored, then commit the batch's offsets.
+//! 3. drop copies: within the batch, seen lately on the partition (a producer retry's copy
+//!    at a later offset), or entity events already stored (Postgres dedup index);
+//! 4. write each partition's rows above ClickHouse's high-water mark for it, as runs of one
+//!    INSERT each (see [`crate::exactly_once`]), retrying with bounded backoff while the
+//!    partitions are paused — nothing is committed until the write succeeds;
+//! 5. mark entity tuples stored, then commit the offsets of the partitions it wrote.
 //!
-//! A crash between 4 and 5 redelivers the batch; every event keeps its `event_id`, so the
-//! ReplacingMergeTree collapses the copies and reads that count `uniqExact(event_id)` are
-//! exact in the meantime.
+//! A crash between 4 and 5 redelivers the batch; its rows are at or below the high-water
+//! mark then, so they are not written again: `count()` over `events` stays exact.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -24,10 +25,13 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use uuid::Uuid;
 
 use crate::context::ObservedContext;
+use crate::exactly_once::{self, HighWaterMarks};
 use crate::metrics::{
-    BATCH_SIZE, CLICKHOUSE_ERRORS, CONSUMED, DEAD_LETTERED, DEDUPLICATED, WRITE_LATENCY, WRITTEN,
+    ALREADY_STORED, BATCH_SIZE, CLICKHOUSE_ERRORS, CONSUMED, DEAD_LETTERED, DEDUPLICATED,
+    WRITE_LATENCY, WRITTEN,
 };
-use crate::row::EventRow;
+use crate::recent::RecentEvents;
+use crate::row::{EventRow, StreamPosition};
 use crate::stored::StoredEntities;
 use crate::writer::EventWriter;
 
@@ -45,17 +49,29 @@ pub struct BatchLimits {
 
 pub struct Pipeline {
     pub consumer: Arc<StreamConsumer<ObservedContext>>,
+    pub topic: String,
     pub writer: Arc<dyn EventWriter>,
     pub stored: StoredEntities,
+    pub recent: RecentEvents,
     pub dead_letters: KafkaSink,
     pub limits: BatchLimits,
+    pub fault: FaultHook,
+}
+
+/// For tests of crash safety only: where the pipeline stops dead on purpose.
+#[derive(Debug, Clone, Default)]
+pub struct FaultHook {
+    /// When set, after its first write the pipeline creates this file and then waits
+    /// forever instead of committing, so that a test can SIGKILL it between the ClickHouse
+    /// write and the offset commit.
+    pub hold_before_commit: Option<std::path::PathBuf>,
 }
 
 impl Pipeline {
     /// Consumes until `shutdown` resolves; then flushes and commits the batch in hand and
     /// leaves the group. If ClickHouse is down at that moment, the unwritten batch is given
     /// up *uncommitted* (the group's next member reads it again) instead of blocking exit.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let (stop_sender, mut stop) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
@@ -102,14 +118,14 @@ impl Pipeline {
     /// Writes and commits `batch`; `false` when shutdown came while ClickHouse was failing,
     /// in which case nothing was committed.
     async fn process(
-        &self,
+        &mut self,
         batch: Vec<OwnedMessage>,
         stop: &tokio::sync::watch::Receiver<bool>,
     ) -> bool {
-        let mut records: Vec<EventRecord> = Vec::with_capacity(batch.len());
+        let mut records = Vec::with_capacity(batch.len());
         for message in &batch {
             match EventRecord::from_json(message.payload().unwrap_or_default()) {
-                Ok(record) => records.push(record),
+                Ok(record) => records.push((record, position(message))),
                 Err(error) => {
                     self.dead_letter(message, error.reason(), &error.to_string())
                         .await
@@ -117,85 +133,100 @@ impl Pipeline {
             }
         }
         let rows = self.deduplicate(records).await;
-        if !rows.is_empty() {
-            let rows_only: Vec<EventRow> = rows.iter().map(|(row, _)| row.clone()).collect();
-            if !self.write_until_done(&rows_only, stop.clone()).await {
-                return false;
-            }
-            let entity_ids: Vec<Uuid> = rows
-                .iter()
-                .filter_map(|(_, entity_id)| *entity_id)
-                .collect();
-            if let Err(error) = self.stored.mark_stored(&entity_ids).await {
-                // Ingest still answers "deduplicated" for queued tuples; only the
-                // consumer-side pre-write check is weaker until the next mark.
-                tracing::warn!(%error, "could not mark entity events stored");
-            }
+        let entities: Vec<(i32, Uuid)> = rows
+            .iter()
+            .filter_map(|(row, entity)| entity.map(|id| (i32::from(row.kafka_partition), id)))
+            .collect();
+        let mut rows: Vec<EventRow> = rows.into_iter().map(|(row, _)| row).collect();
+        let Some(revoked) = self.write_until_done(&mut rows, stop.clone()).await else {
+            return false;
+        };
+        let entity_ids: Vec<Uuid> = entities
+            .into_iter()
+            .filter(|(partition, _)| !revoked.contains(partition))
+            .map(|(_, id)| id)
+            .collect();
+        if let Err(error) = self.stored.mark_stored(&entity_ids).await {
+            // Ingest still answers "deduplicated" for queued tuples; only the
+            // consumer-side pre-write check is weaker until the next mark.
+            tracing::warn!(%error, "could not mark entity events stored");
+        }
+        if let Some(marker) = &self.fault.hold_before_commit {
+            tracing::warn!(marker = %marker.display(), "fault hook: written, holding before the commit");
+            let _ = std::fs::write(marker, b"written, not committed");
+            std::future::pending::<()>().await;
         }
         self.commit(&batch).await;
         true
     }
 
-    /// Drops copies within the batch and entity events already stored. Returns each row with
-    /// its event id when it is an entity event.
-    async fn deduplicate(&self, records: Vec<EventRecord>) -> Vec<(EventRow, Option<Uuid>)> {
-        let mut seen = HashSet::with_capacity(records.len());
+    /// Drops copies within the batch, copies seen lately on the same partition, and entity
+    /// events already stored. Returns each row with its event id when it is an entity event.
+    async fn deduplicate(
+        &mut self,
+        records: Vec<(EventRecord, StreamPosition)>,
+    ) -> Vec<(EventRow, Option<Uuid>)> {
         let mut unique = Vec::with_capacity(records.len());
-        for record in records {
-            if seen.insert(record.event_id) {
-                unique.push(record);
+        for (record, at) in records {
+            if self.recent.first_sighting(at.partition, record.event_id) {
+                unique.push((record, at));
             } else {
                 DEDUPLICATED.inc();
             }
         }
         let entity_ids: Vec<Uuid> = unique
             .iter()
-            .filter(|r| r.entity_id.is_some())
-            .map(|r| r.event_id)
+            .filter(|(r, _)| r.entity_id.is_some())
+            .map(|(r, _)| r.event_id)
             .collect();
         let stored = match self.stored.already_stored(&entity_ids).await {
             Ok(stored) => stored,
             Err(error) => {
-                // Writing a copy is safe (it collapses by event id); losing one is not.
+                // The offset high-water mark still keeps redeliveries out; losing an event
+                // is worse than storing a repeat a client sent.
                 tracing::warn!(%error, "dedup index unavailable; writing without it");
                 HashSet::new()
             }
         };
         unique
             .into_iter()
-            .filter(|record| {
+            .filter(|(record, _)| {
                 let keep = !stored.contains(&record.event_id);
                 if !keep {
                     DEDUPLICATED.inc();
                 }
                 keep
             })
-            .map(|record| {
+            .map(|(record, at)| {
                 let entity = record.entity_id.as_ref().map(|_| record.event_id);
-                (EventRow::from(&record), entity)
+                (EventRow::new(&record, &self.topic, at), entity)
             })
             .collect()
     }
 
-    /// Retries until the write succeeds (`true`) or shutdown is asked for meanwhile (`false`).
+    /// Retries until the write succeeds (the partitions skipped as revoked) or shutdown is
+    /// asked for meanwhile (`None`).
     async fn write_until_done(
-        &self,
-        rows: &[EventRow],
+        &mut self,
+        rows: &mut [EventRow],
         mut stop: tokio::sync::watch::Receiver<bool>,
-    ) -> bool {
+    ) -> Option<HashSet<i32>> {
+        if rows.is_empty() {
+            return Some(HashSet::new());
+        }
         let mut backoff = Duration::from_millis(100);
         let mut paused = false;
         loop {
             let started = Instant::now();
-            match self.writer.write(rows).await {
-                Ok(()) => {
+            match self.write_new_rows(rows).await {
+                Ok((written, revoked)) => {
                     WRITE_LATENCY.observe(started.elapsed().as_secs_f64());
-                    BATCH_SIZE.observe(rows.len() as f64);
-                    WRITTEN.inc_by(rows.len() as u64);
+                    BATCH_SIZE.observe(written as f64);
+                    WRITTEN.inc_by(written as u64);
                     if paused {
                         self.set_paused(false);
                     }
-                    return true;
+                    return Some(revoked);
                 }
                 Err(error) => {
                     CLICKHOUSE_ERRORS.inc();
@@ -206,12 +237,56 @@ impl Pipeline {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = stopped(&mut stop) => return false,
+                        _ = stopped(&mut stop) => return None,
                     }
                     backoff = (backoff * 2).min(self.limits.max_backoff);
                 }
             }
         }
+    }
+
+    /// One attempt: reads the high-water marks afresh (an earlier attempt may have stored
+    /// some runs, or timed out here and succeeded on the server), then writes every run of
+    /// a partition this consumer still owns above its mark. Returns how many rows it wrote
+    /// and the partitions it skipped because they were revoked.
+    async fn write_new_rows(
+        &mut self,
+        rows: &mut [EventRow],
+    ) -> anyhow::Result<(usize, HashSet<i32>)> {
+        let marks: HighWaterMarks = self.writer.high_water_marks(&self.topic).await?;
+        let owned = self.owned_partitions();
+        let mut written = 0;
+        let mut revoked = HashSet::new();
+        for run in exactly_once::runs(rows) {
+            let partition = i32::from(run[0].kafka_partition);
+            if !owned.contains(&partition) {
+                // Revoked meanwhile: its new owner reads these again from the last commit.
+                self.recent.forget(partition);
+                revoked.insert(partition);
+                continue;
+            }
+            let fresh = exactly_once::above_high_water(run, &marks);
+            ALREADY_STORED.inc_by((run.len() - fresh.len()) as u64);
+            if !fresh.is_empty() {
+                self.writer.write(fresh).await?;
+                written += fresh.len();
+            }
+        }
+        Ok((written, revoked))
+    }
+
+    /// The partitions of our topic assigned to this member now.
+    fn owned_partitions(&self) -> HashSet<i32> {
+        self.consumer
+            .assignment()
+            .map(|list| {
+                list.elements()
+                    .iter()
+                    .filter(|e| e.topic() == self.topic)
+                    .map(|e| e.partition())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Stops (or resumes) fetching for every assigned partition while ClickHouse is down.
@@ -280,9 +355,12 @@ impl Pipeline {
         );
     }
 
+    /// Commits the batch's offsets for the partitions this member still owns (a revoked
+    /// partition's rows were not written by it, so its offsets are not ours to commit).
     async fn commit(&self, batch: &[OwnedMessage]) {
+        let owned = self.owned_partitions();
         let mut next: HashMap<(&str, i32), i64> = HashMap::new();
-        for message in batch {
+        for message in batch.iter().filter(|m| owned.contains(&m.partition())) {
             let entry = next
                 .entry((message.topic(), message.partition()))
                 .or_insert(0);
@@ -303,10 +381,17 @@ impl Pipeline {
             tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync)).await;
         match committed {
             Ok(Ok(())) => {}
-            // After a rebalance the new owner re-reads from the last commit; the copies it
-            // writes collapse by event id.
+            // The batch is read again from the last commit; its rows are at or below the
+            // high-water mark by then, so none is written twice.
             Ok(Err(error)) => tracing::warn!(%error, "offset commit failed"),
             Err(error) => tracing::warn!(%error, "offset commit task failed"),
         }
+    }
+}
+
+fn position(message: &OwnedMessage) -> StreamPosition {
+    StreamPosition {
+        partition: message.partition(),
+        offset: message.offset(),
     }
 }

@@ -1,4 +1,4 @@
-//! The ClickHouse row an event record becomes.
+//! The ClickHouse row an event record becomes, with where it was read from on the stream.
 
 use clickhouse::Row;
 use linktrace_domain::EventRecord;
@@ -24,10 +24,20 @@ pub struct EventRow {
     pub event_time: u32,
     pub event_time_ms: u64,
     pub received_at: u32,
+    pub kafka_topic: String,
+    pub kafka_partition: u16,
+    pub kafka_offset: u64,
 }
 
-impl From<&EventRecord> for EventRow {
-    fn from(record: &EventRecord) -> Self {
+/// Where a message sits on the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamPosition {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl EventRow {
+    pub fn new(record: &EventRecord, topic: &str, position: StreamPosition) -> Self {
         let client = record.client.clone().unwrap_or_default();
         Self {
             event_id: record.event_id.to_string(),
@@ -51,6 +61,16 @@ impl From<&EventRecord> for EventRow {
             event_time: seconds(record.event_time),
             event_time_ms: record.event_time.timestamp_millis().max(0) as u64,
             received_at: seconds(record.received_at),
+            kafka_topic: topic.to_owned(),
+            kafka_partition: u16::try_from(position.partition).unwrap_or_default(),
+            kafka_offset: u64::try_from(position.offset).unwrap_or_default(),
+        }
+    }
+
+    pub fn position(&self) -> StreamPosition {
+        StreamPosition {
+            partition: self.kafka_partition.into(),
+            offset: self.kafka_offset as i64,
         }
     }
 }

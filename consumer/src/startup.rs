@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 
 use crate::config::ConsumerConfig;
 use crate::context::ObservedContext;
-use crate::pipeline::{BatchLimits, Pipeline};
+use crate::pipeline::{BatchLimits, FaultHook, Pipeline};
+use crate::recent::RecentEvents;
 use crate::stored::StoredEntities;
 use crate::writer::{ClickHouseWriter, EventWriter};
 
@@ -27,7 +28,6 @@ impl Application {
     /// Applies the ClickHouse and Postgres migrations, joins the consumer group and binds
     /// the operational HTTP port.
     pub async fn build(config: ConsumerConfig) -> anyhow::Result<Self> {
-        config.clickhouse.ensure_schema().await?;
         let writer = Arc::new(ClickHouseWriter::new(config.clickhouse.client()));
         Self::build_with(&config, writer).await
     }
@@ -38,6 +38,7 @@ impl Application {
         writer: Arc<dyn EventWriter>,
     ) -> anyhow::Result<Self> {
         let pool = postgres::connect_and_migrate(&config.postgres).await?;
+        config.clickhouse.ensure_schema(&pool).await?;
         let mut client_config = config.kafka.client_config();
         if !config.instance_id.is_empty() {
             client_config.set("group.instance.id", &config.instance_id);
@@ -62,13 +63,20 @@ impl Application {
             .layer(axum::middleware::from_fn(metrics::track_http));
         let pipeline = Pipeline {
             consumer: Arc::new(consumer),
+            topic: config.kafka.events_topic.clone(),
             writer,
             stored: StoredEntities::new(pool),
+            recent: RecentEvents::new(config.recent_event_window),
             dead_letters,
             limits: BatchLimits {
                 max_events: config.batch_max_events.max(1),
                 max_wait: Duration::from_millis(config.batch_max_wait_ms),
                 max_backoff: Duration::from_millis(config.retry_max_backoff_ms),
+            },
+            fault: FaultHook {
+                hold_before_commit: Some(&config.fault_hold_before_commit)
+                    .filter(|path| !path.is_empty())
+                    .map(Into::into),
             },
         };
         let listener = TcpListener::bind(config.address).await?;

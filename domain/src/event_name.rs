@@ -62,6 +62,13 @@ impl SystemEvent {
             SystemEvent::Install => "install",
         }
     }
+
+    /// The system event stored under this name, if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        [SystemEvent::Click, SystemEvent::Install]
+            .into_iter()
+            .find(|event| event.as_str() == name)
+    }
 }
 
 impl fmt::Display for EventName {

@@ -67,7 +67,7 @@ impl TestEnv {
             password: String::new(),
         };
         clickhouse
-            .ensure_schema()
+            .ensure_schema(&pool)
             .await
             .expect("ClickHouse must be running (deploy/up.sh --infra)");
         let mut kafka = KafkaConfig::init_from_hashmap(&HashMap::new()).expect("defaults");
@@ -217,19 +217,9 @@ impl TestEnv {
             .expect("code is free");
     }
 
-    /// Events stored in ClickHouse matching `filter` (an SQL condition written by the
-    /// test), counting each event once however many copies are unmerged.
+    /// Rows stored in ClickHouse matching `filter` (an SQL condition written by the test):
+    /// a plain `count()`, no `FINAL`, no `uniqExact` — what a dashboard user's own SQL sees.
     pub async fn stored_events(&self, filter: &str) -> u64 {
-        self.clickhouse
-            .client()
-            .query(&format!("SELECT count() FROM events FINAL WHERE {filter}"))
-            .fetch_one::<u64>()
-            .await
-            .expect("count")
-    }
-
-    /// Physical rows (copies included).
-    pub async fn physical_rows(&self, filter: &str) -> u64 {
         self.clickhouse
             .client()
             .query(&format!("SELECT count() FROM events WHERE {filter}"))

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use linktrace_consumer::exactly_once::HighWaterMarks;
 use linktrace_consumer::row::EventRow;
 use linktrace_consumer::startup::Application;
 use linktrace_consumer::writer::{ClickHouseWriter, EventWriter};
@@ -152,6 +153,10 @@ struct DownForAWhile {
 
 #[async_trait]
 impl EventWriter for DownForAWhile {
+    async fn high_water_marks(&self, topic: &str) -> anyhow::Result<HighWaterMarks> {
+        self.inner.high_water_marks(topic).await
+    }
+
     async fn write(&self, rows: &[EventRow]) -> anyhow::Result<()> {
         if self.attempts.fetch_add(1, Ordering::SeqCst) < self.failures {
             anyhow::bail!("connection refused (simulated ClickHouse outage)");
@@ -190,6 +195,59 @@ async fn a_clickhouse_outage_loses_nothing_and_dead_letters_nothing() {
     consumer.stop().await.unwrap();
     let dead = dead_letter_count(&env).await;
     assert_eq!(dead, 0);
+}
+
+/// ClickHouse that stores the first `lost_answers` writes but whose answers never reach
+/// the consumer (a timeout on our side after the server committed the INSERT).
+struct AnswerLost {
+    inner: ClickHouseWriter,
+    lost_answers: usize,
+    attempts: AtomicUsize,
+}
+
+#[async_trait]
+impl EventWriter for AnswerLost {
+    async fn high_water_marks(&self, topic: &str) -> anyhow::Result<HighWaterMarks> {
+        self.inner.high_water_marks(topic).await
+    }
+
+    async fn write(&self, rows: &[EventRow]) -> anyhow::Result<()> {
+        self.inner.write(rows).await?;
+        if self.attempts.fetch_add(1, Ordering::SeqCst) < self.lost_answers {
+            anyhow::bail!("timed out waiting for ClickHouse (simulated; the INSERT went through)");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_succeeded_unbeknownst_to_the_consumer_is_not_written_again() {
+    let env = TestEnv::new().await;
+    let account = Uuid::new_v4();
+    let records: Vec<EventRecord> = (0..400)
+        .map(|i| record(account, &format!("t{}", i % 9), "purchase"))
+        .collect();
+    produce_all(&env, &records).await;
+    let writer = Arc::new(AnswerLost {
+        inner: ClickHouseWriter::new(env.clickhouse.client()),
+        lost_answers: 3,
+        attempts: AtomicUsize::new(0),
+    });
+    let app = Application::build_with(&env.consumer_config(), writer.clone())
+        .await
+        .unwrap();
+    let consumer = Running::spawn(app.port(), |stop| app.run_until_stopped(stop));
+    assert_eq!(
+        env.wait_for_stored(&account_filter(account), 400, Duration::from_secs(40))
+            .await,
+        400,
+        "plain count(): the retries after the lost answers wrote nothing twice"
+    );
+    assert!(
+        writer.attempts.load(Ordering::SeqCst) > 3,
+        "answers were lost and retried"
+    );
+    consumer.stop().await.unwrap();
 }
 
 async fn dead_letter_count(env: &TestEnv) -> i64 {
@@ -269,7 +327,7 @@ async fn an_entity_event_redelivered_later_is_dropped_before_it_is_written() {
         1
     );
     assert_eq!(
-        env.physical_rows(&filter).await,
+        env.stored_events(&filter).await,
         1,
         "the repeat must not even be written"
     );
@@ -302,7 +360,18 @@ fn consumer_binary() -> std::path::PathBuf {
 }
 
 fn start_consumer_process(env: &TestEnv, binary: &std::path::Path) -> Child {
+    start_consumer_process_with(env, binary, &[])
+}
+
+fn start_consumer_process_with(
+    env: &TestEnv,
+    binary: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Child {
     let mut vars = env.service_env();
+    for (name, value) in extra {
+        vars.insert((*name).into(), (*value).into());
+    }
     vars.insert("CONSUMER_BATCH_MAX_EVENTS".into(), "100".into());
     vars.insert("KAFKA_CONSUMER_INSTANCE_ID".into(), "consumer-0".into());
     let log = std::fs::OpenOptions::new()
@@ -317,6 +386,98 @@ fn start_consumer_process(env: &TestEnv, binary: &std::path::Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("consumer starts")
+}
+
+#[tokio::test]
+async fn sigkill_between_the_clickhouse_write_and_the_commit_stores_each_row_once() {
+    let binary = consumer_binary();
+    let env = TestEnv::new().await;
+    let account = Uuid::new_v4();
+    // Plain events (random ids, no entityId) and entity events alike.
+    let records: Vec<EventRecord> = (0..1200)
+        .map(|i| {
+            let mut r = record(account, &format!("f{}", i % 11), "purchase");
+            if i % 3 == 0 {
+                r.entity_id = Some(format!("order-{i}"));
+            }
+            r
+        })
+        .collect();
+    produce_all(&env, &records).await;
+    let marker = std::env::temp_dir().join(format!("lt-hold-{}", env.id));
+    let marker_path = marker.to_str().unwrap().to_owned();
+    let mut process = start_consumer_process_with(
+        &env,
+        &binary,
+        &[("CONSUMER_FAULT_HOLD_BEFORE_COMMIT", &marker_path)],
+    );
+    // The fault hook says when the batch is in ClickHouse and its offsets are not committed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the consumer never wrote"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let written_before_kill = env.stored_events(&account_filter(account)).await;
+    assert!(
+        written_before_kill > 0,
+        "a batch was written before the kill"
+    );
+    process.kill().expect("SIGKILL");
+    process.wait().unwrap();
+    std::fs::remove_file(&marker).unwrap();
+    assert_eq!(
+        committed_offsets(&env).await,
+        0,
+        "nothing was committed: the batch will be delivered again"
+    );
+
+    let mut restarted = start_consumer_process(&env, &binary);
+    let stored = env
+        .wait_for_stored(&account_filter(account), 1200, Duration::from_secs(60))
+        .await;
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+    assert_eq!(
+        stored, 1200,
+        "plain count(), no FINAL: every event exactly once"
+    );
+    let distinct: u64 = env
+        .clickhouse
+        .client()
+        .query("SELECT uniqExact(event_id) FROM events WHERE account_id = ?")
+        .bind(account.to_string())
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(distinct, 1200);
+}
+
+/// The offsets the test's consumer group has committed, summed over partitions.
+async fn committed_offsets(env: &TestEnv) -> i64 {
+    let reader: StreamConsumer = env
+        .kafka
+        .client_config()
+        .set("group.id", format!("lt-test-{}-consumer", env.id))
+        .create()
+        .unwrap();
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for partition in 0..4 {
+        partitions.add_partition(&env.kafka.events_topic, partition);
+    }
+    let committed = reader
+        .committed_offsets(partitions, Duration::from_secs(10))
+        .unwrap();
+    committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .sum()
 }
 
 #[tokio::test]
@@ -394,7 +555,7 @@ async fn sigterm_flushes_the_batch_in_hand_commits_and_leaves() {
     tokio::time::sleep(Duration::from_secs(12)).await;
     again.stop().await.unwrap();
     assert_eq!(
-        env.physical_rows(&account_filter(account)).await,
+        env.stored_events(&account_filter(account)).await,
         51,
         "nothing was re-read"
     );

@@ -367,7 +367,7 @@ async fn entity_events_are_deduplicated_and_stored_once() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(env.physical_rows(&filter).await, 1);
+    assert_eq!(env.stored_events(&filter).await, 1);
     consumer.stop().await.unwrap();
 }
 

@@ -9,7 +9,7 @@ async fn migrations_twice_in_a_row_are_a_no_op() {
     // TestEnv::new applied both sets once already.
     let env = TestEnv::new().await;
     assert_eq!(
-        env.clickhouse.ensure_schema().await.unwrap(),
+        env.clickhouse.ensure_schema(&env.pool).await.unwrap(),
         0,
         "nothing left to apply in ClickHouse"
     );

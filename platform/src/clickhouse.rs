@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use clickhouse::{Client, Row};
 use envconfig::Envconfig;
 use serde::Deserialize;
+use sqlx::PgPool;
 
 use crate::health::ReadinessCheck;
 
@@ -47,9 +48,30 @@ impl ClickHouseConfig {
             .with_validation(false)
     }
 
-    /// Creates the database if it is missing and applies pending migrations.
-    pub async fn ensure_schema(&self) -> anyhow::Result<usize> {
+    /// Creates the database if it is missing and applies pending migrations. Services that
+    /// start together (api and consumer) serialise on a Postgres advisory lock named after
+    /// this ClickHouse database, so the runner never races itself; the lock goes with the
+    /// connection if the process dies.
+    pub async fn ensure_schema(&self, lock: &PgPool) -> anyhow::Result<usize> {
         validate_identifier(&self.database)?;
+        let mut connection = lock.acquire().await?;
+        let name = format!(
+            "linktrace clickhouse migrations {} {}",
+            self.url, self.database
+        );
+        sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+            .bind(&name)
+            .execute(&mut *connection)
+            .await?;
+        let applied = self.ensure_schema_holding_lock().await;
+        sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+            .bind(&name)
+            .execute(&mut *connection)
+            .await?;
+        applied
+    }
+
+    async fn ensure_schema_holding_lock(&self) -> anyhow::Result<usize> {
         self.server_client()
             .query(&format!("CREATE DATABASE IF NOT EXISTS {}", self.database))
             .execute()
@@ -93,6 +115,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "events_hourly_rollup",
         sql: include_str!("../../migrations/clickhouse/0002_events_hourly_rollup.sql"),
     },
+    Migration {
+        version: 3,
+        name: "exactly_once_rollups",
+        sql: include_str!("../../migrations/clickhouse/0003_exactly_once_rollups.sql"),
+    },
 ];
 
 #[derive(Row, Deserialize)]
@@ -120,13 +147,20 @@ pub async fn migrate(client: &Client) -> anyhow::Result<usize> {
     let mut count = 0;
     for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         for statement in statements(migration.sql) {
-            client.query(&statement).execute().await.map_err(|e| {
-                anyhow::anyhow!(
-                    "ClickHouse migration {} ({}) failed: {e}",
+            match client.query(&statement).execute().await {
+                Ok(()) => {}
+                // A re-run after a partial one: 18.16 has no ADD COLUMN IF NOT EXISTS.
+                Err(error)
+                    if adds_a_column(&statement) && error.to_string().contains("Code: 44") =>
+                {
+                    tracing::info!(%statement, "column exists already");
+                }
+                Err(error) => anyhow::bail!(
+                    "ClickHouse migration {} ({}) failed: {error}",
                     migration.version,
                     migration.name
-                )
-            })?;
+                ),
+            }
         }
         client
             .query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())")
@@ -144,9 +178,14 @@ pub async fn migrate(client: &Client) -> anyhow::Result<usize> {
     Ok(count)
 }
 
+fn adds_a_column(statement: &str) -> bool {
+    let upper = statement.to_ascii_uppercase();
+    upper.starts_with("ALTER TABLE") && upper.contains(" ADD COLUMN ")
+}
+
 /// Splits a migration file into statements: `;` at the end of a line ends one; `--` lines
 /// are comments.
-fn statements(sql: &str) -> Vec<String> {
+pub fn statements(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     for line in sql.lines() {

@@ -95,8 +95,10 @@ fn time(raw: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
         .map_err(|_| ApiError::Validation(format!("{field} must be an ISO-8601 date-time")))
 }
 
+/// The range counted: the asked one widened to whole hours.
 fn range(scope: &Scope) -> serde_json::Value {
-    json!({ "from": scope.from, "to": scope.to })
+    let hours = scope.hours();
+    json!({ "from": hours.from, "to": hours.to })
 }
 
 pub async fn totals(

@@ -1,0 +1,42 @@
+//! Prints, as JSON, every ClickHouse migration statement and every analytics and
+//! attribution query exactly as the services send them (for a fixed sample scope), so
+//! that the test suite can run the same SQL on current ClickHouse (chdb) and on the
+//! server: `cargo run -q -p linktrace-api --bin linktrace-sql-catalog`.
+
+use chrono::{DateTime, Utc};
+use linktrace_api::analytics::{self, Scope};
+use linktrace_domain::Environment;
+use linktrace_platform::clickhouse::{statements, MIGRATIONS};
+use serde_json::json;
+
+/// The account and range the sample queries are bound to (the test's fixture uses them).
+const ACCOUNT: &str = "00000000-0000-4000-8000-00000000000a";
+const FROM: &str = "2026-11-01T10:20:00Z";
+const TO: &str = "2026-11-04T05:00:01Z";
+
+fn main() -> anyhow::Result<()> {
+    let scope = Scope {
+        account_id: ACCOUNT.parse()?,
+        environment: Environment::Live,
+        from: FROM.parse::<DateTime<Utc>>()?,
+        to: TO.parse::<DateTime<Utc>>()?,
+        short_code: String::new(),
+        event_name: String::new(),
+    };
+    let client = clickhouse::Client::default();
+    let migrations: Vec<_> = MIGRATIONS
+        .iter()
+        .map(|m| json!({ "version": m.version, "name": m.name, "statements": statements(m.sql) }))
+        .collect();
+    let queries: serde_json::Map<String, serde_json::Value> = analytics::catalog(&client, &scope)
+        .into_iter()
+        .map(|(name, sql)| (name.to_owned(), sql.into()))
+        .collect();
+    let catalog = json!({
+        "scope": { "accountId": ACCOUNT, "from": FROM, "to": TO },
+        "migrations": migrations,
+        "queries": queries,
+    });
+    println!("{}", serde_json::to_string_pretty(&catalog)?);
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! Exactly-once rows: how a batch is cut into INSERTs so that no redelivery can store a row
+//! twice, and `count()` over the raw table is right at any moment.
+//!
+//! Every row carries its topic, partition and offset. A partition's rows are written in
+//! increasing offset order, as runs that are each one INSERT into one table partition (one
+//! ClickHouse part, so each run is stored whole or not at all). Before writing, the consumer
+//! reads the highest offset ClickHouse already holds per partition (the `events_kafka_offsets`
+//! rollup, filled by the same INSERT) and writes only the rows above it. Whatever was
+//! redelivered — after a crash between write and commit, a failed commit, a rebalance, or a
+//! write that timed out on our side but succeeded on the server — is at or below that mark.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike};
+
+use crate::row::EventRow;
+
+/// The highest offset stored, per partition of one topic.
+pub type HighWaterMarks = HashMap<i32, i64>;
+
+/// Sorts `rows` by (partition, offset) and cuts them into runs: a run ends where the
+/// partition changes, or where the UTC month of `event_time` does (the events table is
+/// partitioned by month, and an INSERT that spans two table partitions is two parts).
+/// The server's time zone must be UTC, as every config of ours sets it.
+pub fn runs(rows: &mut [EventRow]) -> Vec<&[EventRow]> {
+    rows.sort_by_key(EventRow::position);
+    let mut out = Vec::new();
+    let mut rest: &[EventRow] = rows;
+    while let Some(first) = rest.first() {
+        let key = (first.kafka_partition, month(first.event_time));
+        let len = rest
+            .iter()
+            .position(|row| (row.kafka_partition, month(row.event_time)) != key)
+            .unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(len);
+        out.push(run);
+        rest = tail;
+    }
+    out
+}
+
+/// The rows of `run` (sorted by offset, one partition) that ClickHouse does not hold yet.
+pub fn above_high_water<'a>(run: &'a [EventRow], marks: &HighWaterMarks) -> &'a [EventRow] {
+    let Some(first) = run.first() else {
+        return run;
+    };
+    match marks.get(&i32::from(first.kafka_partition)) {
+        Some(&high) => &run[run.partition_point(|row| (row.kafka_offset as i64) <= high)..],
+        None => run,
+    }
+}
+
+fn month(seconds: u32) -> (i32, u32) {
+    DateTime::from_timestamp(seconds.into(), 0)
+        .map(|at| (at.year(), at.month()))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(partition: u16, offset: u64, event_time: u32) -> EventRow {
+        EventRow {
+            event_id: format!("{partition}-{offset}"),
+            account_id: String::new(),
+            environment: String::new(),
+            link_short_code: String::new(),
+            event_name: String::new(),
+            entity_id: String::new(),
+            user_id: String::new(),
+            properties: String::new(),
+            source: String::new(),
+            ip: String::new(),
+            user_agent: String::new(),
+            referrer: String::new(),
+            platform: String::new(),
+            click_id: String::new(),
+            event_time,
+            event_time_ms: u64::from(event_time) * 1000,
+            received_at: event_time,
+            kafka_topic: "t".into(),
+            kafka_partition: partition,
+            kafka_offset: offset,
+        }
+    }
+
+    const NOV_30_2026_2359: u32 = 1_796_083_140;
+    const DEC_1_2026_0001: u32 = 1_796_083_260;
+
+    fn offsets(run: &[EventRow]) -> Vec<(u16, u64)> {
+        run.iter()
+            .map(|r| (r.kafka_partition, r.kafka_offset))
+            .collect()
+    }
+
+    #[test]
+    fn runs_are_per_partition_in_offset_order() {
+        let mut rows = vec![
+            row(1, 7, NOV_30_2026_2359),
+            row(0, 5, NOV_30_2026_2359),
+            row(1, 6, NOV_30_2026_2359),
+            row(0, 4, NOV_30_2026_2359),
+        ];
+        let runs = runs(&mut rows);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(offsets(runs[0]), vec![(0, 4), (0, 5)]);
+        assert_eq!(offsets(runs[1]), vec![(1, 6), (1, 7)]);
+    }
+
+    #[test]
+    fn a_month_boundary_cuts_a_run_in_offset_order() {
+        let mut rows = vec![
+            row(0, 1, NOV_30_2026_2359),
+            row(0, 2, DEC_1_2026_0001),
+            row(0, 3, NOV_30_2026_2359),
+        ];
+        let runs = runs(&mut rows);
+        let runs: Vec<Vec<(u16, u64)>> = runs.iter().map(|r| offsets(r)).collect();
+        assert_eq!(runs, vec![vec![(0, 1)], vec![(0, 2)], vec![(0, 3)]]);
+    }
+
+    #[test]
+    fn only_rows_above_the_high_water_mark_are_written() {
+        let mut rows: Vec<EventRow> = (10..20).map(|o| row(2, o, NOV_30_2026_2359)).collect();
+        let runs = runs(&mut rows);
+        let marks = HighWaterMarks::from([(2, 14)]);
+        assert_eq!(
+            offsets(above_high_water(runs[0], &marks)),
+            (15..20).map(|o| (2, o)).collect::<Vec<_>>()
+        );
+        assert!(above_high_water(runs[0], &HighWaterMarks::from([(2, 19)])).is_empty());
+        assert_eq!(above_high_water(runs[0], &HighWaterMarks::new()).len(), 10);
+        assert_eq!(
+            above_high_water(runs[0], &HighWaterMarks::from([(3, 99)])).len(),
+            10,
+            "another partition's mark does not apply"
+        );
+    }
+}

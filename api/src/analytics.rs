@@ -93,6 +93,15 @@ impl HourRange {
         at.date_naive().format("%Y-%m-%d").to_string()
     }
 
+    /// The same range read from the hourly rollup alone (for hourly buckets).
+    pub fn hours_only(self) -> Self {
+        Self {
+            days_from: self.from,
+            days_to: self.from,
+            ..self
+        }
+    }
+
     /// The UTC days the range touches, first and last included (for the users rollup).
     fn touched_days(&self) -> (NaiveDate, NaiveDate) {
         let last = (self.to - Duration::seconds(1)).max(self.from);
@@ -106,8 +115,8 @@ fn secs(at: DateTime<Utc>) -> u32 {
 
 /// The rows of both count rollups over a range, as one sub-query with the columns
 /// `bucket_day` (UInt32 seconds, the UTC day), `bucket_hour` (UInt32 seconds, the hour;
-/// the day for rows of the daily rollup), `event_name`, `link_short_code`, `events`.
-/// Bound, in order, by [`bind_counts`].
+/// the day for rows of the daily rollup, so hourly buckets read [`HourRange::hours_only`]),
+/// `event_name`, `link_short_code`, `events`. Bound, in order, by [`bind_counts_over`].
 const COUNTS: &str = "(\
     SELECT toUInt32(toDateTime(day)) AS bucket_day, toUInt32(toDateTime(day)) AS bucket_hour, \
            event_name, link_short_code, events FROM event_counts_daily \
@@ -121,7 +130,16 @@ const COUNTS: &str = "(\
        AND (? = '' OR link_short_code = ?) AND (? = '' OR event_name = ?))";
 
 fn bind_counts(query: Query, scope: &Scope, short_code: &str, event_name: &str) -> Query {
-    let range = scope.hours();
+    bind_counts_over(query, scope.hours(), scope, short_code, event_name)
+}
+
+fn bind_counts_over(
+    query: Query,
+    range: HourRange,
+    scope: &Scope,
+    short_code: &str,
+    event_name: &str,
+) -> Query {
     let account = scope.account_id.to_string();
     let environment = scope.environment.storage_name();
     query
@@ -249,14 +267,14 @@ pub struct Point {
 }
 
 pub fn timeseries_query(client: &Client, scope: &Scope, interval: Interval) -> Query {
-    let bucket = match interval {
-        Interval::Hour => "bucket_hour",
-        Interval::Day => "bucket_day",
+    let (bucket, range) = match interval {
+        Interval::Hour => ("bucket_hour", scope.hours().hours_only()),
+        Interval::Day => ("bucket_day", scope.hours()),
     };
     let query = client.query(&format!(
         "SELECT {bucket} AS bucket, sum(events) AS count FROM {COUNTS} GROUP BY bucket ORDER BY bucket"
     ));
-    bind_counts(query, scope, &scope.short_code, &scope.event_name)
+    bind_counts_over(query, range, scope, &scope.short_code, &scope.event_name)
 }
 
 /// Exact counts per UTC hour or day over the range (buckets with no events are left out).

@@ -130,6 +130,11 @@ struct AppliedVersion {
 /// Applies every migration not yet recorded in `schema_migrations`, in order. Returns how
 /// many it applied; a second run applies none.
 pub async fn migrate(client: &Client) -> anyhow::Result<usize> {
+    migrate_to(client, u32::MAX).await
+}
+
+/// As [`migrate`], stopping after `last_version` (tests build an older schema with it).
+pub async fn migrate_to(client: &Client, last_version: u32) -> anyhow::Result<usize> {
     client
         .query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, applied_at DateTime) \
@@ -145,7 +150,10 @@ pub async fn migrate(client: &Client) -> anyhow::Result<usize> {
         .map(|row| row.version)
         .collect();
     let mut count = 0;
-    for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+    let pending = MIGRATIONS
+        .iter()
+        .filter(|m| m.version <= last_version && !applied.contains(&m.version));
+    for migration in pending {
         for statement in statements(migration.sql) {
             match client.query(&statement).execute().await {
                 Ok(()) => {}

@@ -228,6 +228,20 @@ impl TestEnv {
             .expect("count")
     }
 
+    /// Events counted by the daily rollup for `filter` (`sum(events)`). The raw table's
+    /// merges collapse copies by event id in time; the rollups never do, so a row written
+    /// twice shows here for good.
+    pub async fn rolled_up_events(&self, filter: &str) -> u64 {
+        self.clickhouse
+            .client()
+            .query(&format!(
+                "SELECT toUInt64(sum(events)) FROM event_counts_daily WHERE {filter}"
+            ))
+            .fetch_one::<u64>()
+            .await
+            .expect("sum")
+    }
+
     /// Waits until `stored_events(filter) == expected` (then checks it stays there briefly).
     pub async fn wait_for_stored(&self, filter: &str, expected: u64, within: Duration) -> u64 {
         let deadline = tokio::time::Instant::now() + within;

@@ -89,6 +89,7 @@ async fn n_events_with_redeliveries_mixed_in_are_stored_exactly_n_times() {
         .await
         .unwrap();
     assert_eq!(distinct, 600);
+    assert_eq!(env.rolled_up_events(&account_filter(account)).await, 600);
     consumer.stop().await.unwrap();
 }
 
@@ -243,6 +244,7 @@ async fn a_write_that_succeeded_unbeknownst_to_the_consumer_is_not_written_again
         400,
         "plain count(): the retries after the lost answers wrote nothing twice"
     );
+    assert_eq!(env.rolled_up_events(&account_filter(account)).await, 400);
     assert!(
         writer.attempts.load(Ordering::SeqCst) > 3,
         "answers were lost and retried"
@@ -278,6 +280,7 @@ async fn two_consumers_in_one_group_store_exactly_n() {
             .await,
         2000
     );
+    assert_eq!(env.rolled_up_events(&account_filter(account)).await, 2000);
     first.stop().await.unwrap();
     second.stop().await.unwrap();
 }
@@ -444,6 +447,11 @@ async fn sigkill_between_the_clickhouse_write_and_the_commit_stores_each_row_onc
         stored, 1200,
         "plain count(), no FINAL: every event exactly once"
     );
+    assert_eq!(
+        env.rolled_up_events(&account_filter(account)).await,
+        1200,
+        "no row was written twice (the rollups never collapse copies)"
+    );
     let distinct: u64 = env
         .clickhouse
         .client()
@@ -518,6 +526,7 @@ async fn a_consumer_killed_with_sigkill_mid_stream_still_stores_exactly_n() {
     restarted.kill().unwrap();
     restarted.wait().unwrap();
     assert_eq!(stored, 3500);
+    assert_eq!(env.rolled_up_events(&account_filter(account)).await, 3500);
 }
 
 #[tokio::test]

@@ -85,13 +85,27 @@ async fn an_existing_install_is_upgraded_in_place_and_keeps_its_data() {
         let client = client.clone();
         async move { client.query(sql).fetch_one::<u64>().await.unwrap() }
     };
-    assert_eq!(count("SELECT count() FROM events").await, 6, "copies before");
+    assert_eq!(
+        count("SELECT count() FROM events").await,
+        6,
+        "copies before"
+    );
 
-    assert_eq!(old.ensure_schema(&env.pool).await.unwrap(), MIGRATIONS.len() - 2);
+    assert_eq!(
+        old.ensure_schema(&env.pool).await.unwrap(),
+        MIGRATIONS.len() - 2
+    );
 
-    assert_eq!(count("SELECT count() FROM events").await, 4, "count() is exact for the history");
+    assert_eq!(
+        count("SELECT count() FROM events").await,
+        4,
+        "count() is exact for the history"
+    );
     assert_eq!(count("SELECT sum(events) FROM event_counts_daily").await, 4);
-    assert_eq!(count("SELECT sum(events) FROM event_counts_hourly").await, 4);
+    assert_eq!(
+        count("SELECT sum(events) FROM event_counts_hourly").await,
+        4
+    );
     assert_eq!(
         count("SELECT sum(events) FROM event_counts_daily WHERE event_name = 'click'").await,
         2
@@ -108,7 +122,11 @@ async fn an_existing_install_is_upgraded_in_place_and_keeps_its_data() {
         "the old rollup is gone"
     );
     // New writes flow through the views.
-    client.query(&insert("e5", "click", "", "c-5", "198.51.100.9")).execute().await.unwrap();
+    client
+        .query(&insert("e5", "click", "", "c-5", "198.51.100.9"))
+        .execute()
+        .await
+        .unwrap();
     assert_eq!(count("SELECT sum(events) FROM event_counts_daily").await, 5);
     assert_eq!(count("SELECT count() FROM clicks_by_id FINAL").await, 3);
     assert_eq!(old.ensure_schema(&env.pool).await.unwrap(), 0, "idempotent");
@@ -124,10 +142,17 @@ async fn two_runners_at_once_apply_each_migration_once() {
         ..env.clickhouse.clone()
     };
     fresh.drop_database().await.unwrap();
-    let (a, b) = tokio::join!(fresh.ensure_schema(&env.pool), fresh.ensure_schema(&env.pool));
+    let (a, b) = tokio::join!(
+        fresh.ensure_schema(&env.pool),
+        fresh.ensure_schema(&env.pool)
+    );
     let mut applied = [a.unwrap(), b.unwrap()];
     applied.sort();
-    assert_eq!(applied, [0, MIGRATIONS.len()], "one runner applied all, the other none");
+    assert_eq!(
+        applied,
+        [0, MIGRATIONS.len()],
+        "one runner applied all, the other none"
+    );
     let recorded: u64 = fresh
         .client()
         .query("SELECT count() FROM schema_migrations")

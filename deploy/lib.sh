@@ -98,8 +98,12 @@ start_postgres() {
 clickhouse_up() { curl -sf "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/ping"; }
 
 start_clickhouse() {
-  if clickhouse_up; then return 0; fi
   local dir="$STATE/clickhouse"
+  if clickhouse_up; then
+    # Users and profiles are re-read by a running server: keep them current.
+    [[ -d "$dir" ]] && cp "$REPO/deploy/clickhouse/users.xml" "$dir/users.xml"
+    return 0
+  fi
   mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas" "$dir/log"
   sed -e "s#@DIR@#$dir#g" -e "s#@HTTP_PORT@#$CLICKHOUSE_HTTP_PORT#g" -e "s#@TCP_PORT@#$CLICKHOUSE_TCP_PORT#g" \
     "$REPO/deploy/clickhouse/config.xml" >"$dir/config.xml"

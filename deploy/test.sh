@@ -31,6 +31,13 @@ set +e
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}" "$@"
 status=$?
 set -e
+# Every ClickHouse migration and analytics/attribution query, as the services send them,
+# on current ClickHouse (chdb, in-process) and on this machine's server: same answers.
+log "ClickHouse SQL on current ClickHouse (chdb) and on the server"
+python3 -m pip install -q "chdb==$CHDB_VERSION" "pytest==$PYTEST_VERSION" >/dev/null 2>&1
+cargo run -q -p linktrace-api --bin linktrace-sql-catalog >"$STATE/sql-catalog.json" &&
+  LINKTRACE_SQL_CATALOG="$STATE/sql-catalog.json" python3 -m pytest -q -p no:cacheprovider "$REPO/integration/sql" ||
+  status=1
 # The running stack against its OpenAPI description (schemathesis), through the gateway.
 if [[ "${SKIP_SCHEMATHESIS:-0}" != 1 ]]; then
   started_here=()

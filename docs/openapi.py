@@ -103,6 +103,7 @@ LINK = obj({
     "metadata": obj({"title": nullable(STRING), "description": nullable(STRING), "imageUrl": nullable(STRING)}),
     "createdAt": DATE_TIME, "updatedAt": DATE_TIME,
 })
+# The range counted: the asked one widened to whole hours (from rounded down, to up).
 RANGE_VIEW = obj({"from": DATE_TIME, "to": DATE_TIME})
 ENVIRONMENT = {"type": "string", "enum": ["live", "test"]}
 QUEUED = obj({"success": TRUE, "queued": TRUE})
@@ -127,7 +128,8 @@ TIMESERIES = obj({"success": TRUE, "range": RANGE_VIEW, "interval": {"type": "st
 FUNNEL = obj({"success": TRUE, "range": RANGE_VIEW, "funnel": obj({
     "clicks": INTEGER, "installs": INTEGER, "installRate": {"type": "number", "minimum": 0},
     "steps": {"type": "array", "items": obj({"eventName": STRING, "events": INTEGER, "users": INTEGER,
-                                             "perInstall": {"type": "number", "minimum": 0}})}})})
+                                             "perInstall": {"type": "number", "minimum": 0}})},
+    "usersApproximate": {"type": "boolean", "description": "users are a uniq sketch over the UTC days the range touches; every other number is exact"}})})
 TOP_LINKS = obj({"success": TRUE, "range": RANGE_VIEW, "links": {"type": "array", "items": obj({"shortCode": STRING, "count": INTEGER})}})
 ACCOUNT = obj({"accountId": UUID, "apiKey": {"type": "string", "pattern": "^lt_live_"}, "testApiKey": {"type": "string", "pattern": "^lt_test_"}})
 PLAN_CHANGED = obj({"success": TRUE, "accountId": UUID, "plan": STRING})

@@ -109,6 +109,11 @@ async fn assert_exactly_once(env: &TestEnv, account: &TestAccount, outcome: &Out
         distinct,
         "no entity stored twice"
     );
+    assert_eq!(
+        env.rolled_up_events(&filter).await,
+        distinct,
+        "the rollups count each stored event once"
+    );
 }
 
 async fn setup() -> (TestEnv, Running, Running, TestAccount) {

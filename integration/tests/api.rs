@@ -831,3 +831,193 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
     assert_envelope(status, &body, 401, "UNAUTHORIZED");
     consumer.stop().await.unwrap();
 }
+
+/// What the raw table says, by plain `count()` (no FINAL, no uniqExact): the truth the
+/// rollup-backed answers must equal.
+async fn raw_counts(env: &TestEnv, account: &TestAccount) -> Vec<(String, String, u64)> {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Row {
+        link: String,
+        name: String,
+        n: u64,
+    }
+    env.clickhouse
+        .client()
+        .query(
+            "SELECT link_short_code AS link, event_name AS name, count() AS n FROM events \
+             WHERE account_id = ? AND environment = 'production' GROUP BY link, name ORDER BY link, name",
+        )
+        .bind(account.id.to_string())
+        .fetch_all::<Row>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.link, r.name, r.n))
+        .collect()
+}
+
+#[tokio::test]
+async fn analytics_equal_the_raw_count_truth_with_two_consumers_and_redeliveries() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let ingest = env.spawn_ingest().await;
+    let first = env.spawn_consumer().await;
+    let second = env.spawn_consumer().await;
+    let account: TestAccount = env.create_account("scale").await;
+    let codes = ["gamma123", "delta123", "omega123"];
+    for code in codes {
+        env.create_link(&account, code).await;
+    }
+    let mut accepted = 0u64;
+    for i in 0..90 {
+        let code = codes[i % 3];
+        let name = ["purchase", "signup", "share"][i % 2];
+        // Every third is an entity event sent twice: stored once.
+        let entity = (i % 3 == 0).then(|| format!("order-{i}"));
+        for _ in 0..if entity.is_some() { 2 } else { 1 } {
+            if send(
+                &env,
+                &ingest,
+                &account.live_key,
+                code,
+                name,
+                entity.as_deref(),
+            )
+            .await
+                == 202
+            {
+                accepted += 1;
+            }
+        }
+        // Test-key events are kept apart.
+        if i % 10 == 0 {
+            send(&env, &ingest, &account.test_key, code, name, None).await;
+        }
+    }
+    for code in codes {
+        follow(&env, &api, &format!("/l/{code}"), DESKTOP, None).await;
+        accepted += 1;
+    }
+    // Redeliveries: the same records on the stream again, at later offsets.
+    for i in 0..20 {
+        let replayed = linktrace_domain::EventRecord {
+            schema_version: linktrace_domain::SCHEMA_VERSION,
+            event_id: uuid::Uuid::new_v4(),
+            account_id: account.id,
+            environment: linktrace_domain::Environment::Live,
+            link_short_code: Some(codes[i % 3].into()),
+            event_name: "share".into(),
+            entity_id: None,
+            user_id: None,
+            properties: None,
+            source: linktrace_domain::EventSource::Api,
+            client: None,
+            event_time: chrono::Utc::now(),
+            received_at: chrono::Utc::now(),
+        };
+        env.produce(&replayed).await;
+        env.produce(&replayed).await;
+        accepted += 1;
+    }
+    let all = format!(
+        "account_id = '{}' AND environment = 'production'",
+        account.id
+    );
+    assert_eq!(
+        env.wait_for_stored(&all, accepted, Duration::from_secs(40))
+            .await,
+        accepted
+    );
+    let truth = raw_counts(&env, &account).await;
+    assert_eq!(truth.iter().map(|(_, _, n)| n).sum::<u64>(), accepted);
+
+    let (status, totals) = env
+        .get(
+            &api.url("/api/v1/analytics/totals"),
+            Some(&account.live_key),
+        )
+        .await;
+    assert_eq!(status, 200, "{totals}");
+    let answered: Vec<(String, String, u64)> = totals["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["shortCode"].as_str().unwrap().to_owned(),
+                r["eventName"].as_str().unwrap().to_owned(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(answered, truth, "totals = raw count() per link and event");
+
+    let (_, funnel) = env
+        .get(
+            &api.url("/api/v1/analytics/funnel"),
+            Some(&account.live_key),
+        )
+        .await;
+    let truth_of = |name: &str| -> u64 {
+        truth
+            .iter()
+            .filter(|(_, n, _)| n == name)
+            .map(|(_, _, c)| c)
+            .sum()
+    };
+    assert_eq!(funnel["funnel"]["clicks"].as_u64(), Some(truth_of("click")));
+    for step in funnel["funnel"]["steps"].as_array().unwrap() {
+        let name = step["eventName"].as_str().unwrap();
+        assert_eq!(step["events"].as_u64(), Some(truth_of(name)), "{name}");
+    }
+    assert_eq!(funnel["funnel"]["usersApproximate"], true);
+
+    for interval in ["hour", "day"] {
+        let (_, series) = env
+            .get(
+                &api.url(&format!("/api/v1/analytics/timeseries?interval={interval}")),
+                Some(&account.live_key),
+            )
+            .await;
+        let total: u64 = series["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(total, accepted, "{interval}: {series}");
+    }
+
+    let (_, top) = env
+        .get(
+            &api.url("/api/v1/analytics/top-links?eventName=share"),
+            Some(&account.live_key),
+        )
+        .await;
+    for link in top["links"].as_array().unwrap() {
+        let code = link["shortCode"].as_str().unwrap();
+        let expected = truth
+            .iter()
+            .find(|(l, n, _)| l == code && n == "share")
+            .map(|(_, _, c)| *c);
+        assert_eq!(link["count"].as_u64(), expected, "{code}");
+    }
+    let (_, metadata) = env
+        .get(
+            &api.url("/api/v1/referral-links/metadata?shortCode=gamma123"),
+            Some(&account.live_key),
+        )
+        .await;
+    let gamma: u64 = truth
+        .iter()
+        .filter(|(l, n, _)| l == "gamma123" && n != "click" && n != "install")
+        .map(|(_, _, c)| c)
+        .sum();
+    assert_eq!(
+        metadata["totals"]["events"].as_u64(),
+        Some(gamma),
+        "{metadata}"
+    );
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+}

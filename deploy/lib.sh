@@ -26,7 +26,9 @@ export KAFKA_CONSUMER_INSTANCE_ID="${KAFKA_CONSUMER_INSTANCE_ID:-consumer-$(host
 export GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:8080}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://$GATEWAY_ADDR}"
 export LINKTRACE_ADMIN_TOKEN="${LINKTRACE_ADMIN_TOKEN:-lt_admin_local_dev_token}"
-export LINKTRACE_PROFILE="${LINKTRACE_PROFILE:-debug}"
+# What a user runs: release. `deploy/up.sh --debug` (or LINKTRACE_PROFILE=debug) for a
+# quicker build while developing; deploy/test.sh starts the stack from its debug build.
+export LINKTRACE_PROFILE="${LINKTRACE_PROFILE:-release}"
 # tansu reads a sqlite path relative to its working folder ($STATE/tansu).
 TANSU_STORAGE="${TANSU_STORAGE:-sqlite://tansu.db}"
 # The local broker is tansu 0.6, whose idempotent-producer support breaks across a broker
@@ -37,9 +39,10 @@ TANSU_STORAGE="${TANSU_STORAGE:-sqlite://tansu.db}"
 # Kafka with idempotence on.
 export KAFKA_PRODUCER_IDEMPOTENT="${KAFKA_PRODUCER_IDEMPOTENT:-false}"
 
-# Pinned test tools from PyPI.
+# Pinned tools from PyPI (tansu's version is pinned where it is installed).
 CHDB_VERSION=4.4.0
 PYTEST_VERSION=8.4.2
+SCHEMATHESIS_VERSION=4.32.5
 
 CLICKHOUSE_HTTP_PORT="${CLICKHOUSE_URL##*:}"
 CLICKHOUSE_HTTP_PORT="${CLICKHOUSE_HTTP_PORT%%/*}"

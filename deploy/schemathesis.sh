@@ -6,7 +6,7 @@
 # requests reach each endpoint's core instead of stopping at 404.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-command -v schemathesis >/dev/null 2>&1 || python3 -m pip install -q schemathesis >/dev/null 2>&1
+python3 -m pip install -q "schemathesis==$SCHEMATHESIS_VERSION" >/dev/null 2>&1
 base="http://$GATEWAY_ADDR"
 create_account() {
   curl -sf -X POST "$base/admin/v1/accounts" -H "Authorization: Bearer $LINKTRACE_ADMIN_TOKEN" \

@@ -6,11 +6,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 "$REPO/deploy/up.sh" --infra
 
-# Databases left by earlier test runs (each test makes its own, named lt_test_*).
-for db in $(psql -h 127.0.0.1 -U postgres -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'lt\_test\_%'"); do
+# Databases left by this checkout's earlier runs (each test makes its own, named
+# lt_test_<checkout>_*): other checkouts' databases, maybe in use, are left alone.
+export LINKTRACE_TEST_PREFIX="c$(printf '%s' "$REPO" | md5sum | cut -c1-8)"
+for db in $(psql -h 127.0.0.1 -U postgres -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'lt\_test\_${LINKTRACE_TEST_PREFIX}\_%'"); do
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
 done
-for db in $(curl -s "$CLICKHOUSE_URL" --data-binary "SELECT name FROM system.databases WHERE name LIKE 'lt\\_test\\_%'"); do
+for db in $(curl -s "$CLICKHOUSE_URL" --data-binary "SELECT name FROM system.databases WHERE name LIKE 'lt\\_test\\_${LINKTRACE_TEST_PREFIX}\\_%'"); do
   curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null
 done
 
@@ -42,7 +44,8 @@ cargo run -q -p linktrace-api --bin linktrace-sql-catalog >"$STATE/sql-catalog.j
 if [[ "${SKIP_SCHEMATHESIS:-0}" != 1 ]]; then
   started_here=()
   for name in consumer ingest api nginx; do pid_alive "$name" || started_here+=("$name"); done
-  "$REPO/deploy/up.sh" >"$LOGS/schemathesis-up.log" 2>&1 && "$REPO/deploy/schemathesis.sh" || status=1
+  # The debug build the tests just made, not a second (release) build.
+  LINKTRACE_PROFILE=debug "$REPO/deploy/up.sh" >"$LOGS/schemathesis-up.log" 2>&1 && "$REPO/deploy/schemathesis.sh" || status=1
   for name in "${started_here[@]}"; do stop_pid "$name"; done
 fi
 

@@ -2,8 +2,10 @@
 # Starts the whole LinkTrace stack on this machine with local defaults:
 # Postgres, ClickHouse, the tansu broker, ingest, consumer, api, and the gateway on
 # 127.0.0.1:8080. Installs what is missing. Idempotent: a second run changes nothing.
-#   deploy/up.sh            everything
+#   deploy/up.sh            everything, release build
+#   deploy/up.sh --debug    everything, debug build (quicker to build while developing)
 #   deploy/up.sh --infra    only Postgres, ClickHouse and the broker (what the tests need)
+[[ "${1:-}" == "--debug" ]] && export LINKTRACE_PROFILE=debug
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 start_infrastructure

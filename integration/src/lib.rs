@@ -51,7 +51,10 @@ impl TestEnv {
 
     pub async fn with_partitions(partitions: i32) -> Self {
         init_logs();
-        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
+        // Databases are named after this checkout (deploy/test.sh sets the prefix), so a run
+        // drops only what this checkout's runs made, never another checkout's.
+        let prefix = std::env::var("LINKTRACE_TEST_PREFIX").unwrap_or_else(|_| "local".into());
+        let id = format!("{prefix}_{}", &Uuid::new_v4().simple().to_string()[..12]);
         let server = env_or("TEST_POSTGRES_SERVER", "postgres://postgres@127.0.0.1:5432");
         let postgres_url = format!("{server}/lt_test_{id}");
         let pool = postgres::connect_and_migrate(&PostgresConfig {

@@ -1,6 +1,7 @@
 use std::net::SocketAddr;
 
 use envconfig::Envconfig;
+use linktrace_platform::cache::LookupCacheConfig;
 use linktrace_platform::clickhouse::ClickHouseConfig;
 use linktrace_platform::kafka::KafkaConfig;
 use linktrace_platform::postgres::PostgresConfig;
@@ -18,6 +19,8 @@ pub struct ApiConfig {
     /// How far back a fingerprint match looks for the device's click.
     #[envconfig(from = "ATTRIBUTION_WINDOW_HOURS", default = "24")]
     pub attribution_window_hours: u32,
+    #[envconfig(nested)]
+    pub lookup_cache: LookupCacheConfig,
     #[envconfig(nested)]
     pub postgres: PostgresConfig,
     #[envconfig(nested)]

@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linktrace_domain::{ErrorCode, ErrorEnvelope};
+use linktrace_platform::keys::PlanUpgradeRequired;
 use linktrace_platform::request::{BodyError, FieldError};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,12 @@ impl From<BodyError> for ApiError {
             BodyError::TooLarge => ApiError::PayloadTooLarge,
             other => ApiError::Validation(other.to_string()),
         }
+    }
+}
+
+impl From<PlanUpgradeRequired> for ApiError {
+    fn from(_: PlanUpgradeRequired) -> Self {
+        ApiError::PlanUpgradeRequired
     }
 }
 

@@ -9,6 +9,7 @@ use linktrace_platform::clickhouse::ClickHouseReadiness;
 use linktrace_platform::clock::{Clock, SystemClock};
 use linktrace_platform::health::Readiness;
 use linktrace_platform::kafka::{EventSink, KafkaReadiness, KafkaSink};
+use linktrace_platform::keys::KeyDirectory;
 use linktrace_platform::postgres::{self, PostgresReadiness};
 use linktrace_platform::{http, metrics};
 use sqlx::PgPool;
@@ -104,6 +105,7 @@ impl Application {
 
     pub async fn build_with(config: &ApiConfig, deps: Dependencies) -> anyhow::Result<Self> {
         let state = AppState {
+            keys: Arc::new(KeyDirectory::new(deps.pool.clone(), &config.lookup_cache)),
             pool: deps.pool,
             clickhouse: deps.clickhouse,
             sink: deps.sink,

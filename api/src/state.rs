@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use linktrace_platform::clock::Clock;
 use linktrace_platform::kafka::EventSink;
+use linktrace_platform::keys::KeyDirectory;
 use moka::future::Cache;
 use sqlx::PgPool;
 
@@ -12,6 +13,7 @@ use crate::links::Link;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub keys: Arc<KeyDirectory>,
     pub clickhouse: clickhouse::Client,
     pub sink: Arc<dyn EventSink>,
     pub clock: Arc<dyn Clock>,

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use linktrace_domain::EntityState;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -21,9 +22,10 @@ impl StoredEntities {
             return Ok(HashSet::new());
         }
         let rows: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT event_id FROM entity_events WHERE event_id = ANY($1) AND state = 'stored'",
+            "SELECT event_id FROM entity_events WHERE event_id = ANY($1) AND state = $2",
         )
         .bind(event_ids)
+        .bind(EntityState::Stored.as_str())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().collect())
@@ -33,8 +35,9 @@ impl StoredEntities {
         if event_ids.is_empty() {
             return Ok(());
         }
-        sqlx::query("UPDATE entity_events SET state = 'stored' WHERE event_id = ANY($1) AND state <> 'stored'")
+        sqlx::query("UPDATE entity_events SET state = $2 WHERE event_id = ANY($1) AND state <> $2")
             .bind(event_ids)
+            .bind(EntityState::Stored.as_str())
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -6,6 +6,7 @@
 pub mod api_key;
 pub mod billing_month;
 pub mod entity_id;
+pub mod entity_state;
 pub mod envelope;
 pub mod environment;
 pub mod event_name;
@@ -16,6 +17,7 @@ pub mod short_code;
 pub use api_key::{ApiKey, ApiKeyHash};
 pub use billing_month::BillingMonth;
 pub use entity_id::EntityId;
+pub use entity_state::EntityState;
 pub use envelope::{ErrorCode, ErrorEnvelope};
 pub use environment::Environment;
 pub use event_name::{EventName, SystemEvent};

@@ -55,4 +55,18 @@ impl Endpoint {
             Endpoint::Analytics => "analytics.read",
         }
     }
+
+    /// The endpoint a plan's `allowed_endpoints` entry names, if it names one.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Endpoint::CreateReferralLink,
+            Endpoint::ReferralLinkMetadata,
+            Endpoint::CreateAttribution,
+            Endpoint::Events,
+            Endpoint::CaptureEvent,
+            Endpoint::Analytics,
+        ]
+        .into_iter()
+        .find(|endpoint| endpoint.as_str() == raw)
+    }
 }

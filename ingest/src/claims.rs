@@ -1,8 +1,8 @@
 //! Deduplication of entity events: one row per (account, link, event, entity) tuple in
 //! Postgres.
 //!
-//! A request first *claims* the tuple (`pending`), then produces, then marks it `queued`;
-//! the consumer marks it `stored` once ClickHouse has it. A tuple already `queued` or
+//! A request first *claims* the tuple ([`EntityState::Pending`]), then produces, then marks
+//! it `Queued`; the consumer marks it `Stored` once ClickHouse has it. A tuple already `queued` or
 //! `stored` answers "deduplicated". If the produce fails the claim is released, so a retry
 //! is not wrongly told "deduplicated". A claim left `pending` by a crashed instance is taken
 //! over once it is older than the produce deadline; the event id is deterministic, so a
@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use linktrace_domain::EntityState;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -55,9 +56,9 @@ impl EntityClaims {
             let claimed: Option<DateTime<Utc>> = sqlx::query_scalar(
                 "INSERT INTO entity_events \
                    (account_id, link_short_code, event_name, entity_id, event_id, event_time, state, claimed_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', now()) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $8, now()) \
                  ON CONFLICT (account_id, link_short_code, event_name, entity_id) DO UPDATE SET claimed_at = now() \
-                   WHERE entity_events.state = 'pending' \
+                   WHERE entity_events.state = $8 \
                      AND entity_events.claimed_at < now() - make_interval(secs => $7) \
                  RETURNING event_time",
             )
@@ -68,6 +69,7 @@ impl EntityClaims {
             .bind(event_id)
             .bind(event_time)
             .bind(self.stale_after.as_secs_f64())
+            .bind(EntityState::Pending.as_str())
             .fetch_optional(&self.pool)
             .await?;
             if let Some(event_time) = claimed {
@@ -83,8 +85,8 @@ impl EntityClaims {
             .bind(&key.entity_id)
             .fetch_optional(&self.pool)
             .await?;
-            match state.as_deref() {
-                Some("queued") | Some("stored") => return Ok(ClaimOutcome::Duplicate),
+            match state.as_deref().and_then(EntityState::parse) {
+                Some(state) if state.is_accepted() => return Ok(ClaimOutcome::Duplicate),
                 // Another request is producing this tuple right now (or its claim was just
                 // released): wait for its outcome, then look again.
                 _ if tokio::time::Instant::now() < give_up => tokio::time::sleep(poll).await,
@@ -95,30 +97,42 @@ impl EntityClaims {
 
     /// The broker has the event.
     pub async fn mark_queued(&self, key: &EntityKey) -> Result<(), sqlx::Error> {
-        self.on_pending_claim("UPDATE entity_events SET state = 'queued'", key)
-            .await
+        self.on_pending_claim(
+            "UPDATE entity_events SET state = $6",
+            key,
+            Some(EntityState::Queued),
+        )
+        .await
     }
 
     /// The event was not accepted: free the tuple for a retry.
     pub async fn release(&self, key: &EntityKey) -> Result<(), sqlx::Error> {
-        self.on_pending_claim("DELETE FROM entity_events", key)
+        self.on_pending_claim("DELETE FROM entity_events", key, None)
             .await
     }
 
-    /// Runs `statement` on the tuple's row while it is still `pending`.
+    /// Runs `statement` on the tuple's row while it is still pending (`$6`, when given, is
+    /// the state it sets).
     async fn on_pending_claim(
         &self,
         statement: &'static str,
         key: &EntityKey,
+        new_state: Option<EntityState>,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(&format!(
+        let sql = format!(
             "{statement} WHERE account_id = $1 AND link_short_code = $2 AND event_name = $3 AND entity_id = $4 \
-             AND state = 'pending'"
-        ))
-        .bind(key.account_id)
-        .bind(&key.link_short_code)
-        .bind(&key.event_name)
-        .bind(&key.entity_id)
+             AND state = $5"
+        );
+        let query = sqlx::query(&sql)
+            .bind(key.account_id)
+            .bind(&key.link_short_code)
+            .bind(&key.event_name)
+            .bind(&key.entity_id)
+            .bind(EntityState::Pending.as_str());
+        match new_state {
+            Some(state) => query.bind(state.as_str()),
+            None => query,
+        }
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -1,6 +1,7 @@
 use std::net::SocketAddr;
 
 use envconfig::Envconfig;
+use linktrace_platform::cache::LookupCacheConfig;
 use linktrace_platform::kafka::KafkaConfig;
 use linktrace_platform::postgres::PostgresConfig;
 
@@ -13,13 +14,8 @@ pub struct IngestConfig {
     pub postgres: PostgresConfig,
     #[envconfig(nested)]
     pub kafka: KafkaConfig,
-    /// How long a resolved API key (account, plan, environment) is trusted; a revoked key
-    /// or a plan change takes effect within this.
-    #[envconfig(from = "AUTH_CACHE_TTL_SECS", default = "30")]
-    pub auth_cache_ttl_secs: u64,
-    /// How long an unknown key or short code is remembered as unknown.
-    #[envconfig(from = "NEGATIVE_CACHE_TTL_SECS", default = "5")]
-    pub negative_cache_ttl_secs: u64,
+    #[envconfig(nested)]
+    pub lookup_cache: LookupCacheConfig,
     #[envconfig(from = "LINK_CACHE_TTL_SECS", default = "60")]
     pub link_cache_ttl_secs: u64,
     /// The most quota an instance leases from Postgres at once.

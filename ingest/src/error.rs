@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linktrace_domain::{ErrorCode, ErrorEnvelope};
+use linktrace_platform::keys::PlanUpgradeRequired;
 use linktrace_platform::request::{BodyError, FieldError};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,12 @@ impl From<BodyError> for IngestError {
             BodyError::TooLarge => IngestError::PayloadTooLarge,
             other => IngestError::Validation(other.to_string()),
         }
+    }
+}
+
+impl From<PlanUpgradeRequired> for IngestError {
+    fn from(_: PlanUpgradeRequired) -> Self {
+        IngestError::PlanUpgradeRequired
     }
 }
 

@@ -4,16 +4,17 @@
 use std::sync::Arc;
 
 use linktrace_domain::{
-    ApiKey, Endpoint, EntityId, Environment, EventName, EventRecord, EventSource, ShortCode,
-    SCHEMA_VERSION,
+    Endpoint, EntityId, Environment, EventName, EventRecord, EventSource, ShortCode, SCHEMA_VERSION,
 };
 use linktrace_platform::clock::Clock;
 use linktrace_platform::kafka::{EventSink, SinkError};
+use linktrace_platform::keys::{KeyDirectory, KeyOwner};
 use uuid::Uuid;
 
 use crate::claims::{ClaimOutcome, EntityClaims, EntityKey};
-use crate::directory::{Directory, ResolvedKey};
+use crate::directory::Directory;
 use crate::error::IngestError;
+use crate::in_flight::InFlight;
 use crate::metrics::{EVENTS_ACCEPTED, EVENTS_DEDUPLICATED, EVENTS_REJECTED};
 use crate::quota::{QuotaDecision, QuotaLimiter};
 use crate::rate_limit::KeyRateLimiter;
@@ -35,6 +36,7 @@ pub enum Accepted {
 }
 
 pub struct Intake {
+    pub keys: Arc<KeyDirectory>,
     pub directory: Arc<Directory>,
     pub quota: Arc<QuotaLimiter>,
     pub claims: Arc<EntityClaims>,
@@ -49,13 +51,10 @@ impl Intake {
         &self,
         secret: Option<&str>,
         endpoint: Endpoint,
-    ) -> Result<ResolvedKey, IngestError> {
-        let key = secret
-            .and_then(|s| ApiKey::parse(s).ok())
-            .ok_or(IngestError::Unauthorized)?;
+    ) -> Result<KeyOwner, IngestError> {
         let resolved = self
-            .directory
-            .resolve_key(&key.hash())
+            .keys
+            .resolve(secret)
             .await?
             .ok_or(IngestError::Unauthorized)?;
         if let Err(wait) = self
@@ -66,14 +65,12 @@ impl Intake {
                 retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
             });
         }
-        if !resolved.allows(endpoint) {
-            return Err(IngestError::PlanUpgradeRequired);
-        }
+        resolved.require(endpoint)?;
         Ok(resolved)
     }
 
     /// Checks that `link` exists and belongs to the caller's account.
-    pub async fn check_link(&self, key: &ResolvedKey, link: &ShortCode) -> Result<(), IngestError> {
+    pub async fn check_link(&self, key: &KeyOwner, link: &ShortCode) -> Result<(), IngestError> {
         match self.directory.link_owner(link.as_str()).await? {
             Some(owner) if owner == key.account_id => Ok(()),
             _ => Err(IngestError::LinkNotFound),
@@ -82,7 +79,7 @@ impl Intake {
 
     pub async fn ingest(
         &self,
-        key: &ResolvedKey,
+        key: &KeyOwner,
         source: EventSource,
         draft: EventDraft,
     ) -> Result<Accepted, IngestError> {
@@ -99,13 +96,45 @@ impl Intake {
 
     async fn ingest_inner(
         &self,
-        key: &ResolvedKey,
+        key: &KeyOwner,
         source: EventSource,
         draft: EventDraft,
     ) -> Result<Accepted, IngestError> {
+        let mut in_flight = InFlight::new(self.claims.clone(), self.quota.clone());
+        match self
+            .claim_and_produce(key, source, draft, &mut in_flight)
+            .await
+        {
+            Ok(Accepted::Queued) => {
+                if let Some(entity_key) = in_flight.accept() {
+                    // The event is in the stream; if this bookkeeping fails the consumer
+                    // still marks the tuple stored once it is written.
+                    if let Err(error) = self.claims.mark_queued(&entity_key).await {
+                        tracing::warn!(%error, "could not mark entity event queued");
+                    }
+                }
+                Ok(Accepted::Queued)
+            }
+            Ok(Accepted::Deduplicated) => Ok(Accepted::Deduplicated),
+            Err(error) => {
+                in_flight.undo().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Claims the entity tuple and a unit of quota (both held by `in_flight`), then
+    /// produces. Any error leaves the undoing to the caller's guard.
+    async fn claim_and_produce(
+        &self,
+        key: &KeyOwner,
+        source: EventSource,
+        draft: EventDraft,
+        in_flight: &mut InFlight,
+    ) -> Result<Accepted, IngestError> {
         let now = self.clock.now();
         let mut event_time = now;
-        let (event_id, claim) = match (&draft.link, &draft.entity) {
+        let event_id = match (&draft.link, &draft.entity) {
             (Some(link), Some(entity)) => {
                 let event_id =
                     EventRecord::entity_event_id(key.account_id, link, &draft.event_name, entity);
@@ -126,30 +155,24 @@ impl Intake {
                         event_time: claimed_time,
                     } => event_time = claimed_time,
                 }
-                (event_id, Some(entity_key))
+                in_flight.hold_claim(entity_key);
+                event_id
             }
-            _ => (Uuid::new_v4(), None),
+            _ => Uuid::new_v4(),
         };
 
-        let permit = if key.environment == Environment::Live {
+        if key.environment == Environment::Live {
             match self
                 .quota
                 .acquire(key.account_id, key.monthly_event_quota)
-                .await
+                .await?
             {
-                Ok(QuotaDecision::Granted(permit)) => Some(permit),
-                Ok(QuotaDecision::Exhausted { resets_on }) => {
-                    self.release(claim.as_ref()).await;
-                    return Err(IngestError::QuotaExceeded { resets_on });
-                }
-                Err(error) => {
-                    self.release(claim.as_ref()).await;
-                    return Err(error.into());
+                QuotaDecision::Granted(permit) => in_flight.hold_permit(permit),
+                QuotaDecision::Exhausted { resets_on } => {
+                    return Err(IngestError::QuotaExceeded { resets_on })
                 }
             }
-        } else {
-            None
-        };
+        }
 
         let record = EventRecord {
             schema_version: SCHEMA_VERSION,
@@ -166,36 +189,10 @@ impl Intake {
             event_time,
             received_at: now,
         };
-        match self.sink.send(&record).await {
-            Ok(()) => {
-                if let Some(entity_key) = &claim {
-                    // The event is in the stream; if this bookkeeping fails the consumer
-                    // still marks the tuple stored once it is written.
-                    if let Err(error) = self.claims.mark_queued(entity_key).await {
-                        tracing::warn!(%error, "could not mark entity event queued");
-                    }
-                }
-                Ok(Accepted::Queued)
-            }
-            Err(error) => {
-                if let Some(permit) = permit {
-                    self.quota.refund(permit).await;
-                }
-                self.release(claim.as_ref()).await;
-                Err(match error {
-                    SinkError::TooLarge => IngestError::Validation("event is too large".into()),
-                    SinkError::Unavailable(_) => IngestError::Unavailable(error.into()),
-                })
-            }
-        }
-    }
-
-    async fn release(&self, claim: Option<&EntityKey>) {
-        if let Some(entity_key) = claim {
-            if let Err(error) = self.claims.release(entity_key).await {
-                // The claim stays pending and is taken over once stale.
-                tracing::warn!(%error, "could not release entity claim");
-            }
-        }
+        self.sink.send(&record).await.map_err(|error| match error {
+            SinkError::TooLarge => IngestError::Validation("event is too large".into()),
+            SinkError::Unavailable(_) => IngestError::Unavailable(error.into()),
+        })?;
+        Ok(Accepted::Queued)
     }
 }

@@ -30,18 +30,3 @@ pub static EVENTS_REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
-
-pub static CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        "ingest_cache_lookups_total",
-        "In-process cache look-ups, by cache and hit/miss",
-        &["cache", "result"]
-    )
-    .expect("metric registers once")
-});
-
-pub fn cache_lookup(cache: &'static str, hit: bool) {
-    CACHE_LOOKUPS
-        .with_label_values(&[cache, if hit { "hit" } else { "miss" }])
-        .inc();
-}

@@ -10,6 +10,7 @@ use axum::Router;
 use linktrace_platform::clock::{Clock, SystemClock};
 use linktrace_platform::health::Readiness;
 use linktrace_platform::kafka::{EventSink, KafkaReadiness, KafkaSink};
+use linktrace_platform::keys::KeyDirectory;
 use linktrace_platform::postgres::{self, PostgresReadiness};
 use linktrace_platform::{http, metrics};
 use sqlx::PgPool;
@@ -82,9 +83,8 @@ impl Application {
 
     pub async fn build_with(config: &IngestConfig, deps: Dependencies) -> anyhow::Result<Self> {
         let ttls = DirectoryTtls {
-            keys: Duration::from_secs(config.auth_cache_ttl_secs),
             links: Duration::from_secs(config.link_cache_ttl_secs),
-            negative: Duration::from_secs(config.negative_cache_ttl_secs),
+            negative: Duration::from_secs(config.lookup_cache.negative_ttl_secs),
         };
         let quota = Arc::new(QuotaLimiter::new(
             deps.pool.clone(),
@@ -96,6 +96,7 @@ impl Application {
         let stale_after = Duration::from_millis(config.kafka.producer_message_timeout_ms.into())
             + Duration::from_secs(5);
         let intake = Arc::new(Intake {
+            keys: Arc::new(KeyDirectory::new(deps.pool.clone(), &config.lookup_cache)),
             directory: Arc::new(Directory::new(deps.pool.clone(), ttls)),
             quota: quota.clone(),
             claims: Arc::new(EntityClaims::new(deps.pool.clone(), stale_after)),

@@ -1,11 +1,13 @@
 //! Plumbing every LinkTrace service shares. Each module owns one dependency or concern and
 //! the configuration that goes with it.
 
+pub mod cache;
 pub mod clickhouse;
 pub mod clock;
 pub mod health;
 pub mod http;
 pub mod kafka;
+pub mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod postgres;

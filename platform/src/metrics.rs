@@ -18,6 +18,16 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// In-process cache look-ups, by cache and hit/miss (see [`crate::cache`]).
+pub static CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "cache_lookups_total",
+        "In-process cache look-ups, by cache and hit/miss",
+        &["cache", "result"]
+    )
+    .expect("metric registers once")
+});
+
 static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "http_requests_total",

@@ -55,7 +55,9 @@ pub async fn change_plan(
     let id = account_id(&raw_id)?;
     let JsonObject(object) = body?;
     let plan = PlanName::parse(required_str(&object, "plan")?).map_err(field_error("plan"))?;
-    if !accounts::change_plan(&state.pool, id, &plan).await? {
+    let changed = accounts::change_plan(&state.pool, id, &plan).await?;
+    state.keys.forget_all();
+    if !changed {
         return Err(ApiError::NotFound("account"));
     }
     Ok(Json(plan_changed(id, &plan)).into_response())
@@ -81,9 +83,9 @@ pub async fn rotate_key(
 ) -> Result<Response, ApiError> {
     require_admin(&state, &headers)?;
     let (id, environment) = key_target(&raw_id, body)?;
-    let key = accounts::rotate_key(&state.pool, id, environment)
-        .await?
-        .ok_or(ApiError::NotFound("account"))?;
+    let key = accounts::rotate_key(&state.pool, id, environment).await?;
+    state.keys.forget_all();
+    let key = key.ok_or(ApiError::NotFound("account"))?;
     Ok(Json(key_rotated(id, environment, &key)).into_response())
 }
 
@@ -95,7 +97,9 @@ pub async fn revoke_key(
 ) -> Result<Response, ApiError> {
     require_admin(&state, &headers)?;
     let (id, environment) = key_target(&raw_id, body)?;
-    if !accounts::revoke_key(&state.pool, id, environment).await? {
+    let revoked = accounts::revoke_key(&state.pool, id, environment).await?;
+    state.keys.forget_all();
+    if !revoked {
         return Err(ApiError::NotFound("account"));
     }
     Ok(Json(key_revoked(id, environment)).into_response())

@@ -16,11 +16,10 @@ use linktrace_platform::request::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::accounts::Caller;
 use crate::analytics;
 use crate::error::ApiError;
 use crate::links;
-use crate::routes::caller;
+use crate::routes::{caller, Caller};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -6,13 +6,20 @@ pub mod links;
 pub mod redirect;
 
 use axum::http::HeaderMap;
+use linktrace_platform::keys::KeyOwner;
 use linktrace_platform::request::header_value;
 
-use crate::accounts::{self, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Resolves the caller's `x-api-key`.
+/// Who calls: the owner of the request's `x-api-key`.
+pub type Caller = KeyOwner;
+
+/// Resolves the caller's `x-api-key` through the key directory.
 pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    accounts::authenticate(&state.pool, header_value(headers, &["x-api-key"])).await
+    state
+        .keys
+        .resolve(header_value(headers, &["x-api-key"]))
+        .await?
+        .ok_or(ApiError::Unauthorized)
 }

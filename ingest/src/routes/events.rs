@@ -9,9 +9,9 @@ use axum::Json;
 use linktrace_domain::{Endpoint, EntityId, EventName, EventSource, ShortCode};
 use serde_json::{json, Map, Value};
 
-use crate::directory::ResolvedKey;
 use crate::error::IngestError;
 use crate::intake::{Accepted, EventDraft, Intake};
+use linktrace_platform::keys::KeyOwner;
 use linktrace_platform::request::{
     field_error, header_value, optional_str, required_str, BodyError, JsonObject,
 };
@@ -38,7 +38,7 @@ pub async fn create(
 /// Validates one event object and takes it through the intake.
 pub async fn ingest_one(
     intake: &Intake,
-    key: &ResolvedKey,
+    key: &KeyOwner,
     object: &Map<String, Value>,
 ) -> Result<Accepted, IngestError> {
     let draft = parse_event(object)?;

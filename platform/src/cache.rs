@@ -1,0 +1,82 @@
+//! The one in-process cache policy for look-ups on the hot path: a found value is kept for
+//! `ttl`, a miss for a shorter `negative_ttl` (so a key or link created a moment ago is
+//! seen soon), and every look-up is counted in `cache_lookups_total{cache,result}`.
+
+use std::time::Duration;
+
+use envconfig::Envconfig;
+use moka::future::Cache;
+
+use crate::metrics::CACHE_LOOKUPS;
+
+#[derive(Envconfig, Clone, Debug)]
+pub struct LookupCacheConfig {
+    /// How long a resolved API key (account, plan, environment) is trusted; a revoked key
+    /// or a plan change made by another process takes effect within this.
+    #[envconfig(from = "AUTH_CACHE_TTL_SECS", default = "30")]
+    pub ttl_secs: u64,
+    /// How long an unknown key or short code is remembered as unknown.
+    #[envconfig(from = "NEGATIVE_CACHE_TTL_SECS", default = "5")]
+    pub negative_ttl_secs: u64,
+}
+
+pub struct TwoSpeedCache<K, V> {
+    name: &'static str,
+    found: Cache<K, V>,
+    missing: Cache<K, ()>,
+}
+
+impl<K, V> TwoSpeedCache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + Clone + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    pub fn new(name: &'static str, capacity: u64, ttl: Duration, negative_ttl: Duration) -> Self {
+        Self {
+            name,
+            found: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            missing: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(negative_ttl)
+                .build(),
+        }
+    }
+
+    /// The cached answer for `key`, or `load`'s (which is then cached, found or not).
+    pub async fn get_or_load<F, Fut, E>(&self, key: K, load: F) -> Result<Option<V>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<V>, E>>,
+    {
+        if let Some(value) = self.found.get(&key).await {
+            self.count(true);
+            return Ok(Some(value));
+        }
+        if self.missing.contains_key(&key) {
+            self.count(true);
+            return Ok(None);
+        }
+        self.count(false);
+        let loaded = load().await?;
+        match &loaded {
+            Some(value) => self.found.insert(key, value.clone()).await,
+            None => self.missing.insert(key, ()).await,
+        }
+        Ok(loaded)
+    }
+
+    /// Forgets every answer (after this process changed what they were loaded from).
+    pub fn clear(&self) {
+        self.found.invalidate_all();
+        self.missing.invalidate_all();
+    }
+
+    fn count(&self, hit: bool) {
+        CACHE_LOOKUPS
+            .with_label_values(&[self.name, if hit { "hit" } else { "miss" }])
+            .inc();
+    }
+}

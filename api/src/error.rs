@@ -100,16 +100,3 @@ impl IntoResponse for ApiError {
             .into_response()
     }
 }
-
-/// A panic in a handler still answers with the envelope.
-pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("handler panicked");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Json(ErrorEnvelope::new(
-            ErrorCode::InternalError,
-            "internal error",
-        )),
-    )
-        .into_response()
-}

@@ -11,12 +11,12 @@ use linktrace_platform::health::Readiness;
 use linktrace_platform::kafka::{EventSink, KafkaReadiness, KafkaSink};
 use linktrace_platform::keys::KeyDirectory;
 use linktrace_platform::postgres::{self, PostgresReadiness};
+use linktrace_platform::request_id;
 use linktrace_platform::{http, metrics};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::config::ApiConfig;
-use crate::error;
 use crate::routes::{admin, analytics, attributions, dashboard, links, redirect};
 use crate::state::{AppState, Settings};
 
@@ -84,12 +84,14 @@ pub fn build_router(state: AppState, readiness: Readiness) -> Router {
         .layer(DefaultBodyLimit::max(64 * 1024))
         .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(state);
-    api.merge(http::operational_routes(readiness))
+    let router = api
+        .merge(http::operational_routes(readiness))
         .fallback(http::not_found)
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            error::panic_response,
-        ))
+            http::panic_response,
+        ));
+    request_id::layer(router)
 }
 
 pub struct Application {

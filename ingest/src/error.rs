@@ -131,16 +131,3 @@ impl IntoResponse for IngestError {
         response
     }
 }
-
-/// A panic in a handler still answers with the envelope (and is logged), never an empty 500.
-pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("handler panicked");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Json(ErrorEnvelope::new(
-            ErrorCode::InternalError,
-            "internal error",
-        )),
-    )
-        .into_response()
-}

@@ -12,6 +12,7 @@ use linktrace_platform::health::Readiness;
 use linktrace_platform::kafka::{EventSink, KafkaReadiness, KafkaSink};
 use linktrace_platform::keys::KeyDirectory;
 use linktrace_platform::postgres::{self, PostgresReadiness};
+use linktrace_platform::request_id;
 use linktrace_platform::{http, metrics};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -57,7 +58,7 @@ pub fn build_router(intake: Arc<Intake>, readiness: Readiness, max_body_bytes: u
     let batch = Router::new()
         .route("/api/v1/events/batch", post(routes::batch::create))
         .layer(DefaultBodyLimit::max(routes::batch::MAX_BODY_BYTES));
-    single
+    let router = single
         .merge(batch)
         .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(intake)
@@ -65,8 +66,9 @@ pub fn build_router(intake: Arc<Intake>, readiness: Readiness, max_body_bytes: u
         .fallback(http::not_found)
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            crate::error::panic_response,
-        ))
+            http::panic_response,
+        ));
+    request_id::layer(router)
 }
 
 pub struct Application {

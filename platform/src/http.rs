@@ -56,3 +56,16 @@ pub async fn method_not_allowed() -> Response {
     )
         .into_response()
 }
+
+/// A panic in a handler still answers with the envelope (and is logged), never an empty 500.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(ErrorEnvelope::new(
+            ErrorCode::InternalError,
+            "internal error",
+        )),
+    )
+        .into_response()
+}

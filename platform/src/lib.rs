@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod openapi;
 pub mod postgres;
 pub mod request;
+pub mod request_id;
 pub mod shutdown;
 pub mod telemetry;

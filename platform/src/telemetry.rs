@@ -1,6 +1,7 @@
 use tracing_subscriber::{fmt, EnvFilter};
 
-/// Structured logs on stdout: JSON when `LOG_FORMAT=json`, readable text otherwise.
+/// Structured logs on stdout: JSON when `LOG_FORMAT=json`, readable text otherwise. Each
+/// line carries the fields of its span (a request's `request_id`, see `request_id`).
 /// Filtered by `RUST_LOG` (default `info`). Safe to call more than once.
 pub fn init(service: &'static str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -9,7 +10,7 @@ pub fn init(service: &'static str) {
         fmt()
             .with_env_filter(filter)
             .json()
-            .with_current_span(false)
+            .with_current_span(true)
             .try_init()
     } else {
         fmt().with_env_filter(filter).try_init()

@@ -162,11 +162,22 @@ fn classify(error: KafkaError) -> SinkError {
 
 #[async_trait]
 impl EventSink for KafkaSink {
+    #[tracing::instrument(name = "produce", skip_all, fields(event_id = %record.event_id))]
     async fn send(&self, record: &EventRecord) -> Result<(), SinkError> {
         let payload = record.to_json();
         let key = record.partition_key();
-        self.deliver(FutureRecord::to(&self.topic).key(&key).payload(&payload))
-            .await
+        let message = FutureRecord::to(&self.topic).key(&key).payload(&payload);
+        match crate::request_id::current().filter(|id| !id.is_empty()) {
+            Some(id) => {
+                let headers =
+                    rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                        key: crate::request_id::KAFKA_HEADER,
+                        value: Some(id.as_str()),
+                    });
+                self.deliver(message.headers(headers)).await
+            }
+            None => self.deliver(message).await,
+        }
     }
 }
 

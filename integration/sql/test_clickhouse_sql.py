@@ -177,7 +177,7 @@ def query(engine, name):
 def test_every_migration_applied(engine):
     tables = {row[0] for row in engine.run("SELECT name FROM system.tables WHERE database = currentDatabase()")}
     for table in ["events", "events_kafka_offsets", "event_counts_hourly", "event_counts_daily",
-                  "event_users_daily", "clicks_by_id", "clicks_by_ip"]:
+                  "event_totals_hourly", "event_users_daily", "clicks_by_id", "clicks_by_ip"]:
         assert table in tables, (engine.name, engine.version(), table)
     assert "events_hourly" not in tables
     assert engine.run("SELECT count() FROM events") == [["10"]]
@@ -211,10 +211,21 @@ def test_timeseries(engine):
         [hour("2026-11-01T00:00:00"), "1"], [hour("2026-11-02T00:00:00"), "3"],
         [hour("2026-11-03T00:00:00"), "1"], [hour("2026-11-04T00:00:00"), "1"],
     ]
+    # One link: the per-link rollups (daily for whole days, hourly at the ends).
+    assert query(engine, "timeseries_hour_by_link") == [
+        [hour("2026-11-01T10:00:00"), "1"], [hour("2026-11-02T12:00:00"), "1"],
+        [hour("2026-11-02T13:00:00"), "1"], [hour("2026-11-02T14:00:00"), "1"],
+        [hour("2026-11-04T05:00:00"), "1"],
+    ]
+    assert query(engine, "timeseries_day_by_link") == [
+        [hour("2026-11-01T00:00:00"), "1"], [hour("2026-11-02T00:00:00"), "3"],
+        [hour("2026-11-04T00:00:00"), "1"],
+    ]
 
 
 def test_funnel(engine):
     assert query(engine, "funnel_events") == [["click", "3"], ["purchase", "2"], ["install", "1"]]
+    assert query(engine, "funnel_events_by_link") == [["click", "2"], ["purchase", "2"], ["install", "1"]]
     # Users count over the whole UTC days the range touches (f07 is on the last one).
     assert sorted(query(engine, "funnel_users")) == [["install", "1"], ["purchase", "2"]]
     assert sorted(query(engine, "funnel_users_by_link")) == [["install", "1"], ["purchase", "2"]]

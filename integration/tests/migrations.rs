@@ -111,7 +111,8 @@ async fn an_existing_install_is_upgraded_in_place_and_keeps_its_data() {
         2
     );
     assert_eq!(
-        count("SELECT uniqMerge(users) FROM event_users_daily WHERE link_short_code = '*'").await,
+        count("SELECT uniqHLL12Merge(users) FROM event_users_daily WHERE link_short_code = '*'")
+            .await,
         1
     );
     assert_eq!(count("SELECT count() FROM clicks_by_id FINAL").await, 2);

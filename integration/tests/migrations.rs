@@ -63,24 +63,30 @@ async fn an_existing_install_is_upgraded_in_place_and_keeps_its_data() {
     let client = old.client();
     migrate_to(&client, 2).await.unwrap();
     let account = "00000000-0000-4000-8000-0000000000aa";
-    let insert = |id: &str, name: &str, user: &str, click: &str, ip: &str| {
+    let row = |id: &str, name: &str, user: &str, click: &str, ip: &str| {
         format!(
-            "INSERT INTO events (event_id, account_id, environment, link_short_code, event_name, entity_id, user_id, \
-             properties, source, ip, user_agent, referrer, platform, click_id, event_time, event_time_ms, received_at) \
-             VALUES ('{id}', '{account}', 'production', 'alpha123', '{name}', '', '{user}', '', 'api', '{ip}', '', '', 'ios', \
+            "('{id}', '{account}', 'production', 'alpha123', '{name}', '', '{user}', '', 'api', '{ip}', '', '', 'ios', \
              '{click}', toDateTime('2026-10-05 10:00:00'), 1791194400000, toDateTime('2026-10-05 10:00:00'))"
         )
     };
-    for statement in [
-        insert("e1", "click", "", "c-1", "198.51.100.7"),
-        insert("e1", "click", "", "c-1", "198.51.100.7"),
-        insert("e2", "click", "", "c-2", "198.51.100.8"),
-        insert("e3", "install", "u1", "", ""),
-        insert("e4", "purchase", "u1", "", ""),
-        insert("e4", "purchase", "u1", "", ""),
-    ] {
-        client.query(&statement).execute().await.unwrap();
-    }
+    let insert = |rows: &[String]| {
+        format!(
+            "INSERT INTO events (event_id, account_id, environment, link_short_code, event_name, entity_id, user_id, \
+             properties, source, ip, user_agent, referrer, platform, click_id, event_time, event_time_ms, received_at) \
+             VALUES {}",
+            rows.join(", ")
+        )
+    };
+    // One INSERT, one part: no background merge can collapse the copies before the upgrade.
+    let legacy = [
+        row("e1", "click", "", "c-1", "198.51.100.7"),
+        row("e1", "click", "", "c-1", "198.51.100.7"),
+        row("e2", "click", "", "c-2", "198.51.100.8"),
+        row("e3", "install", "u1", "", ""),
+        row("e4", "purchase", "u1", "", ""),
+        row("e4", "purchase", "u1", "", ""),
+    ];
+    client.query(&insert(&legacy)).execute().await.unwrap();
     let count = |sql: &'static str| {
         let client = client.clone();
         async move { client.query(sql).fetch_one::<u64>().await.unwrap() }
@@ -124,7 +130,7 @@ async fn an_existing_install_is_upgraded_in_place_and_keeps_its_data() {
     );
     // New writes flow through the views.
     client
-        .query(&insert("e5", "click", "", "c-5", "198.51.100.9"))
+        .query(&insert(&[row("e5", "click", "", "c-5", "198.51.100.9")]))
         .execute()
         .await
         .unwrap();

@@ -6,7 +6,10 @@
 //!    at a later offset), or entity events already stored (Postgres dedup index);
 //! 4. write each partition's rows above ClickHouse's high-water mark for it, as runs of one
 //!    INSERT each (see [`crate::exactly_once`]), retrying with bounded backoff while the
-//!    partitions are paused — nothing is committed until the write succeeds;
+//!    partitions are paused — nothing is committed until the write succeeds. A run that
+//!    ClickHouse refuses for its data is split in halves, in offset order, until the
+//!    refused rows stand alone; they are dead-lettered with the reason and the rest is
+//!    written, so one bad row never stalls a partition;
 //! 5. mark entity tuples stored, then commit the offsets of the partitions it wrote.
 //!
 //! A crash between 4 and 5 redelivers the batch; its rows are at or below the high-water
@@ -14,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +37,10 @@ use crate::metrics::{
 use crate::recent::RecentEvents;
 use crate::row::{EventRow, StreamPosition};
 use crate::stored::StoredEntities;
-use crate::writer::EventWriter;
+use crate::writer::{EventWriter, WriteError};
+
+/// The batch's messages by where they sit on the stream (to dead-letter a refused row).
+type Messages<'a> = HashMap<StreamPosition, &'a OwnedMessage>;
 
 /// Resolves once shutdown has been asked for (the guard `wait_for` returns is not `Send`,
 /// so it is dropped here).
@@ -133,17 +140,23 @@ impl Pipeline {
             }
         }
         let rows = self.deduplicate(records).await;
-        let entities: Vec<(i32, Uuid)> = rows
+        let entities: Vec<(StreamPosition, Uuid)> = rows
             .iter()
-            .filter_map(|(row, entity)| entity.map(|id| (i32::from(row.kafka_partition), id)))
+            .filter_map(|(row, entity)| entity.map(|id| (row.position(), id)))
             .collect();
         let mut rows: Vec<EventRow> = rows.into_iter().map(|(row, _)| row).collect();
-        let Some(revoked) = self.write_until_done(&mut rows, stop.clone()).await else {
+        let messages: Messages = batch.iter().map(|m| (position(m), m)).collect();
+        let Some(outcome) = self
+            .write_until_done(&mut rows, &messages, stop.clone())
+            .await
+        else {
             return false;
         };
         let entity_ids: Vec<Uuid> = entities
             .into_iter()
-            .filter(|(partition, _)| !revoked.contains(partition))
+            .filter(|(at, _)| {
+                !outcome.revoked.contains(&at.partition) && !outcome.refused.contains(at)
+            })
             .map(|(_, id)| id)
             .collect();
         if let Err(error) = self.stored.mark_stored(&entity_ids).await {
@@ -204,29 +217,29 @@ impl Pipeline {
             .collect()
     }
 
-    /// Retries until the write succeeds (the partitions skipped as revoked) or shutdown is
-    /// asked for meanwhile (`None`).
+    /// Retries until the write succeeds or shutdown is asked for meanwhile (`None`).
     async fn write_until_done(
         &mut self,
         rows: &mut [EventRow],
+        messages: &Messages<'_>,
         mut stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Option<HashSet<i32>> {
+    ) -> Option<WriteOutcome> {
         if rows.is_empty() {
-            return Some(HashSet::new());
+            return Some(WriteOutcome::default());
         }
         let mut backoff = Duration::from_millis(100);
         let mut paused = false;
         loop {
             let started = Instant::now();
-            match self.write_new_rows(rows).await {
-                Ok((written, revoked)) => {
+            match self.write_new_rows(rows, messages).await {
+                Ok(outcome) => {
                     WRITE_LATENCY.observe(started.elapsed().as_secs_f64());
-                    BATCH_SIZE.observe(written as f64);
-                    WRITTEN.inc_by(written as u64);
+                    BATCH_SIZE.observe(outcome.written as f64);
+                    WRITTEN.inc_by(outcome.written as u64);
                     if paused {
                         self.set_paused(false);
                     }
-                    return Some(revoked);
+                    return Some(outcome);
                 }
                 Err(error) => {
                     CLICKHOUSE_ERRORS.inc();
@@ -247,32 +260,66 @@ impl Pipeline {
 
     /// One attempt: reads the high-water marks afresh (an earlier attempt may have stored
     /// some runs, or timed out here and succeeded on the server), then writes every run of
-    /// a partition this consumer still owns above its mark. Returns how many rows it wrote
-    /// and the partitions it skipped because they were revoked.
+    /// a partition this consumer still owns above its mark.
     async fn write_new_rows(
         &mut self,
         rows: &mut [EventRow],
-    ) -> anyhow::Result<(usize, HashSet<i32>)> {
+        messages: &Messages<'_>,
+    ) -> Result<WriteOutcome, WriteError> {
         let marks: HighWaterMarks = self.writer.high_water_marks(&self.topic).await?;
         let owned = self.owned_partitions();
-        let mut written = 0;
-        let mut revoked = HashSet::new();
+        let mut outcome = WriteOutcome::default();
         for run in exactly_once::runs(rows) {
             let partition = i32::from(run[0].kafka_partition);
             if !owned.contains(&partition) {
                 // Revoked meanwhile: its new owner reads these again from the last commit.
                 self.recent.forget(partition);
-                revoked.insert(partition);
+                outcome.revoked.insert(partition);
                 continue;
             }
             let fresh = exactly_once::above_high_water(run, &marks);
             ALREADY_STORED.inc_by((run.len() - fresh.len()) as u64);
             if !fresh.is_empty() {
-                self.writer.write(fresh).await?;
-                written += fresh.len();
+                self.write_isolating(fresh, messages, &mut outcome).await?;
             }
         }
-        Ok((written, revoked))
+        Ok(outcome)
+    }
+
+    /// Writes `rows` (contiguous, in offset order); when ClickHouse refuses them for their
+    /// data, writes each half in turn the same way, down to single rows, which are
+    /// dead-lettered. Order is kept, so the high-water mark only ever covers rows that were
+    /// written or dead-lettered before it.
+    fn write_isolating<'a>(
+        &'a self,
+        rows: &'a [EventRow],
+        messages: &'a Messages<'_>,
+        outcome: &'a mut WriteOutcome,
+    ) -> Pin<Box<dyn Future<Output = Result<(), WriteError>> + Send + 'a>> {
+        Box::pin(async move {
+            match self.writer.write(rows).await {
+                Ok(()) => {
+                    outcome.written += rows.len();
+                    Ok(())
+                }
+                Err(WriteError::Refused(reason)) if rows.len() == 1 => {
+                    let at = rows[0].position();
+                    if let Some(message) = messages.get(&at) {
+                        self.dead_letter(message, "clickhouse_refused", &reason)
+                            .await;
+                    }
+                    outcome.refused.insert(at);
+                    Ok(())
+                }
+                Err(WriteError::Refused(reason)) => {
+                    tracing::warn!(%reason, rows = rows.len(), "ClickHouse refused rows; isolating them");
+                    let (left, right) = rows.split_at(rows.len() / 2);
+                    self.write_isolating(left, messages, outcome).await?;
+                    self.write_isolating(right, messages, outcome).await
+                }
+                Err(retryable) => Err(retryable),
+            }
+        })
     }
 
     /// The partitions of our topic assigned to this member now.
@@ -387,6 +434,16 @@ impl Pipeline {
             Err(error) => tracing::warn!(%error, "offset commit task failed"),
         }
     }
+}
+
+/// What one successful write did.
+#[derive(Debug, Default)]
+struct WriteOutcome {
+    written: usize,
+    /// Partitions skipped because they were revoked meanwhile.
+    revoked: HashSet<i32>,
+    /// Rows ClickHouse refused, dead-lettered.
+    refused: HashSet<StreamPosition>,
 }
 
 fn position(message: &OwnedMessage) -> StreamPosition {

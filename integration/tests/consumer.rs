@@ -11,7 +11,7 @@ use chrono::Utc;
 use linktrace_consumer::exactly_once::HighWaterMarks;
 use linktrace_consumer::row::EventRow;
 use linktrace_consumer::startup::Application;
-use linktrace_consumer::writer::{ClickHouseWriter, EventWriter};
+use linktrace_consumer::writer::{ClickHouseWriter, EventWriter, WriteError};
 use linktrace_domain::{Environment, EventRecord, EventSource, SCHEMA_VERSION};
 use linktrace_integration::{Running, TestEnv};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -154,13 +154,15 @@ struct DownForAWhile {
 
 #[async_trait]
 impl EventWriter for DownForAWhile {
-    async fn high_water_marks(&self, topic: &str) -> anyhow::Result<HighWaterMarks> {
+    async fn high_water_marks(&self, topic: &str) -> Result<HighWaterMarks, WriteError> {
         self.inner.high_water_marks(topic).await
     }
 
-    async fn write(&self, rows: &[EventRow]) -> anyhow::Result<()> {
+    async fn write(&self, rows: &[EventRow]) -> Result<(), WriteError> {
         if self.attempts.fetch_add(1, Ordering::SeqCst) < self.failures {
-            anyhow::bail!("connection refused (simulated ClickHouse outage)");
+            return Err(WriteError::Retryable(
+                "connection refused (simulated ClickHouse outage)".into(),
+            ));
         }
         self.inner.write(rows).await
     }
@@ -208,14 +210,16 @@ struct AnswerLost {
 
 #[async_trait]
 impl EventWriter for AnswerLost {
-    async fn high_water_marks(&self, topic: &str) -> anyhow::Result<HighWaterMarks> {
+    async fn high_water_marks(&self, topic: &str) -> Result<HighWaterMarks, WriteError> {
         self.inner.high_water_marks(topic).await
     }
 
-    async fn write(&self, rows: &[EventRow]) -> anyhow::Result<()> {
+    async fn write(&self, rows: &[EventRow]) -> Result<(), WriteError> {
         self.inner.write(rows).await?;
         if self.attempts.fetch_add(1, Ordering::SeqCst) < self.lost_answers {
-            anyhow::bail!("timed out waiting for ClickHouse (simulated; the INSERT went through)");
+            return Err(WriteError::Retryable(
+                "timed out waiting for ClickHouse (simulated; the INSERT went through)".into(),
+            ));
         }
         Ok(())
     }
@@ -250,6 +254,98 @@ async fn a_write_that_succeeded_unbeknownst_to_the_consumer_is_not_written_again
         "answers were lost and retried"
     );
     consumer.stop().await.unwrap();
+}
+
+/// ClickHouse refusing the rows of one event name for their data (a stand-in only for the
+/// refusal: every other write goes to the real ClickHouse).
+struct RefusesSomeRows {
+    inner: ClickHouseWriter,
+    refused_event: &'static str,
+    refusals: AtomicUsize,
+}
+
+#[async_trait]
+impl EventWriter for RefusesSomeRows {
+    async fn high_water_marks(&self, topic: &str) -> Result<HighWaterMarks, WriteError> {
+        self.inner.high_water_marks(topic).await
+    }
+
+    async fn write(&self, rows: &[EventRow]) -> Result<(), WriteError> {
+        if rows.iter().any(|r| r.event_name == self.refused_event) {
+            self.refusals.fetch_add(1, Ordering::SeqCst);
+            return Err(WriteError::Refused(
+                "bad response: Code: 117, e.displayText() = DB::Exception: Incorrect data (simulated)"
+                    .into(),
+            ));
+        }
+        self.inner.write(rows).await
+    }
+}
+
+#[tokio::test]
+async fn rows_clickhouse_refuses_are_isolated_and_dead_lettered_and_the_rest_is_written() {
+    let env = TestEnv::with_partitions(1).await;
+    let account = Uuid::new_v4();
+    let records: Vec<EventRecord> = (0..240)
+        .map(|i| {
+            let name = if i % 80 == 7 { "poisoned" } else { "purchase" };
+            record(account, "abcd1234", name)
+        })
+        .collect();
+    produce_all(&env, &records).await;
+    let writer = Arc::new(RefusesSomeRows {
+        inner: ClickHouseWriter::new(env.clickhouse.client()),
+        refused_event: "poisoned",
+        refusals: AtomicUsize::new(0),
+    });
+    let app = Application::build_with(&env.consumer_config(), writer.clone())
+        .await
+        .unwrap();
+    let consumer = Running::spawn(app.port(), |stop| app.run_until_stopped(stop));
+    let good = format!("account_id = '{account}' AND event_name = 'purchase'");
+    assert_eq!(
+        env.wait_for_stored(&good, 237, Duration::from_secs(40))
+            .await,
+        237,
+        "every row around the refused ones is written, once"
+    );
+    assert_eq!(env.rolled_up_events(&good).await, 237);
+    assert_eq!(env.stored_events(&account_filter(account)).await, 237);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while dead_letter_count(&env).await < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    consumer.stop().await.unwrap();
+    assert_eq!(
+        dead_letter_count(&env).await,
+        3,
+        "each refused row dead-lettered once"
+    );
+    assert!(writer.refusals.load(Ordering::SeqCst) >= 3);
+    let reader: StreamConsumer = env
+        .kafka
+        .client_config()
+        .set("group.id", format!("dlq-refused-{}", env.id))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&[&env.kafka.dead_letter_topic]).unwrap();
+    for _ in 0..3 {
+        let message = tokio::time::timeout(Duration::from_secs(20), reader.recv())
+            .await
+            .expect("a dead letter")
+            .unwrap();
+        let reason = message
+            .headers()
+            .unwrap()
+            .iter()
+            .find(|h| h.key == "dlq-reason")
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        assert_eq!(reason.as_deref(), Some("clickhouse_refused"));
+        let decoded = EventRecord::from_json(message.payload().unwrap()).unwrap();
+        assert_eq!(decoded.event_name, "poisoned");
+    }
 }
 
 async fn dead_letter_count(env: &TestEnv) -> i64 {

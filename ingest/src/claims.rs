@@ -44,6 +44,7 @@ impl EntityClaims {
         Self { pool, stale_after }
     }
 
+    #[tracing::instrument(name = "claim", skip_all)]
     pub async fn claim(
         &self,
         key: &EntityKey,

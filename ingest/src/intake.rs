@@ -47,6 +47,7 @@ pub struct Intake {
 
 impl Intake {
     /// Resolves the API key in `secret` and checks that its plan allows `endpoint`.
+    #[tracing::instrument(name = "auth", skip_all, fields(endpoint = endpoint.as_str()))]
     pub async fn authenticate(
         &self,
         secret: Option<&str>,

@@ -88,6 +88,7 @@ impl QuotaLimiter {
     }
 
     /// Takes one unit of `account_id`'s quota for the current month.
+    #[tracing::instrument(name = "quota", skip_all)]
     pub async fn acquire(
         &self,
         account_id: Uuid,

@@ -32,10 +32,10 @@ pub async fn create(
 ) -> Result<CreatedAccount, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::Validation("name must be 1-200 characters".into()));
+        return Err(ApiError::validation("name must be 1-200 characters"));
     }
     if !plan_exists(pool, plan).await? {
-        return Err(ApiError::Validation(format!(
+        return Err(ApiError::validation(format!(
             "plan \"{plan}\" does not exist"
         )));
     }
@@ -85,7 +85,7 @@ pub async fn change_plan(
     plan: &PlanName,
 ) -> Result<bool, ApiError> {
     if !plan_exists(pool, plan).await? {
-        return Err(ApiError::Validation(format!(
+        return Err(ApiError::validation(format!(
             "plan \"{plan}\" does not exist"
         )));
     }

@@ -1,6 +1,7 @@
 //! Referral links in Postgres.
 
 use chrono::{DateTime, Utc};
+use linktrace_platform::error::CommonError;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -161,7 +162,7 @@ pub async fn find_owned(
     .bind(account_id)
     .fetch_optional(pool)
     .await?
-    .ok_or(ApiError::LinkNotFound)
+    .ok_or(ApiError::Common(CommonError::LinkNotFound))
 }
 
 /// One page of the account's links, newest first, after the cursor `(created_at, short_code)`.
@@ -202,7 +203,7 @@ pub async fn update(
     bind_link(sqlx::query_as(&sql), short_code, account_id, fields)
         .fetch_optional(pool)
         .await?
-        .ok_or(ApiError::LinkNotFound)
+        .ok_or(ApiError::Common(CommonError::LinkNotFound))
 }
 
 pub async fn delete(pool: &PgPool, account_id: Uuid, short_code: &str) -> Result<(), ApiError> {
@@ -212,7 +213,7 @@ pub async fn delete(pool: &PgPool, account_id: Uuid, short_code: &str) -> Result
         .execute(pool)
         .await?;
     if deleted.rows_affected() == 0 {
-        return Err(ApiError::LinkNotFound);
+        return Err(ApiError::Common(CommonError::LinkNotFound));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The path every event takes once its request is parsed: link ownership, dedup claim,
 //! quota, produce, and the bookkeeping that keeps "accepted" and "stored" in step.
 
+use linktrace_platform::error::CommonError;
 use std::sync::Arc;
 
 use linktrace_domain::{
@@ -57,7 +58,7 @@ impl Intake {
             .keys
             .resolve(secret)
             .await?
-            .ok_or(IngestError::Unauthorized)?;
+            .ok_or(IngestError::Common(CommonError::Unauthorized))?;
         if let Err(wait) = self
             .rate_limiter
             .check(resolved.account_id, resolved.environment)
@@ -74,7 +75,7 @@ impl Intake {
     pub async fn check_link(&self, key: &KeyOwner, link: &ShortCode) -> Result<(), IngestError> {
         match self.directory.link_owner(link.as_str()).await? {
             Some(owner) if owner == key.account_id => Ok(()),
-            _ => Err(IngestError::LinkNotFound),
+            _ => Err(IngestError::Common(CommonError::LinkNotFound)),
         }
     }
 
@@ -191,7 +192,7 @@ impl Intake {
             received_at: now,
         };
         self.sink.send(&record).await.map_err(|error| match error {
-            SinkError::TooLarge => IngestError::Validation("event is too large".into()),
+            SinkError::TooLarge => IngestError::validation("event is too large"),
             SinkError::Unavailable(_) => IngestError::Unavailable(error.into()),
         })?;
         Ok(Accepted::Queued)

@@ -71,7 +71,7 @@ fn key_target(
     let id = account_id(raw_id)?;
     let JsonObject(object) = body?;
     let environment = Environment::parse(required_str(&object, "environment")?)
-        .ok_or_else(|| ApiError::Validation(ENVIRONMENT_RULE.into()))?;
+        .ok_or_else(|| ApiError::validation(ENVIRONMENT_RULE))?;
     Ok((id, environment))
 }
 

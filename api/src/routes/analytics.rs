@@ -53,16 +53,16 @@ async fn scope(
         .transpose()?
         .unwrap_or(to - Duration::days(30));
     if from >= to {
-        return Err(ApiError::Validation("from must be before to".into()));
+        return Err(ApiError::validation("from must be before to"));
     }
     if to - from > Duration::days(MAX_RANGE_DAYS) {
-        return Err(ApiError::Validation(format!(
+        return Err(ApiError::validation(format!(
             "the range may cover at most {MAX_RANGE_DAYS} days"
         )));
     }
     let short_code = match query.short_code.as_deref() {
         Some(raw) => ShortCode::parse(raw)
-            .map_err(|e| ApiError::Validation(format!("shortCode {e}")))?
+            .map_err(|e| ApiError::validation(format!("shortCode {e}")))?
             .as_str()
             .to_owned(),
         None => String::new(),
@@ -73,7 +73,7 @@ async fn scope(
             raw.to_lowercase()
         }
         Some(raw) => EventName::parse(raw)
-            .map_err(|e| ApiError::Validation(format!("eventName {e}")))?
+            .map_err(|e| ApiError::validation(format!("eventName {e}")))?
             .as_str()
             .to_owned(),
         None => String::new(),
@@ -92,7 +92,7 @@ async fn scope(
 fn time(raw: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| ApiError::Validation(format!("{field} must be an ISO-8601 date-time")))
+        .map_err(|_| ApiError::validation(format!("{field} must be an ISO-8601 date-time")))
 }
 
 /// The range counted: the asked one widened to whole hours.
@@ -120,15 +120,11 @@ pub async fn timeseries(
     let interval = match query.interval.as_deref().unwrap_or("day") {
         "hour" => Interval::Hour,
         "day" => Interval::Day,
-        _ => {
-            return Err(ApiError::Validation(
-                "interval must be \"hour\" or \"day\"".into(),
-            ))
-        }
+        _ => return Err(ApiError::validation("interval must be \"hour\" or \"day\"")),
     };
     if interval == Interval::Hour && scope.to - scope.from > Duration::days(31) {
-        return Err(ApiError::Validation(
-            "hourly series may cover at most 31 days".into(),
+        return Err(ApiError::validation(
+            "hourly series may cover at most 31 days",
         ));
     }
     let points = analytics::timeseries(&state.clickhouse, &scope, interval).await?;
@@ -158,7 +154,7 @@ pub async fn top_links(
             .parse()
             .ok()
             .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| ApiError::Validation("limit must be 1-100".into()))?,
+            .ok_or_else(|| ApiError::validation("limit must be 1-100"))?,
     };
     let links = analytics::top_links(&state.clickhouse, &scope, limit).await?;
     Ok(Json(json!({ "success": true, "range": range(&scope), "links": links })).into_response())

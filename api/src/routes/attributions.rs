@@ -41,9 +41,7 @@ pub async fn create(
     let JsonObject(object) = body?;
     let user_id = required_str(&object, "userId")?;
     if user_id.is_empty() || user_id.chars().count() > 255 {
-        return Err(ApiError::Validation(
-            "userId must be 1-255 characters".into(),
-        ));
+        return Err(ApiError::validation("userId must be 1-255 characters"));
     }
     let short_code = optional_str(&object, "shortCode")?
         .map(ShortCode::parse)

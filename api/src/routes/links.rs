@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use linktrace_domain::{Endpoint, ShortCode};
+use linktrace_platform::error::CommonError;
 use linktrace_platform::request::{
     field_error, optional_bounded_str, optional_str, required_str, BodyError, FieldError,
     JsonObject, PathSegment, QueryParams,
@@ -49,7 +50,7 @@ pub async fn create(
         .map(|raw| {
             let code = ShortCode::parse(raw).map_err(field_error("shortCode"))?;
             if RESERVED_SHORT_CODES.contains(&code.as_str().to_ascii_lowercase().as_str()) {
-                return Err(ApiError::Validation(format!(
+                return Err(ApiError::validation(format!(
                     "shortCode \"{raw}\" is reserved"
                 )));
             }
@@ -98,7 +99,7 @@ pub async fn metadata(
     let QueryParams(query) = query?;
     let raw = query
         .short_code
-        .ok_or_else(|| ApiError::Validation("shortCode is required".into()))?;
+        .ok_or_else(|| ApiError::validation("shortCode is required"))?;
     let code = ShortCode::parse(&raw).map_err(field_error("shortCode"))?;
     let link = links::find_owned(&state.pool, caller.account_id, code.as_str()).await?;
     let totals = analytics::link_totals(
@@ -136,7 +137,7 @@ pub async fn list(
             .parse()
             .ok()
             .filter(|n| (1..=200).contains(n))
-            .ok_or_else(|| ApiError::Validation("limit must be 1-200".into()))?,
+            .ok_or_else(|| ApiError::validation("limit must be 1-200"))?,
     };
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let page = links::list(&state.pool, caller.account_id, after, limit).await?;
@@ -154,7 +155,7 @@ pub async fn list(
 }
 
 fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, String), ApiError> {
-    let invalid = || ApiError::Validation("cursor is not valid".into());
+    let invalid = || ApiError::validation("cursor is not valid");
     let (micros, code) = raw.split_once('_').ok_or_else(invalid)?;
     let micros: i64 = micros.parse().map_err(|_| invalid())?;
     let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
@@ -170,7 +171,8 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::CreateReferralLink)?;
-    let code = ShortCode::parse(&raw_code).map_err(|_| ApiError::LinkNotFound)?;
+    let code =
+        ShortCode::parse(&raw_code).map_err(|_| ApiError::Common(CommonError::LinkNotFound))?;
     let existing = links::find_owned(&state.pool, caller.account_id, code.as_str()).await?;
     let JsonObject(object) = body?;
     let base = LinkFields {
@@ -198,7 +200,8 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::CreateReferralLink)?;
-    let code = ShortCode::parse(&raw_code).map_err(|_| ApiError::LinkNotFound)?;
+    let code =
+        ShortCode::parse(&raw_code).map_err(|_| ApiError::Common(CommonError::LinkNotFound))?;
     links::delete(&state.pool, caller.account_id, code.as_str()).await?;
     state.redirect_cache.invalidate(code.as_str()).await;
     Ok(Json(json!({ "success": true })).into_response())
@@ -239,26 +242,24 @@ fn parse_fields(
         Some(Value::Null) => fields.metadata = Default::default(),
         Some(Value::Object(meta)) => {
             fields.metadata.title = optional_bounded_str(meta, "title", MAX_TEXT)
-                .map_err(|e| ApiError::Validation(format!("metadata.{}", e.0)))?
+                .map_err(|e| ApiError::validation(format!("metadata.{}", e.0)))?
                 .map(str::to_owned);
             fields.metadata.description = optional_bounded_str(meta, "description", 2000)
-                .map_err(|e| ApiError::Validation(format!("metadata.{}", e.0)))?
+                .map_err(|e| ApiError::validation(format!("metadata.{}", e.0)))?
                 .map(str::to_owned);
             fields.metadata.image_url = optional_str(meta, "imageUrl")
-                .map_err(|e| ApiError::Validation(format!("metadata.{}", e.0)))?
+                .map_err(|e| ApiError::validation(format!("metadata.{}", e.0)))?
                 .map(|u| web_url(u, "metadata.imageUrl"))
                 .transpose()?;
         }
-        Some(_) => return Err(ApiError::Validation("metadata must be an object".into())),
+        Some(_) => return Err(ApiError::validation("metadata must be an object")),
     }
     if object.contains_key("expiresAt") {
         fields.expires_at = optional_str(object, "expiresAt")?
             .map(|raw| {
                 DateTime::parse_from_rfc3339(raw)
                     .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| {
-                        ApiError::Validation("expiresAt must be an ISO-8601 date-time".into())
-                    })
+                    .map_err(|_| ApiError::validation("expiresAt must be an ISO-8601 date-time"))
             })
             .transpose()?;
     }
@@ -267,9 +268,9 @@ fn parse_fields(
 
 /// An absolute http(s) URL of reasonable length.
 fn web_url(raw: &str, field: &str) -> Result<String, ApiError> {
-    let invalid = || ApiError::Validation(format!("{field} must be an absolute http or https URL"));
+    let invalid = || ApiError::validation(format!("{field} must be an absolute http or https URL"));
     if raw.len() > MAX_URL {
-        return Err(ApiError::Validation(format!(
+        return Err(ApiError::validation(format!(
             "{field} must be at most {MAX_URL} characters"
         )));
     }

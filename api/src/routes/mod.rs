@@ -6,6 +6,7 @@ pub mod links;
 pub mod redirect;
 
 use axum::http::HeaderMap;
+use linktrace_platform::error::CommonError;
 use linktrace_platform::keys::KeyOwner;
 use linktrace_platform::request::header_value;
 
@@ -21,5 +22,5 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Api
         .keys
         .resolve(header_value(headers, &["x-api-key"]))
         .await?
-        .ok_or(ApiError::Unauthorized)
+        .ok_or(ApiError::Common(CommonError::Unauthorized))
 }

@@ -34,13 +34,13 @@ pub async fn create(
         let events = match object.remove("events") {
             Some(Value::Array(events)) => events,
             _ => {
-                return Err(IngestError::Validation(
-                    "events must be an array of event objects".into(),
+                return Err(IngestError::validation(
+                    "events must be an array of event objects",
                 ))
             }
         };
         if events.is_empty() || events.len() > MAX_EVENTS {
-            return Err(IngestError::Validation(format!(
+            return Err(IngestError::validation(format!(
                 "events must hold 1 to {MAX_EVENTS} events"
             )));
         }
@@ -52,9 +52,7 @@ pub async fn create(
                 async move {
                     let outcome = match event {
                         Value::Object(object) => ingest_one(&intake, &key, &object).await,
-                        _ => Err(IngestError::Validation(
-                            "each event must be a JSON object".into(),
-                        )),
+                        _ => Err(IngestError::validation("each event must be a JSON object")),
                     };
                     match outcome {
                         Ok(accepted) => {

@@ -31,18 +31,14 @@ pub async fn create(
             .map_err(field_error("event_name"))?;
         let user_id = required_str(&object, "user_id")?;
         if user_id.is_empty() || user_id.chars().count() > MAX_USER_ID {
-            return Err(IngestError::Validation(format!(
+            return Err(IngestError::validation(format!(
                 "user_id must be 1-{MAX_USER_ID} characters"
             )));
         }
         let properties = match object.get("event_data") {
             None | Some(Value::Null) => None,
             Some(data @ Value::Object(_)) => Some(data.clone()),
-            Some(_) => {
-                return Err(IngestError::Validation(
-                    "event_data must be a JSON object".into(),
-                ))
-            }
+            Some(_) => return Err(IngestError::validation("event_data must be a JSON object")),
         };
         let link = intake
             .directory

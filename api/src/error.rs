@@ -6,8 +6,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linktrace_domain::{ErrorCode, ErrorEnvelope};
 use linktrace_platform::error::CommonError;
-use linktrace_platform::keys::PlanUpgradeRequired;
-use linktrace_platform::request::{BodyError, FieldError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -51,16 +49,7 @@ impl ApiError {
     }
 }
 
-macro_rules! via_common {
-    ($($from:ty),*) => {$(
-        impl From<$from> for ApiError {
-            fn from(error: $from) -> Self {
-                ApiError::Common(error.into())
-            }
-        }
-    )*};
-}
-via_common!(BodyError, FieldError, PlanUpgradeRequired, sqlx::Error);
+linktrace_platform::wraps_common_error!(ApiError);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

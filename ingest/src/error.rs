@@ -6,8 +6,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linktrace_domain::{ErrorCode, ErrorEnvelope};
 use linktrace_platform::error::CommonError;
-use linktrace_platform::keys::PlanUpgradeRequired;
-use linktrace_platform::request::{BodyError, FieldError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -62,16 +60,7 @@ impl IngestError {
     }
 }
 
-macro_rules! via_common {
-    ($($from:ty),*) => {$(
-        impl From<$from> for IngestError {
-            fn from(error: $from) -> Self {
-                IngestError::Common(error.into())
-            }
-        }
-    )*};
-}
-via_common!(BodyError, FieldError, PlanUpgradeRequired, sqlx::Error);
+linktrace_platform::wraps_common_error!(IngestError);
 
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {

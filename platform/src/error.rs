@@ -96,3 +96,26 @@ impl IntoResponse for CommonError {
         (self.status(), Json(self.envelope())).into_response()
     }
 }
+
+/// Implements `From` for a service error enum whose `Common` variant wraps [`CommonError`],
+/// for each of the types that convert into it (request rejections, a plan refusal,
+/// Postgres errors).
+#[macro_export]
+macro_rules! wraps_common_error {
+    ($service:ident) => {
+        $crate::wraps_common_error!(
+            $service;
+            $crate::request::BodyError,
+            $crate::request::FieldError,
+            $crate::keys::PlanUpgradeRequired,
+            sqlx::Error
+        );
+    };
+    ($service:ident; $($from:ty),*) => {$(
+        impl From<$from> for $service {
+            fn from(error: $from) -> Self {
+                $service::Common(error.into())
+            }
+        }
+    )*};
+}

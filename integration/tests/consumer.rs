@@ -144,28 +144,56 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_the_rest_is_written() {
     consumer.stop().await.unwrap();
 }
 
-/// ClickHouse that is "down" for the first `failures` writes: a stand-in only for the
-/// failure, writing through the real ClickHouse afterwards.
-struct DownForAWhile {
+/// What goes wrong with a write, decided per attempt (numbered from 0) and its rows.
+enum Fault {
+    /// ClickHouse does not take the rows.
+    Before(WriteError),
+    /// ClickHouse stores the rows, but its answer never reaches the consumer.
+    After(WriteError),
+}
+
+/// The real ClickHouse writer with a fault in front of it: a stand-in only for the fault.
+struct Faulty<F> {
     inner: ClickHouseWriter,
-    failures: usize,
+    fault: F,
     attempts: AtomicUsize,
 }
 
+fn faulty<F>(env: &TestEnv, fault: F) -> Arc<Faulty<F>>
+where
+    F: Fn(usize, &[EventRow]) -> Option<Fault> + Send + Sync + 'static,
+{
+    Arc::new(Faulty {
+        inner: ClickHouseWriter::new(env.clickhouse.client()),
+        fault,
+        attempts: AtomicUsize::new(0),
+    })
+}
+
 #[async_trait]
-impl EventWriter for DownForAWhile {
+impl<F> EventWriter for Faulty<F>
+where
+    F: Fn(usize, &[EventRow]) -> Option<Fault> + Send + Sync + 'static,
+{
     async fn high_water_marks(&self, topic: &str) -> Result<HighWaterMarks, WriteError> {
         self.inner.high_water_marks(topic).await
     }
 
     async fn write(&self, rows: &[EventRow]) -> Result<(), WriteError> {
-        if self.attempts.fetch_add(1, Ordering::SeqCst) < self.failures {
-            return Err(WriteError::Retryable(
-                "connection refused (simulated ClickHouse outage)".into(),
-            ));
+        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst);
+        match (self.fault)(attempt, rows) {
+            None => self.inner.write(rows).await,
+            Some(Fault::Before(error)) => Err(error),
+            Some(Fault::After(error)) => {
+                self.inner.write(rows).await?;
+                Err(error)
+            }
         }
-        self.inner.write(rows).await
     }
+}
+
+fn outage(message: &str) -> WriteError {
+    WriteError::Retryable(format!("{message} (simulated)"))
 }
 
 #[tokio::test]
@@ -176,10 +204,8 @@ async fn a_clickhouse_outage_loses_nothing_and_dead_letters_nothing() {
         .map(|i| record(account, &format!("c{}", i % 5), "purchase"))
         .collect();
     produce_all(&env, &records).await;
-    let writer = Arc::new(DownForAWhile {
-        inner: ClickHouseWriter::new(env.clickhouse.client()),
-        failures: 4,
-        attempts: AtomicUsize::new(0),
+    let writer = faulty(&env, |attempt, _| {
+        (attempt < 4).then(|| Fault::Before(outage("connection refused")))
     });
     let config = env.consumer_config();
     let app = Application::build_with(&config, writer.clone())
@@ -200,31 +226,6 @@ async fn a_clickhouse_outage_loses_nothing_and_dead_letters_nothing() {
     assert_eq!(dead, 0);
 }
 
-/// ClickHouse that stores the first `lost_answers` writes but whose answers never reach
-/// the consumer (a timeout on our side after the server committed the INSERT).
-struct AnswerLost {
-    inner: ClickHouseWriter,
-    lost_answers: usize,
-    attempts: AtomicUsize,
-}
-
-#[async_trait]
-impl EventWriter for AnswerLost {
-    async fn high_water_marks(&self, topic: &str) -> Result<HighWaterMarks, WriteError> {
-        self.inner.high_water_marks(topic).await
-    }
-
-    async fn write(&self, rows: &[EventRow]) -> Result<(), WriteError> {
-        self.inner.write(rows).await?;
-        if self.attempts.fetch_add(1, Ordering::SeqCst) < self.lost_answers {
-            return Err(WriteError::Retryable(
-                "timed out waiting for ClickHouse (simulated; the INSERT went through)".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_write_that_succeeded_unbeknownst_to_the_consumer_is_not_written_again() {
     let env = TestEnv::new().await;
@@ -233,10 +234,8 @@ async fn a_write_that_succeeded_unbeknownst_to_the_consumer_is_not_written_again
         .map(|i| record(account, &format!("t{}", i % 9), "purchase"))
         .collect();
     produce_all(&env, &records).await;
-    let writer = Arc::new(AnswerLost {
-        inner: ClickHouseWriter::new(env.clickhouse.client()),
-        lost_answers: 3,
-        attempts: AtomicUsize::new(0),
+    let writer = faulty(&env, |attempt, _| {
+        (attempt < 3).then(|| Fault::After(outage("timed out waiting for ClickHouse")))
     });
     let app = Application::build_with(&env.consumer_config(), writer.clone())
         .await
@@ -256,32 +255,6 @@ async fn a_write_that_succeeded_unbeknownst_to_the_consumer_is_not_written_again
     consumer.stop().await.unwrap();
 }
 
-/// ClickHouse refusing the rows of one event name for their data (a stand-in only for the
-/// refusal: every other write goes to the real ClickHouse).
-struct RefusesSomeRows {
-    inner: ClickHouseWriter,
-    refused_event: &'static str,
-    refusals: AtomicUsize,
-}
-
-#[async_trait]
-impl EventWriter for RefusesSomeRows {
-    async fn high_water_marks(&self, topic: &str) -> Result<HighWaterMarks, WriteError> {
-        self.inner.high_water_marks(topic).await
-    }
-
-    async fn write(&self, rows: &[EventRow]) -> Result<(), WriteError> {
-        if rows.iter().any(|r| r.event_name == self.refused_event) {
-            self.refusals.fetch_add(1, Ordering::SeqCst);
-            return Err(WriteError::Refused(
-                "bad response: Code: 117, e.displayText() = DB::Exception: Incorrect data (simulated)"
-                    .into(),
-            ));
-        }
-        self.inner.write(rows).await
-    }
-}
-
 #[tokio::test]
 async fn rows_clickhouse_refuses_are_isolated_and_dead_lettered_and_the_rest_is_written() {
     let env = TestEnv::with_partitions(1).await;
@@ -293,10 +266,16 @@ async fn rows_clickhouse_refuses_are_isolated_and_dead_lettered_and_the_rest_is_
         })
         .collect();
     produce_all(&env, &records).await;
-    let writer = Arc::new(RefusesSomeRows {
-        inner: ClickHouseWriter::new(env.clickhouse.client()),
-        refused_event: "poisoned",
-        refusals: AtomicUsize::new(0),
+    let refusals = Arc::new(AtomicUsize::new(0));
+    let counted = refusals.clone();
+    let writer = faulty(&env, move |_, rows| {
+        rows.iter().any(|r| r.event_name == "poisoned").then(|| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Fault::Before(WriteError::Refused(
+                "bad response: Code: 117, e.displayText() = DB::Exception: Incorrect data (simulated)"
+                    .into(),
+            ))
+        })
     });
     let app = Application::build_with(&env.consumer_config(), writer.clone())
         .await
@@ -321,7 +300,7 @@ async fn rows_clickhouse_refuses_are_isolated_and_dead_lettered_and_the_rest_is_
         3,
         "each refused row dead-lettered once"
     );
-    assert!(writer.refusals.load(Ordering::SeqCst) >= 3);
+    assert!(refusals.load(Ordering::SeqCst) >= 3);
     let reader: StreamConsumer = env
         .kafka
         .client_config()
@@ -670,10 +649,8 @@ async fn sigterm_flushes_the_batch_in_hand_commits_and_leaves() {
 async fn sigterm_during_a_clickhouse_outage_exits_without_committing() {
     let env = TestEnv::with_partitions(1).await;
     let account = Uuid::new_v4();
-    let never = Arc::new(DownForAWhile {
-        inner: ClickHouseWriter::new(env.clickhouse.client()),
-        failures: usize::MAX,
-        attempts: AtomicUsize::new(0),
+    let never = faulty(&env, |_, _| {
+        Some(Fault::Before(outage("connection refused")))
     });
     let config = env.consumer_config();
     let app = Application::build_with(&config, never.clone())

@@ -79,7 +79,7 @@ def main():
         parser.add_argument(name, required=True)
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--seed-seconds", type=int, default=0)
-    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--requests", type=int, default=100)
     args = parser.parse_args()
     account = json.load(open(args.account_file))
     key, account_id = account["apiKey"], account["accountId"]

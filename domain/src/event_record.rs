@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{EntityId, Environment, EventName, ShortCode};
+use crate::{AttributionMatch, EntityId, Environment, EventName, ShortCode, SystemEvent};
 
 /// The version of the record's layout this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -83,6 +83,83 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
+    /// An event that happened, and was received, `at`: no link, entity, user, properties or
+    /// client facts yet (the other constructors, or the caller, add them).
+    pub fn new(
+        event_id: Uuid,
+        account_id: Uuid,
+        environment: Environment,
+        event_name: &str,
+        source: EventSource,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            event_id,
+            account_id,
+            environment,
+            link_short_code: None,
+            event_name: event_name.to_owned(),
+            entity_id: None,
+            user_id: None,
+            properties: None,
+            source,
+            client: None,
+            event_time: at,
+            received_at: at,
+        }
+    }
+
+    /// A click on a link, recorded by the redirect: its id is the click id. Clicks are
+    /// live events (a link has no test environment).
+    pub fn click(
+        account_id: Uuid,
+        link: &str,
+        click_id: Uuid,
+        client: ClientFacts,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            link_short_code: Some(link.to_owned()),
+            client: Some(client),
+            ..Self::new(
+                click_id,
+                account_id,
+                Environment::Live,
+                SystemEvent::Click.as_str(),
+                EventSource::Redirect,
+                at,
+            )
+        }
+    }
+
+    /// A user's install, as attributed (to `link`, or organic when `None`): one per user and
+    /// account, so its id is derived from them.
+    pub fn install(
+        account_id: Uuid,
+        environment: Environment,
+        user_id: &str,
+        link: Option<String>,
+        matched: AttributionMatch,
+        client: ClientFacts,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            link_short_code: link,
+            user_id: Some(user_id.to_owned()),
+            properties: Some(serde_json::json!({ "matchType": matched.as_str() })),
+            client: Some(client),
+            ..Self::new(
+                Self::install_event_id(account_id, user_id),
+                account_id,
+                environment,
+                SystemEvent::Install.as_str(),
+                EventSource::Attribution,
+                at,
+            )
+        }
+    }
+
     /// The one id every delivery of `(account, link, event, entity)` gets.
     pub fn entity_event_id(
         account_id: Uuid,

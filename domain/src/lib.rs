@@ -4,6 +4,7 @@
 //! Nothing here knows about HTTP, Kafka, Postgres or ClickHouse.
 
 pub mod api_key;
+pub mod attribution;
 pub mod billing_month;
 pub mod entity_id;
 pub mod entity_state;
@@ -15,6 +16,7 @@ pub mod plan;
 pub mod short_code;
 
 pub use api_key::{ApiKey, ApiKeyHash};
+pub use attribution::AttributionMatch;
 pub use billing_month::BillingMonth;
 pub use entity_id::EntityId;
 pub use entity_state::EntityState;

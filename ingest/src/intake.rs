@@ -5,7 +5,7 @@ use linktrace_platform::error::CommonError;
 use std::sync::Arc;
 
 use linktrace_domain::{
-    Endpoint, EntityId, Environment, EventName, EventRecord, EventSource, ShortCode, SCHEMA_VERSION,
+    Endpoint, EntityId, Environment, EventName, EventRecord, EventSource, ShortCode,
 };
 use linktrace_platform::clock::Clock;
 use linktrace_platform::kafka::{EventSink, SinkError};
@@ -177,19 +177,19 @@ impl Intake {
         }
 
         let record = EventRecord {
-            schema_version: SCHEMA_VERSION,
-            event_id,
-            account_id: key.account_id,
-            environment: key.environment,
             link_short_code: draft.link.map(|l| l.as_str().to_owned()),
-            event_name: draft.event_name.as_str().to_owned(),
             entity_id: draft.entity.map(|e| e.as_str().to_owned()),
             user_id: draft.user_id,
             properties: draft.properties,
-            source,
-            client: None,
             event_time,
-            received_at: now,
+            ..EventRecord::new(
+                event_id,
+                key.account_id,
+                key.environment,
+                draft.event_name.as_str(),
+                source,
+                now,
+            )
         };
         self.sink.send(&record).await.map_err(|error| match error {
             SinkError::TooLarge => IngestError::validation("event is too large"),

@@ -7,9 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use linktrace_domain::{
-    ClientFacts, Endpoint, EventRecord, EventSource, ShortCode, SystemEvent, SCHEMA_VERSION,
-};
+use linktrace_domain::{AttributionMatch, ClientFacts, Endpoint, EventRecord, ShortCode};
 use linktrace_platform::request::{
     field_error, optional_bounded_str, optional_str, required_str, BodyError, JsonObject,
 };
@@ -60,7 +58,7 @@ pub async fn create(
         links::find_owned(&state.pool, caller.account_id, code.as_str()).await?;
         (
             Some(code.as_str().to_owned()),
-            "short_code",
+            AttributionMatch::ShortCode,
             click_id.map(str::to_owned),
         )
     } else if let Some(found) = match click_id {
@@ -69,7 +67,7 @@ pub async fn create(
     } {
         (
             Some(found.link_short_code),
-            "click_id",
+            AttributionMatch::ClickId,
             Some(found.click_id),
         )
     } else if let Some(found) = match ip {
@@ -91,11 +89,11 @@ pub async fn create(
     } {
         (
             Some(found.link_short_code),
-            "fingerprint",
+            AttributionMatch::Fingerprint,
             Some(found.click_id),
         )
     } else {
-        (None, "organic", None)
+        (None, AttributionMatch::Organic, None)
     };
 
     let inserted: Option<Attribution> = sqlx::query_as(
@@ -106,7 +104,7 @@ pub async fn create(
     .bind(caller.account_id)
     .bind(user_id)
     .bind(&matched_code)
-    .bind(match_type)
+    .bind(match_type.as_str())
     .bind(&matched_click)
     .fetch_optional(&state.pool)
     .await?;
@@ -118,28 +116,22 @@ pub async fn create(
         return respond(&state, &caller, existing, false).await;
     };
 
-    let now = state.clock.now();
-    let install = EventRecord {
-        schema_version: SCHEMA_VERSION,
-        event_id: EventRecord::install_event_id(caller.account_id, user_id),
-        account_id: caller.account_id,
-        environment: caller.environment,
-        link_short_code: matched_code.clone(),
-        event_name: SystemEvent::Install.as_str().to_owned(),
-        entity_id: None,
-        user_id: Some(user_id.to_owned()),
-        properties: Some(json!({ "matchType": match_type })),
-        source: EventSource::Attribution,
-        client: Some(ClientFacts {
-            ip: ip.map(str::to_owned),
-            user_agent: user_agent.map(str::to_owned),
-            referrer: None,
-            platform: platform.clone(),
-            click_id: matched_click.clone(),
-        }),
-        event_time: now,
-        received_at: now,
+    let client = ClientFacts {
+        ip: ip.map(str::to_owned),
+        user_agent: user_agent.map(str::to_owned),
+        referrer: None,
+        platform: platform.clone(),
+        click_id: matched_click.clone(),
     };
+    let install = EventRecord::install(
+        caller.account_id,
+        caller.environment,
+        user_id,
+        matched_code.clone(),
+        match_type,
+        client,
+        state.clock.now(),
+    );
     if let Err(error) = state.sink.send(&install).await {
         // Without its install event the attribution must not stand: undo it so a retry
         // records both.

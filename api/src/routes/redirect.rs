@@ -8,9 +8,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, REFERER, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use linktrace_domain::{
-    ClientFacts, Environment, EventRecord, EventSource, ShortCode, SystemEvent, SCHEMA_VERSION,
-};
+use linktrace_domain::{ClientFacts, EventRecord, ShortCode};
 use linktrace_platform::request::PathSegment;
 use prometheus::{register_int_counter_vec, IntCounterVec};
 use uuid::Uuid;
@@ -102,27 +100,14 @@ pub async fn follow(
         .unwrap_or_else(|| peer.ip().to_string());
     let click_id = Uuid::new_v4();
     let now = state.clock.now();
-    let record = EventRecord {
-        schema_version: SCHEMA_VERSION,
-        event_id: click_id,
-        account_id: link.account_id,
-        environment: Environment::Live,
-        link_short_code: Some(link.short_code.clone()),
-        event_name: SystemEvent::Click.as_str().to_owned(),
-        entity_id: None,
-        user_id: None,
-        properties: None,
-        source: EventSource::Redirect,
-        client: Some(ClientFacts {
-            ip: Some(ip),
-            user_agent: Some(user_agent),
-            referrer: header(REFERER),
-            platform: Some(platform.as_str().to_owned()),
-            click_id: Some(click_id.to_string()),
-        }),
-        event_time: now,
-        received_at: now,
+    let client = ClientFacts {
+        ip: Some(ip),
+        user_agent: Some(user_agent),
+        referrer: header(REFERER),
+        platform: Some(platform.as_str().to_owned()),
+        click_id: Some(click_id.to_string()),
     };
+    let record = EventRecord::click(link.account_id, &link.short_code, click_id, client, now);
     // The visitor is sent on either way; a click the broker did not take is counted.
     let recorded = state.sink.send(&record).await.is_ok();
     CLICKS

@@ -1,0 +1,53 @@
+use std::fmt;
+
+/// How an install was attributed (`attributions.match_type`, and the answer's `matchType`):
+/// by the short code the app sent, the click id, a fingerprint of the device's recent
+/// click, or not at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttributionMatch {
+    ShortCode,
+    ClickId,
+    Fingerprint,
+    Organic,
+}
+
+impl AttributionMatch {
+    const ALL: [AttributionMatch; 4] = [
+        AttributionMatch::ShortCode,
+        AttributionMatch::ClickId,
+        AttributionMatch::Fingerprint,
+        AttributionMatch::Organic,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttributionMatch::ShortCode => "short_code",
+            AttributionMatch::ClickId => "click_id",
+            AttributionMatch::Fingerprint => "fingerprint",
+            AttributionMatch::Organic => "organic",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == raw)
+    }
+}
+
+impl fmt::Display for AttributionMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_match_type_round_trips() {
+        for kind in AttributionMatch::ALL {
+            assert_eq!(AttributionMatch::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(AttributionMatch::parse("guess"), None);
+    }
+}

@@ -192,6 +192,14 @@ where
     }
 }
 
+/// A consumer of `env` writing through `writer` (in-process).
+async fn spawn_consumer_with(env: &TestEnv, writer: Arc<dyn EventWriter>) -> Running {
+    let app = Application::build_with(&env.consumer_config(), writer)
+        .await
+        .unwrap();
+    Running::spawn(app.port(), |stop| app.run_until_stopped(stop))
+}
+
 fn outage(message: &str) -> WriteError {
     WriteError::Retryable(format!("{message} (simulated)"))
 }
@@ -207,11 +215,7 @@ async fn a_clickhouse_outage_loses_nothing_and_dead_letters_nothing() {
     let writer = faulty(&env, |attempt, _| {
         (attempt < 4).then(|| Fault::Before(outage("connection refused")))
     });
-    let config = env.consumer_config();
-    let app = Application::build_with(&config, writer.clone())
-        .await
-        .unwrap();
-    let consumer = Running::spawn(app.port(), |stop| app.run_until_stopped(stop));
+    let consumer = spawn_consumer_with(&env, writer.clone()).await;
     assert_eq!(
         env.wait_for_stored(&account_filter(account), 300, Duration::from_secs(40))
             .await,
@@ -237,10 +241,7 @@ async fn a_write_that_succeeded_unbeknownst_to_the_consumer_is_not_written_again
     let writer = faulty(&env, |attempt, _| {
         (attempt < 3).then(|| Fault::After(outage("timed out waiting for ClickHouse")))
     });
-    let app = Application::build_with(&env.consumer_config(), writer.clone())
-        .await
-        .unwrap();
-    let consumer = Running::spawn(app.port(), |stop| app.run_until_stopped(stop));
+    let consumer = spawn_consumer_with(&env, writer.clone()).await;
     assert_eq!(
         env.wait_for_stored(&account_filter(account), 400, Duration::from_secs(40))
             .await,
@@ -277,10 +278,7 @@ async fn rows_clickhouse_refuses_are_isolated_and_dead_lettered_and_the_rest_is_
             ))
         })
     });
-    let app = Application::build_with(&env.consumer_config(), writer.clone())
-        .await
-        .unwrap();
-    let consumer = Running::spawn(app.port(), |stop| app.run_until_stopped(stop));
+    let consumer = spawn_consumer_with(&env, writer.clone()).await;
     let good = format!("account_id = '{account}' AND event_name = 'purchase'");
     assert_eq!(
         env.wait_for_stored(&good, 237, Duration::from_secs(40))
@@ -652,11 +650,7 @@ async fn sigterm_during_a_clickhouse_outage_exits_without_committing() {
     let never = faulty(&env, |_, _| {
         Some(Fault::Before(outage("connection refused")))
     });
-    let config = env.consumer_config();
-    let app = Application::build_with(&config, never.clone())
-        .await
-        .unwrap();
-    let consumer = Running::spawn(app.port(), |stop| app.run_until_stopped(stop));
+    let consumer = spawn_consumer_with(&env, never.clone()).await;
     let records: Vec<EventRecord> = (0..20)
         .map(|_| record(account, "down1234", "purchase"))
         .collect();

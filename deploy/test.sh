@@ -16,6 +16,13 @@ for db in $(curl -s "$CLICKHOUSE_URL" --data-binary "SELECT name FROM system.dat
   curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null
 done
 
+# Topics of this checkout's earlier runs (lt-test-<checkout>_*) too: the local broker keeps
+# every record in one sqlite file, and a few hundred leftover test topics made it stall.
+for topic in $(tansu topic list --broker "tcp://127.0.0.1:$KAFKA_PORT" 2>/dev/null |
+  grep -o "lt-test-${LINKTRACE_TEST_PREFIX}_[A-Za-z0-9_.-]*" | sort -u); do
+  tansu topic delete "$topic" --broker "tcp://127.0.0.1:$KAFKA_PORT" >/dev/null 2>&1 || true
+done
+
 # docker-compose.yml cannot run here (no Docker engine) but its syntax is checked.
 apt_install docker-compose >/dev/null 2>&1 || true
 if command -v docker-compose >/dev/null 2>&1; then

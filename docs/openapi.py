@@ -129,7 +129,7 @@ FUNNEL = obj({"success": TRUE, "range": RANGE_VIEW, "funnel": obj({
     "clicks": INTEGER, "installs": INTEGER, "installRate": {"type": "number", "minimum": 0},
     "steps": {"type": "array", "items": obj({"eventName": STRING, "events": INTEGER, "users": INTEGER,
                                              "perInstall": {"type": "number", "minimum": 0}})},
-    "usersApproximate": {"type": "boolean", "description": "users are a uniq sketch over the UTC days the range touches; every other number is exact"}})})
+    "usersApproximate": {"type": "boolean", "description": "users are a uniqHLL12 sketch (~1.6% error) over the UTC days the range touches; every other number is exact"}})})
 TOP_LINKS = obj({"success": TRUE, "range": RANGE_VIEW, "links": {"type": "array", "items": obj({"shortCode": STRING, "count": INTEGER})}})
 ACCOUNT = obj({"accountId": UUID, "apiKey": {"type": "string", "pattern": "^lt_live_"}, "testApiKey": {"type": "string", "pattern": "^lt_test_"}})
 PLAN_CHANGED = obj({"success": TRUE, "accountId": UUID, "plan": STRING})

@@ -133,6 +133,22 @@ start_broker() {
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --storage-engine "$TANSU_STORAGE"
   wait_for "tansu" 30 kafka_up
+  index_tansu_headers "$STATE/tansu/tansu.db"
+}
+
+# index_tansu_headers DB: tansu 0.6's sqlite schema has no index on header(topition,
+# offset_id), and a fetch reads each record's headers with that join: once every message
+# carries a header (our request id), a fetch scans the whole header table per record and a
+# drain of 300k events stalls the broker. The index makes it a look-up. Idempotent.
+index_tansu_headers() {
+  [[ "$TANSU_STORAGE" == sqlite://* && -f "$1" ]] || return 0
+  python3 - "$1" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=30)
+if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'header'").fetchone():
+    db.execute("CREATE INDEX IF NOT EXISTS header_record ON header (topition, offset_id)")
+    db.commit()
+PY
 }
 
 create_topics() {

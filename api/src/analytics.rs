@@ -192,7 +192,7 @@ struct NameCount {
     n: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkTotals {
     pub clicks: u64,
@@ -247,7 +247,7 @@ pub async fn link_totals(
     Ok(totals)
 }
 
-#[derive(Debug, Row, Deserialize, Serialize)]
+#[derive(Debug, Row, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TotalRow {
     pub short_code: String,
@@ -271,19 +271,21 @@ pub async fn totals(
     totals_query(client, scope).fetch_all::<TotalRow>().await
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A series' bucket: `hour` (ranges of up to 31 days) or `day`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Interval {
     Hour,
+    #[default]
     Day,
 }
-
 #[derive(Debug, Row, Deserialize)]
 struct BucketRow {
     bucket: u32,
     count: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Point {
     pub time: DateTime<Utc>,
     pub count: u64,
@@ -336,7 +338,7 @@ struct UsersRow {
     users: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FunnelStep {
     pub event_name: String,
@@ -348,7 +350,7 @@ pub struct FunnelStep {
     pub per_install: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Funnel {
     pub clicks: u64,
@@ -433,7 +435,7 @@ pub async fn funnel(client: &Client, scope: &Scope) -> Result<Funnel, clickhouse
     })
 }
 
-#[derive(Debug, Row, Deserialize, Serialize)]
+#[derive(Debug, Row, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopLink {
     pub short_code: String,

@@ -30,6 +30,23 @@ impl Link {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
+    /// The fields a customer set, as an update starts from them.
+    pub fn fields(&self) -> LinkFields {
+        LinkFields {
+            destination_url: self.destination_url.clone(),
+            ios_url: self.ios_url.clone(),
+            android_url: self.android_url.clone(),
+            campaign: self.campaign.clone(),
+            referrer_user_id: self.referrer_user_id.clone(),
+            metadata: LinkMetadata {
+                title: self.title.clone(),
+                description: self.description.clone(),
+                image_url: self.image_url.clone(),
+            },
+            expires_at: self.expires_at,
+        }
+    }
+
     pub fn view(&self, public_base_url: &str) -> LinkView {
         LinkView {
             short_code: self.short_code.clone(),
@@ -56,7 +73,7 @@ impl Link {
 }
 
 /// A link as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkView {
     pub short_code: String,
@@ -72,7 +89,7 @@ pub struct LinkView {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkMetadata {
     pub title: Option<String>,

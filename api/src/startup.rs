@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, patch, post, put};
+use axum::routing::get;
 use axum::Router;
 use linktrace_platform::clickhouse::ClickHouseReadiness;
 use linktrace_platform::clock::{Clock, SystemClock};
@@ -15,6 +15,8 @@ use linktrace_platform::request_id;
 use linktrace_platform::{http, metrics};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::ApiConfig;
 use crate::routes::{admin, analytics, attributions, dashboard, links, redirect};
@@ -48,37 +50,34 @@ impl Dependencies {
     }
 }
 
+/// The api's public routes, each with its OpenAPI description (`openapi()` takes the
+/// description, `build_router` the routes).
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(admin::create_account))
+        .routes(routes!(admin::change_plan))
+        .routes(routes!(admin::revoke_key))
+        .routes(routes!(admin::rotate_key))
+        .routes(routes!(links::create, links::list))
+        .routes(routes!(links::metadata))
+        .routes(routes!(links::update, links::delete))
+        .routes(routes!(attributions::create))
+        .routes(routes!(analytics::totals))
+        .routes(routes!(analytics::timeseries))
+        .routes(routes!(analytics::funnel))
+        .routes(routes!(analytics::top_links))
+        .routes(routes!(redirect::follow))
+}
+
+/// The OpenAPI description of the api's public routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
 pub fn build_router(state: AppState, readiness: Readiness) -> Router {
-    let api = Router::new()
-        .route("/admin/v1/accounts", post(admin::create_account))
-        .route(
-            "/admin/v1/accounts/{account_id}/plan",
-            put(admin::change_plan),
-        )
-        .route(
-            "/admin/v1/accounts/{account_id}/keys/revoke",
-            post(admin::revoke_key),
-        )
-        .route(
-            "/admin/v1/accounts/{account_id}/keys/rotate",
-            post(admin::rotate_key),
-        )
-        .route(
-            "/api/v1/referral-links",
-            post(links::create).get(links::list),
-        )
-        .route("/api/v1/referral-links/metadata", get(links::metadata))
-        .route(
-            "/api/v1/referral-links/{short_code}",
-            patch(links::update).delete(links::delete),
-        )
-        .route("/api/v1/attributions", post(attributions::create))
-        .route("/api/v1/analytics/totals", get(analytics::totals))
-        .route("/api/v1/analytics/timeseries", get(analytics::timeseries))
-        .route("/api/v1/analytics/funnel", get(analytics::funnel))
-        .route("/api/v1/analytics/top-links", get(analytics::top_links))
+    let (documented, _) = routes().split_for_parts();
+    let api = documented
         .route("/dashboard", get(dashboard::page))
-        .route("/l/{short_code}", get(redirect::follow))
         // Static routes win over this one, so no short code shadows a service path.
         .route("/{short_code}", get(redirect::follow))
         .layer(DefaultBodyLimit::max(64 * 1024))

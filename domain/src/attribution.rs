@@ -3,7 +3,8 @@ use std::fmt;
 /// How an install was attributed (`attributions.match_type`, and the answer's `matchType`):
 /// by the short code the app sent, the click id, a fingerprint of the device's recent
 /// click, or not at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum AttributionMatch {
     ShortCode,
     ClickId,
@@ -30,6 +31,13 @@ impl AttributionMatch {
 
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == raw)
+    }
+}
+
+impl TryFrom<String> for AttributionMatch {
+    type Error = crate::ParseError;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw).ok_or_else(|| crate::ParseError::new(format!("unknown match type {raw}")))
     }
 }
 

@@ -29,6 +29,21 @@ impl EntityId {
     }
 }
 
+crate::text_value!(EntityId);
+
+impl utoipa::PartialSchema for EntityId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schema::text(
+            Some("^[^\\u0000]*$"),
+            Some(1),
+            Some(Self::MAX_LEN),
+            "your id for the event; makes it deduplicable",
+        )
+    }
+}
+
+impl utoipa::ToSchema for EntityId {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The machine-readable `code` of an error envelope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     ValidationError,
@@ -20,14 +20,17 @@ pub enum ErrorCode {
 
 /// The one error body every endpoint answers with:
 /// `{"success": false, "message": …, "code": …, "resetsOn": …}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorEnvelope {
+    /// Always false.
     pub success: bool,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<ErrorCode>,
+    /// Only on 429 QUOTA_EXCEEDED: the 1st of next month, 00:00:00.000Z.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub resets_on: Option<String>,
 }
 

@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which of an account's two keys sent an event. Only `Live` events count against, or are
 /// blocked by, the monthly quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     Live,

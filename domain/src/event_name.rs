@@ -48,6 +48,23 @@ impl EventName {
     }
 }
 
+// A name read from a request is a name a customer sent: `parse`'s rule, reserved names
+// refused.
+crate::text_value!(EventName);
+
+impl utoipa::PartialSchema for EventName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schema::text(
+            Some("^[A-Za-z][A-Za-z0-9_]*$"),
+            Some(1),
+            Some(Self::MAX_LEN),
+            "lowercased, then ^[a-z][a-z0-9_]*$; not click, install, impression or open",
+        )
+    }
+}
+
+impl utoipa::ToSchema for EventName {}
+
 /// Events LinkTrace itself records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SystemEvent {

@@ -13,7 +13,9 @@ pub mod environment;
 pub mod event_name;
 pub mod event_record;
 pub mod plan;
+pub mod schema;
 pub mod short_code;
+pub mod web_url;
 
 pub use api_key::{ApiKey, ApiKeyHash};
 pub use attribution::AttributionMatch;
@@ -26,6 +28,7 @@ pub use event_name::{EventName, SystemEvent};
 pub use event_record::{ClientFacts, DecodeError, EventRecord, EventSource, SCHEMA_VERSION};
 pub use plan::{Endpoint, PlanName};
 pub use short_code::ShortCode;
+pub use web_url::WebUrl;
 
 /// Why a raw value was refused. The message names the field and the rule, so it can be
 /// shown to the API caller as it is.

@@ -32,6 +32,21 @@ impl fmt::Display for PlanName {
     }
 }
 
+crate::text_value!(PlanName);
+
+impl utoipa::PartialSchema for PlanName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schema::text(
+            Some("^(free|scale)$"),
+            None,
+            Some(32),
+            "a plan in the plans table: free and scale ship; more may be added as data",
+        )
+    }
+}
+
+impl utoipa::ToSchema for PlanName {}
+
 /// An endpoint a plan may or may not allow. The string form is what the `plans` table's
 /// `allowed_endpoints` column lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

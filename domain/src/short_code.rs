@@ -53,6 +53,21 @@ impl AsRef<str> for ShortCode {
     }
 }
 
+crate::text_value!(ShortCode);
+
+impl utoipa::PartialSchema for ShortCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schema::text(
+            Some("^[A-Za-z0-9]{4,32}$"),
+            Some(Self::MIN_LEN),
+            Some(Self::MAX_LEN),
+            "4-32 ASCII letters and digits",
+        )
+    }
+}
+
+impl utoipa::ToSchema for ShortCode {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

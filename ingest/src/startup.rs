@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::post;
 use axum::Router;
 use linktrace_platform::clock::{Clock, SystemClock};
 use linktrace_platform::health::Readiness;
@@ -16,6 +15,7 @@ use linktrace_platform::request_id;
 use linktrace_platform::{http, metrics};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::claims::EntityClaims;
 use crate::config::IngestConfig;
@@ -51,15 +51,8 @@ impl Dependencies {
 }
 
 pub fn build_router(intake: Arc<Intake>, readiness: Readiness, max_body_bytes: usize) -> Router {
-    let single = Router::new()
-        .route("/api/v1/events", post(routes::events::create))
-        .route("/api/v1/capture-event", post(routes::capture::create))
-        .layer(DefaultBodyLimit::max(max_body_bytes));
-    let batch = Router::new()
-        .route("/api/v1/events/batch", post(routes::batch::create))
-        .layer(DefaultBodyLimit::max(routes::batch::MAX_BODY_BYTES));
-    let router = single
-        .merge(batch)
+    let (routes, _) = routes(max_body_bytes).split_for_parts();
+    let router = routes
         .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(intake)
         .merge(http::operational_routes(readiness))
@@ -69,6 +62,24 @@ pub fn build_router(intake: Arc<Intake>, readiness: Readiness, max_body_bytes: u
             http::panic_response,
         ));
     request_id::layer(router)
+}
+
+/// Ingest's public routes, each with its OpenAPI description (`openapi()` takes the
+/// description, `build_router` the routes).
+fn routes(max_body_bytes: usize) -> OpenApiRouter<Arc<Intake>> {
+    let single = OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(routes::events::create))
+        .routes(utoipa_axum::routes!(routes::capture::create))
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    let batch = OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(routes::batch::create))
+        .layer(DefaultBodyLimit::max(routes::batch::MAX_BODY_BYTES));
+    single.merge(batch)
+}
+
+/// The OpenAPI description of ingest's public routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes(0).split_for_parts().1
 }
 
 pub struct Application {

@@ -21,6 +21,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+pub mod openapi;
+
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// Logs only when `TEST_LOG` is set.

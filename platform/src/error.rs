@@ -9,7 +9,7 @@ use axum::Json;
 use linktrace_domain::{ErrorCode, ErrorEnvelope};
 
 use crate::keys::PlanUpgradeRequired;
-use crate::request::{BodyError, FieldError};
+use crate::request::RequestError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommonError {
@@ -67,18 +67,12 @@ impl CommonError {
     }
 }
 
-impl From<BodyError> for CommonError {
-    fn from(error: BodyError) -> Self {
+impl From<RequestError> for CommonError {
+    fn from(error: RequestError) -> Self {
         match error {
-            BodyError::TooLarge => CommonError::PayloadTooLarge,
+            RequestError::TooLarge => CommonError::PayloadTooLarge,
             other => CommonError::Validation(other.to_string()),
         }
-    }
-}
-
-impl From<FieldError> for CommonError {
-    fn from(error: FieldError) -> Self {
-        CommonError::Validation(error.0)
     }
 }
 
@@ -105,8 +99,7 @@ macro_rules! wraps_common_error {
     ($service:ident) => {
         $crate::wraps_common_error!(
             $service;
-            $crate::request::BodyError,
-            $crate::request::FieldError,
+            $crate::request::RequestError,
             $crate::keys::PlanUpgradeRequired,
             sqlx::Error
         );

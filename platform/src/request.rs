@@ -1,9 +1,13 @@
-//! Reading requests the same way in every service: JSON bodies (content type, size, syntax,
-//! typed fields whose errors name the field; unknown fields are ignored), query strings and
-//! path segments — each failing with the error envelope, never axum's plain-text rejection.
+//! Reading requests the same way in every service. Bodies and query strings are read into
+//! derived request types (`serde`, camelCase as the contract spells it) whose fields are
+//! domain newtypes that parse themselves; a refusal names the field by its path
+//! (`serde_path_to_error`) and becomes the error envelope, never axum's plain-text
+//! rejection. Unknown fields are ignored.
+
+use std::fmt;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -11,11 +15,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linktrace_domain::{ErrorCode, ErrorEnvelope, ParseError};
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Deserializer};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 
-/// Why a request body could not be read as a JSON object.
+/// Why a request's body or query string was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub enum RequestError {
     #[error("Content-Type must be application/json")]
     NotJson,
     #[error("request body is too large")]
@@ -26,41 +32,165 @@ pub enum BodyError {
     Malformed(String),
     #[error("request body must be a JSON object")]
     NotAnObject,
+    /// A field missing or not of its documented type or rule; the message names it.
+    #[error("{0}")]
+    Invalid(String),
 }
 
-impl IntoResponse for BodyError {
+impl RequestError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        RequestError::Invalid(message.into())
+    }
+}
+
+impl IntoResponse for RequestError {
     fn into_response(self) -> Response {
         let (status, code) = match self {
-            BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
+            RequestError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
             _ => (StatusCode::BAD_REQUEST, ErrorCode::ValidationError),
         };
         (status, Json(ErrorEnvelope::new(code, self.to_string()))).into_response()
     }
 }
 
-/// A field that is missing or not of the documented type/rule; the message names it.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct FieldError(pub String);
+/// A request body sent as `application/json`, read into `T`. Take it as
+/// `Result<JsonBody<T>, RequestError>` to check the caller's key first.
+pub struct JsonBody<T>(pub T);
 
-impl IntoResponse for FieldError {
-    fn into_response(self) -> Response {
-        let envelope = ErrorEnvelope::new(ErrorCode::ValidationError, self.0);
-        (StatusCode::BAD_REQUEST, Json(envelope)).into_response()
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = RequestError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(request.headers()) {
+            return Err(RequestError::NotJson);
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    RequestError::TooLarge
+                } else {
+                    RequestError::Unreadable(rejection.to_string())
+                }
+            })?;
+        from_json(&bytes).map(JsonBody)
     }
 }
 
-/// Query-string parameters. Take it as `Result<QueryParams<T>, FieldError>` to check the
-/// caller's key first; a malformed query (a repeated field, say) is then a 400 envelope.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Reads one JSON document into `T`. serde_json refuses nesting deeper than 128 levels
+/// with an error, not a stack overflow.
+pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestError> {
+    // serde reads a struct from an array too (by position); a body must be an object.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|&b| b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(RequestError::NotAnObject);
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let error = error.into_inner();
+        if !error.is_data() {
+            return RequestError::Malformed(error.to_string());
+        }
+        let message = without_position(error.to_string());
+        if path == "." && message.starts_with("invalid type") {
+            return RequestError::NotAnObject;
+        }
+        RequestError::Invalid(field_message(&path, &message))
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| RequestError::Malformed(error.to_string()))?;
+    Ok(value)
+}
+
+/// serde_json appends " at line L column C"; the field's path says more.
+fn without_position(mut message: String) -> String {
+    if let Some(at) = message.rfind(" at line ") {
+        message.truncate(at);
+    }
+    message
+}
+
+/// Says what is wrong with the field at `path` in the words of our envelope: serde's own
+/// messages rephrased, a domain rule's message after the field's name.
+fn field_message(path: &str, message: &str) -> String {
+    let field = |name: &str| match path {
+        "." => name.to_owned(),
+        parent => format!("{parent}.{name}"),
+    };
+    let quoted = |s: &str| s.replace('`', "\"");
+    if let Some(name) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        return format!("{} is required", field(name));
+    }
+    if let Some(name) = message
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        return format!("{} must be given once", field(name));
+    }
+    if let Some((_, expected)) = message
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.rsplit_once(", expected "))
+    {
+        let expected = match expected {
+            e if e.starts_with("struct ") || e == "a map" => "an object",
+            "a sequence" => "an array",
+            "a string" | "a boolean" => expected,
+            e if e.starts_with('u') || e.starts_with('i') => "an integer",
+            other => return format!("{path} must be {}", quoted(other)),
+        };
+        return format!("{path} must be {expected}");
+    }
+    if let Some((_, expected)) = message
+        .strip_prefix("unknown variant ")
+        .and_then(|rest| rest.split_once(", expected "))
+    {
+        let expected = expected.strip_prefix("one of ").unwrap_or(expected);
+        return format!("{path} must be {}", quoted(expected));
+    }
+    if message.starts_with("invalid value: ") {
+        let expected = message.rsplit_once(", expected ").map_or("", |(_, e)| e);
+        return format!("{path} must be {}", quoted(expected));
+    }
+    // A nested object's refusal, already naming the field inside it (see `object`).
+    if message.starts_with('.') {
+        return format!("{path}{message}");
+    }
+    // A domain newtype's own rule ("must be 4-32 characters long (got 3)").
+    format!("{path} {message}")
+}
+
+/// Query-string parameters read into `T`. Take it as `Result<QueryParams<T>, RequestError>`
+/// to check the caller's key first.
 pub struct QueryParams<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
-    type Rejection = FieldError;
+    type Rejection = RequestError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Query::try_from_uri(&parts.uri)
-            .map(|Query(params)| QueryParams(params))
-            .map_err(|rejection| FieldError(rejection.body_text()))
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(QueryParams)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                RequestError::Invalid(field_message(&path, &error.into_inner().to_string()))
+            })
     }
 }
 
@@ -82,94 +212,273 @@ impl<S: Send + Sync> FromRequestParts<S> for PathSegment {
     }
 }
 
-/// A request body that is a JSON object sent as `application/json`.
-pub struct JsonObject(pub Map<String, Value>);
-
-impl<S: Send + Sync> FromRequest<S> for JsonObject {
-    type Rejection = BodyError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .eq_ignore_ascii_case("application/json")
-            })
-            .unwrap_or(false);
-        if !is_json {
-            return Err(BodyError::NotJson);
-        }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    BodyError::TooLarge
-                } else {
-                    BodyError::Unreadable(rejection.to_string())
-                }
-            })?;
-        // serde_json refuses nesting deeper than 128 levels with an error, not a stack overflow.
-        match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(map)) => Ok(JsonObject(map)),
-            Ok(_) => Err(BodyError::NotAnObject),
-            Err(error) => Err(BodyError::Malformed(error.to_string())),
-        }
-    }
-}
-
-/// A required string field.
-pub fn required_str<'a>(
-    object: &'a Map<String, Value>,
-    field: &str,
-) -> Result<&'a str, FieldError> {
-    optional_str(object, field)?.ok_or_else(|| FieldError(format!("{field} is required")))
-}
-
-/// An optional string field; `null` counts as absent.
-pub fn optional_str<'a>(
-    object: &'a Map<String, Value>,
-    field: &str,
-) -> Result<Option<&'a str>, FieldError> {
-    match object.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        // Postgres text cannot hold NUL; refuse it here rather than fail later with a 503.
-        Some(Value::String(s)) if s.contains('\0') => Err(FieldError(format!(
-            "{field} must not contain NUL characters"
-        ))),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(FieldError(format!("{field} must be a string"))),
-    }
-}
-
-/// An optional string of at most `max` characters.
-pub fn optional_bounded_str<'a>(
-    object: &'a Map<String, Value>,
-    field: &str,
-    max: usize,
-) -> Result<Option<&'a str>, FieldError> {
-    let value = optional_str(object, field)?;
-    if value.is_some_and(|v| v.chars().count() > max) {
-        return Err(FieldError(format!(
-            "{field} must be at most {max} characters"
-        )));
-    }
-    Ok(value)
-}
-
-/// Turns a domain parse error into a message that names the field.
-pub fn field_error(field: &str) -> impl Fn(ParseError) -> FieldError + '_ {
-    move |e| FieldError(format!("{field} {e}"))
-}
-
 /// The secret from the first of `names` present in `headers`.
 pub fn header_value<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
     names
         .iter()
         .find_map(|name| headers.get(*name))
         .and_then(|v| v.to_str().ok())
+}
+
+/// Free text of `MIN` to `MAX` characters (Unicode scalar values), without NUL: Postgres
+/// text cannot hold one, so it is refused here rather than failing later with a 503.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text<const MIN: usize, const MAX: usize>(String);
+
+impl<const MIN: usize, const MAX: usize> Text<MIN, MAX> {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        if raw.contains('\0') {
+            return Err(ParseError::new("must not contain NUL characters"));
+        }
+        let length = raw.chars().count();
+        if length < MIN || length > MAX {
+            return Err(ParseError::new(if MIN == 0 {
+                format!("must be at most {MAX} characters")
+            } else {
+                format!("must be {MIN}-{MAX} characters")
+            }));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl<'de, const MIN: usize, const MAX: usize> Deserialize<'de> for Text<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<const MIN: usize, const MAX: usize> utoipa::PartialSchema for Text<MIN, MAX> {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length((MIN > 0).then_some(MIN))
+            .max_length(Some(MAX))
+            .pattern(Some("^[^\\u0000]*$"))
+            .into()
+    }
+}
+
+impl<const MIN: usize, const MAX: usize> utoipa::ToSchema for Text<MIN, MAX> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("Text{MIN}To{MAX}").into()
+    }
+}
+
+/// A page size or count limit from a query string: an integer from 1 to `MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit<const MAX: u32>(u32);
+
+impl<const MAX: u32> Limit<MAX> {
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl<'de, const MAX: u32> Deserialize<'de> for Limit<MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        raw.parse()
+            .ok()
+            .filter(|n| (1..=MAX).contains(n))
+            .map(Limit)
+            .ok_or_else(|| serde::de::Error::custom(format!("must be 1-{MAX}")))
+    }
+}
+
+impl<const MAX: u32> utoipa::PartialSchema for Limit<MAX> {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(MAX))
+            .into()
+    }
+}
+
+impl<const MAX: u32> utoipa::ToSchema for Limit<MAX> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("Limit{MAX}").into()
+    }
+}
+
+/// An ISO-8601 (RFC 3339) date-time with an offset, read as UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub chrono::DateTime<chrono::Utc>);
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        chrono::DateTime::parse_from_rfc3339(&raw)
+            .map(|t| Timestamp(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| serde::de::Error::custom("must be an ISO-8601 date-time"))
+    }
+}
+
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::DateTime,
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}
+
+/// For a field that is itself an object: serde would also read a struct from an array, by
+/// position; this refuses anything but a JSON object. Use with
+/// `#[serde(deserialize_with = "object")]` (or `optional_object` for an `Option`).
+pub fn object<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    let map = serde_json::Map::deserialize(deserializer)?;
+    serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(|error| {
+        let path = error.path().to_string();
+        let message = field_message(&path, &error.into_inner().to_string());
+        serde::de::Error::custom(format!(".{message}"))
+    })
+}
+
+/// [`object`] for a field that may be absent or `null`.
+pub fn optional_object<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    match Option::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(map) => object(serde_json::Value::Object(map))
+            .map(Some)
+            .map_err(|error: serde_json::Error| serde::de::Error::custom(error.to_string())),
+    }
+}
+
+/// [`optional_object`] for a PATCH field: absent, `null`, or an object.
+pub fn present_object<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    optional_object(deserializer).map(Some)
+}
+
+/// For PATCH bodies: `Option<Option<T>>` where the outer `None` is an absent field and
+/// `Some(None)` an explicit `null`. Use with `#[serde(default, deserialize_with = "present")]`.
+pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.to_rfc3339())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linktrace_domain::{EventName, ShortCode};
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Sample {
+        link_short_code: ShortCode,
+        event_name: Option<EventName>,
+        note: Option<Text<0, 5>>,
+        #[serde(default, deserialize_with = "optional_object")]
+        nested: Option<Nested>,
+        environment: Option<linktrace_domain::Environment>,
+        #[serde(default, deserialize_with = "present")]
+        cleared: Option<Option<Text<0, 5>>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Nested {
+        title: Text<1, 3>,
+    }
+
+    fn refusal(json: &str) -> String {
+        match from_json::<Sample>(json.as_bytes()) {
+            Err(RequestError::Invalid(message)) => message,
+            other => panic!("{json}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_name_the_field_and_its_rule() {
+        assert_eq!(refusal("{}"), "linkShortCode is required");
+        assert_eq!(
+            refusal(r#"{"linkShortCode": 7}"#),
+            "linkShortCode must be a string"
+        );
+        assert_eq!(
+            refusal(r#"{"linkShortCode": "ab"}"#),
+            "linkShortCode must be 4-32 characters long (got 2)"
+        );
+        assert_eq!(
+            refusal(r#"{"linkShortCode": "abcd", "note": "toolong"}"#),
+            "note must be at most 5 characters"
+        );
+        assert_eq!(
+            refusal(r#"{"linkShortCode": "abcd", "note": "a\u0000"}"#),
+            "note must not contain NUL characters"
+        );
+        assert_eq!(
+            refusal(r#"{"linkShortCode": "abcd", "nested": {}}"#),
+            "nested.title is required"
+        );
+        assert_eq!(
+            refusal(r#"{"linkShortCode": "abcd", "nested": {"title": ""}}"#),
+            "nested.title must be 1-3 characters"
+        );
+        assert_eq!(
+            refusal(r#"{"linkShortCode": "abcd", "nested": []}"#),
+            "nested must be an object"
+        );
+        assert_eq!(
+            refusal(r#"{"linkShortCode": "abcd", "environment": "prod"}"#),
+            "environment must be \"live\" or \"test\""
+        );
+        assert_eq!(
+            refusal(r#"{"linkShortCode": "abcd", "eventName": "click"}"#),
+            "eventName 'click' is reserved"
+        );
+    }
+
+    #[test]
+    fn syntax_and_shape_are_told_apart_from_fields() {
+        assert!(matches!(
+            from_json::<Sample>(b"{"),
+            Err(RequestError::Malformed(_))
+        ));
+        assert!(matches!(
+            from_json::<Sample>(br#"{"linkShortCode": "abcd"} x"#),
+            Err(RequestError::Malformed(_))
+        ));
+        assert!(matches!(
+            from_json::<Sample>(b"[1]"),
+            Err(RequestError::NotAnObject)
+        ));
+    }
+
+    #[test]
+    fn patch_fields_tell_absent_from_null() {
+        let absent: Sample = from_json(br#"{"linkShortCode": "abcd"}"#).unwrap();
+        assert_eq!(absent.cleared, None);
+        let null: Sample = from_json(br#"{"linkShortCode": "abcd", "cleared": null}"#).unwrap();
+        assert_eq!(null.cleared, Some(None));
+    }
 }

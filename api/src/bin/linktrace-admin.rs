@@ -10,11 +10,11 @@ use clap::{Parser, Subcommand};
 use envconfig::Envconfig;
 use linktrace_api::accounts;
 use linktrace_api::routes::admin::{
-    account_created, key_revoked, key_rotated, plan_changed, ENVIRONMENT_RULE,
+    AccountCreated, KeyRevoked, KeyRotated, PlanChanged, ENVIRONMENT_RULE,
 };
 use linktrace_domain::{Environment, PlanName};
 use linktrace_platform::postgres::{self, PostgresConfig};
-use serde_json::Value;
+use serde_json::{to_value, Value};
 use uuid::Uuid;
 
 /// Administer LinkTrace accounts directly in Postgres (reads DATABASE_URL).
@@ -74,14 +74,14 @@ async fn main() -> anyhow::Result<()> {
 async fn run(pool: &sqlx::PgPool, command: Command) -> anyhow::Result<Value> {
     let missing = |id: Uuid| anyhow::anyhow!("no account {id}");
     Ok(match command {
-        Command::CreateAccount { name, plan } => {
-            account_created(&accounts::create(pool, &name, &plan).await?)
-        }
+        Command::CreateAccount { name, plan } => to_value(AccountCreated::from(
+            &accounts::create(pool, &name, &plan).await?,
+        ))?,
         Command::SetPlan { account_id, plan } => {
             if !accounts::change_plan(pool, account_id, &plan).await? {
                 return Err(missing(account_id));
             }
-            plan_changed(account_id, &plan)
+            to_value(PlanChanged::new(account_id, &plan))?
         }
         Command::RotateKey {
             account_id,
@@ -90,7 +90,7 @@ async fn run(pool: &sqlx::PgPool, command: Command) -> anyhow::Result<Value> {
             let key = accounts::rotate_key(pool, account_id, environment)
                 .await?
                 .ok_or_else(|| missing(account_id))?;
-            key_rotated(account_id, environment, &key)
+            to_value(KeyRotated::new(account_id, environment, &key))?
         }
         Command::RevokeKey {
             account_id,
@@ -99,7 +99,7 @@ async fn run(pool: &sqlx::PgPool, command: Command) -> anyhow::Result<Value> {
             if !accounts::revoke_key(pool, account_id, environment).await? {
                 return Err(missing(account_id));
             }
-            key_revoked(account_id, environment)
+            to_value(KeyRevoked::new(account_id, environment))?
         }
     })
 }

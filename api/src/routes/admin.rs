@@ -5,11 +5,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linktrace_domain::{ApiKey, Environment, PlanName};
-use linktrace_platform::request::{
-    field_error, header_value, required_str, BodyError, JsonObject, PathSegment,
-};
-use serde_json::{json, Value};
+use linktrace_platform::openapi::{errors, Yes};
+use linktrace_platform::request::{header_value, JsonBody, PathSegment, RequestError, Text};
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::accounts::{self, CreatedAccount};
@@ -32,99 +32,230 @@ fn account_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("account"))
 }
 
+/// A new account.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AccountBody {
+    /// 1-200 characters once trimmed.
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = "\\S")]
+    pub name: Text<0, 4096>,
+    pub plan: PlanName,
+}
+
+/// A plan change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PlanBody {
+    pub plan: PlanName,
+}
+
+/// Which of the account's two keys.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct KeyBody {
+    pub environment: Environment,
+}
+
+/// Create an account with its live and test keys (shown once)
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts",
+    operation_id = "createAccount",
+    tag = "admin",
+    request_body = AccountBody,
+    responses(
+        (status = 201, description = "accountId, apiKey, testApiKey", body = AccountCreated, links(
+            ("ChangePlan" = (operation_id = "changePlan", parameters(("accountId" = "$response.body#/accountId")))),
+            ("RevokeKey" = (operation_id = "revokeKey", parameters(("accountId" = "$response.body#/accountId")))),
+            ("RotateKey" = (operation_id = "rotateKey", parameters(("accountId" = "$response.body#/accountId")))),
+        )),
+        errors::BadRequest, errors::Unauthorized, errors::PayloadTooLarge, errors::Unavailable,
+    ),
+    security(("adminToken" = [])),
+)]
 pub async fn create_account(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<JsonObject, BodyError>,
+    body: Result<JsonBody<AccountBody>, RequestError>,
 ) -> Result<Response, ApiError> {
     require_admin(&state, &headers)?;
-    let JsonObject(object) = body?;
-    let name = required_str(&object, "name")?;
-    let plan = PlanName::parse(required_str(&object, "plan")?).map_err(field_error("plan"))?;
-    let created = accounts::create(&state.pool, name, &plan).await?;
-    Ok((StatusCode::CREATED, Json(account_created(&created))).into_response())
+    let JsonBody(body) = body?;
+    let created = accounts::create(&state.pool, body.name.as_str(), &body.plan).await?;
+    Ok((StatusCode::CREATED, Json(AccountCreated::from(&created))).into_response())
 }
 
+/// Change an account's plan
+#[utoipa::path(
+    put,
+    path = "/admin/v1/accounts/{accountId}/plan",
+    tag = "admin",
+    operation_id = "changePlan",
+    params(("accountId" = Uuid, Path)),
+    request_body = PlanBody,
+    responses(
+        (status = 200, description = "Changed", body = PlanChanged),
+        errors::BadRequest, errors::Unauthorized, errors::NotFound, errors::PayloadTooLarge,
+        errors::Unavailable,
+    ),
+    security(("adminToken" = [])),
+)]
 pub async fn change_plan(
     State(state): State<AppState>,
     PathSegment(raw_id): PathSegment,
     headers: HeaderMap,
-    body: Result<JsonObject, BodyError>,
+    body: Result<JsonBody<PlanBody>, RequestError>,
 ) -> Result<Response, ApiError> {
     require_admin(&state, &headers)?;
     let id = account_id(&raw_id)?;
-    let JsonObject(object) = body?;
-    let plan = PlanName::parse(required_str(&object, "plan")?).map_err(field_error("plan"))?;
+    let JsonBody(PlanBody { plan }) = body?;
     let changed = accounts::change_plan(&state.pool, id, &plan).await?;
     state.keys.forget_all();
     if !changed {
         return Err(ApiError::NotFound("account"));
     }
-    Ok(Json(plan_changed(id, &plan)).into_response())
+    Ok(Json(PlanChanged::new(id, &plan)).into_response())
 }
 
-/// The account and key environment a key operation names (`{"environment": "live" | "test"}`).
-fn key_target(
-    raw_id: &str,
-    body: Result<JsonObject, BodyError>,
-) -> Result<(Uuid, Environment), ApiError> {
-    let id = account_id(raw_id)?;
-    let JsonObject(object) = body?;
-    let environment = Environment::parse(required_str(&object, "environment")?)
-        .ok_or_else(|| ApiError::validation(ENVIRONMENT_RULE))?;
-    Ok((id, environment))
-}
-
+/// Revoke the current key of an environment and issue a new one
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts/{accountId}/keys/rotate",
+    tag = "admin",
+    operation_id = "rotateKey",
+    params(("accountId" = Uuid, Path)),
+    request_body = KeyBody,
+    responses(
+        (status = 200, description = "The new key", body = KeyRotated),
+        errors::BadRequest, errors::Unauthorized, errors::NotFound, errors::PayloadTooLarge,
+        errors::Unavailable,
+    ),
+    security(("adminToken" = [])),
+)]
 pub async fn rotate_key(
     State(state): State<AppState>,
     PathSegment(raw_id): PathSegment,
     headers: HeaderMap,
-    body: Result<JsonObject, BodyError>,
+    body: Result<JsonBody<KeyBody>, RequestError>,
 ) -> Result<Response, ApiError> {
     require_admin(&state, &headers)?;
-    let (id, environment) = key_target(&raw_id, body)?;
+    let id = account_id(&raw_id)?;
+    let JsonBody(KeyBody { environment }) = body?;
     let key = accounts::rotate_key(&state.pool, id, environment).await?;
     state.keys.forget_all();
     let key = key.ok_or(ApiError::NotFound("account"))?;
-    Ok(Json(key_rotated(id, environment, &key)).into_response())
+    Ok(Json(KeyRotated::new(id, environment, &key)).into_response())
 }
 
+/// Revoke the key of an environment without issuing another
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts/{accountId}/keys/revoke",
+    tag = "admin",
+    operation_id = "revokeKey",
+    params(("accountId" = Uuid, Path)),
+    request_body = KeyBody,
+    responses(
+        (status = 200, description = "Revoked", body = KeyRevoked),
+        errors::BadRequest, errors::Unauthorized, errors::NotFound, errors::PayloadTooLarge,
+        errors::Unavailable,
+    ),
+    security(("adminToken" = [])),
+)]
 pub async fn revoke_key(
     State(state): State<AppState>,
     PathSegment(raw_id): PathSegment,
     headers: HeaderMap,
-    body: Result<JsonObject, BodyError>,
+    body: Result<JsonBody<KeyBody>, RequestError>,
 ) -> Result<Response, ApiError> {
     require_admin(&state, &headers)?;
-    let (id, environment) = key_target(&raw_id, body)?;
+    let id = account_id(&raw_id)?;
+    let JsonBody(KeyBody { environment }) = body?;
     let revoked = accounts::revoke_key(&state.pool, id, environment).await?;
     state.keys.forget_all();
     if !revoked {
         return Err(ApiError::NotFound("account"));
     }
-    Ok(Json(key_revoked(id, environment)).into_response())
+    Ok(Json(KeyRevoked::new(id, environment)).into_response())
 }
 
 // The bodies the admin API answers with; `linktrace-admin` prints the same ones.
 
 pub const ENVIRONMENT_RULE: &str = "environment must be \"live\" or \"test\"";
 
-pub fn account_created(created: &CreatedAccount) -> Value {
-    json!({
-        "accountId": created.account_id,
-        "apiKey": created.api_key.expose_secret(),
-        "testApiKey": created.test_api_key.expose_secret(),
-    })
+/// A new account and its two keys, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountCreated {
+    pub account_id: Uuid,
+    #[schema(pattern = "^lt_live_")]
+    pub api_key: String,
+    #[schema(pattern = "^lt_test_")]
+    pub test_api_key: String,
 }
 
-pub fn plan_changed(id: Uuid, plan: &PlanName) -> Value {
-    json!({ "success": true, "accountId": id, "plan": plan.as_str() })
+impl From<&CreatedAccount> for AccountCreated {
+    fn from(created: &CreatedAccount) -> Self {
+        AccountCreated {
+            account_id: created.account_id,
+            api_key: created.api_key.expose_secret().to_owned(),
+            test_api_key: created.test_api_key.expose_secret().to_owned(),
+        }
+    }
 }
 
-pub fn key_rotated(id: Uuid, environment: Environment, key: &ApiKey) -> Value {
-    json!({ "success": true, "accountId": id, "environment": environment.as_str(), "apiKey": key.expose_secret() })
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanChanged {
+    pub success: Yes,
+    pub account_id: Uuid,
+    pub plan: PlanName,
 }
 
-pub fn key_revoked(id: Uuid, environment: Environment) -> Value {
-    json!({ "success": true, "accountId": id, "environment": environment.as_str(), "revoked": true })
+impl PlanChanged {
+    pub fn new(account_id: Uuid, plan: &PlanName) -> Self {
+        PlanChanged {
+            success: Yes,
+            account_id,
+            plan: plan.clone(),
+        }
+    }
+}
+
+/// The environment's new key, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRotated {
+    pub success: Yes,
+    pub account_id: Uuid,
+    pub environment: Environment,
+    #[schema(pattern = "^lt_(live|test)_")]
+    pub api_key: String,
+}
+
+impl KeyRotated {
+    pub fn new(account_id: Uuid, environment: Environment, key: &ApiKey) -> Self {
+        KeyRotated {
+            success: Yes,
+            account_id,
+            environment,
+            api_key: key.expose_secret().to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRevoked {
+    pub success: Yes,
+    pub account_id: Uuid,
+    pub environment: Environment,
+    pub revoked: Yes,
+}
+
+impl KeyRevoked {
+    pub fn new(account_id: Uuid, environment: Environment) -> Self {
+        KeyRevoked {
+            success: Yes,
+            account_id,
+            environment,
+            revoked: Yes,
+        }
+    }
 }

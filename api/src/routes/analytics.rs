@@ -6,12 +6,13 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
-use linktrace_domain::{Endpoint, EventName, ShortCode};
-use linktrace_platform::request::{FieldError, QueryParams};
-use serde::Deserialize;
-use serde_json::json;
+use linktrace_domain::{Endpoint, EventName, ParseError, ShortCode, SystemEvent};
+use linktrace_platform::openapi::{errors, Yes};
+use linktrace_platform::request::{Limit, QueryParams, RequestError, Timestamp};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::analytics::{self, Interval, Scope};
+use crate::analytics::{self, Funnel, Interval, Point, Scope, TopLink, TotalRow};
 use crate::error::ApiError;
 use crate::routes::caller;
 use crate::state::AppState;
@@ -19,39 +20,133 @@ use crate::state::AppState;
 /// The longest range one query may cover.
 const MAX_RANGE_DAYS: i64 = 400;
 
-#[derive(Debug, Deserialize)]
+/// What every analytics read is scoped by, besides the caller's account and environment.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
-pub struct AnalyticsQuery {
-    from: Option<String>,
-    to: Option<String>,
-    short_code: Option<String>,
-    event_name: Option<String>,
-    interval: Option<String>,
-    limit: Option<String>,
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct RangeQuery {
+    /// ISO-8601; default `to` minus 30 days; at most 400 days before `to`.
+    #[param(inline)]
+    from: Option<Timestamp>,
+    /// ISO-8601; default now plus 1 hour.
+    #[param(inline)]
+    to: Option<Timestamp>,
+    /// Only this link.
+    #[param(inline)]
+    short_code: Option<ShortCode>,
+    /// Only this event (`click` and `install` included).
+    #[param(inline)]
+    event_name: Option<EventFilter>,
 }
 
-/// The caller's scope and the query it asked with: the key is checked before the query.
+/// An event name to filter by: a customer's event name, or one the pipeline records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct EventFilter(String);
+
+impl TryFrom<String> for EventFilter {
+    type Error = ParseError;
+    fn try_from(raw: String) -> Result<Self, ParseError> {
+        let lower = raw.to_lowercase();
+        match SystemEvent::parse(&lower) {
+            Some(system) => Ok(Self(system.as_str().to_owned())),
+            None => EventName::parse(&raw).map(|name| Self(name.as_str().to_owned())),
+        }
+    }
+}
+
+impl utoipa::PartialSchema for EventFilter {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        linktrace_domain::schema::text(
+            Some("^[A-Za-z][A-Za-z0-9_]*$"),
+            Some(1),
+            Some(EventName::MAX_LEN),
+            "an event name as customers send it (lowercased), or click or install",
+        )
+    }
+}
+
+impl ToSchema for EventFilter {}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesQuery {
+    /// `hour` (ranges of up to 31 days) or `day` (default).
+    #[param(inline)]
+    interval: Option<Interval>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TopQuery {
+    /// 1-100, default 10.
+    #[param(inline)]
+    limit: Option<Limit<100>>,
+}
+
+/// The range counted: the asked one widened to whole hours (`from` down, `to` up).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountedRange {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl CountedRange {
+    fn of(scope: &Scope) -> Self {
+        let hours = scope.hours();
+        CountedRange {
+            from: hours.from,
+            to: hours.to,
+        }
+    }
+}
+
+/// Exact totals per link and event name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Totals {
+    pub success: Yes,
+    pub range: CountedRange,
+    pub totals: Vec<TotalRow>,
+}
+
+/// Counts per bucket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Series {
+    pub success: Yes,
+    pub range: CountedRange,
+    pub interval: Interval,
+    pub points: Vec<Point>,
+}
+
+/// Click, install, then each post-install event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FunnelAnswer {
+    pub success: Yes,
+    pub range: CountedRange,
+    pub funnel: Funnel,
+}
+
+/// Links with the most events of a name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopLinks {
+    pub success: Yes,
+    pub range: CountedRange,
+    pub links: Vec<TopLink>,
+}
+
+/// The caller's scope: the key is checked before the query.
 async fn scope(
     state: &AppState,
     headers: &HeaderMap,
-    query: Result<QueryParams<AnalyticsQuery>, FieldError>,
-) -> Result<(Scope, AnalyticsQuery), ApiError> {
+    query: Result<QueryParams<RangeQuery>, RequestError>,
+) -> Result<Scope, ApiError> {
     let caller = caller(state, headers).await?;
     caller.require(Endpoint::Analytics)?;
     let QueryParams(query) = query?;
-    let now = state.clock.now();
     let to = query
         .to
-        .as_deref()
-        .map(|raw| time(raw, "to"))
-        .transpose()?
-        .unwrap_or(now + Duration::hours(1));
-    let from = query
-        .from
-        .as_deref()
-        .map(|raw| time(raw, "from"))
-        .transpose()?
-        .unwrap_or(to - Duration::days(30));
+        .map_or_else(|| state.clock.now() + Duration::hours(1), |t| t.0);
+    let from = query.from.map_or(to - Duration::days(30), |t| t.0);
     if from >= to {
         return Err(ApiError::validation("from must be before to"));
     }
@@ -60,102 +155,139 @@ async fn scope(
             "the range may cover at most {MAX_RANGE_DAYS} days"
         )));
     }
-    let short_code = match query.short_code.as_deref() {
-        Some(raw) => ShortCode::parse(raw)
-            .map_err(|e| ApiError::validation(format!("shortCode {e}")))?
-            .as_str()
-            .to_owned(),
-        None => String::new(),
-    };
-    let event_name = match query.event_name.as_deref() {
-        // click and install are valid filters here, though customers cannot send them.
-        Some(raw) if ["click", "install"].contains(&raw.to_lowercase().as_str()) => {
-            raw.to_lowercase()
-        }
-        Some(raw) => EventName::parse(raw)
-            .map_err(|e| ApiError::validation(format!("eventName {e}")))?
-            .as_str()
-            .to_owned(),
-        None => String::new(),
-    };
-    let scope = Scope {
+    Ok(Scope {
         account_id: caller.account_id,
         environment: caller.environment,
         from,
         to,
-        short_code,
-        event_name,
-    };
-    Ok((scope, query))
+        short_code: query
+            .short_code
+            .map(|code| code.as_str().to_owned())
+            .unwrap_or_default(),
+        event_name: query.event_name.map(|name| name.0).unwrap_or_default(),
+    })
 }
 
-fn time(raw: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| ApiError::validation(format!("{field} must be an ISO-8601 date-time")))
-}
-
-/// The range counted: the asked one widened to whole hours.
-fn range(scope: &Scope) -> serde_json::Value {
-    let hours = scope.hours();
-    json!({ "from": hours.from, "to": hours.to })
-}
-
+/// Exact totals per link and event name
+#[utoipa::path(
+    get,
+    path = "/api/v1/analytics/totals",
+    operation_id = "getTotals",
+    tag = "api",
+    params(RangeQuery),
+    responses(
+        (status = 200, description = "Totals", body = Totals),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
 pub async fn totals(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<QueryParams<AnalyticsQuery>, FieldError>,
+    query: Result<QueryParams<RangeQuery>, RequestError>,
 ) -> Result<Response, ApiError> {
-    let (scope, _) = scope(&state, &headers, query).await?;
-    let rows = analytics::totals(&state.clickhouse, &scope).await?;
-    Ok(Json(json!({ "success": true, "range": range(&scope), "totals": rows })).into_response())
+    let scope = scope(&state, &headers, query).await?;
+    let totals = analytics::totals(&state.clickhouse, &scope).await?;
+    Ok(Json(Totals {
+        success: Yes,
+        range: CountedRange::of(&scope),
+        totals,
+    })
+    .into_response())
 }
 
+/// Counts per hour (ranges up to 31 days) or day
+#[utoipa::path(
+    get,
+    path = "/api/v1/analytics/timeseries",
+    operation_id = "getTimeseries",
+    tag = "api",
+    params(RangeQuery, SeriesQuery),
+    responses(
+        (status = 200, description = "Points", body = Series),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
 pub async fn timeseries(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<QueryParams<AnalyticsQuery>, FieldError>,
+    query: Result<QueryParams<RangeQuery>, RequestError>,
+    series: Result<QueryParams<SeriesQuery>, RequestError>,
 ) -> Result<Response, ApiError> {
-    let (scope, query) = scope(&state, &headers, query).await?;
-    let interval = match query.interval.as_deref().unwrap_or("day") {
-        "hour" => Interval::Hour,
-        "day" => Interval::Day,
-        _ => return Err(ApiError::validation("interval must be \"hour\" or \"day\"")),
-    };
+    let scope = scope(&state, &headers, query).await?;
+    let QueryParams(series) = series?;
+    let interval = series.interval.unwrap_or_default();
     if interval == Interval::Hour && scope.to - scope.from > Duration::days(31) {
         return Err(ApiError::validation(
             "hourly series may cover at most 31 days",
         ));
     }
     let points = analytics::timeseries(&state.clickhouse, &scope, interval).await?;
-    Ok(Json(json!({ "success": true, "range": range(&scope), "interval": query.interval.as_deref().unwrap_or("day"), "points": points }))
-        .into_response())
+    Ok(Json(Series {
+        success: Yes,
+        range: CountedRange::of(&scope),
+        interval,
+        points,
+    })
+    .into_response())
 }
 
+/// Click, install, then each post-install event
+#[utoipa::path(
+    get,
+    path = "/api/v1/analytics/funnel",
+    operation_id = "getFunnel",
+    tag = "api",
+    params(RangeQuery),
+    responses(
+        (status = 200, description = "The funnel", body = FunnelAnswer),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
 pub async fn funnel(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<QueryParams<AnalyticsQuery>, FieldError>,
+    query: Result<QueryParams<RangeQuery>, RequestError>,
 ) -> Result<Response, ApiError> {
-    let (scope, _) = scope(&state, &headers, query).await?;
+    let scope = scope(&state, &headers, query).await?;
     let funnel = analytics::funnel(&state.clickhouse, &scope).await?;
-    Ok(Json(json!({ "success": true, "range": range(&scope), "funnel": funnel })).into_response())
+    Ok(Json(FunnelAnswer {
+        success: Yes,
+        range: CountedRange::of(&scope),
+        funnel,
+    })
+    .into_response())
 }
 
+/// Links with the most events of a name (clicks by default)
+#[utoipa::path(
+    get,
+    path = "/api/v1/analytics/top-links",
+    operation_id = "getTopLinks",
+    tag = "api",
+    params(RangeQuery, TopQuery),
+    responses(
+        (status = 200, description = "Links", body = TopLinks),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
 pub async fn top_links(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<QueryParams<AnalyticsQuery>, FieldError>,
+    query: Result<QueryParams<RangeQuery>, RequestError>,
+    top: Result<QueryParams<TopQuery>, RequestError>,
 ) -> Result<Response, ApiError> {
-    let (scope, query) = scope(&state, &headers, query).await?;
-    let limit: u32 = match query.limit.as_deref() {
-        None => 10,
-        Some(raw) => raw
-            .parse()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| ApiError::validation("limit must be 1-100"))?,
-    };
+    let scope = scope(&state, &headers, query).await?;
+    let QueryParams(top) = top?;
+    let limit = top.limit.map_or(10, Limit::get);
     let links = analytics::top_links(&state.clickhouse, &scope, limit).await?;
-    Ok(Json(json!({ "success": true, "range": range(&scope), "links": links })).into_response())
+    Ok(Json(TopLinks {
+        success: Yes,
+        range: CountedRange::of(&scope),
+        links,
+    })
+    .into_response())
 }

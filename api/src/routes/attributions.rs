@@ -8,15 +8,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use linktrace_domain::{AttributionMatch, ClientFacts, Endpoint, EventRecord, ShortCode};
-use linktrace_platform::request::{
-    field_error, optional_bounded_str, optional_str, required_str, BodyError, JsonObject,
-};
-use serde_json::json;
+use linktrace_platform::openapi::{errors, Yes};
+use linktrace_platform::request::{JsonBody, RequestError, Text};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::analytics;
 use crate::error::ApiError;
-use crate::links;
+use crate::links::{self, LinkView};
 use crate::routes::{caller, Caller};
 use crate::state::AppState;
 
@@ -24,31 +24,82 @@ use crate::state::AppState;
 struct Attribution {
     user_id: String,
     short_code: Option<String>,
-    match_type: String,
+    #[sqlx(try_from = "String")]
+    match_type: AttributionMatch,
     click_id: Option<String>,
     created_at: DateTime<Utc>,
 }
 
+/// What the app knows about the install it reports.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributionBody {
+    /// The app's id of the user; a user is attributed once.
+    pub user_id: Text<1, 255>,
+    /// The link the app opened with (a deep link), if any: attributes to it directly.
+    pub short_code: Option<ShortCode>,
+    /// The `x-linktrace-click-id` of the click the app was installed from.
+    pub click_id: Option<Text<0, 64>>,
+    /// The device's IP, for a fingerprint match against the account's recent clicks.
+    pub ip: Option<Text<0, 64>>,
+    pub user_agent: Option<Text<0, 1024>>,
+    /// `ios`, `android` or `web`.
+    pub platform: Option<Text<0, 32>>,
+}
+
+/// One user's attribution.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributionView {
+    pub user_id: String,
+    pub short_code: Option<String>,
+    pub match_type: AttributionMatch,
+    pub click_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The attribution, and the link it names (as created).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttributionAnswer {
+    pub success: Yes,
+    /// True when this call attributed the user; false when an earlier one had.
+    pub created: bool,
+    pub attribution: AttributionView,
+    pub link: Option<LinkView>,
+}
+
+/// Attribute a user's install: shortCode, clickId, fingerprint, else organic; first wins
+#[utoipa::path(
+    post,
+    path = "/api/v1/attributions",
+    operation_id = "createAttribution",
+    tag = "api",
+    request_body = AttributionBody,
+    responses(
+        (status = 201, description = "Attributed now", body = AttributionAnswer),
+        (status = 200, description = "Attributed before: the original result", body = AttributionAnswer),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired,
+        errors::NotFound, errors::PayloadTooLarge, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<JsonObject, BodyError>,
+    body: Result<JsonBody<AttributionBody>, RequestError>,
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::CreateAttribution)?;
-    let JsonObject(object) = body?;
-    let user_id = required_str(&object, "userId")?;
-    if user_id.is_empty() || user_id.chars().count() > 255 {
-        return Err(ApiError::validation("userId must be 1-255 characters"));
-    }
-    let short_code = optional_str(&object, "shortCode")?
-        .map(ShortCode::parse)
-        .transpose()
-        .map_err(field_error("shortCode"))?;
-    let click_id = optional_bounded_str(&object, "clickId", 64)?;
-    let ip = optional_bounded_str(&object, "ip", 64)?;
-    let user_agent = optional_bounded_str(&object, "userAgent", 1024)?;
-    let platform = optional_bounded_str(&object, "platform", 32)?.map(str::to_ascii_lowercase);
+    let JsonBody(body) = body?;
+    let user_id = body.user_id.as_str();
+    let short_code = body.short_code;
+    let click_id = body.click_id.as_ref().map(Text::as_str);
+    let ip = body.ip.as_ref().map(Text::as_str);
+    let user_agent = body.user_agent.as_ref().map(Text::as_str);
+    let platform = body
+        .platform
+        .as_ref()
+        .map(|p| p.as_str().to_ascii_lowercase());
 
     if let Some(existing) = find(&state, caller.account_id, user_id).await? {
         return respond(&state, &caller, existing, false).await;
@@ -178,20 +229,18 @@ async fn respond(
     } else {
         StatusCode::OK
     };
-    Ok((
-        status,
-        Json(json!({
-            "success": true,
-            "created": created,
-            "attribution": {
-                "userId": attribution.user_id,
-                "shortCode": attribution.short_code,
-                "matchType": attribution.match_type,
-                "clickId": attribution.click_id,
-                "createdAt": attribution.created_at,
-            },
-            "link": link,
-        })),
-    )
-        .into_response())
+    let match_type = attribution.match_type;
+    let answer = AttributionAnswer {
+        success: Yes,
+        created,
+        attribution: AttributionView {
+            user_id: attribution.user_id,
+            short_code: attribution.short_code,
+            match_type,
+            click_id: attribution.click_id,
+            created_at: attribution.created_at,
+        },
+        link,
+    };
+    Ok((status, Json(answer)).into_response())
 }

@@ -6,18 +6,19 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use linktrace_domain::{Endpoint, ShortCode};
+use linktrace_domain::{Endpoint, ShortCode, WebUrl};
 use linktrace_platform::error::CommonError;
+use linktrace_platform::openapi::{errors, Yes};
 use linktrace_platform::request::{
-    field_error, optional_bounded_str, optional_str, required_str, BodyError, FieldError,
-    JsonObject, PathSegment, QueryParams,
+    optional_object, present, present_object, JsonBody, Limit, PathSegment, QueryParams,
+    RequestError, Text, Timestamp,
 };
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::analytics;
+use crate::analytics::{self, LinkTotals};
 use crate::error::ApiError;
-use crate::links::{self, LinkFields};
+use crate::links::{self, LinkFields, LinkMetadata, LinkView};
 use crate::routes::caller;
 use crate::state::AppState;
 
@@ -34,29 +35,169 @@ pub const RESERVED_SHORT_CODES: &[&str] = &[
     "favicon",
 ];
 
-const MAX_URL: usize = 2048;
-const MAX_TEXT: usize = 255;
+/// A short title or name on a link.
+type ShortText = Text<0, 255>;
 
+/// A new link. Without `shortCode`, 8 lowercase hex characters are generated.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateLinkBody {
+    pub destination_url: WebUrl,
+    pub short_code: Option<ShortCode>,
+    pub ios_url: Option<WebUrl>,
+    pub android_url: Option<WebUrl>,
+    pub campaign: Option<ShortText>,
+    pub referrer_user_id: Option<ShortText>,
+    #[serde(default, deserialize_with = "optional_object")]
+    pub metadata: Option<MetadataBody>,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// What previews of the link show.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetadataBody {
+    pub title: Option<ShortText>,
+    pub description: Option<Text<0, 2000>>,
+    pub image_url: Option<WebUrl>,
+}
+
+impl From<MetadataBody> for LinkMetadata {
+    fn from(body: MetadataBody) -> Self {
+        LinkMetadata {
+            title: body.title.map(Text::into_string),
+            description: body.description.map(Text::into_string),
+            image_url: body.image_url.map(WebUrl::into_string),
+        }
+    }
+}
+
+impl From<CreateLinkBody> for LinkFields {
+    fn from(body: CreateLinkBody) -> Self {
+        LinkFields {
+            destination_url: body.destination_url.into_string(),
+            ios_url: body.ios_url.map(WebUrl::into_string),
+            android_url: body.android_url.map(WebUrl::into_string),
+            campaign: body.campaign.map(Text::into_string),
+            referrer_user_id: body.referrer_user_id.map(Text::into_string),
+            metadata: body.metadata.map(LinkMetadata::from).unwrap_or_default(),
+            expires_at: body.expires_at.map(|t| t.0),
+        }
+    }
+}
+
+/// A change to a link: only the fields present change; `null` clears an optional one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateLinkBody {
+    pub destination_url: Option<WebUrl>,
+    #[serde(default, deserialize_with = "present")]
+    pub ios_url: Option<Option<WebUrl>>,
+    #[serde(default, deserialize_with = "present")]
+    pub android_url: Option<Option<WebUrl>>,
+    #[serde(default, deserialize_with = "present")]
+    pub campaign: Option<Option<ShortText>>,
+    #[serde(default, deserialize_with = "present")]
+    pub referrer_user_id: Option<Option<ShortText>>,
+    #[serde(default, deserialize_with = "present_object")]
+    pub metadata: Option<Option<MetadataBody>>,
+    #[serde(default, deserialize_with = "present")]
+    pub expires_at: Option<Option<Timestamp>>,
+}
+
+impl UpdateLinkBody {
+    fn apply(self, mut fields: LinkFields) -> LinkFields {
+        if let Some(url) = self.destination_url {
+            fields.destination_url = url.into_string();
+        }
+        if let Some(url) = self.ios_url {
+            fields.ios_url = url.map(WebUrl::into_string);
+        }
+        if let Some(url) = self.android_url {
+            fields.android_url = url.map(WebUrl::into_string);
+        }
+        if let Some(campaign) = self.campaign {
+            fields.campaign = campaign.map(Text::into_string);
+        }
+        if let Some(referrer) = self.referrer_user_id {
+            fields.referrer_user_id = referrer.map(Text::into_string);
+        }
+        if let Some(metadata) = self.metadata {
+            fields.metadata = metadata.map(LinkMetadata::from).unwrap_or_default();
+        }
+        if let Some(expires_at) = self.expires_at {
+            fields.expires_at = expires_at.map(|t| t.0);
+        }
+        fields
+    }
+}
+
+/// One link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkAnswer {
+    pub success: Yes,
+    pub link: LinkView,
+}
+
+/// A link as created, with its all-time totals in the caller's environment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkWithTotals {
+    pub success: Yes,
+    pub link: LinkView,
+    pub totals: LinkTotals,
+}
+
+/// A page of links, newest first; `nextCursor` fetches the next one.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkPage {
+    pub success: Yes,
+    pub links: Vec<LinkView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Done.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Done {
+    pub success: Yes,
+}
+
+/// Create a referral link
+#[utoipa::path(
+    post,
+    path = "/api/v1/referral-links",
+    operation_id = "createLink",
+    tag = "api",
+    request_body = CreateLinkBody,
+    responses(
+        (status = 201, description = "The link", body = LinkAnswer, links(
+            ("GetMetadata" = (operation_id = "getLinkMetadata", parameters(("shortCode" = "$response.body#/link/shortCode")))),
+            ("UpdateLink" = (operation_id = "updateLink", parameters(("shortCode" = "$response.body#/link/shortCode")))),
+            ("DeleteLink" = (operation_id = "deleteLink", parameters(("shortCode" = "$response.body#/link/shortCode")))),
+            ("FollowLink" = (operation_id = "followLink", parameters(("shortCode" = "$response.body#/link/shortCode")))),
+        )),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired,
+        errors::ShortCodeTaken, errors::PayloadTooLarge, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<JsonObject, BodyError>,
+    body: Result<JsonBody<CreateLinkBody>, RequestError>,
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::CreateReferralLink)?;
-    let JsonObject(object) = body?;
-    let fields = parse_fields(&object, LinkFields::default(), true)?;
-    let custom = optional_str(&object, "shortCode")?
-        .map(|raw| {
-            let code = ShortCode::parse(raw).map_err(field_error("shortCode"))?;
-            if RESERVED_SHORT_CODES.contains(&code.as_str().to_ascii_lowercase().as_str()) {
-                return Err(ApiError::validation(format!(
-                    "shortCode \"{raw}\" is reserved"
-                )));
-            }
-            Ok(code)
-        })
-        .transpose()?;
+    let JsonBody(body) = body?;
+    let custom = body.short_code.clone();
+    if let Some(code) = &custom {
+        if RESERVED_SHORT_CODES.contains(&code.as_str().to_ascii_lowercase().as_str()) {
+            return Err(ApiError::validation(format!(
+                "shortCode \"{code}\" is reserved"
+            )));
+        }
+    }
+    let fields = LinkFields::from(body);
     let link = match custom {
         Some(code) => links::insert(&state.pool, caller.account_id, code.as_str(), &fields)
             .await?
@@ -76,31 +217,43 @@ pub async fn create(
             created.ok_or_else(|| ApiError::Stream("could not allocate a short code".into()))?
         }
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "success": true, "link": link.view(&state.settings.public_base_url) })),
-    )
-        .into_response())
+    let answer = LinkAnswer {
+        success: Yes,
+        link: link.view(&state.settings.public_base_url),
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct MetadataQuery {
-    #[serde(rename = "shortCode")]
-    short_code: Option<String>,
+    #[param(inline)]
+    short_code: ShortCode,
 }
 
+/// A link as created, with its click, install and event totals
+#[utoipa::path(
+    get,
+    path = "/api/v1/referral-links/metadata",
+    tag = "api",
+    operation_id = "getLinkMetadata",
+    params(MetadataQuery),
+    responses(
+        (status = 200, description = "The link and totals", body = LinkWithTotals),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired,
+        errors::NotFound, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
 pub async fn metadata(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<QueryParams<MetadataQuery>, FieldError>,
+    query: Result<QueryParams<MetadataQuery>, RequestError>,
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::ReferralLinkMetadata)?;
-    let QueryParams(query) = query?;
-    let raw = query
-        .short_code
-        .ok_or_else(|| ApiError::validation("shortCode is required"))?;
-    let code = ShortCode::parse(&raw).map_err(field_error("shortCode"))?;
+    let QueryParams(MetadataQuery { short_code: code }) = query?;
     let link = links::find_owned(&state.pool, caller.account_id, code.as_str()).await?;
     let totals = analytics::link_totals(
         &state.clickhouse,
@@ -109,36 +262,47 @@ pub async fn metadata(
         caller.environment,
     )
     .await?;
-    Ok(Json(json!({
-        "success": true,
-        "link": link.view(&state.settings.public_base_url),
-        "totals": totals,
-    }))
+    Ok(Json(LinkWithTotals {
+        success: Yes,
+        link: link.view(&state.settings.public_base_url),
+        totals,
+    })
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    limit: Option<String>,
+    /// 1-200, default 50.
+    #[param(inline)]
+    limit: Option<Limit<200>>,
+    /// `nextCursor` of the previous page.
+    #[param(inline)]
     cursor: Option<String>,
 }
 
+/// List the account's links, newest first
+#[utoipa::path(
+    get,
+    path = "/api/v1/referral-links",
+    operation_id = "listLinks",
+    tag = "api",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of links and nextCursor", body = LinkPage),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<QueryParams<ListQuery>, FieldError>,
+    query: Result<QueryParams<ListQuery>, RequestError>,
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::ReferralLinkMetadata)?;
     let QueryParams(query) = query?;
-    let limit: i64 = match query.limit.as_deref() {
-        None => 50,
-        Some(raw) => raw
-            .parse()
-            .ok()
-            .filter(|n| (1..=200).contains(n))
-            .ok_or_else(|| ApiError::validation("limit must be 1-200"))?,
-    };
+    let limit = i64::from(query.limit.map_or(50, Limit::get));
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let page = links::list(&state.pool, caller.account_id, after, limit).await?;
     let next_cursor = (page.len() as i64 == limit)
@@ -147,11 +311,16 @@ pub async fn list(
                 .map(|l| format!("{}_{}", l.created_at.timestamp_micros(), l.short_code))
         })
         .flatten();
-    let items: Vec<_> = page
+    let links = page
         .iter()
         .map(|l| l.view(&state.settings.public_base_url))
         .collect();
-    Ok(Json(json!({ "success": true, "links": items, "nextCursor": next_cursor })).into_response())
+    Ok(Json(LinkPage {
+        success: Yes,
+        links,
+        next_cursor,
+    })
+    .into_response())
 }
 
 fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, String), ApiError> {
@@ -163,36 +332,60 @@ fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, String), ApiError> {
     Ok((at, code.as_str().to_owned()))
 }
 
+/// The link a path names: one that is not a short code names nothing.
+fn path_code(raw: &str) -> Result<ShortCode, ApiError> {
+    ShortCode::parse(raw).map_err(|_| ApiError::Common(CommonError::LinkNotFound))
+}
+
+/// Change a link's fields
+#[utoipa::path(
+    patch,
+    path = "/api/v1/referral-links/{shortCode}",
+    tag = "api",
+    operation_id = "updateLink",
+    params(("shortCode" = ShortCode, Path)),
+    request_body = UpdateLinkBody,
+    responses(
+        (status = 200, description = "The link", body = LinkAnswer),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired,
+        errors::NotFound, errors::PayloadTooLarge, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     PathSegment(raw_code): PathSegment,
     headers: HeaderMap,
-    body: Result<JsonObject, BodyError>,
+    body: Result<JsonBody<UpdateLinkBody>, RequestError>,
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::CreateReferralLink)?;
-    let code =
-        ShortCode::parse(&raw_code).map_err(|_| ApiError::Common(CommonError::LinkNotFound))?;
+    let code = path_code(&raw_code)?;
     let existing = links::find_owned(&state.pool, caller.account_id, code.as_str()).await?;
-    let JsonObject(object) = body?;
-    let base = LinkFields {
-        destination_url: existing.destination_url.clone(),
-        ios_url: existing.ios_url.clone(),
-        android_url: existing.android_url.clone(),
-        campaign: existing.campaign.clone(),
-        referrer_user_id: existing.referrer_user_id.clone(),
-        metadata: existing.view("").metadata,
-        expires_at: existing.expires_at,
-    };
-    let fields = parse_fields(&object, base, false)?;
+    let JsonBody(change) = body?;
+    let fields = change.apply(existing.fields());
     let link = links::update(&state.pool, caller.account_id, code.as_str(), &fields).await?;
     state.redirect_cache.invalidate(code.as_str()).await;
-    Ok(
-        Json(json!({ "success": true, "link": link.view(&state.settings.public_base_url) }))
-            .into_response(),
-    )
+    Ok(Json(LinkAnswer {
+        success: Yes,
+        link: link.view(&state.settings.public_base_url),
+    })
+    .into_response())
 }
 
+/// Delete a link
+#[utoipa::path(
+    delete,
+    path = "/api/v1/referral-links/{shortCode}",
+    tag = "api",
+    operation_id = "deleteLink",
+    params(("shortCode" = ShortCode, Path)),
+    responses(
+        (status = 200, description = "Deleted", body = Done),
+        errors::Unauthorized, errors::PlanUpgradeRequired, errors::NotFound, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     PathSegment(raw_code): PathSegment,
@@ -200,83 +393,8 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::CreateReferralLink)?;
-    let code =
-        ShortCode::parse(&raw_code).map_err(|_| ApiError::Common(CommonError::LinkNotFound))?;
+    let code = path_code(&raw_code)?;
     links::delete(&state.pool, caller.account_id, code.as_str()).await?;
     state.redirect_cache.invalidate(code.as_str()).await;
-    Ok(Json(json!({ "success": true })).into_response())
-}
-
-/// Reads link fields from `object` over `base`. Only fields present are changed;
-/// `destinationUrl` is required when creating.
-fn parse_fields(
-    object: &Map<String, Value>,
-    mut fields: LinkFields,
-    creating: bool,
-) -> Result<LinkFields, ApiError> {
-    if creating {
-        fields.destination_url =
-            web_url(required_str(object, "destinationUrl")?, "destinationUrl")?;
-    } else if let Some(raw) = optional_str(object, "destinationUrl")? {
-        fields.destination_url = web_url(raw, "destinationUrl")?;
-    }
-    if object.contains_key("iosUrl") {
-        fields.ios_url = optional_str(object, "iosUrl")?
-            .map(|u| web_url(u, "iosUrl"))
-            .transpose()?;
-    }
-    if object.contains_key("androidUrl") {
-        fields.android_url = optional_str(object, "androidUrl")?
-            .map(|u| web_url(u, "androidUrl"))
-            .transpose()?;
-    }
-    if object.contains_key("campaign") {
-        fields.campaign = optional_bounded_str(object, "campaign", MAX_TEXT)?.map(str::to_owned);
-    }
-    if object.contains_key("referrerUserId") {
-        fields.referrer_user_id =
-            optional_bounded_str(object, "referrerUserId", MAX_TEXT)?.map(str::to_owned);
-    }
-    match object.get("metadata") {
-        None => {}
-        Some(Value::Null) => fields.metadata = Default::default(),
-        Some(Value::Object(meta)) => {
-            fields.metadata.title = optional_bounded_str(meta, "title", MAX_TEXT)
-                .map_err(|e| ApiError::validation(format!("metadata.{}", e.0)))?
-                .map(str::to_owned);
-            fields.metadata.description = optional_bounded_str(meta, "description", 2000)
-                .map_err(|e| ApiError::validation(format!("metadata.{}", e.0)))?
-                .map(str::to_owned);
-            fields.metadata.image_url = optional_str(meta, "imageUrl")
-                .map_err(|e| ApiError::validation(format!("metadata.{}", e.0)))?
-                .map(|u| web_url(u, "metadata.imageUrl"))
-                .transpose()?;
-        }
-        Some(_) => return Err(ApiError::validation("metadata must be an object")),
-    }
-    if object.contains_key("expiresAt") {
-        fields.expires_at = optional_str(object, "expiresAt")?
-            .map(|raw| {
-                DateTime::parse_from_rfc3339(raw)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| ApiError::validation("expiresAt must be an ISO-8601 date-time"))
-            })
-            .transpose()?;
-    }
-    Ok(fields)
-}
-
-/// An absolute http(s) URL of reasonable length.
-fn web_url(raw: &str, field: &str) -> Result<String, ApiError> {
-    let invalid = || ApiError::validation(format!("{field} must be an absolute http or https URL"));
-    if raw.len() > MAX_URL {
-        return Err(ApiError::validation(format!(
-            "{field} must be at most {MAX_URL} characters"
-        )));
-    }
-    let url = url::Url::parse(raw).map_err(|_| invalid())?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(invalid());
-    }
-    Ok(raw.to_owned())
+    Ok(Json(Done { success: Yes }).into_response())
 }

@@ -56,6 +56,19 @@ impl Platform {
     }
 }
 
+/// Follow a link: 302 to the device's URL, recording a click
+#[utoipa::path(
+    get,
+    path = "/l/{shortCode}",
+    tag = "redirect",
+    operation_id = "followLink",
+    params(("shortCode" = ShortCode, Path)),
+    responses(
+        (status = 302, description = "Redirect; header x-linktrace-click-id"),
+        (status = 404, description = "Unknown or expired link (HTML page)"),
+        (status = 503, description = "Link store unavailable (HTML page)"),
+    ),
+)]
 pub async fn follow(
     State(state): State<AppState>,
     PathSegment(raw_code): PathSegment,

@@ -8,72 +8,141 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
-use linktrace_domain::Endpoint;
-use serde_json::{json, Value};
+use linktrace_domain::{Endpoint, ErrorEnvelope};
+use linktrace_platform::openapi::{errors, Yes};
+use linktrace_platform::request::{from_json, header_value, JsonBody, RequestError};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 use crate::error::IngestError;
-use crate::intake::Intake;
-use crate::routes::events::{accepted_body, ingest_one};
-use linktrace_platform::request::{header_value, BodyError, JsonObject};
+use crate::intake::{Accepted, Intake};
+use crate::routes::events::{ingest_one, EventBody};
 
 pub const MAX_EVENTS: usize = 1000;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How many events of one batch are in flight at once.
 const CONCURRENCY: usize = 64;
 
+/// Up to 1,000 events; each is read and judged on its own.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BatchBody {
+    #[schema(value_type = Vec<EventBody>, min_items = 1, max_items = 1000)]
+    pub events: Vec<Box<RawValue>>,
+}
+
+/// What happened to one event of the batch: its own status and body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventResult {
+    /// The event's position in `events`.
+    pub index: usize,
+    /// 202 queued, 200 deduplicated, else the error's status.
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success: Option<Yes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<Yes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deduplicated: Option<Yes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorEnvelope>,
+}
+
+impl EventResult {
+    fn new(index: usize, outcome: Result<Accepted, IngestError>) -> Self {
+        let mut result = EventResult {
+            index,
+            status: 0,
+            success: None,
+            queued: None,
+            deduplicated: None,
+            error: None,
+        };
+        match outcome {
+            Ok(Accepted::Queued) => {
+                result.status = StatusCode::ACCEPTED.as_u16();
+                result.success = Some(Yes);
+                result.queued = Some(Yes);
+            }
+            Ok(Accepted::Deduplicated) => {
+                result.status = StatusCode::OK.as_u16();
+                result.success = Some(Yes);
+                result.deduplicated = Some(Yes);
+            }
+            Err(error) => {
+                result.status = error.status().as_u16();
+                result.error = Some(error.envelope());
+            }
+        }
+        result
+    }
+}
+
+/// The batch's answer: how many events were queued, and every event's result in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResults {
+    pub success: Yes,
+    pub queued: usize,
+    pub results: Vec<EventResult>,
+}
+
+/// Ingest up to 1,000 events (1 MiB); one result per event, in order
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/batch",
+    operation_id = "ingestEventBatch",
+    tag = "ingest",
+    request_body = BatchBody,
+    responses(
+        (status = 200, description = "Per-event results", body = BatchResults),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired,
+        errors::PayloadTooLarge, errors::TooManyRequests, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
 pub async fn create(
     State(intake): State<Arc<Intake>>,
     headers: HeaderMap,
-    body: Result<JsonObject, BodyError>,
+    body: Result<JsonBody<BatchBody>, RequestError>,
 ) -> Response {
     let outcome = async {
         let key = intake
             .authenticate(header_value(&headers, &["x-api-key"]), Endpoint::Events)
             .await?;
-        let JsonObject(mut object) = body?;
-        let events = match object.remove("events") {
-            Some(Value::Array(events)) => events,
-            _ => {
-                return Err(IngestError::validation(
-                    "events must be an array of event objects",
-                ))
-            }
-        };
+        let JsonBody(BatchBody { events }) = body?;
         if events.is_empty() || events.len() > MAX_EVENTS {
             return Err(IngestError::validation(format!(
                 "events must hold 1 to {MAX_EVENTS} events"
             )));
         }
         let key = Arc::new(key);
-        let results: Vec<Value> = futures::stream::iter(events.into_iter().enumerate())
+        let results: Vec<EventResult> = futures::stream::iter(events.into_iter().enumerate())
             .map(|(index, event)| {
                 let intake = Arc::clone(&intake);
                 let key = Arc::clone(&key);
                 async move {
-                    let outcome = match event {
-                        Value::Object(object) => ingest_one(&intake, &key, &object).await,
-                        _ => Err(IngestError::validation("each event must be a JSON object")),
-                    };
-                    match outcome {
-                        Ok(accepted) => {
-                            let (status, mut body) = accepted_body(accepted);
-                            body["index"] = index.into();
-                            body["status"] = status.as_u16().into();
-                            body
+                    let outcome = match from_json::<EventBody>(event.get().as_bytes()) {
+                        Ok(event) => ingest_one(&intake, &key, event).await,
+                        Err(RequestError::NotAnObject) => {
+                            Err(IngestError::validation("each event must be a JSON object"))
                         }
-                        Err(error) => json!({
-                            "index": index,
-                            "status": error.status().as_u16(),
-                            "error": error.envelope(),
-                        }),
-                    }
+                        Err(refused) => Err(refused.into()),
+                    };
+                    EventResult::new(index, outcome)
                 }
             })
             .buffered(CONCURRENCY)
             .collect()
             .await;
-        let queued = results.iter().filter(|r| r["status"] == 202).count();
-        Ok(json!({ "success": true, "queued": queued, "results": results }))
+        let queued = results
+            .iter()
+            .filter(|r| r.status == StatusCode::ACCEPTED.as_u16())
+            .count();
+        Ok(BatchResults {
+            success: Yes,
+            queued,
+            results,
+        })
     }
     .await;
     match outcome {

@@ -9,48 +9,77 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linktrace_domain::{Endpoint, EventName, EventSource, ShortCode};
-use serde_json::{json, Value};
+use linktrace_platform::openapi::errors;
+use linktrace_platform::request::{header_value, JsonBody, RequestError, Text};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use crate::error::IngestError;
 use crate::intake::{EventDraft, Intake};
-use linktrace_platform::request::{field_error, header_value, required_str, BodyError, JsonObject};
 
-/// The longest `user_id` we keep.
-const MAX_USER_ID: usize = 255;
+/// Linkrunner's capture body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CaptureBody {
+    pub event_name: EventName,
+    /// The app's id of the user; the event is attributed through this user's install.
+    pub user_id: Text<1, 255>,
+    /// Free-form JSON, kept with the event.
+    #[serde(default)]
+    pub event_data: Option<Map<String, Value>>,
+}
 
+/// The answer Linkrunner gives, to the letter.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Captured {
+    #[schema(pattern = "^Event capture request received!$")]
+    pub msg: &'static str,
+    #[schema(minimum = 200, maximum = 200)]
+    pub status: u16,
+    #[schema(schema_with = always_null)]
+    pub data: Option<()>,
+}
+
+fn always_null() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Null)
+        .build()
+}
+
+/// Linkrunner-compatible event capture (header linkrunner-key)
+#[utoipa::path(
+    post,
+    path = "/api/v1/capture-event",
+    operation_id = "captureEvent",
+    tag = "ingest",
+    request_body = CaptureBody,
+    responses(
+        (status = 201, description = "{\"msg\": \"Event capture request received!\", \"status\": 200, \"data\": null}", body = Captured),
+        errors::BadRequest, errors::Unauthorized, errors::PayloadTooLarge,
+        errors::TooManyRequests, errors::Unavailable,
+    ),
+    security(("linkrunnerKey" = [])),
+)]
 pub async fn create(
     State(intake): State<Arc<Intake>>,
     headers: HeaderMap,
-    body: Result<JsonObject, BodyError>,
+    body: Result<JsonBody<CaptureBody>, RequestError>,
 ) -> Response {
     let outcome = async {
         let secret = header_value(&headers, &["linkrunner-key", "x-api-key"]);
         let key = intake.authenticate(secret, Endpoint::CaptureEvent).await?;
-        let JsonObject(object) = body?;
-        let event_name = EventName::parse(required_str(&object, "event_name")?)
-            .map_err(field_error("event_name"))?;
-        let user_id = required_str(&object, "user_id")?;
-        if user_id.is_empty() || user_id.chars().count() > MAX_USER_ID {
-            return Err(IngestError::validation(format!(
-                "user_id must be 1-{MAX_USER_ID} characters"
-            )));
-        }
-        let properties = match object.get("event_data") {
-            None | Some(Value::Null) => None,
-            Some(data @ Value::Object(_)) => Some(data.clone()),
-            Some(_) => return Err(IngestError::validation("event_data must be a JSON object")),
-        };
+        let JsonBody(capture) = body?;
+        let user_id = capture.user_id.into_string();
         let link = intake
             .directory
-            .install_link(key.account_id, user_id)
+            .install_link(key.account_id, &user_id)
             .await?
             .and_then(|code| ShortCode::parse(&code).ok());
         let draft = EventDraft {
             link,
-            event_name,
+            event_name: capture.event_name,
             entity: None,
-            user_id: Some(user_id.to_owned()),
-            properties,
+            user_id: Some(user_id),
+            properties: capture.event_data.map(Value::Object),
         };
         intake.ingest(&key, EventSource::Capture, draft).await
     }
@@ -58,7 +87,11 @@ pub async fn create(
     match outcome {
         Ok(_) => (
             StatusCode::CREATED,
-            Json(json!({ "msg": "Event capture request received!", "status": 200, "data": null })),
+            Json(Captured {
+                msg: "Event capture request received!",
+                status: 200,
+                data: None,
+            }),
         )
             .into_response(),
         Err(error) => error.into_response(),

@@ -6,27 +6,109 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use linktrace_domain::{Endpoint, EntityId, EventName, EventSource, ShortCode};
-use serde_json::{json, Map, Value};
+use linktrace_domain::{Endpoint, EntityId, EventName, EventSource, ParseError, ShortCode};
+use linktrace_platform::keys::KeyOwner;
+use linktrace_platform::openapi::{errors, Yes};
+use linktrace_platform::request::{header_value, JsonBody, RequestError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::IngestError;
 use crate::intake::{Accepted, EventDraft, Intake};
-use linktrace_platform::keys::KeyOwner;
-use linktrace_platform::request::{
-    field_error, header_value, optional_str, required_str, BodyError, JsonObject,
-};
 
+/// One post-install event.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventBody {
+    pub link_short_code: ShortCode,
+    pub event_name: EventName,
+    /// Enables deduplication of (link, event, entity); empty means none.
+    #[serde(default)]
+    pub entity_id: Option<OptionalEntityId>,
+}
+
+/// The contract bounds `entityId` only by length, and storage keeps "no entity" as an empty
+/// string: an empty one is accepted as none (no deduplication), never as a key that would
+/// fold every such event into one.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub struct OptionalEntityId(Option<EntityId>);
+
+impl TryFrom<String> for OptionalEntityId {
+    type Error = ParseError;
+    fn try_from(raw: String) -> Result<Self, ParseError> {
+        match raw.as_str() {
+            "" => Ok(Self(None)),
+            raw => EntityId::parse(raw).map(|id| Self(Some(id))),
+        }
+    }
+}
+
+impl utoipa::PartialSchema for OptionalEntityId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        linktrace_domain::schema::text(
+            Some("^[^\\u0000]*$"),
+            None,
+            Some(EntityId::MAX_LEN),
+            "your id for the event; makes it deduplicable (empty: none)",
+        )
+    }
+}
+
+impl ToSchema for OptionalEntityId {}
+
+impl From<EventBody> for EventDraft {
+    fn from(body: EventBody) -> Self {
+        EventDraft {
+            link: Some(body.link_short_code),
+            event_name: body.event_name,
+            entity: body.entity_id.and_then(|id| id.0),
+            user_id: None,
+            properties: None,
+        }
+    }
+}
+
+/// `202`: the broker has the event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Queued {
+    pub success: Yes,
+    pub queued: Yes,
+}
+
+/// `200`: this (link, event, entity) was recorded before; nothing is written.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deduplicated {
+    pub success: Yes,
+    pub deduplicated: Yes,
+}
+
+/// Ingest one post-install event (Scale plan)
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    operation_id = "ingestEvent",
+    tag = "ingest",
+    request_body = EventBody,
+    responses(
+        (status = 202, description = "Queued: the broker has the event", body = Queued),
+        (status = 200, description = "Deduplicated: this (link, event, entity) was already recorded", body = Deduplicated),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired, errors::NotFound,
+        errors::PayloadTooLarge, errors::TooManyRequests, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
 pub async fn create(
     State(intake): State<Arc<Intake>>,
     headers: HeaderMap,
-    body: Result<JsonObject, BodyError>,
+    body: Result<JsonBody<EventBody>, RequestError>,
 ) -> Response {
     let outcome = async {
         let key = intake
             .authenticate(header_value(&headers, &["x-api-key"]), Endpoint::Events)
             .await?;
-        let JsonObject(object) = body?;
-        ingest_one(&intake, &key, &object).await
+        let JsonBody(event) = body?;
+        ingest_one(&intake, &key, event).await
     }
     .await;
     match outcome {
@@ -35,55 +117,36 @@ pub async fn create(
     }
 }
 
-/// Validates one event object and takes it through the intake.
+/// Takes one valid event through the intake.
 pub async fn ingest_one(
     intake: &Intake,
     key: &KeyOwner,
-    object: &Map<String, Value>,
+    event: EventBody,
 ) -> Result<Accepted, IngestError> {
-    let draft = parse_event(object)?;
+    let draft = EventDraft::from(event);
     if let Some(link) = &draft.link {
         intake.check_link(key, link).await?;
     }
     intake.ingest(key, EventSource::Api, draft).await
 }
 
-fn parse_event(object: &Map<String, Value>) -> Result<EventDraft, IngestError> {
-    let link = ShortCode::parse(required_str(object, "linkShortCode")?)
-        .map_err(field_error("linkShortCode"))?;
-    let event_name =
-        EventName::parse(required_str(object, "eventName")?).map_err(field_error("eventName"))?;
-    // The contract bounds `entityId` only by length, and storage keeps "no entity" as an
-    // empty string: an empty one is accepted as none (no deduplication), never as a key that
-    // would fold every such event into one.
-    let entity = optional_str(object, "entityId")?
-        .filter(|raw| !raw.is_empty())
-        .map(EntityId::parse)
-        .transpose()
-        .map_err(field_error("entityId"))?;
-    Ok(EventDraft {
-        link: Some(link),
-        event_name,
-        entity,
-        user_id: None,
-        properties: None,
-    })
-}
-
-pub fn accepted_body(accepted: Accepted) -> (StatusCode, Value) {
+fn accepted_response(accepted: Accepted) -> Response {
     match accepted {
         Accepted::Queued => (
             StatusCode::ACCEPTED,
-            json!({ "success": true, "queued": true }),
-        ),
+            Json(Queued {
+                success: Yes,
+                queued: Yes,
+            }),
+        )
+            .into_response(),
         Accepted::Deduplicated => (
             StatusCode::OK,
-            json!({ "success": true, "deduplicated": true }),
-        ),
+            Json(Deduplicated {
+                success: Yes,
+                deduplicated: Yes,
+            }),
+        )
+            .into_response(),
     }
-}
-
-fn accepted_response(accepted: Accepted) -> Response {
-    let (status, body) = accepted_body(accepted);
-    (status, Json(body)).into_response()
 }

@@ -18,8 +18,9 @@ pub struct IngestConfig {
     pub lookup_cache: LookupCacheConfig,
     #[envconfig(from = "LINK_CACHE_TTL_SECS", default = "60")]
     pub link_cache_ttl_secs: u64,
-    /// The most quota an instance leases from Postgres at once.
-    #[envconfig(from = "QUOTA_LEASE_BLOCK", default = "100")]
+    /// The most quota an instance leases from Postgres at once (blocks are sized by the
+    /// account's recent rate up to this).
+    #[envconfig(from = "QUOTA_LEASE_BLOCK", default = "1000")]
     pub quota_lease_block: i64,
     /// Unused quota an instance holds is given back after this long without use.
     #[envconfig(from = "QUOTA_LEASE_IDLE_MS", default = "1000")]

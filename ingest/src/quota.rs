@@ -1,13 +1,20 @@
 //! The monthly quota of production events, exact across any number of ingest instances.
 //!
 //! Postgres holds, per account and month, how much quota has been *leased* to instances.
-//! An instance leases a block (at most `block`, and at most a quarter of what is left, so
-//! that near the end instances take small slices and none sits on a large remainder),
-//! spends it locally without a round trip, and gives back what it did not use once the
-//! account has been idle for a while and on shutdown. So `leased` never exceeds the quota,
-//! and once traffic stops it equals exactly the events accepted.
+//! An instance leases a block (at most a quarter of what is left, so that near the end
+//! instances take small slices and none sits on a large remainder), spends it locally
+//! without a round trip, and gives back what it did not use once the account has been idle
+//! for a while and on shutdown. So `leased` never exceeds the quota, and once traffic stops
+//! it equals exactly the events accepted.
+//!
+//! Off the hot path: the next block is leased in the background once half of the current
+//! one is spent (double buffering), sized by the account's recent rate (about a second of
+//! traffic, between [`MIN_BLOCK`] and the configured most), and no lock is held across a
+//! Postgres round trip. A request waits for Postgres only when its instance holds nothing
+//! for the account (its first event, or traffic outrunning the prefetch).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +22,7 @@ use linktrace_domain::BillingMonth;
 use linktrace_platform::clock::Clock;
 use prometheus::{register_int_counter, IntCounter};
 use sqlx::PgPool;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 static QUOTA_REJECTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
@@ -33,6 +41,21 @@ static QUOTA_LEASES: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+static QUOTA_WAITS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "ingest_quota_waits_total",
+        "Events that waited for a lease from Postgres (the instance held no quota for the account)"
+    )
+    .expect("metric registers once")
+});
+
+/// The smallest block leased (the quarter-of-what-is-left rule can still make it smaller).
+pub const MIN_BLOCK: i64 = 10;
+/// A block should last about this long at the account's recent rate.
+const BLOCK_SPAN: Duration = Duration::from_secs(1);
+/// After Postgres says the quota is spent, how long to answer 429 without asking again.
+const EXHAUSTED_RECHECK: Duration = Duration::from_millis(250);
+
 /// One unit of quota taken for an event; give it back with [`QuotaLimiter::refund`] when
 /// the event is not accepted after all.
 #[derive(Debug, Clone, Copy)]
@@ -47,11 +70,60 @@ pub enum QuotaDecision {
     Exhausted { resets_on: String },
 }
 
-#[derive(Default)]
+/// What this instance holds of one account's month.
 struct Lease {
+    /// Units of the block being spent.
     remaining: i64,
-    last_used: Option<Instant>,
+    /// Units of the block leased ahead (0: none).
+    next: i64,
+    /// A lease from Postgres is under way.
+    refilling: bool,
     exhausted_until: Option<Instant>,
+    last_used: Option<Instant>,
+    /// When the block being spent was swapped in, and how much of it was taken since:
+    /// the account's recent rate, which sizes the next block.
+    block_started: Instant,
+    taken_in_block: i64,
+}
+
+impl Lease {
+    fn new() -> Self {
+        Lease {
+            remaining: 0,
+            next: 0,
+            refilling: false,
+            exhausted_until: None,
+            last_used: None,
+            block_started: Instant::now(),
+            taken_in_block: 0,
+        }
+    }
+
+    fn exhausted(&self, now: Instant) -> bool {
+        self.exhausted_until.is_some_and(|until| now < until)
+    }
+
+    /// The size of the next block: about [`BLOCK_SPAN`] of the recent rate.
+    fn wanted_block(&self, now: Instant, most: i64) -> i64 {
+        let elapsed = now
+            .duration_since(self.block_started)
+            .as_secs_f64()
+            .max(1e-3);
+        let rate = self.taken_in_block as f64 / elapsed;
+        ((rate * BLOCK_SPAN.as_secs_f64()) as i64).clamp(MIN_BLOCK.min(most), most)
+    }
+
+    fn swap_in(&mut self, units: i64, now: Instant) {
+        self.remaining += units;
+        self.block_started = now;
+        self.taken_in_block = 0;
+    }
+}
+
+struct AccountLease {
+    state: Mutex<Lease>,
+    /// Wakes requests waiting for a lease to finish.
+    refilled: Notify,
 }
 
 type LeaseKey = (Uuid, BillingMonth);
@@ -59,13 +131,13 @@ type LeaseKey = (Uuid, BillingMonth);
 pub struct QuotaLimiter {
     pool: PgPool,
     clock: Arc<dyn Clock>,
+    /// The most leased at once.
     block: i64,
     idle: Duration,
-    leases: Mutex<HashMap<LeaseKey, Arc<tokio::sync::Mutex<Lease>>>>,
+    leases: Mutex<HashMap<LeaseKey, Arc<AccountLease>>>,
+    /// Acquisitions that waited for Postgres (this instance's share of `QUOTA_WAITS`).
+    waits: AtomicU64,
 }
-
-/// After Postgres says the quota is spent, how long to answer 429 without asking again.
-const EXHAUSTED_RECHECK: Duration = Duration::from_millis(250);
 
 impl QuotaLimiter {
     pub fn new(pool: PgPool, clock: Arc<dyn Clock>, block: i64, idle: Duration) -> Self {
@@ -75,62 +147,155 @@ impl QuotaLimiter {
             block: block.max(1),
             idle,
             leases: Mutex::new(HashMap::new()),
+            waits: AtomicU64::new(0),
         }
     }
 
-    fn lease_for(&self, key: LeaseKey) -> Arc<tokio::sync::Mutex<Lease>> {
+    fn lease_for(&self, key: LeaseKey) -> Arc<AccountLease> {
         self.leases
             .lock()
             .expect("lease map lock")
             .entry(key)
-            .or_default()
+            .or_insert_with(|| {
+                Arc::new(AccountLease {
+                    state: Mutex::new(Lease::new()),
+                    refilled: Notify::new(),
+                })
+            })
             .clone()
     }
 
     /// Takes one unit of `account_id`'s quota for the current month.
     #[tracing::instrument(name = "quota", skip_all)]
     pub async fn acquire(
-        &self,
+        self: &Arc<Self>,
         account_id: Uuid,
         monthly_quota: i64,
     ) -> Result<QuotaDecision, sqlx::Error> {
         let month = BillingMonth::containing(self.clock.now());
-        let lease = self.lease_for((account_id, month));
-        let mut lease = lease.lock().await;
-        let now = Instant::now();
-        if lease.remaining == 0 {
-            let recently_exhausted = lease.exhausted_until.is_some_and(|until| now < until);
-            if !recently_exhausted {
-                lease.remaining = self.lease_block(account_id, month, monthly_quota).await?;
-                if lease.remaining == 0 {
-                    lease.exhausted_until = Some(now + EXHAUSTED_RECHECK);
+        let account = self.lease_for((account_id, month));
+        let mut waited = false;
+        loop {
+            let wait_for_lease = {
+                let mut lease = account.state.lock().expect("lease lock");
+                let now = Instant::now();
+                if lease.remaining == 0 && lease.next > 0 {
+                    let next = std::mem::take(&mut lease.next);
+                    lease.swap_in(next, now);
+                }
+                if lease.remaining > 0 {
+                    lease.remaining -= 1;
+                    lease.taken_in_block += 1;
+                    lease.last_used = Some(now);
+                    let low = lease.remaining <= lease.taken_in_block;
+                    if low && lease.next == 0 && !lease.refilling && !lease.exhausted(now) {
+                        lease.refilling = true;
+                        let units = lease.wanted_block(now, self.block);
+                        self.spawn_prefetch(
+                            account.clone(),
+                            account_id,
+                            month,
+                            monthly_quota,
+                            units,
+                        );
+                    }
+                    return Ok(QuotaDecision::Granted(QuotaPermit { account_id, month }));
+                }
+                if lease.exhausted(now) && !lease.refilling {
+                    QUOTA_REJECTIONS.inc();
+                    return Ok(QuotaDecision::Exhausted {
+                        resets_on: month.resets_on(),
+                    });
+                }
+                if lease.refilling {
+                    // Registered before the lock is released, so its wake-up cannot be missed.
+                    Some(account.refilled.notified())
                 } else {
-                    QUOTA_LEASES.inc();
+                    lease.refilling = true;
+                    None
+                }
+            };
+            if !waited {
+                waited = true;
+                QUOTA_WAITS.inc();
+                self.waits.fetch_add(1, Ordering::Relaxed);
+            }
+            match wait_for_lease {
+                Some(notified) => notified.await,
+                None => {
+                    let units = self.block.min(MIN_BLOCK.max(1));
+                    let leased = self
+                        .lease_block(account_id, month, monthly_quota, units)
+                        .await;
+                    self.finish_refill(&account, leased.as_ref().ok().copied());
+                    leased?;
                 }
             }
         }
-        if lease.remaining == 0 {
-            QUOTA_REJECTIONS.inc();
-            return Ok(QuotaDecision::Exhausted {
-                resets_on: month.resets_on(),
-            });
+    }
+
+    /// Leases the next block in the background while the current one is still being spent.
+    fn spawn_prefetch(
+        self: &Arc<Self>,
+        account: Arc<AccountLease>,
+        account_id: Uuid,
+        month: BillingMonth,
+        monthly_quota: i64,
+        units: i64,
+    ) {
+        let limiter = Arc::clone(self);
+        tokio::spawn(async move {
+            let leased = limiter
+                .lease_block(account_id, month, monthly_quota, units)
+                .await;
+            if let Err(error) = &leased {
+                tracing::warn!(%error, "could not lease quota ahead; will lease on demand");
+            }
+            limiter.finish_refill(&account, leased.ok());
+        });
+    }
+
+    /// Records a finished lease (`None`: it failed) and wakes whoever waits for it.
+    fn finish_refill(&self, account: &AccountLease, leased: Option<i64>) {
+        {
+            let mut lease = account.state.lock().expect("lease lock");
+            lease.refilling = false;
+            match leased {
+                Some(0) => lease.exhausted_until = Some(Instant::now() + EXHAUSTED_RECHECK),
+                Some(units) => {
+                    QUOTA_LEASES.inc();
+                    lease.exhausted_until = None;
+                    if lease.remaining == 0 {
+                        lease.swap_in(units, Instant::now());
+                    } else {
+                        lease.next += units;
+                    }
+                }
+                None => {}
+            }
         }
-        lease.remaining -= 1;
-        lease.last_used = Some(now);
-        Ok(QuotaDecision::Granted(QuotaPermit { account_id, month }))
+        account.refilled.notify_waiters();
+    }
+
+    /// How many acquisitions had to wait for a lease from Postgres.
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
     }
 
     /// Gives a unit back to the local lease (the event was not accepted).
     pub async fn refund(&self, permit: QuotaPermit) {
-        let lease = self.lease_for((permit.account_id, permit.month));
-        lease.lock().await.remaining += 1;
+        let account = self.lease_for((permit.account_id, permit.month));
+        account.state.lock().expect("lease lock").remaining += 1;
     }
 
+    /// Leases up to `units` (at most a quarter of what is left of the quota, at least one
+    /// while any is left); 0 when the quota is spent.
     async fn lease_block(
         &self,
         account_id: Uuid,
         month: BillingMonth,
         quota: i64,
+        units: i64,
     ) -> Result<i64, sqlx::Error> {
         sqlx::query("INSERT INTO quota_usage (account_id, month, leased) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
             .bind(account_id)
@@ -146,7 +311,7 @@ impl QuotaLimiter {
         )
         .bind(account_id)
         .bind(month.first_day())
-        .bind(self.block)
+        .bind(units)
         .bind(quota)
         .fetch_optional(&self.pool)
         .await?;
@@ -156,24 +321,38 @@ impl QuotaLimiter {
     /// Gives back to Postgres the unused quota of every lease idle for longer than the
     /// configured time (all of them when `everything`).
     pub async fn return_unused(&self, everything: bool) -> Result<(), sqlx::Error> {
-        let entries: Vec<(LeaseKey, Arc<tokio::sync::Mutex<Lease>>)> = self
+        let entries: Vec<(LeaseKey, Arc<AccountLease>)> = self
             .leases
             .lock()
             .expect("lease map lock")
             .iter()
             .map(|(k, v)| (*k, v.clone()))
             .collect();
-        for ((account_id, month), lease) in entries {
-            let mut lease = lease.lock().await;
-            let idle = lease.last_used.is_none_or(|at| at.elapsed() >= self.idle);
-            if lease.remaining > 0 && (everything || idle) {
-                sqlx::query("UPDATE quota_usage SET leased = leased - $3 WHERE account_id = $1 AND month = $2")
-                    .bind(account_id)
-                    .bind(month.first_day())
-                    .bind(lease.remaining)
-                    .execute(&self.pool)
-                    .await?;
-                lease.remaining = 0;
+        for ((account_id, month), account) in entries {
+            let unused = {
+                let mut lease = account.state.lock().expect("lease lock");
+                let idle = lease.last_used.is_none_or(|at| at.elapsed() >= self.idle);
+                if everything || idle {
+                    std::mem::take(&mut lease.remaining) + std::mem::take(&mut lease.next)
+                } else {
+                    0
+                }
+            };
+            if unused == 0 {
+                continue;
+            }
+            let returned = sqlx::query(
+                "UPDATE quota_usage SET leased = leased - $3 WHERE account_id = $1 AND month = $2",
+            )
+            .bind(account_id)
+            .bind(month.first_day())
+            .bind(unused)
+            .execute(&self.pool)
+            .await;
+            if let Err(error) = returned {
+                // Still ours: keep spending it, and try again next time.
+                account.state.lock().expect("lease lock").remaining += unused;
+                return Err(error);
             }
         }
         Ok(())

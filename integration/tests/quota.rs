@@ -1,0 +1,92 @@
+//! The quota lease off the hot path, against real Postgres: a hot account's next block is
+//! leased while the current one is still being spent, so no request waits for Postgres
+//! at a block boundary, and the quota stays exact.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use linktrace_ingest::quota::{QuotaDecision, QuotaLimiter};
+use linktrace_integration::TestEnv;
+use linktrace_platform::clock::SystemClock;
+
+const QUOTA: i64 = 1_000_000;
+
+fn limiter(env: &TestEnv, most: i64) -> Arc<QuotaLimiter> {
+    Arc::new(QuotaLimiter::new(
+        env.pool.clone(),
+        Arc::new(SystemClock),
+        most,
+        Duration::from_secs(60),
+    ))
+}
+
+#[tokio::test]
+async fn a_hot_account_waits_for_postgres_only_for_its_first_block() {
+    let env = TestEnv::new().await;
+    let account = env.create_account("scale").await;
+    // Blocks of at most 25: 400 events at ~1 ms apart cross at least 16 block boundaries.
+    let quota = limiter(&env, 25);
+    for _ in 0..400 {
+        let decision = quota.acquire(account.id, QUOTA).await.unwrap();
+        assert!(matches!(decision, QuotaDecision::Granted(_)));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let leases: i64 = sqlx::query_scalar("SELECT leased FROM quota_usage WHERE account_id = $1")
+        .bind(account.id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert!(leases >= 400, "leased {leases}");
+    assert_eq!(
+        quota.waits(),
+        1,
+        "only the very first event waits for a lease"
+    );
+}
+
+#[tokio::test]
+async fn a_block_boundary_under_a_stuck_lease_waits_and_then_proceeds() {
+    let env = TestEnv::new().await;
+    let account = env.create_account("scale").await;
+    let quota = limiter(&env, 10);
+    // The first event leases the first block (10).
+    quota.acquire(account.id, QUOTA).await.unwrap();
+    // Postgres stalls every lease of this account from now on (a row lock).
+    let mut blocker = env.pool.begin().await.unwrap();
+    sqlx::query("SELECT leased FROM quota_usage WHERE account_id = $1 FOR UPDATE")
+        .bind(account.id)
+        .fetch_one(&mut *blocker)
+        .await
+        .unwrap();
+    // The rest of the block is spent without waiting, though the lease ahead is stuck.
+    for _ in 0..9 {
+        let granted =
+            tokio::time::timeout(Duration::from_millis(200), quota.acquire(account.id, QUOTA))
+                .await
+                .expect("no wait while the block lasts")
+                .unwrap();
+        assert!(matches!(granted, QuotaDecision::Granted(_)));
+    }
+    // The eleventh needs the stuck lease, and gets it once Postgres answers.
+    let waiting = tokio::spawn({
+        let quota = quota.clone();
+        async move { quota.acquire(account.id, QUOTA).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "nothing was left to grant");
+    blocker.commit().await.unwrap();
+    let decision = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(decision, QuotaDecision::Granted(_)));
+    // Exact: returning what is unused leaves leased == taken.
+    quota.return_unused(true).await.unwrap();
+    let leased: i64 = sqlx::query_scalar("SELECT leased FROM quota_usage WHERE account_id = $1")
+        .bind(account.id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(leased, 11);
+}

@@ -6,6 +6,7 @@ pub mod claims;
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod group_commit;
 pub mod in_flight;
 pub mod intake;
 pub mod metrics;

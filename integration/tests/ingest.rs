@@ -836,3 +836,64 @@ async fn concurrent_claims_of_one_tuple_never_error_and_exactly_one_wins() {
         assert_eq!(claimed, 1, "round {round}");
     }
 }
+
+#[tokio::test]
+async fn concurrent_claims_are_group_committed_and_each_answered_right() {
+    use linktrace_ingest::claims::{ClaimOutcome, EntityClaims, EntityKey};
+    let env = TestEnv::new().await;
+    let claims = Arc::new(EntityClaims::new(env.pool.clone(), Duration::from_secs(10)));
+    let account = uuid::Uuid::new_v4();
+    let key = |i: usize| EntityKey {
+        account_id: account,
+        link_short_code: "abcd1234".into(),
+        event_name: "purchase".into(),
+        entity_id: format!("order-{i}"),
+    };
+    // 300 distinct tuples, each asked for twice at once: 600 concurrent claims.
+    let attempts = (0..600).map(|n| {
+        let (claims, key) = (claims.clone(), key(n % 300));
+        tokio::spawn(async move {
+            let outcome = claims
+                .claim(
+                    &key,
+                    uuid::Uuid::new_v5(&account, key.entity_id.as_bytes()),
+                    Utc::now(),
+                )
+                .await
+                .unwrap();
+            if matches!(outcome, ClaimOutcome::Claimed { .. }) {
+                claims.mark_queued(&key).await.unwrap();
+            }
+            (key.entity_id, outcome)
+        })
+    });
+    let outcomes: Vec<_> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let mut claimed = std::collections::HashMap::new();
+    for (entity, outcome) in &outcomes {
+        match outcome {
+            ClaimOutcome::Claimed { .. } => *claimed.entry(entity.clone()).or_insert(0) += 1,
+            ClaimOutcome::Duplicate => {}
+            ClaimOutcome::StillInFlight => panic!("{entity}: still in flight"),
+        }
+    }
+    assert_eq!(claimed.len(), 300, "every tuple claimed");
+    assert!(claimed.values().all(|&n| n == 1), "each exactly once");
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM entity_events WHERE account_id = $1 AND state = 'queued'",
+    )
+    .bind(account)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(queued, 300);
+    // Far fewer statements than claims: concurrent claims share a round trip.
+    let statements = claims.claim_statements();
+    assert!(
+        statements < 300,
+        "{statements} claim statements for 600 claims"
+    );
+}

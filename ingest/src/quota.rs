@@ -358,17 +358,38 @@ impl QuotaLimiter {
         Ok(())
     }
 
-    /// Runs [`Self::return_unused`] periodically until the returned task is dropped/aborted.
-    pub fn spawn_returner(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Runs [`Self::return_unused`] periodically until [`Returner::stop`].
+    pub fn spawn_returner(self: &Arc<Self>) -> Returner {
         let limiter = Arc::clone(self);
-        tokio::spawn(async move {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(limiter.idle.max(Duration::from_millis(100)) / 2);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = &mut stopped => return,
+                }
+                // Never cancelled midway: a return that Postgres applied is always
+                // forgotten locally, so no unit is given back twice.
                 if let Err(error) = limiter.return_unused(false).await {
                     tracing::warn!(%error, "could not return unused quota; will retry");
                 }
             }
-        })
+        });
+        Returner { stop, task }
+    }
+}
+
+/// The background task giving idle leases back.
+pub struct Returner {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Returner {
+    /// Stops it once a return under way has finished.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
     }
 }

@@ -144,7 +144,7 @@ impl Application {
         tracing::info!(address = %self.listener.local_addr()?, "ingest listening");
         let returner = self.quota.spawn_returner();
         let served = http::serve(self.listener, self.router, shutdown).await;
-        returner.abort();
+        returner.stop().await;
         self.quota.return_unused(true).await?;
         tracing::info!("ingest stopped");
         Ok(served?)

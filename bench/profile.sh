@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Where ingest's CPU goes, per request, in instructions (valgrind --tool=callgrind): a count,
+# not a time, so it repeats on a noisy machine. Runs the release `linktrace-ingest` and the
+# `bare-produce` limit handler (same body parsing, same rdkafka settings, 202 after the ack)
+# against an in-memory tansu, sends each PROFILE_REQUESTS (2000) identical plain-path events
+# over one keep-alive connection after a warm-up, with collection on only for those, and
+# writes bench/profile.txt: instructions per request of each, the difference, and ingest's
+# heaviest functions. Knobs: PROFILE_REQUESTS, PROFILE_PATH (events | entity: a fresh
+# entityId each, the dedup path).
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN_ID="$(date +%s)"
+export LINKTRACE_STATE_DIR="$REPO/.linktrace/profile"
+export LINKTRACE_PROFILE=release
+export INGEST_ADDR=127.0.0.1:9381 API_ADDR=127.0.0.1:9382
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_profile_$RUN_ID"
+export CLICKHOUSE_DATABASE="linktrace_profile_$RUN_ID"
+export KAFKA_BROKERS=127.0.0.1:9396
+export KAFKA_EVENTS_TOPIC="linktrace.profile.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.profile.$RUN_ID.dlq"
+export INGEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
+source "$REPO/deploy/lib.sh"
+REQUESTS="${PROFILE_REQUESTS:-2000}"
+PATH_KIND="${PROFILE_PATH:-events}"
+OUT="$REPO/bench/profile.txt"
+
+cleanup() {
+  for name in api ingest bare tansu_profile; do stop_pid "$name"; done
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_profile_$RUN_ID" >/dev/null 2>&1 || true
+  curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS linktrace_profile_$RUN_ID" >/dev/null || true
+}
+trap cleanup EXIT
+
+start_postgres
+start_clickhouse
+(cd "$REPO" && cargo build --release -q -p linktrace-ingest -p linktrace-api -p linktrace-bench --bins)
+mkdir -p "$STATE/tansu-memory"
+daemonize tansu_profile "$STATE/tansu-memory" "" "$LOGS/tansu-profile.log" "$(command -v tansu)" broker \
+  --listener-url "tcp://$KAFKA_BROKERS" --advertised-listener-url "tcp://$KAFKA_BROKERS" --storage-engine memory://
+wait_for "in-memory tansu" 30 bash -c "exec 3<>/dev/tcp/${KAFKA_BROKERS/://}"
+tansu topic create "$KAFKA_EVENTS_TOPIC" --partitions "$KAFKA_EVENTS_PARTITIONS" --broker "tcp://$KAFKA_BROKERS" >>"$LOGS/topics.log" 2>&1
+
+start_service api
+KEY="$(curl -sf -X POST "http://$API_ADDR/admin/v1/accounts" -H "Authorization: Bearer $LINKTRACE_ADMIN_TOKEN" \
+  -H 'content-type: application/json' -d '{"name":"profile","plan":"scale"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')"
+curl -sf -X POST "http://$API_ADDR/api/v1/referral-links" -H "x-api-key: $KEY" -H 'content-type: application/json' \
+  -d '{"destinationUrl":"https://example.com","shortCode":"profile1"}' >/dev/null
+stop_pid api
+
+# send PORT COUNT FIRST_ENTITY: COUNT events over one keep-alive connection; all must be 202.
+send() {
+  python3 - "$1" "$2" "$3" "$KEY" "$PATH_KIND" <<'PY'
+import http.client, json, sys
+port, count, first, key, kind = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+for i in range(first, first + count):
+    event = {"linkShortCode": "profile1", "eventName": "purchase"}
+    if kind == "entity":
+        event["entityId"] = f"order-{i}"
+    conn.request("POST", "/api/v1/events", json.dumps(event), {"content-type": "application/json", "x-api-key": key})
+    response = conn.getresponse(); body = response.read()
+    if response.status != 202:
+        sys.exit(f"{response.status} {body!r}")
+PY
+}
+
+# profile NAME PORT PROGRAM...: PROGRAM under callgrind; collection on for REQUESTS requests.
+profile() {
+  local name="$1" port="$2"; shift 2
+  local out="$STATE/callgrind.$name"
+  rm -f "$out"*
+  daemonize "$name" "$STATE" "" "$LOGS/$name-callgrind.log" "$(command -v valgrind)" --tool=callgrind \
+    --collect-atstart=no --callgrind-out-file="$out" "$@"
+  wait_for "$name under callgrind" 120 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+  send "$port" 200 0                                     # warm-up: caches, connections, leases
+  local pid; pid="$(cat "$RUN/$name.pid")"
+  callgrind_control -i on "$pid" >/dev/null
+  send "$port" "$REQUESTS" 1000000
+  callgrind_control -i off "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null
+  stop_pid "$name"
+  local total; total="$(cat "$out"* | awk '/^summary:|^totals:/ { print $2; exit }')"
+  echo "$name $total"
+}
+
+log "profiling bare-produce ($REQUESTS requests)"
+bare="$(profile bare 9391 "$REPO/target/release/bare-produce" 127.0.0.1:9391)"
+log "profiling ingest ($REQUESTS requests, path $PATH_KIND)"
+ingest="$(profile ingest 9381 "$REPO/target/release/linktrace-ingest")"
+
+{
+  echo "# bench/profile.sh — instructions per request (valgrind callgrind), $REQUESTS sequential requests, path $PATH_KIND, code $(git -C "$REPO" rev-parse --short HEAD)"
+  python3 - "$bare" "$ingest" "$REQUESTS" <<'PY'
+import sys
+bare, ingest, n = int(sys.argv[1].split()[1]), int(sys.argv[2].split()[1]), int(sys.argv[3])
+print(f"bare-produce: {bare / n:,.0f} instructions/request")
+print(f"ingest:       {ingest / n:,.0f} instructions/request ({ingest / bare:.2f}x)")
+print(f"above the limit: {(ingest - bare) / n:,.0f} instructions/request")
+PY
+  echo
+  echo "## ingest: heaviest functions (inclusive), per request = Ir / $REQUESTS"
+  callgrind_annotate --inclusive=yes --threshold=100 "$(ls "$STATE"/callgrind.ingest* | head -1)" 2>/dev/null \
+    | grep -v '^--' | sed -n '1,400p' | awk 'NF && $1 ~ /^[0-9,]+$/' | head -60
+} >"$OUT"
+cat "$OUT" | head -20
+log "wrote $OUT"

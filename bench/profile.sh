@@ -69,16 +69,17 @@ profile() {
   local out="$STATE/callgrind.$name"
   rm -f "$out"*
   daemonize "$name" "$STATE" "" "$LOGS/$name-callgrind.log" "$(command -v valgrind)" --tool=callgrind \
-    --collect-atstart=no --callgrind-out-file="$out" "$@"
+    --instr-atstart=no --callgrind-out-file="$out" "$@"
   wait_for "$name under callgrind" 120 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
   send "$port" 200 0                                     # warm-up: caches, connections, leases
   local pid; pid="$(cat "$RUN/$name.pid")"
   callgrind_control -i on "$pid" >/dev/null
+  send "$port" 20 2000000                                # (commands are taken at the next work)
+  callgrind_control -z "$pid" >/dev/null
   send "$port" "$REQUESTS" 1000000
-  callgrind_control -i off "$pid" >/dev/null
   callgrind_control -d "$pid" >/dev/null
   stop_pid "$name"
-  local total; total="$(cat "$out"* | awk '/^summary:|^totals:/ { print $2; exit }')"
+  local total; total="$(awk '/^summary:|^totals:/ { print $2; exit }' "$out.1")"
   echo "$name $total"
 }
 
@@ -88,7 +89,7 @@ log "profiling ingest ($REQUESTS requests, path $PATH_KIND)"
 ingest="$(profile ingest 9381 "$REPO/target/release/linktrace-ingest")"
 
 {
-  echo "# bench/profile.sh — instructions per request (valgrind callgrind), $REQUESTS sequential requests, path $PATH_KIND, code $(git -C "$REPO" rev-parse --short HEAD)"
+  echo "# bench/profile.sh — instructions per request (valgrind callgrind), $REQUESTS sequential requests, path $PATH_KIND, code $(git -C "$REPO" rev-parse --short HEAD)$([[ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]] && echo " + uncommitted changes")"
   python3 - "$bare" "$ingest" "$REQUESTS" <<'PY'
 import sys
 bare, ingest, n = int(sys.argv[1].split()[1]), int(sys.argv[2].split()[1]), int(sys.argv[3])
@@ -98,8 +99,22 @@ print(f"above the limit: {(ingest - bare) / n:,.0f} instructions/request")
 PY
   echo
   echo "## ingest: heaviest functions (inclusive), per request = Ir / $REQUESTS"
-  callgrind_annotate --inclusive=yes --threshold=100 "$(ls "$STATE"/callgrind.ingest* | head -1)" 2>/dev/null \
+  callgrind_annotate --inclusive=yes --threshold=100 "$STATE/callgrind.ingest.1" 2>/dev/null \
     | grep -v '^--' | sed -n '1,400p' | awk 'NF && $1 ~ /^[0-9,]+$/' | head -60
 } >"$OUT"
-cat "$OUT" | head -20
-log "wrote $OUT"
+head -5 "$OUT"
+python3 - "$OUT" "$REPO/BENCHMARKS.md" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2].rsplit("/", 1)[0] + "/bench")
+from sections import replace_section
+summary = open(sys.argv[1]).read().split("\n## ")[0].strip().splitlines()
+replace_section(sys.argv[2], "profile", [
+    "## Instructions per request (`bench/profile.sh`, valgrind callgrind)",
+    "",
+    "A count, not a time: it repeats run to run on this noisy machine. Ingest's heaviest",
+    "functions are in `bench/profile.txt`.",
+    "",
+    *[f"- {line.lstrip('# ')}" for line in summary],
+])
+PY
+log "wrote $OUT and the profile section of BENCHMARKS.md"

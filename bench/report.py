@@ -34,13 +34,36 @@ def mem_gib():
 repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 commit = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
-bare = wrk["bare"]
+from statistics import median
 
 
-def row(label, r, note=""):
-    ratio = r["rps"] / bare["rps"] if bare["rps"] else 0
-    errors = f'{r["errors"]}' if r["errors"] else "0"
-    return f'| {label} | {r["rps"]:,.0f} | {r["p50_ms"]:.2f} | {r["p99_ms"]:.2f} | {ratio:.2f} | {errors} | {note} |'
+def rounds(prefix):
+    """The runs of one measurement, one per round (bench/run.sh interleaves them)."""
+    return [wrk[k] for k in sorted(wrk) if k.startswith(prefix + "_r")]
+
+
+def rps(prefix):
+    return median(r["rps"] for r in rounds(prefix))
+
+
+def p99(prefix):
+    return median(r["p99_ms"] for r in rounds(prefix))
+
+
+def cpu_us(prefix):
+    values = [float(other[k][0]) for k in sorted(other) if k.startswith(f"cpu_us_{prefix}_r")]
+    return median(values) if values else 0.0
+
+
+def errors(prefix):
+    return sum(r["errors"] for r in rounds(prefix))
+
+
+def limit_row(label, broker, conns):
+    ingest, limit = f"ingest{broker}_c{conns}", f"limit{broker}_c{conns}"
+    return (f"| {label}, {conns} | {rps(ingest):,.0f} | {rps(limit):,.0f} | **{rps(ingest) / rps(limit):.2f}** "
+            f"| {p99(ingest):.1f} / {p99(limit):.1f} | {cpu_us(ingest):.0f} | {cpu_us(limit):.0f} "
+            f"| {cpu_us(ingest) - cpu_us(limit):.0f} | {errors(ingest) + errors(limit)} |")
 
 
 batch_events = int(other["batch_events"][0])
@@ -80,25 +103,26 @@ lines = [
     + ("idempotent" if os.environ.get("KAFKA_PRODUCER_IDEMPOTENT", "true") == "true" else "plain (non-idempotent)")
     + " producer, acks=all; tansu with durable sqlite storage; ClickHouse 18.16).",
     "",
-    "## Ingest (`POST /api/v1/events`, straight to the ingest service)",
+    "## Ingest against its physical limit (`POST /api/v1/events`, straight to the service)",
     "",
-    "| path | requests/s | p50 ms | p99 ms | ratio to bare | errors | what it does per request |",
-    "|---|---:|---:|---:|---:|---:|---|",
-    row("bare axum baseline", bare, "parse the same JSON, answer 202"),
-    row("ingest, plain", wrk["ingest"], "cached auth + link, quota lease, produce with acks=all, 202"),
-    row("ingest, dedup path", wrk["ingest_dedup"], "as above + Postgres claim and mark (fresh `entityId` each)"),
+    "The limit is `bare-produce` (bench/src/bin): an axum handler that parses the same body,",
+    "produces it with ingest's rdkafka settings, awaits the broker's acknowledgement and answers",
+    "202 — any service that answers after the ack is bound by it. Medians of "
+    f"{len(rounds('ingest_c32'))} interleaved runs each; CPU is the service's own utime+stime per request.",
     "",
-    "What bounds it — the same plain path under other settings:",
+    "| broker, connections | ingest req/s | limit req/s | ingest / limit | p99 ms ingest / limit | ingest CPU µs/req | limit CPU µs/req | ingest's own µs/req | errors |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    limit_row("durable (sqlite)", "", 32),
+    limit_row("durable (sqlite)", "", 256),
+    limit_row("in-memory", "_memory", 32),
+    limit_row("in-memory", "_memory", 256),
     "",
-    "| setting | requests/s | p50 ms | p99 ms | ratio to bare | errors | |",
-    "|---|---:|---:|---:|---:|---:|---|",
-    row("256 connections (8x)", wrk["ingest_c256"], "more requests waiting on the broker at once"),
-    row("`KAFKA_PRODUCER_LINGER_MS=0`", wrk["ingest_linger0"], "no producer batching delay"),
-    row("`KAFKA_PRODUCER_LINGER_MS=2` (default)", wrk["ingest"], "the row above"),
-    row("`KAFKA_PRODUCER_LINGER_MS=5`", wrk["ingest_linger5"], "longer batching delay"),
-    row("broker with in-memory storage", wrk["ingest_memory"], "a second tansu, not durable: the service without the durable ack"),
-    row("in-memory broker, 256 connections", wrk["ingest_memory_c256"], ""),
-    row("in-memory broker, `KAFKA_PRODUCER_LINGER_MS=0`", wrk["ingest_memory_linger0"], ""),
+    "| hot path | requests/s | p99 ms | CPU µs/req | ratio |",
+    "|---|---:|---:|---:|---:|",
+    f"| live key, one account, 256 connections, in-memory broker (quota lease) | {rps('quota_live'):,.0f} | {p99('quota_live'):.1f} | {cpu_us('quota_live'):.0f} | {rps('quota_live') / rps('quota_test'):.2f} of the test key |",
+    f"| test key, same (no quota) | {rps('quota_test'):,.0f} | {p99('quota_test'):.1f} | {cpu_us('quota_test'):.0f} | |",
+    f"| dedup path, a fresh `entityId` each ({connections} connections, durable broker) | {rps('dedup'):,.0f} | {p99('dedup'):.1f} | {cpu_us('dedup'):.0f} | {rps('dedup') / rps('plain'):.2f} of the plain path |",
+    f"| plain path, same | {rps('plain'):,.0f} | {p99('plain'):.1f} | {cpu_us('plain'):.0f} | |",
     "",
     "## Other paths",
     "",
@@ -106,7 +130,7 @@ lines = [
     "|---|---|",
     f"| batch endpoint (`/events/batch`, {batch} events a request, 8 connections) | **{batch_rps:,.0f} events/s** ({wrk['batch']['rps']:,.1f} requests/s, p99 {wrk['batch']['p99_ms']:.1f} ms) |",
     f"| redirect `GET /l/{{code}}` (click produced and acknowledged before the 302) | **{wrk['redirect']['rps']:,.0f} clicks/s** (p50 {wrk['redirect']['p50_ms']:.2f} ms, p99 {wrk['redirect']['p99_ms']:.2f} ms) |",
-    f"| two ingest instances, {int(connections) // 2} connections each (same 2 cores) | **{x2_rps:,.0f} requests/s** in all, p99 {x2_p99:.2f} ms ({x2_rps / wrk['ingest']['rps']:.2f}× one instance) |",
+    f"| two ingest instances, {int(connections) // 2} connections each (same 2 cores) | **{x2_rps:,.0f} requests/s** in all, p99 {x2_p99:.2f} ms ({x2_rps / rps('ingest_c32'):.2f}× one instance at 32 connections) |",
     f"| consumer drain, 1 consumer: backlog → ClickHouse | **{drain1[3]:,.0f} events/s** ({drain1[1]:,} events in {drain1[2]:.1f} s) |",
     f"| consumer drain, 2 consumers in one group (fresh group, first 400k events of the same backlog) | **{drain2[3]:,.0f} events/s** ({drain2[1]:,} events in {drain2[2]:.1f} s; {drain2[3] / drain1[3] if drain1[3] else 0:.2f}× one) |",
     f"| stored by the first drain (plain `count()` over `events`: rows, not distinct ids) | {stored_after:,} rows for {backlog_total:,} answered 202 (more: requests wrk abandoned at each run's deadline were produced, but never answered) |",
@@ -123,20 +147,24 @@ lines = [
     "",
     "## Reading these numbers",
     "",
-    "- The ratio compares ingest with a handler that does no work; both are driven by the same wrk",
-    "  on the same two cores, which wrk, tansu, Postgres and ClickHouse also use.",
+    "- Ingest and the limit handler are driven by the same wrk on the same two cores, which wrk,",
+    "  tansu, Postgres and ClickHouse also use; runs are interleaved so drift hits both alike.",
+    "- Instructions per request, which repeat on this noisy machine, come from `bench/profile.sh`",
+    "  (callgrind): see the profile section of this file.",
     "- The end-to-end delay includes the consumer's batch window (`CONSUMER_BATCH_MAX_WAIT_MS`,",
     "  250 ms) and the probe's 25 ms polling of ClickHouse.",
     "- The consumer was stopped while the load ran, so the drain figures measure a real backlog:",
     "  fetch from tansu (sqlite storage), decode, dedup, write batches of up to 5,000 rows, commit.",
 ]
-# The analytics benchmark (bench/analytics/run.sh) keeps its own section of the same file.
-START, END = "<!-- analytics-benchmark:start -->", "<!-- analytics-benchmark:end -->"
+# Other benchmarks (bench/analytics/run.sh, bench/profile.sh, bench/consumer-fetch.sh) keep
+# their own sections of the same file.
 try:
     previous = open(out_path).read()
 except FileNotFoundError:
     previous = ""
-if START in previous and END in previous:
-    lines += ["", previous[previous.index(START): previous.index(END) + len(END)]]
+for section in ("analytics-benchmark", "profile", "consumer-fetch"):
+    START, END = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+    if START in previous and END in previous:
+        lines += ["", previous[previous.index(START): previous.index(END) + len(END)]]
 open(out_path, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))

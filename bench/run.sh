@@ -26,7 +26,7 @@ RESULTS="$STATE/results.$RUN_ID"
 : >"$RESULTS"
 
 cleanup() {
-  for name in nginx api ingest ingest2 ingest_memory tansu_memory consumer consumer9283 consumer9286 consumer9287 bare; do stop_pid "$name"; done
+  for name in nginx api ingest ingest2 ingest_memory tansu_memory consumer consumer9283 consumer9286 consumer9287 bare bare_memory; do stop_pid "$name"; done
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_bench_$RUN_ID" >/dev/null 2>&1 || true
   for db in "linktrace_bench_$RUN_ID" "linktrace_bench_${RUN_ID}_x2"; do
     curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null || true
@@ -48,6 +48,7 @@ psql -h 127.0.0.1 -U postgres -d "linktrace_bench_$RUN_ID" -qc \
 ACCOUNT="$(curl -sf -X POST "http://$API_ADDR/admin/v1/accounts" -H "Authorization: Bearer $LINKTRACE_ADMIN_TOKEN" \
   -H 'content-type: application/json' -d '{"name":"bench","plan":"bench"}')"
 export LT_KEY="$(echo "$ACCOUNT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')"
+export LT_TEST_KEY="$(echo "$ACCOUNT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["testApiKey"])')"
 export LT_CODE=bench123 LT_RUN="$RUN_ID" LT_BATCH="$BATCH"
 curl -sf -X POST "http://$API_ADDR/api/v1/referral-links" -H "x-api-key: $LT_KEY" -H 'content-type: application/json' \
   -d "{\"destinationUrl\":\"https://example.com\",\"shortCode\":\"$LT_CODE\"}" >/dev/null
@@ -79,54 +80,63 @@ cpu_during() {
 # The backlog for the consumer measurement builds up while it is stopped.
 stop_pid consumer
 
-# 1. The bare axum baseline, with the same load generator and settings.
-daemonize bare "$REPO" "" "$LOGS/bare.log" "$REPO/target/release/bare-ingest" 127.0.0.1:9190
-wait_for "bare baseline" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/9190"
-wrk_json bare event.lua "http://127.0.0.1:9190/api/v1/events" >/dev/null
-stop_pid bare
-
-# 2. Ingest, plain path (with where the CPU goes) and dedup path (a fresh entityId each).
-cpu_during ingest "$((SECONDS_EACH - 3))" &
-wrk_json ingest event.lua "http://$INGEST_ADDR/api/v1/events" >/dev/null
-wait
-wrk_json ingest_dedup event_entity.lua "http://$INGEST_ADDR/api/v1/events" >/dev/null
-
-# 2a. Is ingest bound by CPU or by waiting for the broker's acknowledgement? The same load
-#     at 8x the concurrency, and the producer's linger at 0 and 5 ms (default 2).
-wrk_json ingest_c256 event.lua "http://$INGEST_ADDR/api/v1/events" 256 >/dev/null
-# Counters restart with the process: keep what each ingest process accepted.
-accepted_by_stopped=0
-stop_ingest() {
-  accepted_by_stopped=$((accepted_by_stopped + $(metric "http://$INGEST_ADDR" ingest_events_accepted_total)))
-  stop_pid ingest
-}
-for linger in 0 5; do
-  stop_ingest
-  (export KAFKA_PRODUCER_LINGER_MS="$linger"; start_service ingest)
-  wrk_json "ingest_linger$linger" event.lua "http://$INGEST_ADDR/api/v1/events" >/dev/null
-done
-stop_ingest
-start_service ingest
-
-# 2c. What the broker's durable acknowledgement costs: the same load on an ingest instance
-#     that produces to a second tansu with in-memory storage (not durable: a measurement,
-#     never a deployment setting), with where the CPU goes.
+# 1-2. Ingest against its physical limit: `bare-produce` parses the same body, produces it
+#      with the same rdkafka settings, awaits the acknowledgement and answers 202 (to a
+#      topic of its own, so the drain below counts only ingest's events). Both on the
+#      durable broker and on a second tansu with in-memory storage (not durable: a
+#      measurement of the service without the broker's fsync, never a deployment
+#      setting), at 32 and 256 connections, interleaved over BENCH_ROUNDS rounds, with
+#      each service's own CPU (utime+stime) per request.
+ROUNDS="${BENCH_ROUNDS:-2}"
 mkdir -p "$STATE/tansu-memory"
 daemonize tansu_memory "$STATE/tansu-memory" "" "$LOGS/tansu-memory.log" "$(command -v tansu)" broker \
   --listener-url tcp://127.0.0.1:9295 --advertised-listener-url tcp://127.0.0.1:9295 --storage-engine memory://
 wait_for "in-memory tansu" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/9295"
-tansu topic create "$KAFKA_EVENTS_TOPIC" --partitions "$KAFKA_EVENTS_PARTITIONS" \
-  --broker tcp://127.0.0.1:9295 >>"$LOGS/topics.log" 2>&1
+for broker in "$KAFKA_BROKERS" 127.0.0.1:9295; do
+  for topic in "$KAFKA_EVENTS_TOPIC" "$KAFKA_EVENTS_TOPIC.bare"; do
+    tansu topic create "$topic" --partitions "$KAFKA_EVENTS_PARTITIONS" --broker "tcp://$broker" >>"$LOGS/topics.log" 2>&1 || true
+  done
+done
+(export KAFKA_EVENTS_TOPIC="$KAFKA_EVENTS_TOPIC.bare"
+ daemonize bare "$REPO" "" "$LOGS/bare.log" "$REPO/target/release/bare-produce" 127.0.0.1:9191
+ KAFKA_BROKERS=127.0.0.1:9295 daemonize bare_memory "$REPO" "" "$LOGS/bare-memory.log" "$REPO/target/release/bare-produce" 127.0.0.1:9192)
+wait_for "bare-produce" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/9191"
+wait_for "bare-produce (in-memory broker)" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/9192"
 (export KAFKA_BROKERS=127.0.0.1:9295; start_service_as ingest_memory ingest 127.0.0.1:9285)
-cpu_during ingest_memory "$((SECONDS_EACH - 3))" &
-wrk_json ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" >/dev/null
-wait
-wrk_json ingest_memory_c256 event.lua "http://127.0.0.1:9285/api/v1/events" 256 >/dev/null
-stop_pid ingest_memory
-(export KAFKA_BROKERS=127.0.0.1:9295 KAFKA_PRODUCER_LINGER_MS=0; start_service_as ingest_memory ingest 127.0.0.1:9285)
-wrk_json ingest_memory_linger0 event.lua "http://127.0.0.1:9285/api/v1/events" >/dev/null
-stop_pid ingest_memory
-stop_pid tansu_memory
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$(cat "$RUN/$1.pid")/stat"; }
+# wrk_cpu NAME PIDNAME SCRIPT URL CONNECTIONS: wrk_json, plus PIDNAME's CPU µs per request.
+wrk_cpu() {
+  local name="$1" pidname="$2" before after line
+  before="$(cpu_ticks "$pidname")"
+  line="$(wrk_json "$name" "$3" "$4" "$5")"
+  after="$(cpu_ticks "$pidname")"
+  python3 -c "import json,sys,os; r=json.loads(sys.argv[1]); t=os.sysconf('SC_CLK_TCK'); print('cpu_us_$name', round((int(sys.argv[3])-int(sys.argv[2]))/t*1e6/max(r['requests'],1),1))" \
+    "$line" "$before" "$after" >>"$RESULTS"
+}
+for conns in 32 256; do
+  for round in $(seq 1 "$ROUNDS"); do
+    ((conns == 32 && round == 1)) && { cpu_during ingest "$((SECONDS_EACH - 3))" & }
+    wrk_cpu "limit_c${conns}_r$round" bare event.lua "http://127.0.0.1:9191/api/v1/events" "$conns"
+    wrk_cpu "ingest_c${conns}_r$round" ingest event.lua "http://$INGEST_ADDR/api/v1/events" "$conns"
+    wait
+    wrk_cpu "limit_memory_c${conns}_r$round" bare_memory event.lua "http://127.0.0.1:9192/api/v1/events" "$conns"
+    ((conns == 32 && round == 1)) && { cpu_during ingest_memory "$((SECONDS_EACH - 3))" & }
+    wrk_cpu "ingest_memory_c${conns}_r$round" ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" "$conns"
+    wait
+  done
+done
+# The quota lease on a hot account: the live key (quota) against the test key (none), one
+# account, 256 connections, in-memory broker; and the dedup path (a fresh entityId each)
+# against the plain path on the durable broker.
+for round in $(seq 1 "$ROUNDS"); do
+  wrk_cpu "quota_live_r$round" ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" 256
+  LT_KEY="$LT_TEST_KEY" wrk_cpu "quota_test_r$round" ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" 256
+  wrk_cpu "plain_r$round" ingest event.lua "http://$INGEST_ADDR/api/v1/events" "$CONNECTIONS"
+  wrk_cpu "dedup_r$round" ingest event_entity.lua "http://$INGEST_ADDR/api/v1/events" "$CONNECTIONS"
+done
+stop_pid ingest_memory; stop_pid bare; stop_pid bare_memory; stop_pid tansu_memory
+accepted_by_stopped=0
 
 # 3. The batch endpoint: events/s counted by ingest's own accepted counter.
 before="$(metric "http://$INGEST_ADDR" ingest_events_accepted_total)"

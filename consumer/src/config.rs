@@ -25,6 +25,18 @@ pub struct ConsumerConfig {
     /// …or when its first event has waited this long.
     #[envconfig(from = "CONSUMER_BATCH_MAX_WAIT_MS", default = "250")]
     pub batch_max_wait_ms: u64,
+    /// librdkafka's fetch settings (see bench/consumer-fetch.sh for what they change):
+    /// the broker answers a fetch once it has `fetch.min.bytes` or after
+    /// `fetch.wait.max.ms`; at most `max.partition.fetch.bytes` per partition per fetch;
+    /// the client prefetches until `queued.min.messages` wait in its queue.
+    #[envconfig(from = "CONSUMER_FETCH_MIN_BYTES", default = "1")]
+    pub fetch_min_bytes: u32,
+    #[envconfig(from = "CONSUMER_FETCH_WAIT_MAX_MS", default = "500")]
+    pub fetch_wait_max_ms: u32,
+    #[envconfig(from = "CONSUMER_MAX_PARTITION_FETCH_BYTES", default = "1048576")]
+    pub max_partition_fetch_bytes: u32,
+    #[envconfig(from = "CONSUMER_QUEUED_MIN_MESSAGES", default = "100000")]
+    pub queued_min_messages: u32,
     /// The longest pause between retries of a failed ClickHouse write.
     #[envconfig(from = "CONSUMER_RETRY_MAX_BACKOFF_MS", default = "5000")]
     pub retry_max_backoff_ms: u64,

@@ -52,6 +52,16 @@ impl Application {
             .set("session.timeout.ms", config.session_timeout_ms.to_string())
             .set("max.poll.interval.ms", "300000")
             .set("statistics.interval.ms", "5000")
+            .set("fetch.min.bytes", config.fetch_min_bytes.to_string())
+            .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
+            .set(
+                "max.partition.fetch.bytes",
+                config.max_partition_fetch_bytes.to_string(),
+            )
+            .set(
+                "queued.min.messages",
+                config.queued_min_messages.to_string(),
+            )
             .create_with_context(ObservedContext)?;
         consumer.subscribe(&[&config.kafka.events_topic])?;
         let dead_letters = KafkaSink::for_topic(&config.kafka, &config.kafka.dead_letter_topic)?;

@@ -14,7 +14,11 @@ impl EventName {
 
     /// Parses a name a customer sent: normalised to lowercase first, then checked.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let name = raw.to_lowercase();
+        let name = if raw.is_ascii() {
+            raw.to_ascii_lowercase()
+        } else {
+            raw.to_lowercase()
+        };
         if name.is_empty() {
             return Err(ParseError::new("must not be empty"));
         }

@@ -21,9 +21,11 @@ pub struct LookupCacheConfig {
 }
 
 pub struct TwoSpeedCache<K, V> {
-    name: &'static str,
     found: Cache<K, V>,
     missing: Cache<K, ()>,
+    /// `cache_lookups_total{cache, outcome}`, resolved once (not per look-up).
+    hits: prometheus::IntCounter,
+    misses: prometheus::IntCounter,
 }
 
 impl<K, V> TwoSpeedCache<K, V>
@@ -33,7 +35,8 @@ where
 {
     pub fn new(name: &'static str, capacity: u64, ttl: Duration, negative_ttl: Duration) -> Self {
         Self {
-            name,
+            hits: CACHE_LOOKUPS.with_label_values(&[name, "hit"]),
+            misses: CACHE_LOOKUPS.with_label_values(&[name, "miss"]),
             found: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
@@ -75,8 +78,10 @@ where
     }
 
     fn count(&self, hit: bool) {
-        CACHE_LOOKUPS
-            .with_label_values(&[self.name, if hit { "hit" } else { "miss" }])
-            .inc();
+        if hit {
+            self.hits.inc()
+        } else {
+            self.misses.inc()
+        }
     }
 }

@@ -51,6 +51,10 @@ async fn events(
     }
 }
 
+/// The same allocator as ingest, so the comparison is of the work, not of malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let address = std::env::args()

@@ -116,8 +116,8 @@ wrk_cpu() {
 }
 for conns in 32 256; do
   for round in $(seq 1 "$ROUNDS"); do
-    ((conns == 32 && round == 1)) && { cpu_during ingest "$((SECONDS_EACH - 3))" & }
     wrk_cpu "limit_c${conns}_r$round" bare event.lua "http://127.0.0.1:9191/api/v1/events" "$conns"
+    ((conns == 32 && round == 1)) && { cpu_during ingest "$((SECONDS_EACH - 3))" & }
     wrk_cpu "ingest_c${conns}_r$round" ingest event.lua "http://$INGEST_ADDR/api/v1/events" "$conns"
     wait
     wrk_cpu "limit_memory_c${conns}_r$round" bare_memory event.lua "http://127.0.0.1:9192/api/v1/events" "$conns"

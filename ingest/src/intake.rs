@@ -109,11 +109,18 @@ impl Intake {
         {
             Ok(Accepted::Queued) => {
                 if let Some(entity_key) = in_flight.accept() {
-                    // The event is in the stream; if this bookkeeping fails the consumer
-                    // still marks the tuple stored once it is written.
-                    if let Err(error) = self.claims.mark_queued(&entity_key).await {
-                        tracing::warn!(%error, "could not mark entity event queued");
-                    }
+                    // The event is in the stream: the answer need not wait for this
+                    // bookkeeping (group-committed with other requests' marks). Until it
+                    // lands, an identical call finds the claim pending and waits for it; if
+                    // it fails, the consumer still marks the tuple stored once it is
+                    // written, and a crash before it leaves a claim that is taken over
+                    // once stale and produced again under the same event id (stored once).
+                    let claims = Arc::clone(&self.claims);
+                    tokio::spawn(async move {
+                        if let Err(error) = claims.mark_queued(&entity_key).await {
+                            tracing::warn!(%error, "could not mark entity event queued");
+                        }
+                    });
                 }
                 Ok(Accepted::Queued)
             }

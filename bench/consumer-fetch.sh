@@ -74,10 +74,10 @@ drain() {
   echo "drain $name $consumed $start $end $((c1 - c0)) $((b1 - b0)) $*" >>"$RESULTS"
   log "$name: $consumed events"
 }
-drain default
-drain partition_8mib CONSUMER_MAX_PARTITION_FETCH_BYTES=8388608
-drain min_64kib CONSUMER_FETCH_MIN_BYTES=65536 CONSUMER_FETCH_WAIT_MAX_MS=100
-drain queued_500k CONSUMER_QUEUED_MIN_MESSAGES=500000
+drain default CONSUMER_BATCH_MAX_EVENTS=5000
+drain partition_8mib CONSUMER_BATCH_MAX_EVENTS=5000 CONSUMER_MAX_PARTITION_FETCH_BYTES=8388608
+drain min_64kib CONSUMER_BATCH_MAX_EVENTS=5000 CONSUMER_FETCH_MIN_BYTES=65536 CONSUMER_FETCH_WAIT_MAX_MS=100
+drain queued_500k CONSUMER_BATCH_MAX_EVENTS=5000 CONSUMER_QUEUED_MIN_MESSAGES=500000
 drain batch_20k CONSUMER_BATCH_MAX_EVENTS=20000
 
 # The best drain's settings under the batch endpoint's peak, consumer running throughout.

@@ -17,7 +17,7 @@ for line in open(results_path):
     if fields[0] == "drain":
         name, consumed, start, end, consumer_ticks, broker_ticks = fields[1:7]
         seconds = float(end) - float(start)
-        drains.append((name, " ".join(fields[7:]) or "(librdkafka defaults, batch 5,000)", int(consumed), seconds,
+        drains.append((name, " ".join(fields[7:]) or "(librdkafka defaults, CONSUMER_BATCH_MAX_EVENTS=5000)", int(consumed), seconds,
                        int(consumer_ticks) / ticks * 1e6 / max(int(consumed), 1),
                        int(broker_ticks) / ticks / seconds * 100))
     elif fields[0] == "lag":

@@ -154,7 +154,7 @@ lines = [
     "- The end-to-end delay includes the consumer's batch window (`CONSUMER_BATCH_MAX_WAIT_MS`,",
     "  250 ms) and the probe's 25 ms polling of ClickHouse.",
     "- The consumer was stopped while the load ran, so the drain figures measure a real backlog:",
-    "  fetch from tansu (sqlite storage), decode, dedup, write batches of up to 5,000 rows, commit.",
+    "  fetch from tansu (sqlite storage), decode, dedup, write batches of up to 20,000 rows (`CONSUMER_BATCH_MAX_EVENTS`), commit.",
 ]
 # Other benchmarks (bench/analytics/run.sh, bench/profile.sh, bench/consumer-fetch.sh) keep
 # their own sections of the same file.

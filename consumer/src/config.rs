@@ -20,7 +20,7 @@ pub struct ConsumerConfig {
     #[envconfig(from = "KAFKA_CONSUMER_SESSION_TIMEOUT_MS", default = "10000")]
     pub session_timeout_ms: u32,
     /// A batch is written when it holds this many events…
-    #[envconfig(from = "CONSUMER_BATCH_MAX_EVENTS", default = "5000")]
+    #[envconfig(from = "CONSUMER_BATCH_MAX_EVENTS", default = "20000")]
     pub batch_max_events: usize,
     /// …or when its first event has waited this long.
     #[envconfig(from = "CONSUMER_BATCH_MAX_WAIT_MS", default = "250")]

@@ -205,6 +205,8 @@ async fn claim_batch(
         .bind(unique.iter().map(|r| r.event_time).collect::<Vec<_>>())
         .bind(stale_after.as_secs_f64())
         .bind(EntityState::Pending.as_str())
+        // Planned at every run (see `mark_batch`).
+        .persistent(false)
         .fetch_all(&pool)
         .await?;
     let found: HashMap<EntityKey, Attempt> = rows
@@ -269,6 +271,11 @@ async fn mark_batch(pool: PgPool, keys: Arc<Vec<EntityKey>>) -> Result<Vec<()>, 
     .bind(sorted.iter().map(|k| k.entity_id.as_str()).collect::<Vec<_>>())
     .bind(EntityState::Pending.as_str())
     .bind(EntityState::Queued.as_str())
+    // Not a cached prepared statement: Postgres would keep a generic plan made while the
+    // table was small (a scan of `entity_events` per batch), and on a fresh database the
+    // dedup path slowed run after run as the table grew (`bench/run.sh` starts each run
+    // on a fresh database). One plan per batch costs little next to that.
+    .persistent(false)
     .execute(&pool)
     .await?;
     Ok(vec![(); keys.len()])

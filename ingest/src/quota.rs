@@ -319,7 +319,8 @@ impl QuotaLimiter {
     }
 
     /// Gives back to Postgres the unused quota of every lease idle for longer than the
-    /// configured time (all of them when `everything`).
+    /// configured time (all of them when `everything`, on shutdown, once any lease still
+    /// under way has landed).
     pub async fn return_unused(&self, everything: bool) -> Result<(), sqlx::Error> {
         let entries: Vec<(LeaseKey, Arc<AccountLease>)> = self
             .leases
@@ -329,6 +330,20 @@ impl QuotaLimiter {
             .map(|(k, v)| (*k, v.clone()))
             .collect();
         for ((account_id, month), account) in entries {
+            if everything {
+                // A lease ahead still under way would land after this return and never be
+                // given back: wait for it (nothing new starts, the server has stopped).
+                loop {
+                    let landed = {
+                        let lease = account.state.lock().expect("lease lock");
+                        (!lease.refilling).then_some(()).ok_or_else(|| account.refilled.notified())
+                    };
+                    match landed {
+                        Ok(()) => break,
+                        Err(notified) => notified.await,
+                    }
+                }
+            }
             let unused = {
                 let mut lease = account.state.lock().expect("lease lock");
                 let idle = lease.last_used.is_none_or(|at| at.elapsed() >= self.idle);

@@ -6,7 +6,7 @@
 # over one keep-alive connection after a warm-up, with collection on only for those, and
 # writes bench/profile.txt: instructions per request of each, the difference, and ingest's
 # heaviest functions. Knobs: PROFILE_REQUESTS, PROFILE_PATH (events | entity: a fresh
-# entityId each, the dedup path).
+# entityId each, the dedup path), PROFILE_KEY (live: quota counted | test: no quota).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN_ID="$(date +%s)"
@@ -21,6 +21,7 @@ export INGEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
 source "$REPO/deploy/lib.sh"
 REQUESTS="${PROFILE_REQUESTS:-2000}"
 PATH_KIND="${PROFILE_PATH:-events}"
+KEY_KIND="${PROFILE_KEY:-live}"
 OUT="$REPO/bench/profile.txt"
 
 cleanup() {
@@ -41,7 +42,7 @@ tansu topic create "$KAFKA_EVENTS_TOPIC" --partitions "$KAFKA_EVENTS_PARTITIONS"
 
 start_service api
 KEY="$(curl -sf -X POST "http://$API_ADDR/admin/v1/accounts" -H "Authorization: Bearer $LINKTRACE_ADMIN_TOKEN" \
-  -H 'content-type: application/json' -d '{"name":"profile","plan":"scale"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')"
+  -H 'content-type: application/json' -d '{"name":"profile","plan":"scale"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey" if sys.argv[1] == "live" else "testApiKey"])' "$KEY_KIND")"
 curl -sf -X POST "http://$API_ADDR/api/v1/referral-links" -H "x-api-key: $KEY" -H 'content-type: application/json' \
   -d '{"destinationUrl":"https://example.com","shortCode":"profile1"}' >/dev/null
 stop_pid api
@@ -89,7 +90,7 @@ log "profiling ingest ($REQUESTS requests, path $PATH_KIND)"
 ingest="$(profile ingest 9381 "$REPO/target/release/linktrace-ingest")"
 
 {
-  echo "# bench/profile.sh — instructions per request (valgrind callgrind), $REQUESTS sequential requests, path $PATH_KIND, code $(git -C "$REPO" rev-parse --short HEAD)$([[ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]] && echo " + uncommitted changes")"
+  echo "# bench/profile.sh — instructions per request (valgrind callgrind), $REQUESTS sequential requests, path $PATH_KIND, $KEY_KIND key, code $(git -C "$REPO" rev-parse --short HEAD)$([[ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]] && echo " + uncommitted changes")"
   python3 - "$bare" "$ingest" "$REQUESTS" <<'PY'
 import sys
 bare, ingest, n = int(sys.argv[1].split()[1]), int(sys.argv[2].split()[1]), int(sys.argv[3])

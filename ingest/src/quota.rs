@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use linktrace_domain::BillingMonth;
@@ -134,7 +134,8 @@ pub struct QuotaLimiter {
     /// The most leased at once.
     block: i64,
     idle: Duration,
-    leases: Mutex<HashMap<LeaseKey, Arc<AccountLease>>>,
+    /// Read on every event, written once per account and month.
+    leases: RwLock<HashMap<LeaseKey, Arc<AccountLease>>>,
     /// Acquisitions that waited for Postgres (this instance's share of `QUOTA_WAITS`).
     waits: AtomicU64,
 }
@@ -146,14 +147,17 @@ impl QuotaLimiter {
             clock,
             block: block.max(1),
             idle,
-            leases: Mutex::new(HashMap::new()),
+            leases: RwLock::new(HashMap::new()),
             waits: AtomicU64::new(0),
         }
     }
 
     fn lease_for(&self, key: LeaseKey) -> Arc<AccountLease> {
+        if let Some(account) = self.leases.read().expect("lease map lock").get(&key) {
+            return Arc::clone(account);
+        }
         self.leases
-            .lock()
+            .write()
             .expect("lease map lock")
             .entry(key)
             .or_insert_with(|| {
@@ -324,7 +328,7 @@ impl QuotaLimiter {
     pub async fn return_unused(&self, everything: bool) -> Result<(), sqlx::Error> {
         let entries: Vec<(LeaseKey, Arc<AccountLease>)> = self
             .leases
-            .lock()
+            .read()
             .expect("lease map lock")
             .iter()
             .map(|(k, v)| (*k, v.clone()))

@@ -101,7 +101,7 @@ PY
   echo
   echo "## ingest: heaviest functions (inclusive), per request = Ir / $REQUESTS"
   callgrind_annotate --inclusive=yes --threshold=100 "$STATE/callgrind.ingest.1" 2>/dev/null \
-    | grep -v '^--' | sed -n '1,400p' | awk 'NF && $1 ~ /^[0-9,]+$/' | head -60
+    | grep -v '^--' | sed -n '1,400p' | awk 'NF && $1 ~ /^[0-9,]+$/' | sed -n '1,60p'
 } >"$OUT"
 head -5 "$OUT"
 python3 - "$OUT" "$REPO/BENCHMARKS.md" <<'PY'

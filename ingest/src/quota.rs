@@ -14,7 +14,7 @@
 //! for the account (its first event, or traffic outrunning the prefetch).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -70,60 +70,103 @@ pub enum QuotaDecision {
     Exhausted { resets_on: String },
 }
 
-/// What this instance holds of one account's month.
+/// What this instance holds of one account's month. The block being spent is an atomic
+/// counter: a request takes its unit without a lock; the mutex guards only what changes
+/// once per block (the block ahead, the lease under way, the rate).
+struct AccountLease {
+    /// Units of the block being spent. A request that finds none puts its unit back at
+    /// once, so the counter dips below zero only for that instant.
+    available: AtomicI64,
+    /// Units taken since the block came in.
+    taken: AtomicI64,
+    /// Set when a block comes in; the request that takes half of it clears it and leases
+    /// the next one.
+    prefetch_armed: AtomicBool,
+    /// Milliseconds since the limiter started, at the last grant (idle detection).
+    last_used_ms: AtomicU64,
+    state: Mutex<Lease>,
+    /// Wakes requests waiting for a lease to finish.
+    refilled: Notify,
+}
+
 struct Lease {
-    /// Units of the block being spent.
-    remaining: i64,
     /// Units of the block leased ahead (0: none).
     next: i64,
     /// A lease from Postgres is under way.
     refilling: bool,
     exhausted_until: Option<Instant>,
-    last_used: Option<Instant>,
-    /// When the block being spent was swapped in, and how much of it was taken since:
-    /// the account's recent rate, which sizes the next block.
+    /// When the block being spent came in: with `taken`, the account's recent rate.
     block_started: Instant,
-    taken_in_block: i64,
 }
 
 impl Lease {
-    fn new() -> Self {
-        Lease {
-            remaining: 0,
-            next: 0,
-            refilling: false,
-            exhausted_until: None,
-            last_used: None,
-            block_started: Instant::now(),
-            taken_in_block: 0,
-        }
-    }
-
     fn exhausted(&self, now: Instant) -> bool {
         self.exhausted_until.is_some_and(|until| now < until)
     }
-
-    /// The size of the next block: about [`BLOCK_SPAN`] of the recent rate.
-    fn wanted_block(&self, now: Instant, most: i64) -> i64 {
-        let elapsed = now
-            .duration_since(self.block_started)
-            .as_secs_f64()
-            .max(1e-3);
-        let rate = self.taken_in_block as f64 / elapsed;
-        ((rate * BLOCK_SPAN.as_secs_f64()) as i64).clamp(MIN_BLOCK.min(most), most)
-    }
-
-    fn swap_in(&mut self, units: i64, now: Instant) {
-        self.remaining += units;
-        self.block_started = now;
-        self.taken_in_block = 0;
-    }
 }
 
-struct AccountLease {
-    state: Mutex<Lease>,
-    /// Wakes requests waiting for a lease to finish.
-    refilled: Notify,
+impl AccountLease {
+    fn new() -> Self {
+        AccountLease {
+            available: AtomicI64::new(0),
+            taken: AtomicI64::new(0),
+            prefetch_armed: AtomicBool::new(false),
+            last_used_ms: AtomicU64::new(0),
+            state: Mutex::new(Lease {
+                next: 0,
+                refilling: false,
+                exhausted_until: None,
+                block_started: Instant::now(),
+            }),
+            refilled: Notify::new(),
+        }
+    }
+
+    /// Takes one unit of the block being spent, if any is left.
+    fn try_take(&self) -> Option<i64> {
+        let before = self.available.fetch_sub(1, Ordering::AcqRel);
+        if before > 0 {
+            Some(before - 1)
+        } else {
+            self.available.fetch_add(1, Ordering::AcqRel);
+            None
+        }
+    }
+
+    /// Takes every unit of the block being spent (never a unit a request is putting back).
+    fn take_all(&self) -> i64 {
+        let mut current = self.available.load(Ordering::Acquire);
+        loop {
+            if current <= 0 {
+                return 0;
+            }
+            match self
+                .available
+                .compare_exchange(current, 0, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return current,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// A new block comes in (called with the state locked).
+    fn swap_in(&self, lease: &mut Lease, units: i64, now: Instant) {
+        lease.block_started = now;
+        self.taken.store(0, Ordering::Relaxed);
+        self.available.fetch_add(units, Ordering::AcqRel);
+        self.prefetch_armed.store(true, Ordering::Release);
+    }
+
+    /// The size of the next block: about [`BLOCK_SPAN`] of the recent rate.
+    fn wanted_block(&self, lease: &Lease, now: Instant, most: i64) -> i64 {
+        let elapsed = now
+            .duration_since(lease.block_started)
+            .as_secs_f64()
+            .max(1e-3);
+        let rate = self.taken.load(Ordering::Relaxed) as f64 / elapsed;
+        ((rate * BLOCK_SPAN.as_secs_f64()) as i64).clamp(MIN_BLOCK.min(most), most)
+    }
 }
 
 type LeaseKey = (Uuid, BillingMonth);
@@ -138,6 +181,8 @@ pub struct QuotaLimiter {
     leases: RwLock<HashMap<LeaseKey, Arc<AccountLease>>>,
     /// Acquisitions that waited for Postgres (this instance's share of `QUOTA_WAITS`).
     waits: AtomicU64,
+    /// What `last_used_ms` counts from.
+    epoch: Instant,
 }
 
 impl QuotaLimiter {
@@ -149,6 +194,7 @@ impl QuotaLimiter {
             idle,
             leases: RwLock::new(HashMap::new()),
             waits: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
     }
 
@@ -160,12 +206,7 @@ impl QuotaLimiter {
             .write()
             .expect("lease map lock")
             .entry(key)
-            .or_insert_with(|| {
-                Arc::new(AccountLease {
-                    state: Mutex::new(Lease::new()),
-                    refilled: Notify::new(),
-                })
-            })
+            .or_insert_with(|| Arc::new(AccountLease::new()))
             .clone()
     }
 
@@ -180,30 +221,27 @@ impl QuotaLimiter {
         let account = self.lease_for((account_id, month));
         let mut waited = false;
         loop {
+            // The hot path: no lock.
+            if let Some(left) = account.try_take() {
+                let taken = account.taken.fetch_add(1, Ordering::Relaxed) + 1;
+                account
+                    .last_used_ms
+                    .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                if left <= taken && account.prefetch_armed.swap(false, Ordering::AcqRel) {
+                    self.prefetch(&account, account_id, month, monthly_quota);
+                }
+                return Ok(QuotaDecision::Granted(QuotaPermit { account_id, month }));
+            }
             let wait_for_lease = {
                 let mut lease = account.state.lock().expect("lease lock");
                 let now = Instant::now();
-                if lease.remaining == 0 && lease.next > 0 {
-                    let next = std::mem::take(&mut lease.next);
-                    lease.swap_in(next, now);
+                if account.available.load(Ordering::Acquire) > 0 {
+                    continue;
                 }
-                if lease.remaining > 0 {
-                    lease.remaining -= 1;
-                    lease.taken_in_block += 1;
-                    lease.last_used = Some(now);
-                    let low = lease.remaining <= lease.taken_in_block;
-                    if low && lease.next == 0 && !lease.refilling && !lease.exhausted(now) {
-                        lease.refilling = true;
-                        let units = lease.wanted_block(now, self.block);
-                        self.spawn_prefetch(
-                            account.clone(),
-                            account_id,
-                            month,
-                            monthly_quota,
-                            units,
-                        );
-                    }
-                    return Ok(QuotaDecision::Granted(QuotaPermit { account_id, month }));
+                if lease.next > 0 {
+                    let next = std::mem::take(&mut lease.next);
+                    account.swap_in(&mut lease, next, now);
+                    continue;
                 }
                 if lease.exhausted(now) && !lease.refilling {
                     QUOTA_REJECTIONS.inc();
@@ -238,6 +276,27 @@ impl QuotaLimiter {
         }
     }
 
+    /// Half the block is spent: lease the next one in the background, unless one is
+    /// already ahead or under way, or Postgres just said the quota is spent.
+    fn prefetch(
+        self: &Arc<Self>,
+        account: &Arc<AccountLease>,
+        account_id: Uuid,
+        month: BillingMonth,
+        monthly_quota: i64,
+    ) {
+        let units = {
+            let mut lease = account.state.lock().expect("lease lock");
+            let now = Instant::now();
+            if lease.next > 0 || lease.refilling || lease.exhausted(now) {
+                return;
+            }
+            lease.refilling = true;
+            account.wanted_block(&lease, now, self.block)
+        };
+        self.spawn_prefetch(account.clone(), account_id, month, monthly_quota, units);
+    }
+
     /// Leases the next block in the background while the current one is still being spent.
     fn spawn_prefetch(
         self: &Arc<Self>,
@@ -269,8 +328,8 @@ impl QuotaLimiter {
                 Some(units) => {
                     QUOTA_LEASES.inc();
                     lease.exhausted_until = None;
-                    if lease.remaining == 0 {
-                        lease.swap_in(units, Instant::now());
+                    if account.available.load(Ordering::Acquire) <= 0 {
+                        account.swap_in(&mut lease, units, Instant::now());
                     } else {
                         lease.next += units;
                     }
@@ -289,7 +348,7 @@ impl QuotaLimiter {
     /// Gives a unit back to the local lease (the event was not accepted).
     pub async fn refund(&self, permit: QuotaPermit) {
         let account = self.lease_for((permit.account_id, permit.month));
-        account.state.lock().expect("lease lock").remaining += 1;
+        account.available.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Leases up to `units` (at most a quarter of what is left of the quota, at least one
@@ -340,7 +399,9 @@ impl QuotaLimiter {
                 loop {
                     let landed = {
                         let lease = account.state.lock().expect("lease lock");
-                        (!lease.refilling).then_some(()).ok_or_else(|| account.refilled.notified())
+                        (!lease.refilling)
+                            .then_some(())
+                            .ok_or_else(|| account.refilled.notified())
                     };
                     match landed {
                         Ok(()) => break,
@@ -350,9 +411,10 @@ impl QuotaLimiter {
             }
             let unused = {
                 let mut lease = account.state.lock().expect("lease lock");
-                let idle = lease.last_used.is_none_or(|at| at.elapsed() >= self.idle);
+                let last_used = Duration::from_millis(account.last_used_ms.load(Ordering::Relaxed));
+                let idle = self.epoch.elapsed().saturating_sub(last_used) >= self.idle;
                 if everything || idle {
-                    std::mem::take(&mut lease.remaining) + std::mem::take(&mut lease.next)
+                    account.take_all() + std::mem::take(&mut lease.next)
                 } else {
                     0
                 }
@@ -370,7 +432,7 @@ impl QuotaLimiter {
             .await;
             if let Err(error) = returned {
                 // Still ours: keep spending it, and try again next time.
-                account.state.lock().expect("lease lock").remaining += unused;
+                account.available.fetch_add(unused, Ordering::AcqRel);
                 return Err(error);
             }
         }

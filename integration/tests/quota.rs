@@ -90,3 +90,38 @@ async fn a_block_boundary_under_a_stuck_lease_waits_and_then_proceeds() {
         .unwrap();
     assert_eq!(leased, 11);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_takers_get_exactly_the_quota_and_leases_balance() {
+    let env = TestEnv::new().await;
+    let account = env.create_account("scale").await;
+    let quota = limiter(&env, 40);
+    const QUOTA_HERE: i64 = 1_000;
+    let takers = (0..64).map(|_| {
+        let quota = quota.clone();
+        tokio::spawn(async move {
+            let mut granted = 0;
+            for _ in 0..25 {
+                if let QuotaDecision::Granted(_) =
+                    quota.acquire(account.id, QUOTA_HERE).await.unwrap()
+                {
+                    granted += 1;
+                }
+            }
+            granted
+        })
+    });
+    let granted: i64 = futures::future::join_all(takers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .sum();
+    assert_eq!(granted, QUOTA_HERE, "1,600 asked for a quota of 1,000");
+    quota.return_unused(true).await.unwrap();
+    let leased: i64 = sqlx::query_scalar("SELECT leased FROM quota_usage WHERE account_id = $1")
+        .bind(account.id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(leased, QUOTA_HERE);
+}

@@ -37,12 +37,6 @@ pub enum RequestError {
     Invalid(String),
 }
 
-impl RequestError {
-    pub fn invalid(message: impl Into<String>) -> Self {
-        RequestError::Invalid(message.into())
-    }
-}
-
 impl IntoResponse for RequestError {
     fn into_response(self) -> Response {
         let (status, code) = match self {

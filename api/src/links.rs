@@ -30,6 +30,15 @@ impl Link {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
+    /// What previews of the link show.
+    pub fn metadata(&self) -> LinkMetadata {
+        LinkMetadata {
+            title: self.title.clone(),
+            description: self.description.clone(),
+            image_url: self.image_url.clone(),
+        }
+    }
+
     /// The fields a customer set, as an update starts from them.
     pub fn fields(&self) -> LinkFields {
         LinkFields {
@@ -38,11 +47,7 @@ impl Link {
             android_url: self.android_url.clone(),
             campaign: self.campaign.clone(),
             referrer_user_id: self.referrer_user_id.clone(),
-            metadata: LinkMetadata {
-                title: self.title.clone(),
-                description: self.description.clone(),
-                image_url: self.image_url.clone(),
-            },
+            metadata: self.metadata(),
             expires_at: self.expires_at,
         }
     }
@@ -60,11 +65,7 @@ impl Link {
             android_url: self.android_url.clone(),
             campaign: self.campaign.clone(),
             referrer_user_id: self.referrer_user_id.clone(),
-            metadata: LinkMetadata {
-                title: self.title.clone(),
-                description: self.description.clone(),
-                image_url: self.image_url.clone(),
-            },
+            metadata: self.metadata(),
             expires_at: self.expires_at,
             created_at: self.created_at,
             updated_at: self.updated_at,

@@ -28,8 +28,18 @@ fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
     Ok(())
 }
 
-fn account_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("account"))
+/// A request about one account: the admin token first, then the account id from the path
+/// (not a UUID: 404, as an unknown account), then the body.
+fn account_request<T>(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw_id: &str,
+    body: Result<JsonBody<T>, RequestError>,
+) -> Result<(Uuid, T), ApiError> {
+    require_admin(state, headers)?;
+    let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::NotFound("account"))?;
+    let JsonBody(body) = body?;
+    Ok((id, body))
 }
 
 /// A new account.
@@ -102,9 +112,7 @@ pub async fn change_plan(
     headers: HeaderMap,
     body: Result<JsonBody<PlanBody>, RequestError>,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &headers)?;
-    let id = account_id(&raw_id)?;
-    let JsonBody(PlanBody { plan }) = body?;
+    let (id, PlanBody { plan }) = account_request(&state, &headers, &raw_id, body)?;
     let changed = accounts::change_plan(&state.pool, id, &plan).await?;
     state.keys.forget_all();
     if !changed {
@@ -134,9 +142,7 @@ pub async fn rotate_key(
     headers: HeaderMap,
     body: Result<JsonBody<KeyBody>, RequestError>,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &headers)?;
-    let id = account_id(&raw_id)?;
-    let JsonBody(KeyBody { environment }) = body?;
+    let (id, KeyBody { environment }) = account_request(&state, &headers, &raw_id, body)?;
     let key = accounts::rotate_key(&state.pool, id, environment).await?;
     state.keys.forget_all();
     let key = key.ok_or(ApiError::NotFound("account"))?;
@@ -164,9 +170,7 @@ pub async fn revoke_key(
     headers: HeaderMap,
     body: Result<JsonBody<KeyBody>, RequestError>,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &headers)?;
-    let id = account_id(&raw_id)?;
-    let JsonBody(KeyBody { environment }) = body?;
+    let (id, KeyBody { environment }) = account_request(&state, &headers, &raw_id, body)?;
     let revoked = accounts::revoke_key(&state.pool, id, environment).await?;
     state.keys.forget_all();
     if !revoked {

@@ -17,6 +17,7 @@ export CLICKHOUSE_DATABASE="linktrace_fetch_$RUN_ID"
 export KAFKA_EVENTS_TOPIC="linktrace.fetch.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.fetch.$RUN_ID.dlq"
 export INGEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
 source "$REPO/deploy/lib.sh"
+source "$REPO/bench/lib.sh"
 SEED="${FETCH_SEED_SECONDS:-20}"
 LOAD="${FETCH_LOAD_SECONDS:-30}"
 RESULTS="$STATE/results.$RUN_ID"
@@ -37,16 +38,9 @@ start_infrastructure
 (cd "$REPO" && cargo build --release -q -p linktrace-ingest -p linktrace-consumer -p linktrace-api -p linktrace-bench --bins)
 start_service ingest
 start_service api
-psql -h 127.0.0.1 -U postgres -d "linktrace_fetch_$RUN_ID" -qc \
-  "INSERT INTO plans SELECT 'bench', allowed_endpoints, 1000000000000 FROM plans WHERE name = 'scale' ON CONFLICT DO NOTHING" >/dev/null
-KEY="$(curl -sf -X POST "http://$API_ADDR/admin/v1/accounts" -H "Authorization: Bearer $LINKTRACE_ADMIN_TOKEN" \
-  -H 'content-type: application/json' -d '{"name":"fetch","plan":"bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')"
-export LT_KEY="$KEY" LT_CODE=fetch123 LT_BATCH=100
-curl -sf -X POST "http://$API_ADDR/api/v1/referral-links" -H "x-api-key: $KEY" -H 'content-type: application/json' \
-  -d "{\"destinationUrl\":\"https://example.com\",\"shortCode\":\"$LT_CODE\"}" >/dev/null
-
-metric() { curl -s "$1/metrics" | awk -v n="$2" '$1 ~ "^"n"({|$)" { s += $2 } END { printf "%d", s }'; }
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+export LT_CODE=fetch123 LT_BATCH=100
+bench_account fetch bench "$LT_CODE"
+KEY="$LT_KEY"
 tansu_pid() { cat "$RUN/tansu.pid" 2>/dev/null || pgrep -f "tansu broker" | head -1; }
 
 log "seeding the backlog: the batch endpoint for ${SEED}s"
@@ -62,14 +56,14 @@ drain() {
    start_service_as consumer_drain consumer 127.0.0.1:9483)
   local pid broker start end c0 c1 b0 b1 consumed=0
   pid="$(cat "$RUN/consumer_drain.pid")"; broker="$(tansu_pid)"
-  start="$(date +%s.%N)"; c0="$(ticks "$pid")"; b0="$(ticks "$broker")"
+  start="$(date +%s.%N)"; c0="$(proc_ticks "$pid")"; b0="$(proc_ticks "$broker")"
   local deadline=$((SECONDS + 300))
   while ((SECONDS < deadline)); do
     consumed="$(metric http://127.0.0.1:9483 consumer_events_consumed_total)"
     ((consumed >= BACKLOG)) && break
     sleep 0.2
   done
-  end="$(date +%s.%N)"; c1="$(ticks "$pid")"; b1="$(ticks "$broker")"
+  end="$(date +%s.%N)"; c1="$(proc_ticks "$pid")"; b1="$(proc_ticks "$broker")"
   stop_pid consumer_drain
   echo "drain $name $consumed $start $end $((c1 - c0)) $((b1 - b0)) $*" >>"$RESULTS"
   log "$name: $consumed events"

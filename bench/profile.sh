@@ -19,6 +19,7 @@ export KAFKA_BROKERS=127.0.0.1:9396
 export KAFKA_EVENTS_TOPIC="linktrace.profile.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.profile.$RUN_ID.dlq"
 export INGEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
 source "$REPO/deploy/lib.sh"
+source "$REPO/bench/lib.sh"
 REQUESTS="${PROFILE_REQUESTS:-2000}"
 PATH_KIND="${PROFILE_PATH:-events}"
 KEY_KIND="${PROFILE_KEY:-live}"
@@ -41,10 +42,8 @@ wait_for "in-memory tansu" 30 bash -c "exec 3<>/dev/tcp/${KAFKA_BROKERS/://}"
 tansu topic create "$KAFKA_EVENTS_TOPIC" --partitions "$KAFKA_EVENTS_PARTITIONS" --broker "tcp://$KAFKA_BROKERS" >>"$LOGS/topics.log" 2>&1
 
 start_service api
-KEY="$(curl -sf -X POST "http://$API_ADDR/admin/v1/accounts" -H "Authorization: Bearer $LINKTRACE_ADMIN_TOKEN" \
-  -H 'content-type: application/json' -d '{"name":"profile","plan":"scale"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey" if sys.argv[1] == "live" else "testApiKey"])' "$KEY_KIND")"
-curl -sf -X POST "http://$API_ADDR/api/v1/referral-links" -H "x-api-key: $KEY" -H 'content-type: application/json' \
-  -d '{"destinationUrl":"https://example.com","shortCode":"profile1"}' >/dev/null
+bench_account profile scale profile1
+if [[ "$KEY_KIND" == live ]]; then KEY="$LT_KEY"; else KEY="$LT_TEST_KEY"; fi
 stop_pid api
 
 # send PORT COUNT FIRST_ENTITY: COUNT events over one keep-alive connection; all must be 202.

@@ -17,6 +17,7 @@ export RUST_LOG=warn
 # Capacity, not the per-key limiter, is what is measured (one key sends everything).
 export INGEST_RATE_LIMIT_PER_SEC=0
 source "$REPO/deploy/lib.sh"
+source "$REPO/bench/lib.sh"
 
 SECONDS_EACH="${BENCH_SECONDS:-15}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
@@ -43,15 +44,8 @@ start_service api
 start_gateway
 
 # An account on a plan with room for every event the run sends, and one link.
-psql -h 127.0.0.1 -U postgres -d "linktrace_bench_$RUN_ID" -qc \
-  "INSERT INTO plans SELECT 'bench', allowed_endpoints, 1000000000000 FROM plans WHERE name = 'scale' ON CONFLICT DO NOTHING" >/dev/null
-ACCOUNT="$(curl -sf -X POST "http://$API_ADDR/admin/v1/accounts" -H "Authorization: Bearer $LINKTRACE_ADMIN_TOKEN" \
-  -H 'content-type: application/json' -d '{"name":"bench","plan":"bench"}')"
-export LT_KEY="$(echo "$ACCOUNT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')"
-export LT_TEST_KEY="$(echo "$ACCOUNT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["testApiKey"])')"
 export LT_CODE=bench123 LT_RUN="$RUN_ID" LT_BATCH="$BATCH"
-curl -sf -X POST "http://$API_ADDR/api/v1/referral-links" -H "x-api-key: $LT_KEY" -H 'content-type: application/json' \
-  -d "{\"destinationUrl\":\"https://example.com\",\"shortCode\":\"$LT_CODE\"}" >/dev/null
+bench_account bench bench "$LT_CODE"
 
 # wrk_json NAME SCRIPT URL [CONNECTIONS]: runs wrk and records its one-line JSON summary.
 wrk_json() {
@@ -66,9 +60,6 @@ wrk_json() {
   echo "$line"
 }
 
-metric() { # metric URL NAME: the sum of a counter's samples
-  curl -s "$1/metrics" | awk -v n="$2" '$1 ~ "^"n"({|$)" { s += $2 } END { printf "%d", s }'
-}
 
 # cpu_during NAME SECONDS: per-program CPU use (% of one core) over the window, as JSON.
 cpu_during() {
@@ -104,7 +95,7 @@ wait_for "bare-produce" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/9191"
 wait_for "bare-produce (in-memory broker)" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/9192"
 (export KAFKA_BROKERS=127.0.0.1:9295; start_service_as ingest_memory ingest 127.0.0.1:9285)
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$(cat "$RUN/$1.pid")/stat"; }
+cpu_ticks() { proc_ticks "$(cat "$RUN/$1.pid")"; }
 # wrk_cpu NAME PIDNAME SCRIPT URL CONNECTIONS: wrk_json, plus PIDNAME's CPU µs per request.
 wrk_cpu() {
   local name="$1" pidname="$2" before after line

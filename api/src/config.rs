@@ -2,6 +2,8 @@ use std::net::SocketAddr;
 
 use envconfig::Envconfig;
 use linktrace_platform::cache::LookupCacheConfig;
+
+use crate::clicks::ClickConfig;
 use linktrace_platform::clickhouse::ClickHouseConfig;
 use linktrace_platform::kafka::KafkaConfig;
 use linktrace_platform::postgres::PostgresConfig;
@@ -20,6 +22,8 @@ pub struct ApiConfig {
     #[envconfig(from = "ATTRIBUTION_WINDOW_HOURS", default = "24")]
     pub attribution_window_hours: u32,
     #[envconfig(nested)]
+    pub clicks: ClickConfig,
+    #[envconfig(nested)]
     pub lookup_cache: LookupCacheConfig,
     #[envconfig(nested)]
     pub postgres: PostgresConfig,
@@ -35,6 +39,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("address", &self.address)
             .field("public_base_url", &self.public_base_url)
             .field("attribution_window_hours", &self.attribution_window_hours)
+            .field("clicks", &self.clicks)
             .field("postgres", &self.postgres)
             .field("clickhouse", &self.clickhouse)
             .field("kafka", &self.kafka)

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod analytics;
+pub mod clicks;
 pub mod config;
 pub mod error;
 pub mod links;

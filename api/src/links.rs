@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use linktrace_platform::error::CommonError;
 use serde::Serialize;
 use sqlx::PgPool;
+use linktrace_domain::Utm;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -20,6 +21,9 @@ pub struct Link {
     pub title: Option<String>,
     pub description: Option<String>,
     pub image_url: Option<String>,
+    /// Default UTM values, for clicks whose URL carries none of its own.
+    #[sqlx(json)]
+    pub utm: Utm,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -48,6 +52,7 @@ impl Link {
             campaign: self.campaign.clone(),
             referrer_user_id: self.referrer_user_id.clone(),
             metadata: self.metadata(),
+            utm: self.utm.clone(),
             expires_at: self.expires_at,
         }
     }
@@ -66,6 +71,7 @@ impl Link {
             campaign: self.campaign.clone(),
             referrer_user_id: self.referrer_user_id.clone(),
             metadata: self.metadata(),
+            utm: self.utm.clone(),
             expires_at: self.expires_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -85,6 +91,8 @@ pub struct LinkView {
     pub campaign: Option<String>,
     pub referrer_user_id: Option<String>,
     pub metadata: LinkMetadata,
+    /// Default UTM values (empty object: none).
+    pub utm: Utm,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -107,16 +115,17 @@ pub struct LinkFields {
     pub campaign: Option<String>,
     pub referrer_user_id: Option<String>,
     pub metadata: LinkMetadata,
+    pub utm: Utm,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str =
     "short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
-                       title, description, image_url, expires_at, created_at, updated_at";
+                       title, description, image_url, utm, expires_at, created_at, updated_at";
 
 type LinkQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, Link, sqlx::postgres::PgArguments>;
 
-/// Binds `$1`..`$11` as both [`insert`] and [`update`] number them: the key, then the fields.
+/// Binds `$1`..`$12` as both [`insert`] and [`update`] number them: the key, then the fields.
 fn bind_link<'q>(
     query: LinkQuery<'q>,
     short_code: &'q str,
@@ -135,6 +144,7 @@ fn bind_link<'q>(
         .bind(&fields.metadata.description)
         .bind(&fields.metadata.image_url)
         .bind(fields.expires_at)
+        .bind(sqlx::types::Json(&fields.utm))
 }
 
 /// Inserts a link; `Ok(None)` when the short code is taken (by anyone).
@@ -146,8 +156,8 @@ pub async fn insert(
 ) -> Result<Option<Link>, ApiError> {
     let sql = format!(
         "INSERT INTO links (short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
-                            title, description, image_url, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                            title, description, image_url, expires_at, utm) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (short_code) DO NOTHING RETURNING {COLUMNS}"
     );
     Ok(
@@ -215,7 +225,7 @@ pub async fn update(
 ) -> Result<Link, ApiError> {
     let sql = format!(
         "UPDATE links SET destination_url = $3, ios_url = $4, android_url = $5, campaign = $6, referrer_user_id = $7, \
-                title = $8, description = $9, image_url = $10, expires_at = $11, updated_at = now() \
+                title = $8, description = $9, image_url = $10, expires_at = $11, utm = $12, updated_at = now() \
          WHERE short_code = $1 AND account_id = $2 RETURNING {COLUMNS}"
     );
     bind_link(sqlx::query_as(&sql), short_code, account_id, fields)

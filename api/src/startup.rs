@@ -18,6 +18,9 @@ use tokio::net::TcpListener;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use tokio_util::task::TaskTracker;
+
+use crate::clicks::ClickEnricher;
 use crate::config::ApiConfig;
 use crate::routes::{admin, analytics, attributions, dashboard, links, redirect};
 use crate::state::{AppState, Settings};
@@ -96,7 +99,11 @@ pub fn build_router(state: AppState, readiness: Readiness) -> Router {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    clicks_in_flight: TaskTracker,
 }
+
+/// How long shutdown waits for clicks still on their way to the broker.
+const CLICK_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Application {
     pub async fn build(config: ApiConfig) -> anyhow::Result<Self> {
@@ -119,10 +126,17 @@ impl Application {
                 ),
             }),
             redirect_cache: AppState::redirect_cache(),
+            clicks: Arc::new(ClickEnricher::from_config(&config.clicks)?),
+            clicks_in_flight: TaskTracker::new(),
         };
+        let clicks_in_flight = state.clicks_in_flight.clone();
         let router = build_router(state, deps.readiness);
         let listener = TcpListener::bind(config.address).await?;
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            clicks_in_flight,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -138,6 +152,16 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "api listening");
         http::serve(self.listener, self.router, shutdown).await?;
+        self.clicks_in_flight.close();
+        if tokio::time::timeout(CLICK_DRAIN_TIMEOUT, self.clicks_in_flight.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pending = self.clicks_in_flight.len(),
+                "stopped before every click reached the broker"
+            );
+        }
         tracing::info!("api stopped");
         Ok(())
     }

@@ -7,6 +7,9 @@ use linktrace_platform::keys::KeyDirectory;
 use moka::future::Cache;
 use sqlx::PgPool;
 
+use tokio_util::task::TaskTracker;
+
+use crate::clicks::ClickEnricher;
 use crate::links::Link;
 
 /// What every api handler can reach.
@@ -20,6 +23,11 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Links by short code for the redirect (`None`: no such link), briefly cached.
     pub redirect_cache: Cache<String, Option<Arc<Link>>>,
+    /// Trusted proxies, user agents, geo and visitor keys of the redirect.
+    pub clicks: Arc<ClickEnricher>,
+    /// Clicks on their way to the broker (the redirect does not wait for them); shutdown
+    /// waits for them.
+    pub clicks_in_flight: TaskTracker,
 }
 
 pub struct Settings {

@@ -5,7 +5,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{AttributionMatch, EntityId, Environment, EventName, ShortCode, SystemEvent};
+use crate::{AttributionMatch, ClickFacts, EntityId, Environment, EventName, ShortCode, SystemEvent};
 
 /// The version of the record's layout this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -52,6 +52,9 @@ pub struct ClientFacts {
     pub platform: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub click_id: Option<String>,
+    /// Country, device, UTM and the rest, worked out by the redirect (clicks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<ClickFacts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

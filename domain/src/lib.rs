@@ -6,6 +6,7 @@
 pub mod api_key;
 pub mod attribution;
 pub mod billing_month;
+pub mod click_facts;
 pub mod entity_id;
 pub mod entity_state;
 pub mod envelope;
@@ -20,6 +21,7 @@ pub mod web_url;
 pub use api_key::{ApiKey, ApiKeyHash};
 pub use attribution::AttributionMatch;
 pub use billing_month::BillingMonth;
+pub use click_facts::{ClickFacts, Device, Utm};
 pub use entity_id::EntityId;
 pub use entity_state::EntityState;
 pub use envelope::{ErrorCode, ErrorEnvelope};

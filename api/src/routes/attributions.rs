@@ -94,7 +94,12 @@ pub async fn create(
     let user_id = body.user_id.as_str();
     let short_code = body.short_code;
     let click_id = body.click_id.as_ref().map(Text::as_str);
-    let ip = body.ip.as_ref().map(Text::as_str);
+    // As clicks store it (CLICK_IP_ANONYMISATION), so a fingerprint compares like with like.
+    let ip = body
+        .ip
+        .as_ref()
+        .and_then(|ip| state.clicks.ip_policy().apply_text(ip.as_str()));
+    let ip = ip.as_deref();
     let user_agent = body.user_agent.as_ref().map(Text::as_str);
     let platform = body
         .platform
@@ -173,6 +178,7 @@ pub async fn create(
         referrer: None,
         platform: platform.clone(),
         click_id: matched_click.clone(),
+        facts: None,
     };
     let install = EventRecord::install(
         caller.account_id,

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use linktrace_domain::{Endpoint, ShortCode, WebUrl};
+use linktrace_domain::{Endpoint, ShortCode, Utm, WebUrl};
 use linktrace_platform::error::CommonError;
 use linktrace_platform::openapi::{errors, Yes};
 use linktrace_platform::request::{
@@ -50,7 +50,34 @@ pub struct CreateLinkBody {
     pub referrer_user_id: Option<ShortText>,
     #[serde(default, deserialize_with = "optional_object")]
     pub metadata: Option<MetadataBody>,
+    /// Default UTM values for clicks whose URL carries none of its own.
+    #[serde(default, deserialize_with = "optional_object")]
+    pub utm: Option<UtmBody>,
     pub expires_at: Option<Timestamp>,
+}
+
+/// A link's default UTM values.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UtmBody {
+    pub source: Option<Text<0, 255>>,
+    pub medium: Option<Text<0, 255>>,
+    pub campaign: Option<Text<0, 255>>,
+    pub term: Option<Text<0, 255>>,
+    pub content: Option<Text<0, 255>>,
+}
+
+impl From<UtmBody> for Utm {
+    fn from(body: UtmBody) -> Self {
+        let value = |v: Option<Text<0, 255>>| v.map(Text::into_string).unwrap_or_default();
+        Utm {
+            source: value(body.source),
+            medium: value(body.medium),
+            campaign: value(body.campaign),
+            term: value(body.term),
+            content: value(body.content),
+        }
+    }
 }
 
 /// What previews of the link show.
@@ -81,6 +108,7 @@ impl From<CreateLinkBody> for LinkFields {
             campaign: body.campaign.map(Text::into_string),
             referrer_user_id: body.referrer_user_id.map(Text::into_string),
             metadata: body.metadata.map(LinkMetadata::from).unwrap_or_default(),
+            utm: body.utm.map(Utm::from).unwrap_or_default(),
             expires_at: body.expires_at.map(|t| t.0),
         }
     }
@@ -101,6 +129,8 @@ pub struct UpdateLinkBody {
     pub referrer_user_id: Option<Option<ShortText>>,
     #[serde(default, deserialize_with = "present_object")]
     pub metadata: Option<Option<MetadataBody>>,
+    #[serde(default, deserialize_with = "present_object")]
+    pub utm: Option<Option<UtmBody>>,
     #[serde(default, deserialize_with = "present")]
     pub expires_at: Option<Option<Timestamp>>,
 }
@@ -124,6 +154,9 @@ impl UpdateLinkBody {
         }
         if let Some(metadata) = self.metadata {
             fields.metadata = metadata.map(LinkMetadata::from).unwrap_or_default();
+        }
+        if let Some(utm) = self.utm {
+            fields.utm = utm.map(Utm::from).unwrap_or_default();
         }
         if let Some(expires_at) = self.expires_at {
             fields.expires_at = expires_at.map(|t| t.0);

@@ -6,21 +6,30 @@ use std::sync::{Arc, LazyLock};
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, REFERER, USER_AGENT};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
-use linktrace_domain::{ClientFacts, EventRecord, ShortCode};
+use linktrace_domain::{EventRecord, ShortCode};
 use linktrace_platform::request::PathSegment;
-use prometheus::{register_int_counter_vec, IntCounterVec};
+use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, IntCounterVec};
 use uuid::Uuid;
 
+use crate::clicks::{preview, utm, ClickRequest};
 use crate::links::{self, Link};
 use crate::state::AppState;
 
 static CLICKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "redirect_clicks_total",
-        "Link redirects, by whether the click was recorded",
-        &["recorded"]
+        "Clicks the redirect sent to the stream, by outcome (recorded: the broker took it; lost: it did not) and by whether a bot made it",
+        &["recorded", "bot"]
+    )
+    .expect("registers once")
+});
+
+static PREVIEWS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "redirect_previews_total",
+        "Link-preview fetchers answered with the preview page instead of the 302"
     )
     .expect("registers once")
 });
@@ -62,24 +71,32 @@ impl Platform {
     path = "/l/{shortCode}",
     tag = "redirect",
     operation_id = "followLink",
-    params(("shortCode" = ShortCode, Path)),
+    params(
+        ("shortCode" = ShortCode, Path),
+        ("utm_source" = Option<String>, Query, description = "Recorded with the click and passed on to the destination; so are utm_medium, utm_campaign, utm_term and utm_content"),
+    ),
     responses(
-        (status = 302, description = "Redirect; header x-linktrace-click-id"),
+        (status = 200, description = "A link-preview fetcher: HTML with the link's Open Graph and Twitter card tags", content_type = "text/html"),
+        (status = 302, description = "Redirect; header x-linktrace-click-id. Sent without waiting for the broker"),
         (status = 404, description = "Unknown or expired link (HTML page)"),
         (status = 503, description = "Link store unavailable (HTML page)"),
     ),
 )]
+#[tracing::instrument(level = "debug", skip_all, fields(short_code = %raw_code))]
 pub async fn follow(
     State(state): State<AppState>,
     PathSegment(raw_code): PathSegment,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let Ok(code) = ShortCode::parse(&raw_code) else {
         return not_found_page();
     };
+    let now = state.clock.now();
     let link = match cached_link(&state, &code).await {
-        Ok(Some(link)) if !link.is_expired(state.clock.now()) => link,
+        Ok(Some(link)) if !link.is_expired(now) => link,
         Ok(_) => return not_found_page(),
         Err(error) => {
             tracing::error!(%error, "redirect look-up failed");
@@ -90,42 +107,44 @@ pub async fn follow(
                 .into_response();
         }
     };
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     let user_agent = header(USER_AGENT).unwrap_or_default();
-    let platform = Platform::from_user_agent(&user_agent);
+    let platform = Platform::from_user_agent(user_agent);
+    let utm = utm::from_query(uri.query()).or(&link.utm);
+    let click_id = Uuid::new_v4();
+    let click = state.clicks.enrich(ClickRequest {
+        head: method == Method::HEAD,
+        ip: state.clicks.trusted_proxies.client_ip(peer.ip(), &headers),
+        user_agent,
+        referrer: header(REFERER),
+        utm: utm.clone(),
+        platform: platform.as_str(),
+        click_id: click_id.to_string(),
+        at: now,
+    });
+    let preview = click.preview;
+    let bot = click.client.facts.as_ref().is_some_and(|f| f.bot);
+    record(
+        &state,
+        EventRecord::click(link.account_id, &link.short_code, click_id, click.client, now),
+        bot,
+    );
+    if preview {
+        PREVIEWS.inc();
+        let public_url = link.view(&state.settings.public_base_url).url;
+        return (
+            [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            Html(preview::page(&link, &public_url)),
+        )
+            .into_response();
+    }
     let target = match platform {
         Platform::Ios => link.ios_url.as_deref(),
         Platform::Android => link.android_url.as_deref(),
         Platform::Web => None,
     }
-    .unwrap_or(&link.destination_url)
-    .to_owned();
-    let ip = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_else(|| peer.ip().to_string());
-    let click_id = Uuid::new_v4();
-    let now = state.clock.now();
-    let client = ClientFacts {
-        ip: Some(ip),
-        user_agent: Some(user_agent),
-        referrer: header(REFERER),
-        platform: Some(platform.as_str().to_owned()),
-        click_id: Some(click_id.to_string()),
-    };
-    let record = EventRecord::click(link.account_id, &link.short_code, click_id, client, now);
-    // The visitor is sent on either way; a click the broker did not take is counted.
-    let recorded = state.sink.send(&record).await.is_ok();
-    CLICKS
-        .with_label_values(&[if recorded { "true" } else { "false" }])
-        .inc();
+    .unwrap_or(&link.destination_url);
+    let target = utm::merge_into(target, &utm);
     let mut response = StatusCode::FOUND.into_response();
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&target) {
@@ -136,6 +155,23 @@ pub async fn follow(
         headers.insert("x-linktrace-click-id", id);
     }
     response
+}
+
+/// Hands the click to the producer's queue and lets the visitor go: the broker's answer is
+/// awaited in the background and counted (a click the broker never took is `lost`).
+fn record(state: &AppState, click: EventRecord, bot: bool) {
+    let sink = state.sink.clone();
+    let bot = if bot { "true" } else { "false" };
+    state.clicks_in_flight.spawn(async move {
+        let recorded = match sink.send(&click).await {
+            Ok(()) => "true",
+            Err(error) => {
+                tracing::warn!(%error, click_id = %click.event_id, "click lost: the broker did not take it");
+                "false"
+            }
+        };
+        CLICKS.with_label_values(&[recorded, bot]).inc();
+    });
 }
 
 async fn cached_link(

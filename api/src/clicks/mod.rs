@@ -1,0 +1,129 @@
+//! What the redirect learns about a click before it sends the visitor on: who the client
+//! is (behind trusted proxies only), what it runs, where it is, whether it is a person,
+//! and which campaign sent it. Enrichment runs here, in the redirect, not in the consumer:
+//! the raw IP never leaves this process when anonymisation is on, and the record on the
+//! stream is complete (what the consumer, webhooks and anyone replaying the topic read).
+//! `bench/run.sh` measures its cost per click.
+
+pub mod client_ip;
+pub mod config;
+pub mod geo;
+pub mod preview;
+pub mod user_agent;
+pub mod utm;
+pub mod visitor;
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use linktrace_domain::{ClickFacts, ClientFacts, Device, Utm};
+
+pub use client_ip::TrustedProxies;
+pub use config::ClickConfig;
+pub use geo::GeoDatabase;
+pub use user_agent::{AgentFacts, UserAgents};
+pub use visitor::{IpPolicy, VisitorKeys};
+
+/// One request to follow a link, as the redirect saw it.
+#[derive(Debug)]
+pub struct ClickRequest<'a> {
+    pub head: bool,
+    pub ip: IpAddr,
+    pub user_agent: &'a str,
+    pub referrer: Option<&'a str>,
+    pub utm: Utm,
+    pub platform: &'static str,
+    pub click_id: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A click worked out: what is stored, and whether a preview page is due instead of a 302.
+#[derive(Debug)]
+pub struct EnrichedClick {
+    pub client: ClientFacts,
+    pub preview: bool,
+}
+
+/// Everything enrichment needs, built once at start.
+pub struct ClickEnricher {
+    pub trusted_proxies: TrustedProxies,
+    agents: UserAgents,
+    geo: Option<GeoDatabase>,
+    visitors: VisitorKeys,
+    ip_policy: IpPolicy,
+}
+
+impl ClickEnricher {
+    pub fn from_config(config: &ClickConfig) -> anyhow::Result<Self> {
+        let geo = match config.geoip_database.trim() {
+            "" => None,
+            path => Some(GeoDatabase::open(path)?),
+        };
+        Ok(Self {
+            trusted_proxies: config.trusted_proxies.parse()?,
+            agents: UserAgents::new(),
+            geo,
+            visitors: VisitorKeys::new(&config.visitor_salt),
+            ip_policy: config.ip_anonymisation.parse()?,
+        })
+    }
+
+    /// The policy stored click IPs follow (fingerprint look-ups apply it too).
+    pub fn ip_policy(&self) -> IpPolicy {
+        self.ip_policy
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub fn enrich(&self, click: ClickRequest<'_>) -> EnrichedClick {
+        let agent = self.agents.classify(click.user_agent);
+        let bot = click.head || agent.bot;
+        let place = self
+            .geo
+            .as_ref()
+            .map(|geo| geo.locate(click.ip))
+            .unwrap_or_default();
+        let facts = ClickFacts {
+            country: place.country,
+            city: place.city,
+            device: if bot { Some(Device::Bot) } else { agent.device },
+            os: agent.os,
+            browser: agent.browser,
+            referrer_host: click.referrer.map(referrer_host).unwrap_or_default(),
+            utm: click.utm,
+            bot,
+            visitor: self.visitors.key(click.ip, click.user_agent, click.at),
+        };
+        EnrichedClick {
+            client: ClientFacts {
+                ip: self.ip_policy.apply(click.ip),
+                user_agent: Some(click.user_agent.to_owned()),
+                referrer: click.referrer.map(str::to_owned),
+                platform: Some(click.platform.to_owned()),
+                click_id: Some(click.click_id),
+                facts: Some(facts),
+            },
+            preview: agent.preview && !click.head,
+        }
+    }
+}
+
+/// The host of a `Referer` URL, lower case, without `www.`; empty when it is not a URL.
+pub fn referrer_host(referrer: &str) -> String {
+    url::Url::parse(referrer)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+        .map(|host| host.strip_prefix("www.").map(str::to_owned).unwrap_or(host))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referrer_hosts() {
+        assert_eq!(referrer_host("https://www.Google.com/search?q=x"), "google.com");
+        assert_eq!(referrer_host("android-app://com.slack/"), "com.slack");
+        assert_eq!(referrer_host("not a url"), "");
+    }
+}

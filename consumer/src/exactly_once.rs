@@ -63,25 +63,13 @@ mod tests {
     fn row(partition: u16, offset: u64, event_time: u32) -> EventRow {
         EventRow {
             event_id: format!("{partition}-{offset}"),
-            account_id: String::new(),
-            environment: String::new(),
-            link_short_code: String::new(),
-            event_name: String::new(),
-            entity_id: String::new(),
-            user_id: String::new(),
-            properties: String::new(),
-            source: String::new(),
-            ip: String::new(),
-            user_agent: String::new(),
-            referrer: String::new(),
-            platform: String::new(),
-            click_id: String::new(),
             event_time,
             event_time_ms: u64::from(event_time) * 1000,
             received_at: event_time,
             kafka_topic: "t".into(),
             kafka_partition: partition,
             kafka_offset: offset,
+            ..EventRow::default()
         }
     }
 

@@ -4,7 +4,7 @@ use clickhouse::Row;
 use linktrace_domain::EventRecord;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Row, Serialize)]
+#[derive(Debug, Clone, Default, Row, Serialize)]
 pub struct EventRow {
     pub event_id: String,
     pub account_id: String,
@@ -20,6 +20,19 @@ pub struct EventRow {
     pub referrer: String,
     pub platform: String,
     pub click_id: String,
+    pub country: String,
+    pub city: String,
+    pub device: String,
+    pub os: String,
+    pub browser: String,
+    pub referrer_host: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub utm_term: String,
+    pub utm_content: String,
+    pub bot: u8,
+    pub visitor: String,
     /// `DateTime`: seconds since the epoch.
     pub event_time: u32,
     pub event_time_ms: u64,
@@ -39,6 +52,7 @@ pub struct StreamPosition {
 impl EventRow {
     pub fn new(record: &EventRecord, topic: &str, position: StreamPosition) -> Self {
         let client = record.client.clone().unwrap_or_default();
+        let facts = client.facts.unwrap_or_default();
         Self {
             event_id: record.event_id.to_string(),
             account_id: record.account_id.to_string(),
@@ -58,6 +72,19 @@ impl EventRow {
             referrer: client.referrer.unwrap_or_default(),
             platform: client.platform.unwrap_or_default(),
             click_id: client.click_id.unwrap_or_default(),
+            country: facts.country,
+            city: facts.city,
+            device: facts.device.map(|d| d.as_str().to_owned()).unwrap_or_default(),
+            os: facts.os,
+            browser: facts.browser,
+            referrer_host: facts.referrer_host,
+            utm_source: facts.utm.source,
+            utm_medium: facts.utm.medium,
+            utm_campaign: facts.utm.campaign,
+            utm_term: facts.utm.term,
+            utm_content: facts.utm.content,
+            bot: u8::from(facts.bot),
+            visitor: facts.visitor,
             event_time: seconds(record.event_time),
             event_time_ms: record.event_time.timestamp_millis().max(0) as u64,
             received_at: seconds(record.received_at),

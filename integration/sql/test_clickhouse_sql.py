@@ -19,6 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "00000000-0000-4000-8000-00000000000a"
 OTHER = "00000000-0000-4000-8000-00000000000b"
+V2 = "00000000-0000-4000-8000-00000000000c"
 
 
 def catalog():
@@ -76,6 +77,40 @@ def insert(rows):
         f"INSERT INTO events ({COLUMNS}, kafka_topic, kafka_partition, kafka_offset) VALUES "
         + ", ".join(f"({values(r)}, 'events', 0, {offset})" for offset, r in enumerate(rows))
     )
+
+
+# Clicks with their facts (migration 4), for the GET /api/v1/analytics reads, in an account
+# of their own. The catalog's range is [2026-11-01 10:20:00, 2026-11-04 05:00:01): both ends
+# fall inside a fifteen-minute bucket.
+# (event_id, link, event name, time, country, device, os, browser, referrer host,
+#  utm_source, bot, revenue currency, revenue micros)
+V2_FIXTURE = [
+    ("v01", "gamma123", "click", "2026-11-01 10:25:00", "DE", "mobile", "iPhone", "Safari", "google.com", "newsletter", 0, "", 0),
+    ("v02", "gamma123", "click", "2026-11-01 10:19:00", "DE", "mobile", "iPhone", "Safari", "", "", 0, "", 0),
+    ("v03", "gamma123", "click", "2026-11-02 12:00:00", "JP", "desktop", "Windows 10", "Chrome", "", "twitter", 0, "", 0),
+    ("v04", "delta123", "click", "2026-11-02 12:05:00", "JP", "mobile", "Android", "Chrome", "t.co", "twitter", 0, "", 0),
+    ("v05", "gamma123", "click", "2026-11-03 08:00:00", "US", "desktop", "Mac OSX", "Firefox", "", "", 0, "", 0),
+    ("v06", "gamma123", "click", "2026-11-03 09:00:00", "US", "bot", "", "Googlebot", "", "", 1, "", 0),
+    ("v07", "gamma123", "click", "2026-11-04 05:00:00", "DE", "tablet", "iPad", "Safari", "", "", 0, "", 0),
+    ("v08", "gamma123", "click", "2026-11-04 05:00:02", "DE", "tablet", "iPad", "Safari", "", "", 0, "", 0),
+    ("v09", "gamma123", "purchase", "2026-11-02 13:00:00", "", "", "", "", "", "", 0, "EUR", 12_500_000),
+]
+
+
+def v2_insert(rows):
+    columns = (
+        "event_id, account_id, environment, link_short_code, event_name, event_time, event_time_ms, "
+        "received_at, country, device, os, browser, referrer_host, utm_source, bot, revenue_currency, "
+        "revenue_micros, kafka_topic, kafka_partition, kafka_offset"
+    )
+    def row(offset, r):
+        eid, link, name, at, country, device, os_, browser, referrer, utm, bot, currency, micros = r
+        return (
+            f"('{eid}', '{V2}', 'production', '{link}', '{name}', toDateTime('{at}'), "
+            f"toUInt64(toUInt32(toDateTime('{at}'))) * 1000, toDateTime('{at}'), '{country}', '{device}', "
+            f"'{os_}', '{browser}', '{referrer}', '{utm}', {bot}, '{currency}', {micros}, 'events-v2', 0, {offset})"
+        )
+    return f"INSERT INTO events ({columns}) VALUES " + ", ".join(row(o, r) for o, r in enumerate(rows))
 
 
 # The install is upgraded in place: half the fixture (and an unmerged copy of one event,
@@ -166,6 +201,7 @@ def engine(request):
     engine.run(legacy_insert(BEFORE_UPGRADE))
     apply(m for m in CATALOG["migrations"] if m["version"] > 2)
     engine.run(insert(AFTER_UPGRADE))
+    engine.run(v2_insert(V2_FIXTURE))
     yield engine
     engine.close()
 
@@ -177,10 +213,11 @@ def query(engine, name):
 def test_every_migration_applied(engine):
     tables = {row[0] for row in engine.run("SELECT name FROM system.tables WHERE database = currentDatabase()")}
     for table in ["events", "events_kafka_offsets", "event_counts_hourly", "event_counts_daily",
-                  "event_totals_hourly", "event_users_daily", "clicks_by_id", "clicks_by_ip"]:
+                  "event_totals_hourly", "event_users_daily", "clicks_by_id", "clicks_by_ip",
+                  "event_breakdowns_15m"]:
         assert table in tables, (engine.name, engine.version(), table)
     assert "events_hourly" not in tables
-    assert engine.run("SELECT count() FROM events") == [["10"]]
+    assert engine.run("SELECT count() FROM events") == [[str(10 + len(V2_FIXTURE))]]
 
 
 def test_totals(engine):
@@ -245,3 +282,31 @@ def test_offsets_high_water_mark(engine):
         "SELECT kafka_partition, maxMerge(max_offset) FROM events_kafka_offsets "
         "WHERE kafka_topic = 'events' GROUP BY kafka_partition"
     ) == [["0", str(len(AFTER_UPGRADE) - 1)]]
+
+
+def test_v2_count_reads_partial_buckets_from_events(engine):
+    # v01 and v07 sit in partial buckets inside the range; v02 and v08 in the same
+    # buckets, outside it; v06 is a bot; v09 is not a click.
+    assert query(engine, "v2_count") == [["", "5", "['']", "[0]"]]
+    # The same range widened to whole buckets reads the rollup alone: v02 and v08 count.
+    assert query(engine, "v2_count_aligned") == [["", "7", "['']", "[0]"]]
+
+
+def test_v2_series_buckets(engine):
+    assert [row[:2] for row in query(engine, "v2_series")] == [
+        [hour("2026-11-01T10:15:00"), "1"], [hour("2026-11-02T12:00:00"), "2"],
+        [hour("2026-11-03T08:00:00"), "1"], [hour("2026-11-04T05:00:00"), "1"],
+    ]
+
+
+def test_v2_breakdowns_and_filters(engine):
+    assert [row[:2] for row in query(engine, "v2_countries")] == [["DE", "2"], ["JP", "2"], ["US", "1"]]
+    # Bots included, country DE or JP, device not desktop.
+    assert [row[:2] for row in query(engine, "v2_devices_filtered")] == [["mobile", "2"], ["tablet", "1"]]
+    assert [row[:2] for row in query(engine, "v2_utm_sources_aligned")] == [
+        ["", "4"], ["twitter", "2"], ["newsletter", "1"],
+    ]
+
+
+def test_v2_revenue_per_currency(engine):
+    assert query(engine, "v2_purchase_revenue_by_link") == [["gamma123", "1", "['EUR']", "[12500000]"]]

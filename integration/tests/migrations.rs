@@ -124,6 +124,11 @@ async fn an_existing_install_is_upgraded_in_place_and_keeps_its_data() {
     assert_eq!(count("SELECT count() FROM clicks_by_id FINAL").await, 2);
     assert_eq!(count("SELECT count() FROM clicks_by_ip FINAL").await, 2);
     assert_eq!(
+        count("SELECT sum(events) FROM event_breakdowns_15m").await,
+        4,
+        "the breakdown rollup holds the history once"
+    );
+    assert_eq!(
         count("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE 'events_hourly%'").await,
         0,
         "the old rollup is gone"
@@ -135,6 +140,7 @@ async fn an_existing_install_is_upgraded_in_place_and_keeps_its_data() {
         .await
         .unwrap();
     assert_eq!(count("SELECT sum(events) FROM event_counts_daily").await, 5);
+    assert_eq!(count("SELECT sum(events) FROM event_breakdowns_15m").await, 5);
     assert_eq!(count("SELECT count() FROM clicks_by_id FINAL").await, 3);
     assert_eq!(old.ensure_schema(&env.pool).await.unwrap(), 0, "idempotent");
     old.drop_database().await.unwrap();

@@ -120,6 +120,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "exactly_once_rollups",
         sql: include_str!("../../migrations/clickhouse/0003_exactly_once_rollups.sql"),
     },
+    Migration {
+        version: 4,
+        name: "click_facts",
+        sql: include_str!("../../migrations/clickhouse/0004_click_facts.sql"),
+    },
 ];
 
 #[derive(Row, Deserialize)]

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use linktrace_api::analytics::{self, Scope};
+use linktrace_api::breakdowns::{self, EventSelector, Selection};
 use linktrace_domain::Environment;
 use linktrace_platform::clickhouse::{statements, MIGRATIONS};
 use serde_json::json;
@@ -13,6 +14,8 @@ use serde_json::json;
 const ACCOUNT: &str = "00000000-0000-4000-8000-00000000000a";
 const FROM: &str = "2026-11-01T10:20:00Z";
 const TO: &str = "2026-11-04T05:00:01Z";
+/// The account of the `GET /api/v1/analytics` sample reads (its own fixture rows).
+const V2_ACCOUNT: &str = "00000000-0000-4000-8000-00000000000c";
 
 fn main() -> anyhow::Result<()> {
     let scope = Scope {
@@ -28,12 +31,22 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|m| json!({ "version": m.version, "name": m.name, "statements": statements(m.sql) }))
         .collect();
+    let selection = Selection {
+        account_id: V2_ACCOUNT.parse()?,
+        environment: Environment::Live,
+        from: scope.from,
+        to: scope.to,
+        event: EventSelector::Clicks,
+        filters: vec![],
+        include_bots: false,
+    };
     let queries: serde_json::Map<String, serde_json::Value> = analytics::catalog(&client, &scope)
         .into_iter()
+        .chain(breakdowns::catalog(&client, &selection))
         .map(|(name, sql)| (name.to_owned(), sql.into()))
         .collect();
     let catalog = json!({
-        "scope": { "accountId": ACCOUNT, "from": FROM, "to": TO },
+        "scope": { "accountId": ACCOUNT, "v2AccountId": V2_ACCOUNT, "from": FROM, "to": TO },
         "migrations": migrations,
         "queries": queries,
     });

@@ -1,6 +1,7 @@
 pub mod admin;
 pub mod analytics;
 pub mod attributions;
+pub mod breakdowns;
 pub mod dashboard;
 pub mod links;
 pub mod redirect;

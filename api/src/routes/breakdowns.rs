@@ -1,0 +1,400 @@
+//! `GET /api/v1/analytics`: one endpoint for every count, series and breakdown a dashboard
+//! needs, scoped to the caller's account and the key's environment (see `breakdowns`).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use linktrace_domain::{Endpoint, EventName, SystemEvent};
+use linktrace_platform::openapi::{errors, Yes};
+use linktrace_platform::request::{Limit, QueryParams, RequestError};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::breakdowns::{self, EventSelector, Filter, GroupBy, Interval, Revenue, Selection};
+use crate::error::ApiError;
+use crate::routes::caller;
+use crate::state::AppState;
+
+/// The longest range one read may cover.
+const MAX_RANGE_DAYS: i64 = 400;
+/// The longest range of an hourly series.
+const MAX_HOURLY_DAYS: i64 = 31;
+/// The most values one filter may list.
+const MAX_FILTER_VALUES: usize = 100;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct AnalyticsQuery {
+    /// `clicks` (default), `installs`, `events` (every post-install event) or one event name.
+    #[param(inline)]
+    event: Option<EventParam>,
+    /// `count` (default), `timeseries`, or the breakdown to answer.
+    #[param(inline)]
+    group_by: Option<GroupBy>,
+    /// ISO-8601 date-time, or a date (midnight in `timezone`). Default: `to` minus 30 days.
+    #[param(inline)]
+    from: Option<RangeBound>,
+    /// ISO-8601 date-time, or a date (the end of that day in `timezone`). Default: now.
+    #[param(inline)]
+    to: Option<RangeBound>,
+    /// Bucket of a timeseries: `hour` (ranges up to 31 days), `day` (default), `week`
+    /// (starting Monday), `month`.
+    #[param(inline)]
+    interval: Option<Interval>,
+    /// IANA time-zone name (default `UTC`): series buckets and date bounds follow it.
+    #[param(inline)]
+    timezone: Option<Zone>,
+    /// Comma-separated; a leading `-` excludes the value instead.
+    #[param(inline)]
+    short_code: Option<FilterList>,
+    #[param(inline)]
+    event_name: Option<FilterList>,
+    /// ISO 3166-1 alpha-2 codes.
+    #[param(inline)]
+    country: Option<FilterList>,
+    /// `mobile`, `tablet`, `desktop`, `bot`.
+    #[param(inline)]
+    device: Option<FilterList>,
+    #[param(inline)]
+    os: Option<FilterList>,
+    #[param(inline)]
+    browser: Option<FilterList>,
+    /// Referrer hosts (`google.com`).
+    #[param(inline)]
+    referrer: Option<FilterList>,
+    #[param(inline)]
+    utm_source: Option<FilterList>,
+    #[param(inline)]
+    utm_medium: Option<FilterList>,
+    #[param(inline)]
+    utm_campaign: Option<FilterList>,
+    /// Count bots (crawlers, preview fetchers, `HEAD`s) too. Default `false`.
+    #[param(inline)]
+    include_bots: Option<Flag>,
+    /// Breakdown rows, 1-1000 (default 100).
+    #[param(inline)]
+    limit: Option<Limit<1000>>,
+}
+
+/// `clicks`, `installs`, `events`, or an event name.
+#[derive(Debug, Clone)]
+pub struct EventParam(EventSelector);
+
+impl<'de> Deserialize<'de> for EventParam {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Ok(EventParam(match raw.to_lowercase().as_str() {
+            "clicks" => EventSelector::Clicks,
+            "installs" => EventSelector::Installs,
+            "events" => EventSelector::Events,
+            lower => match SystemEvent::parse(lower) {
+                Some(system) => EventSelector::Named(system.as_str().to_owned()),
+                None => EventSelector::Named(
+                    EventName::parse(&raw)
+                        .map_err(serde::de::Error::custom)?
+                        .as_str()
+                        .to_owned(),
+                ),
+            },
+        }))
+    }
+}
+
+impl utoipa::PartialSchema for EventParam {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        linktrace_domain::schema::text(
+            Some("^[A-Za-z][A-Za-z0-9_]*$"),
+            Some(1),
+            Some(EventName::MAX_LEN),
+            "clicks, installs, events, or one event name",
+        )
+    }
+}
+impl ToSchema for EventParam {}
+
+/// A range bound: an instant, or a calendar date read in the request's time zone.
+#[derive(Debug, Clone, Copy)]
+pub enum RangeBound {
+    At(DateTime<Utc>),
+    Date(NaiveDate),
+}
+
+impl<'de> Deserialize<'de> for RangeBound {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        if let Ok(at) = DateTime::parse_from_rfc3339(&raw) {
+            return Ok(RangeBound::At(at.with_timezone(&Utc)));
+        }
+        NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
+            .map(RangeBound::Date)
+            .map_err(|_| serde::de::Error::custom("must be an ISO-8601 date-time or date"))
+    }
+}
+
+impl RangeBound {
+    /// The instant: a date is its midnight in `zone` (`end`: the next midnight).
+    fn resolve(self, zone: Tz, end: bool) -> DateTime<Utc> {
+        match self {
+            RangeBound::At(at) => at,
+            RangeBound::Date(day) => {
+                let day = if end { day.succ_opt().unwrap_or(day) } else { day };
+                let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+                zone.from_local_datetime(&midnight)
+                    .earliest()
+                    .map(|at| at.with_timezone(&Utc))
+                    .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
+            }
+        }
+    }
+}
+
+impl utoipa::PartialSchema for RangeBound {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        linktrace_domain::schema::text(
+            None,
+            Some(10),
+            Some(64),
+            "an ISO-8601 date-time (2026-11-01T00:00:00Z) or date (2026-11-01)",
+        )
+    }
+}
+impl ToSchema for RangeBound {}
+
+/// An IANA time-zone name.
+#[derive(Debug, Clone, Copy)]
+pub struct Zone(Tz);
+
+impl<'de> Deserialize<'de> for Zone {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        raw.parse::<Tz>()
+            .map(Zone)
+            .map_err(|_| serde::de::Error::custom("must be an IANA time-zone name (e.g. Europe/Berlin)"))
+    }
+}
+
+impl utoipa::PartialSchema for Zone {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        linktrace_domain::schema::text(None, Some(1), Some(64), "an IANA time-zone name, e.g. Asia/Kolkata")
+    }
+}
+impl ToSchema for Zone {}
+
+/// `true` or `false`.
+#[derive(Debug, Clone, Copy)]
+pub struct Flag(bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match String::deserialize(deserializer)?.as_str() {
+            "true" => Ok(Flag(true)),
+            "false" => Ok(Flag(false)),
+            _ => Err(serde::de::Error::custom("must be true or false")),
+        }
+    }
+}
+
+impl utoipa::PartialSchema for Flag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Boolean)
+            .into()
+    }
+}
+impl ToSchema for Flag {}
+
+/// Comma-separated values, each to include, or (with a leading `-`) to exclude.
+#[derive(Debug, Clone, Default)]
+pub struct FilterList {
+    include: Vec<String>,
+    exclude: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for FilterList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let raw = String::deserialize(deserializer)?;
+        let mut list = FilterList::default();
+        for item in raw.split(',') {
+            let (target, value) = match item.trim().strip_prefix('-') {
+                Some(value) => (&mut list.exclude, value),
+                None => (&mut list.include, item.trim()),
+            };
+            if value.is_empty() || value.chars().count() > 255 || value.contains('\0') {
+                return Err(D::Error::custom(
+                    "must be a comma-separated list of values of 1-255 characters",
+                ));
+            }
+            target.push(value.to_owned());
+        }
+        if list.include.len() + list.exclude.len() > MAX_FILTER_VALUES {
+            return Err(D::Error::custom(format!("may list at most {MAX_FILTER_VALUES} values")));
+        }
+        Ok(list)
+    }
+}
+
+impl utoipa::PartialSchema for FilterList {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        linktrace_domain::schema::text(
+            None,
+            Some(1),
+            None,
+            "comma-separated values; a leading - excludes (e.g. DE,FR or -US)",
+        )
+    }
+}
+impl ToSchema for FilterList {}
+
+impl FilterList {
+    fn into_filter(self, column: &'static str, normalise: fn(&str) -> String) -> Filter {
+        Filter {
+            column,
+            include: self.include.iter().map(|v| normalise(v)).collect(),
+            exclude: self.exclude.iter().map(|v| normalise(v)).collect(),
+        }
+    }
+}
+
+/// One row of the answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnalyticsRow {
+    /// The start of a timeseries bucket (ISO-8601 in the request's time zone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// A breakdown's key and value: `shortCode`, `eventName`, `country`, `city`, `device`,
+    /// `os`, `browser`, `referrer`, `utmSource`, `utmMedium`, `utmCampaign`, `utmTerm` or
+    /// `utmContent` (empty string: unknown).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub key: BTreeMap<&'static str, String>,
+    pub count: u64,
+    /// Revenue of the counted events, summed per ISO 4217 currency (major units).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue: Option<Revenue>,
+}
+
+/// Rows ordered by count, descending (a timeseries: in time order).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnalyticsAnswer {
+    pub success: Yes,
+    pub data: Vec<AnalyticsRow>,
+}
+
+/// Counts, series and breakdowns by link, event, country, city, device, OS, browser, referrer and UTM
+#[utoipa::path(
+    get,
+    path = "/api/v1/analytics",
+    operation_id = "getAnalytics",
+    tag = "api",
+    params(AnalyticsQuery),
+    responses(
+        (status = 200, description = "Exact counts", body = AnalyticsAnswer),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
+pub async fn analytics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<QueryParams<AnalyticsQuery>, RequestError>,
+) -> Result<Response, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    caller.require(Endpoint::Analytics)?;
+    let QueryParams(query) = query?;
+    let zone = query.timezone.map_or(Tz::UTC, |z| z.0);
+    let to = query
+        .to
+        .map_or_else(|| breakdowns::ceil(state.clock.now()), |b| b.resolve(zone, true));
+    let from = query
+        .from
+        .map_or(to - Duration::days(30), |b| b.resolve(zone, false));
+    if from >= to {
+        return Err(ApiError::validation("from must be before to"));
+    }
+    if to - from > Duration::days(MAX_RANGE_DAYS) {
+        return Err(ApiError::validation(format!(
+            "from: the range may cover at most {MAX_RANGE_DAYS} days"
+        )));
+    }
+    let group_by = query.group_by.unwrap_or(GroupBy::Count);
+    let interval = query.interval.unwrap_or_default();
+    if group_by == GroupBy::Timeseries
+        && interval == Interval::Hour
+        && to - from > Duration::days(MAX_HOURLY_DAYS)
+    {
+        return Err(ApiError::validation(format!(
+            "interval: hourly series may cover at most {MAX_HOURLY_DAYS} days"
+        )));
+    }
+    let as_is = |v: &str| v.to_owned();
+    let lower = |v: &str| v.to_lowercase();
+    let upper = |v: &str| v.to_uppercase();
+    let filters = [
+        (query.short_code, "link_short_code", as_is as fn(&str) -> String),
+        (query.event_name, "event_name", lower),
+        (query.country, "country", upper),
+        (query.device, "device", lower),
+        (query.os, "os", as_is),
+        (query.browser, "browser", as_is),
+        (query.referrer, "referrer_host", lower),
+        (query.utm_source, "utm_source", as_is),
+        (query.utm_medium, "utm_medium", as_is),
+        (query.utm_campaign, "utm_campaign", as_is),
+    ]
+    .into_iter()
+    .filter_map(|(list, column, normalise)| list.map(|l| l.into_filter(column, normalise)))
+    .collect();
+    let selection = Selection {
+        account_id: caller.account_id,
+        environment: caller.environment,
+        from,
+        to,
+        event: query.event.map_or(EventSelector::Clicks, |e| e.0),
+        filters,
+        include_bots: query.include_bots.is_some_and(|f| f.0),
+    };
+    let client = &state.clickhouse;
+    let data = match group_by {
+        GroupBy::Count => {
+            let total = breakdowns::count(client, &selection).await?;
+            vec![AnalyticsRow {
+                time: None,
+                key: BTreeMap::new(),
+                count: total.count,
+                revenue: total.revenue,
+            }]
+        }
+        GroupBy::Timeseries => breakdowns::series(client, &selection, interval, zone)
+            .await?
+            .into_iter()
+            .map(|bucket| AnalyticsRow {
+                time: Some(bucket.key.to_rfc3339()),
+                key: BTreeMap::new(),
+                count: bucket.count,
+                revenue: bucket.revenue,
+            })
+            .collect(),
+        breakdown => {
+            let (_, key) = breakdown.breakdown().expect("a breakdown");
+            let limit = query.limit.map_or(100, Limit::get);
+            breakdowns::breakdown(client, &selection, breakdown, limit)
+                .await?
+                .into_iter()
+                .map(|row| AnalyticsRow {
+                    time: None,
+                    key: BTreeMap::from([(key, row.key)]),
+                    count: row.count,
+                    revenue: row.revenue,
+                })
+                .collect()
+        }
+    };
+    Ok(Json(AnalyticsAnswer { success: Yes, data }).into_response())
+}

@@ -133,6 +133,9 @@ impl TestEnv {
             ("CONSUMER_RETRY_MAX_BACKOFF_MS", "500".into()),
             ("LINKTRACE_ADMIN_TOKEN", ADMIN_TOKEN.into()),
             ("PUBLIC_BASE_URL", "http://links.test".into()),
+            // As the local gateway: loopback is the trusted proxy in front of the api.
+            ("TRUSTED_PROXIES", "127.0.0.1".into()),
+            ("GEOIP_DATABASE", test_geo_database().display().to_string()),
         ];
         pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
@@ -166,7 +169,17 @@ impl TestEnv {
     }
 
     pub async fn spawn_api(&self) -> Running {
-        let app = linktrace_api::startup::Application::build(self.api_config())
+        self.spawn_api_with(&[]).await
+    }
+
+    /// An api with some settings changed from [`TestEnv::service_env`]'s.
+    pub async fn spawn_api_with(&self, settings: &[(&str, &str)]) -> Running {
+        let mut env = self.service_env();
+        for (name, value) in settings {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
+        let config = ApiConfig::init_from_hashmap(&env).expect("api config");
+        let app = linktrace_api::startup::Application::build(config)
             .await
             .expect("api starts");
         let port = app.port();
@@ -360,3 +373,44 @@ pub fn event(code: &str, name: &str, entity: Option<&str>) -> Value {
 }
 
 pub use linktrace_platform::clock::ManualClock;
+
+/// The networks of the test geo database and where it puts them: documentation ranges
+/// (RFC 5737), in both layouts the api reads (MaxMind's nested one and ip-location-db's flat one).
+pub const TEST_GEO: &[(&str, &str, &str)] = &[
+    ("198.51.100.0/24", "DE", "Berlin"),
+    ("203.0.113.0/24", "JP", ""),
+    ("192.0.2.0/24", "US", "Boston"),
+];
+
+/// A tiny MaxMind-format database the tests build themselves (written once per process).
+pub fn test_geo_database() -> std::path::PathBuf {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        #[derive(serde::Serialize)]
+        struct Flat<'a> {
+            country_code: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct Nested<'a> {
+            country: std::collections::BTreeMap<&'a str, &'a str>,
+            city: std::collections::BTreeMap<&'a str, std::collections::BTreeMap<&'a str, &'a str>>,
+        }
+        let mut writer = mmdb_writer::Writer::new("LinkTrace-Test-Geo");
+        for (network, country, city) in TEST_GEO {
+            let network: ipnet::IpNet = network.parse().expect("a network");
+            if city.is_empty() {
+                writer.insert(network, &Flat { country_code: country }).expect("insert");
+            } else {
+                let nested = Nested {
+                    country: [("iso_code", *country)].into(),
+                    city: [("names", [("en", *city)].into())].into(),
+                };
+                writer.insert(network, &nested).expect("insert");
+            }
+        }
+        let path = std::env::temp_dir().join(format!("linktrace-test-geo-{}.mmdb", std::process::id()));
+        std::fs::write(&path, writer.to_bytes().expect("mmdb")).expect("write the test geo database");
+        path
+    })
+    .clone()
+}

@@ -132,11 +132,9 @@ pub async fn follow(
     if preview {
         PREVIEWS.inc();
         let public_url = link.view(&state.settings.public_base_url).url;
-        return (
-            [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-            Html(preview::page(&link, &public_url)),
-        )
-            .into_response();
+        let mut response = Html(preview::page(&link, &public_url)).into_response();
+        stamp(response.headers_mut(), click_id);
+        return response;
     }
     let target = match platform {
         Platform::Ios => link.ios_url.as_deref(),
@@ -150,11 +148,16 @@ pub async fn follow(
     if let Ok(location) = HeaderValue::from_str(&target) {
         headers.insert(LOCATION, location);
     }
+    stamp(headers, click_id);
+    response
+}
+
+/// What every answer to a click carries: never cached (each visit is a click), and its id.
+fn stamp(headers: &mut HeaderMap, click_id: Uuid) {
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(id) = HeaderValue::from_str(&click_id.to_string()) {
         headers.insert("x-linktrace-click-id", id);
     }
-    response
 }
 
 /// Hands the click to the producer's queue and lets the visitor go: the broker's answer is

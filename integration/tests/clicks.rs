@@ -1,0 +1,467 @@
+//! The redirect's click intelligence and `GET /api/v1/analytics`, against the real stack:
+//! client IPs behind trusted proxies only, bots and preview fetchers, UTM, the test geo
+//! database, exact breakdowns and filters, time zones, and a broker that is down.
+
+use std::time::{Duration, Instant};
+
+use linktrace_domain::{ClickFacts, ClientFacts, Device, EventRecord, Utm};
+use linktrace_integration::{TestAccount, TestEnv, Running};
+use serde_json::{json, Value};
+
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+const PIXEL: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36";
+const FIREFOX: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0";
+const IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 16_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.0 Mobile/15E148 Safari/604.1";
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+const SLACK: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
+
+/// One visit: GET (or HEAD) through the api with these headers.
+struct Visit<'a> {
+    path: &'a str,
+    user_agent: &'a str,
+    forwarded_for: Option<&'a str>,
+    referer: Option<&'a str>,
+    head: bool,
+}
+
+impl<'a> Visit<'a> {
+    fn get(path: &'a str, user_agent: &'a str) -> Self {
+        Visit { path, user_agent, forwarded_for: None, referer: None, head: false }
+    }
+    fn from(mut self, ip: &'a str) -> Self {
+        self.forwarded_for = Some(ip);
+        self
+    }
+    fn referred_by(mut self, referer: &'a str) -> Self {
+        self.referer = Some(referer);
+        self
+    }
+    async fn send(&self, env: &TestEnv, api: &Running) -> reqwest::Response {
+        let url = api.url(self.path);
+        let mut request = if self.head { env.http.head(url) } else { env.http.get(url) };
+        request = request.header("user-agent", self.user_agent);
+        if let Some(ip) = self.forwarded_for {
+            request = request.header("x-forwarded-for", ip);
+        }
+        if let Some(referer) = self.referer {
+            request = request.header("referer", referer);
+        }
+        request.send().await.expect("the redirect answers")
+    }
+}
+
+fn click_id(response: &reqwest::Response) -> String {
+    response.headers()["x-linktrace-click-id"].to_str().unwrap().to_owned()
+}
+
+/// One stored click's columns, by click id (waits for the consumer to store it).
+async fn stored_click(env: &TestEnv, click_id: &str, columns: &str) -> Vec<String> {
+    let filter = format!("click_id = '{click_id}'");
+    assert_eq!(env.wait_for_stored(&filter, 1, Duration::from_secs(20)).await, 1, "click {click_id} stored once");
+    let sql = format!("SELECT {columns} FROM events WHERE {filter} FORMAT TabSeparated");
+    let text: String = env
+        .http
+        .post(&env.clickhouse.url)
+        .query(&[("database", env.clickhouse.database.as_str())])
+        .body(sql)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.trim_end_matches('\n').split('\t').map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn the_client_cannot_choose_its_ip_only_a_trusted_proxy_can_name_it() {
+    let env = TestEnv::new().await;
+    let consumer = env.spawn_consumer().await;
+    // Nobody trusted: the TCP peer (loopback) is the client whatever the header says.
+    let direct = env.spawn_api_with(&[("TRUSTED_PROXIES", "")]).await;
+    // A gateway elsewhere is trusted, loopback is not.
+    let elsewhere = env.spawn_api_with(&[("TRUSTED_PROXIES", "10.0.0.0/8")]).await;
+    // The gateway on loopback, as deploy/up.sh runs it.
+    let gateway = env.spawn_api().await;
+    let account = env.create_account("free").await;
+    env.create_link(&account, "ipcheck1").await;
+
+    for api in [&direct, &elsewhere] {
+        let spoofed = Visit::get("/l/ipcheck1", FIREFOX).from("9.9.9.9").send(&env, api).await;
+        assert_eq!(spoofed.status(), 302);
+        assert_eq!(stored_click(&env, &click_id(&spoofed), "ip, country").await, ["127.0.0.1", ""]);
+    }
+    // The gateway appended the address it saw after the client's own claim: that one counts.
+    let via_gateway = Visit::get("/l/ipcheck1", FIREFOX)
+        .from("9.9.9.9, 198.51.100.7")
+        .send(&env, &gateway)
+        .await;
+    assert_eq!(
+        stored_click(&env, &click_id(&via_gateway), "ip, country, city").await,
+        ["198.51.100.7", "DE", "Berlin"]
+    );
+    for running in [direct, elsewhere, gateway, consumer] {
+        running.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn heads_crawlers_and_preview_fetchers_are_bots_and_previews_get_og_tags() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("free").await;
+    let (status, created) = env
+        .post(
+            &api.url("/api/v1/referral-links"),
+            Some(&account.live_key),
+            json!({
+                "destinationUrl": "https://shop.example/sale",
+                "shortCode": "preview1",
+                "metadata": {
+                    "title": "Winter sale <50% off>",
+                    "description": "Everything must go",
+                    "imageUrl": "https://img.example/sale.png"
+                }
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+
+    let person = Visit::get("/l/preview1", IPHONE).send(&env, &api).await;
+    assert_eq!(person.status(), 302);
+    let head = Visit { head: true, ..Visit::get("/l/preview1", IPHONE) }.send(&env, &api).await;
+    assert_eq!(head.status(), 302, "a HEAD is answered like a GET");
+    let crawler = Visit::get("/l/preview1", GOOGLEBOT).send(&env, &api).await;
+    assert_eq!(crawler.status(), 302);
+    let no_agent = Visit::get("/l/preview1", "").send(&env, &api).await;
+    assert_eq!(no_agent.status(), 302);
+    let slack = Visit::get("/l/preview1", SLACK).send(&env, &api).await;
+    assert_eq!(slack.status(), 200, "a preview fetcher gets the preview page");
+    let slack_click = click_id(&slack);
+    let html = slack.text().await.unwrap();
+    assert!(html.contains(r#"<meta property="og:title" content="Winter sale &lt;50% off&gt;">"#), "{html}");
+    assert!(html.contains(r#"<meta property="og:description" content="Everything must go">"#));
+    assert!(html.contains(r#"<meta property="og:image" content="https://img.example/sale.png">"#));
+    assert!(html.contains(r#"<meta property="og:url" content="http://links.test/l/preview1">"#));
+    assert!(html.contains(r#"<meta name="twitter:card" content="summary_large_image">"#));
+
+    assert_eq!(stored_click(&env, &click_id(&person), "bot, device").await, ["0", "mobile"]);
+    for bot in [click_id(&head), click_id(&crawler), click_id(&no_agent), slack_click] {
+        assert_eq!(stored_click(&env, &bot, "bot, device").await, ["1", "bot"]);
+    }
+    let count = |query: &'static str| {
+        let (env, api, key) = (&env, &api, account.live_key.clone());
+        async move {
+            let (status, body) = env.get(&api.url(&format!("/api/v1/analytics?{query}")), Some(&key)).await;
+            assert_eq!(status, 200, "{body}");
+            body["data"][0]["count"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(count("event=clicks").await, 1, "bots are not clicks by default");
+    assert_eq!(count("event=clicks&includeBots=true").await, 5);
+    api.stop().await.unwrap();
+    consumer.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn utm_values_are_recorded_and_merged_into_the_destination_with_link_defaults() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("free").await;
+    let (status, created) = env
+        .post(
+            &api.url("/api/v1/referral-links"),
+            Some(&account.live_key),
+            json!({
+                "destinationUrl": "https://shop.example/p?id=7&utm_source=old",
+                "shortCode": "utmlink1",
+                "utm": { "source": "twitter", "campaign": "launch" }
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["link"]["utm"], json!({ "source": "twitter", "campaign": "launch" }));
+
+    let tagged = Visit::get("/l/utmlink1?utm_source=newsletter&utm_medium=email&other=x", FIREFOX)
+        .send(&env, &api)
+        .await;
+    assert_eq!(
+        tagged.headers()["location"].to_str().unwrap(),
+        "https://shop.example/p?id=7&utm_source=newsletter&utm_medium=email&utm_campaign=launch"
+    );
+    assert_eq!(
+        stored_click(&env, &click_id(&tagged), "utm_source, utm_medium, utm_campaign, utm_term").await,
+        ["newsletter", "email", "launch", ""]
+    );
+    let plain = Visit::get("/l/utmlink1", FIREFOX).send(&env, &api).await;
+    assert_eq!(
+        plain.headers()["location"].to_str().unwrap(),
+        "https://shop.example/p?id=7&utm_source=twitter&utm_campaign=launch"
+    );
+    assert_eq!(
+        stored_click(&env, &click_id(&plain), "utm_source, utm_campaign").await,
+        ["twitter", "launch"]
+    );
+    // Defaults can be changed and cleared.
+    let request = env
+        .http
+        .patch(api.url("/api/v1/referral-links/utmlink1"))
+        .header("x-api-key", &account.live_key)
+        .json(&json!({ "utm": null }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(request.status(), 200);
+    let body: Value = request.json().await.unwrap();
+    assert_eq!(body["link"]["utm"], json!({}));
+    api.stop().await.unwrap();
+    consumer.stop().await.unwrap();
+}
+
+/// GET /api/v1/analytics?{query} with the key: the `data` rows.
+async fn analytics(env: &TestEnv, api: &Running, key: &str, query: &str) -> Vec<Value> {
+    let (status, body) = env.get(&api.url(&format!("/api/v1/analytics?{query}")), Some(key)).await;
+    assert_eq!(status, 200, "{query}: {body}");
+    assert_eq!(body["success"], true);
+    body["data"].as_array().unwrap().clone()
+}
+
+/// `[(key value, count)]` of a breakdown.
+fn pairs(rows: &[Value], key: &str) -> Vec<(String, u64)> {
+    rows.iter()
+        .map(|row| (row[key].as_str().unwrap().to_owned(), row["count"].as_u64().unwrap()))
+        .collect()
+}
+
+fn owned(expected: &[(&str, u64)]) -> Vec<(String, u64)> {
+    expected.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+}
+
+#[tokio::test]
+async fn every_group_by_and_filter_is_exact_for_a_known_mix_of_clicks() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("scale").await;
+    env.create_link(&account, "mixa1234").await;
+    env.create_link(&account, "mixb1234").await;
+
+    // 9 clicks by people, 1 by a crawler:
+    let visits = [
+        Visit::get("/l/mixa1234?utm_source=newsletter&utm_medium=email&utm_campaign=bf&utm_term=shoes&utm_content=top", IPHONE).from("198.51.100.1").referred_by("https://www.google.com/search"),
+        Visit::get("/l/mixa1234?utm_source=newsletter&utm_medium=email&utm_campaign=bf", IPHONE).from("198.51.100.2"),
+        Visit::get("/l/mixa1234?utm_source=twitter", PIXEL).from("198.51.100.3").referred_by("https://t.co/x"),
+        Visit::get("/l/mixa1234", PIXEL).from("203.0.113.1").referred_by("https://t.co/y"),
+        Visit::get("/l/mixa1234", FIREFOX).from("203.0.113.2"),
+        Visit::get("/l/mixb1234?utm_source=twitter", FIREFOX).from("192.0.2.1"),
+        Visit::get("/l/mixb1234", IPAD).from("192.0.2.2"),
+        Visit::get("/l/mixb1234", IPAD).from("100.64.0.1"),
+        Visit::get("/l/mixb1234", FIREFOX).from("100.64.0.2").referred_by("https://news.ycombinator.com/"),
+        Visit::get("/l/mixb1234", GOOGLEBOT).from("192.0.2.3"),
+    ];
+    for visit in &visits {
+        assert_eq!(visit.send(&env, &api).await.status(), 302);
+    }
+    let filter = format!("account_id = '{}' AND event_name = 'click'", account.id);
+    assert_eq!(env.wait_for_stored(&filter, 10, Duration::from_secs(30)).await, 10);
+    let key = account.live_key.as_str();
+    let q = |query: &'static str| analytics(&env, &api, key, query);
+
+    assert_eq!(q("").await, vec![json!({ "count": 9 })]);
+    assert_eq!(q("groupBy=count&includeBots=true").await, vec![json!({ "count": 10 })]);
+    assert_eq!(pairs(&q("groupBy=links").await, "shortCode"), owned(&[("mixa1234", 5), ("mixb1234", 4)]));
+    assert_eq!(pairs(&q("groupBy=events&includeBots=true").await, "eventName"), owned(&[("click", 10)]));
+    assert_eq!(
+        pairs(&q("groupBy=countries").await, "country"),
+        owned(&[("DE", 3), ("", 2), ("JP", 2), ("US", 2)])
+    );
+    assert_eq!(pairs(&q("groupBy=cities&country=DE,US").await, "city"), owned(&[("Berlin", 3), ("Boston", 2)]));
+    assert_eq!(
+        pairs(&q("groupBy=devices").await, "device"),
+        owned(&[("mobile", 4), ("desktop", 3), ("tablet", 2)])
+    );
+    assert_eq!(
+        pairs(&q("groupBy=devices&includeBots=true").await, "device"),
+        owned(&[("mobile", 4), ("desktop", 3), ("tablet", 2), ("bot", 1)])
+    );
+    assert_eq!(pairs(&q("groupBy=os").await, "os"), owned(&[("Windows 10", 3), ("Android", 2), ("iPad", 2), ("iPhone", 2)]));
+    assert_eq!(pairs(&q("groupBy=browsers").await, "browser"), owned(&[("Safari", 4), ("Firefox", 3), ("Chrome", 2)]));
+    assert_eq!(
+        pairs(&q("groupBy=referrers").await, "referrer"),
+        owned(&[("", 5), ("t.co", 2), ("google.com", 1), ("news.ycombinator.com", 1)])
+    );
+    assert_eq!(pairs(&q("groupBy=utm_sources").await, "utmSource"), owned(&[("", 5), ("newsletter", 2), ("twitter", 2)]));
+    assert_eq!(pairs(&q("groupBy=utm_mediums").await, "utmMedium"), owned(&[("", 7), ("email", 2)]));
+    assert_eq!(pairs(&q("groupBy=utm_campaigns").await, "utmCampaign"), owned(&[("", 7), ("bf", 2)]));
+    assert_eq!(pairs(&q("groupBy=utm_terms").await, "utmTerm"), owned(&[("", 8), ("shoes", 1)]));
+    assert_eq!(pairs(&q("groupBy=utm_contents").await, "utmContent"), owned(&[("", 8), ("top", 1)]));
+
+    // Filters: include lists, exclusions, combinations.
+    assert_eq!(q("country=DE,JP").await, vec![json!({ "count": 5 })]);
+    assert_eq!(q("country=-DE").await, vec![json!({ "count": 6 })]);
+    assert_eq!(q("country=de&device=mobile").await, vec![json!({ "count": 3 })]);
+    assert_eq!(q("shortCode=mixb1234&device=-tablet").await, vec![json!({ "count": 2 })]);
+    assert_eq!(q("os=iPhone,Android&browser=-Chrome").await, vec![json!({ "count": 2 })]);
+    assert_eq!(q("referrer=t.co").await, vec![json!({ "count": 2 })]);
+    assert_eq!(q("utmSource=twitter&utmMedium=-email").await, vec![json!({ "count": 2 })]);
+    assert_eq!(q("utmCampaign=bf&utmMedium=email").await, vec![json!({ "count": 2 })]);
+    assert_eq!(q("eventName=click&device=bot&includeBots=true").await, vec![json!({ "count": 1 })]);
+    assert_eq!(pairs(&q("groupBy=countries&limit=1").await, "country"), owned(&[("DE", 3)]));
+    // Another event kind, another environment, another account: nothing.
+    assert_eq!(q("event=installs").await, vec![json!({ "count": 0 })]);
+    assert_eq!(analytics(&env, &api, &account.test_key, "").await, vec![json!({ "count": 0 })]);
+    let other = env.create_account("free").await;
+    assert_eq!(analytics(&env, &api, &other.live_key, "includeBots=true").await, vec![json!({ "count": 0 })]);
+    api.stop().await.unwrap();
+    consumer.stop().await.unwrap();
+}
+
+/// A click stored at `at` with some facts (produced straight to the stream, as the
+/// redirect would, so its time is known).
+fn click_at(account: &TestAccount, link: &str, at: &str, country: &str) -> EventRecord {
+    let client = ClientFacts {
+        facts: Some(ClickFacts {
+            country: country.into(),
+            device: Some(Device::Mobile),
+            utm: Utm::default(),
+            ..ClickFacts::default()
+        }),
+        ..ClientFacts::default()
+    };
+    EventRecord::click(account.id, link, uuid::Uuid::new_v4(), client, at.parse().unwrap())
+}
+
+#[tokio::test]
+async fn series_follow_the_time_zone_and_ranges_count_to_the_millisecond() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("free").await;
+    env.create_link(&account, "zone1234").await;
+    for at in ["2026-11-01T20:00:00Z", "2026-11-02T01:00:00Z", "2026-11-02T01:07:30.250Z", "2026-11-03T12:00:00Z"] {
+        env.produce(&click_at(&account, "zone1234", at, "DE")).await;
+    }
+    let filter = format!("account_id = '{}'", account.id);
+    assert_eq!(env.wait_for_stored(&filter, 4, Duration::from_secs(30)).await, 4);
+    let key = account.live_key.as_str();
+    let series = |query: &'static str| {
+        let (env, api) = (&env, &api);
+        async move {
+            analytics(env, api, key, query)
+                .await
+                .iter()
+                .map(|row| (row["time"].as_str().unwrap().to_owned(), row["count"].as_u64().unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let owned_times = |expected: &[(&str, u64)]| owned(expected);
+    assert_eq!(
+        series("groupBy=timeseries&from=2026-11-01&to=2026-11-03").await,
+        owned_times(&[("2026-11-01T00:00:00+00:00", 1), ("2026-11-02T00:00:00+00:00", 2), ("2026-11-03T00:00:00+00:00", 1)])
+    );
+    // +5:30: 20:00Z on 1 November is 01:30 on the 2nd; the date bounds are Kolkata's too.
+    assert_eq!(
+        series("groupBy=timeseries&from=2026-11-01&to=2026-11-03&timezone=Asia/Kolkata").await,
+        owned_times(&[("2026-11-01T00:00:00+05:30", 0), ("2026-11-02T00:00:00+05:30", 3), ("2026-11-03T00:00:00+05:30", 1)])
+    );
+    // -8:00: the 2 November clicks at 01:00Z are still 1 November in Los Angeles.
+    assert_eq!(
+        series("groupBy=timeseries&from=2026-11-01&to=2026-11-03&timezone=America/Los_Angeles").await,
+        owned_times(&[("2026-11-01T00:00:00-07:00", 3), ("2026-11-02T00:00:00-08:00", 0), ("2026-11-03T00:00:00-08:00", 1)])
+    );
+    assert_eq!(
+        series("groupBy=timeseries&interval=hour&from=2026-11-02T00:00:00Z&to=2026-11-02T03:00:00Z").await,
+        owned_times(&[("2026-11-02T00:00:00+00:00", 0), ("2026-11-02T01:00:00+00:00", 2), ("2026-11-02T02:00:00+00:00", 0)])
+    );
+    assert_eq!(
+        series("groupBy=timeseries&interval=month&from=2026-10-15T00:00:00Z&to=2026-12-01T00:00:00Z").await,
+        owned_times(&[("2026-10-01T00:00:00+00:00", 0), ("2026-11-01T00:00:00+00:00", 4)])
+    );
+    assert_eq!(
+        series("groupBy=timeseries&interval=week&from=2026-10-26&to=2026-11-08").await,
+        owned_times(&[("2026-10-26T00:00:00+00:00", 1), ("2026-11-02T00:00:00+00:00", 3)])
+    );
+    // Bounds inside a fifteen-minute bucket count to the millisecond.
+    let count = |query: &'static str| {
+        let (env, api) = (&env, &api);
+        async move { analytics(env, api, key, query).await[0]["count"].as_u64().unwrap() }
+    };
+    assert_eq!(count("from=2026-11-02T01:00:00Z&to=2026-11-02T01:07:30.250Z").await, 1);
+    assert_eq!(count("from=2026-11-02T01:00:00Z&to=2026-11-02T01:07:30.251Z").await, 2);
+    assert_eq!(count("from=2026-11-02T01:00:00.001Z&to=2026-11-02T01:07:30.251Z").await, 1);
+    assert_eq!(count("from=2026-11-01T19:59:59Z&to=2026-11-03T12:00:00.001Z").await, 4);
+    api.stop().await.unwrap();
+    consumer.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_parameters_get_a_400_naming_the_parameter() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let account = env.create_account("free").await;
+    for (query, names) in [
+        ("groupBy=nope", "groupBy"),
+        ("event=no-such-thing!", "event"),
+        ("timezone=Mars/Olympus", "timezone"),
+        ("from=yesterday", "from"),
+        ("to=2026-13-01", "to"),
+        ("from=2026-11-02&to=2026-11-01", "from"),
+        ("from=2024-01-01&to=2026-01-01", "from"),
+        ("groupBy=timeseries&interval=hour&from=2026-01-01&to=2026-03-01", "interval"),
+        ("interval=fortnight", "interval"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("country=", "country"),
+        ("device=mobile,,tablet", "device"),
+        ("includeBots=yes", "includeBots"),
+        ("groupby=countries", "groupby"),
+    ] {
+        let (status, body) = env
+            .get(&api.url(&format!("/api/v1/analytics?{query}")), Some(&account.live_key))
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["code"], "VALIDATION_ERROR", "{query}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(names), "{query}: {message}");
+    }
+    let (status, _) = env.get(&api.url("/api/v1/analytics"), None).await;
+    assert_eq!(status, 401);
+    api.stop().await.unwrap();
+}
+
+/// The broker is unreachable: every redirect still answers at once, and each click the
+/// broker never took is counted as lost.
+#[tokio::test]
+async fn with_the_broker_down_redirects_keep_their_latency_and_lost_clicks_are_counted() {
+    let env = TestEnv::new().await;
+    let account = env.create_account("free").await;
+    env.create_link(&account, "down1234").await;
+    let api = env
+        .spawn_api_with(&[("KAFKA_BROKERS", "127.0.0.1:9"), ("KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS", "1500")])
+        .await;
+    let lost_before = lost_clicks(&env, &api).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let response = Visit::get("/l/down1234", FIREFOX).send(&env, &api).await;
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(response.status(), 302);
+    }
+    assert!(slowest < Duration::from_millis(250), "the slowest redirect took {slowest:?}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while lost_clicks(&env, &api).await < lost_before + 20.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(lost_clicks(&env, &api).await - lost_before, 20.0);
+    api.stop().await.unwrap();
+}
+
+async fn lost_clicks(env: &TestEnv, api: &Running) -> f64 {
+    let text = env.http.get(api.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("redirect_clicks_total{") && line.contains("recorded=\"false\""))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

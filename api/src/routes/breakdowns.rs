@@ -277,6 +277,7 @@ pub struct AnalyticsRow {
     pub count: u64,
     /// Revenue of the counted events, summed per ISO 4217 currency (major units).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::HashMap<String, f64>>)]
     pub revenue: Option<Revenue>,
 }
 

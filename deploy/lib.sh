@@ -26,6 +26,12 @@ export KAFKA_CONSUMER_INSTANCE_ID="${KAFKA_CONSUMER_INSTANCE_ID:-consumer-$(host
 export GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:8080}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://$GATEWAY_ADDR}"
 export LINKTRACE_ADMIN_TOKEN="${LINKTRACE_ADMIN_TOKEN:-lt_admin_local_dev_token}"
+# The gateway (nginx on loopback) is the one proxy whose X-Forwarded-For the api believes.
+export TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1,::1}"
+# IP -> country: ip-location-db's geo-whois-asn-country (CC0), from the npm registry,
+# installed by install_dependencies (never downloaded by the services).
+GEOIP_PACKAGE="@ip-location-db/geo-whois-asn-country-mmdb"
+GEOIP_VERSION="2.3.2026061719"
 # What a user runs: release. `deploy/up.sh --debug` (or LINKTRACE_PROFILE=debug) for a
 # quicker build while developing; deploy/test.sh starts the stack from its debug build.
 export LINKTRACE_PROFILE="${LINKTRACE_PROFILE:-release}"
@@ -92,6 +98,19 @@ install_dependencies() {
     log "installing the tansu broker (cargo install, about 10 minutes once)"
     cargo install tansu --version 0.6.0 --locked --features dynostore,postgres,libsql >"$LOGS/tansu-install.log" 2>&1
   fi
+  install_geoip
+}
+
+install_geoip() {
+  local dir="$STATE/geoip"
+  local file="$dir/node_modules/$GEOIP_PACKAGE/geo-whois-asn-country.mmdb"
+  if [[ ! -s "$file" ]] || ! grep -q "\"version\": \"$GEOIP_VERSION\"" "$dir/node_modules/$GEOIP_PACKAGE/package.json" 2>/dev/null; then
+    command -v npm >/dev/null 2>&1 || apt_install npm
+    log "installing the IP -> country database ($GEOIP_PACKAGE@$GEOIP_VERSION, npm)"
+    mkdir -p "$dir"
+    npm install --silent --no-audit --no-fund --prefix "$dir" "$GEOIP_PACKAGE@$GEOIP_VERSION" >"$LOGS/geoip-install.log" 2>&1
+  fi
+  export GEOIP_DATABASE="${GEOIP_DATABASE:-$file}"
 }
 
 start_postgres() {

@@ -5,6 +5,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 "$REPO/deploy/up.sh" --infra
+# Exports GEOIP_DATABASE, the database up.sh installed (a test reads it; the services under
+# test use a tiny one the tests build).
+install_geoip
 
 # Databases left by this checkout's earlier runs (each test makes its own, named
 # lt_test_<checkout>_*): other checkouts' databases, maybe in use, are left alone.

@@ -465,3 +465,18 @@ async fn lost_clicks(env: &TestEnv, api: &Running) -> f64 {
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// The database deploy/up.sh installs from the npm registry (deploy/test.sh exports its
+/// path) is one the api reads: well-known addresses land in their countries.
+#[test]
+fn the_installed_geo_database_places_well_known_addresses() {
+    let Ok(path) = std::env::var("GEOIP_DATABASE") else {
+        assert!(std::env::var("CI").is_err(), "deploy/test.sh installs the database and exports GEOIP_DATABASE");
+        return;
+    };
+    let geo = linktrace_api::clicks::GeoDatabase::open(&path).expect("a MaxMind-format database");
+    assert_eq!(geo.locate("8.8.8.8".parse().unwrap()).country, "US");
+    assert_eq!(geo.locate("2001:4860:4860::8888".parse().unwrap()).country, "US");
+    assert_eq!(geo.locate("193.99.144.80".parse().unwrap()).country, "DE");
+    assert_eq!(geo.locate("127.0.0.1".parse().unwrap()).country, "");
+}

@@ -310,3 +310,13 @@ def test_v2_breakdowns_and_filters(engine):
 
 def test_v2_revenue_per_currency(engine):
     assert query(engine, "v2_purchase_revenue_by_link") == [["gamma123", "1", "['EUR']", "[12500000]"]]
+
+
+def test_older_rollups_count_people_only(engine):
+    # v06 is a bot: in the breakdowns, not in the rollups the older endpoints read.
+    assert engine.run(
+        f"SELECT sum(events) FROM event_counts_daily WHERE account_id = '{V2}' AND event_name = 'click'"
+    ) == [["7"]]
+    assert engine.run(
+        f"SELECT sum(events) FROM event_breakdowns_15m WHERE account_id = '{V2}' AND event_name = 'click'"
+    ) == [["8"]]

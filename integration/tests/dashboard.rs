@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use linktrace_integration::{event, TestEnv};
 
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+const FIREFOX: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0";
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
 fn chromium() -> Option<&'static str> {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
@@ -37,6 +41,33 @@ fn render(url: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// A PNG of the rendered page (for the README: `LINKTRACE_DASHBOARD_SCREENSHOT=docs/dashboard.png`).
+fn screenshot(url: &str, path: &str) {
+    let browser = chromium().expect("chromium");
+    let profile = tempdir();
+    let status = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            &format!("--user-data-dir={}", profile.display()),
+            "--virtual-time-budget=10000",
+            "--window-size=1100,1500",
+            &format!("--screenshot={path}"),
+            url,
+        ])
+        .status()
+        .expect("chromium runs");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(status.success());
+}
+
 fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("lt-chromium-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -52,8 +83,22 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
     let account = env.create_account("scale").await;
     env.create_link(&account, "dash1234").await;
     env.create_link(&account, "dash5678").await;
-    for _ in 0..2 {
-        env.http.get(api.url("/l/dash1234")).send().await.unwrap();
+    // Two people (Berlin on an iPhone from a newsletter, Tokyo on Firefox) and a crawler,
+    // through the trusted gateway address (the test api trusts loopback, as deploy does).
+    for (user_agent, ip, query) in [
+        (IPHONE, "198.51.100.7", "?utm_source=newsletter&utm_campaign=bf"),
+        (FIREFOX, "203.0.113.7", ""),
+        (GOOGLEBOT, "192.0.2.7", ""),
+    ] {
+        let response = env
+            .http
+            .get(api.url(&format!("/l/dash1234{query}")))
+            .header("user-agent", user_agent)
+            .header("x-forwarded-for", ip)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 302);
     }
     for order in ["a", "b", "c"] {
         env.post(
@@ -65,8 +110,8 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
     }
     let all = format!("account_id = '{}'", account.id);
     assert_eq!(
-        env.wait_for_stored(&all, 5, Duration::from_secs(20)).await,
-        5
+        env.wait_for_stored(&all, 6, Duration::from_secs(20)).await,
+        6
     );
 
     let url = api.url(&format!("/dashboard#key={}", account.live_key));
@@ -94,6 +139,44 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
         dom.contains(r#"class="bar""#) && dom.contains(r#"data-count="5""#),
         "{dom}"
     );
+    // The click panels: people only, by country, device, OS, browser, referrer and UTM.
+    for row in [
+        r#"<tr data-breakdown="countries" data-value="DE"><td>DE<span class="meter" style="width: 100%;"></span></td><td>1</td></tr>"#,
+        r#"<tr data-breakdown="countries" data-value="JP"><td>JP"#,
+        r#"<tr data-breakdown="devices" data-value="mobile"><td>mobile"#,
+        r#"<tr data-breakdown="devices" data-value="desktop"><td>desktop"#,
+        r#"<tr data-breakdown="os" data-value="iPhone"><td>iPhone"#,
+        r#"<tr data-breakdown="browsers" data-value="Firefox"><td>Firefox"#,
+        r#"<tr data-breakdown="referrers" data-value=""><td>(direct)"#,
+        r#"<tr data-breakdown="utm_sources" data-value="newsletter"><td>newsletter"#,
+        r#"<tr data-breakdown="utm_campaigns" data-value="bf"><td>bf"#,
+    ] {
+        assert!(dom.contains(row), "{row} missing: {dom}");
+    }
+    assert!(!dom.contains(r#"data-value="bot""#), "bots are not clicks: {dom}");
+    assert!(!dom.contains(r#"data-value="US""#), "the crawler's country: {dom}");
+    // 30 days per day by default; a range of 24 hours from the fragment is hourly.
+    assert!(dom.contains(r#"data-interval="day""#), "{dom}");
+    let clicks_per_bar = |dom: &str| -> u64 {
+        let svg = &dom[dom.find(r#"<svg id="clicks""#).unwrap()..];
+        let svg = &svg[..svg.find("</svg>").unwrap()];
+        svg.match_indices(r#"data-count=""#)
+            .map(|(at, _)| {
+                let rest = &svg[at + 12..];
+                rest[..rest.find('"').unwrap()].parse::<u64>().unwrap()
+            })
+            .sum()
+    };
+    assert_eq!(clicks_per_bar(&dom), 2, "the click series counts the two people");
+    let url = api.url(&format!("/dashboard#key={}&range=1", account.live_key));
+    let hourly = tokio::task::spawn_blocking(move || render(&url)).await.unwrap();
+    assert!(hourly.contains(r#"data-interval="hour""#), "{hourly}");
+    assert_eq!(clicks_per_bar(&hourly), 2);
+    assert_eq!(hourly.matches(r#"<svg id="clicks""#).count(), 1);
+    if let Ok(path) = std::env::var("LINKTRACE_DASHBOARD_SCREENSHOT") {
+        let url = api.url(&format!("/dashboard#key={}", account.live_key));
+        tokio::task::spawn_blocking(move || screenshot(&url, &path)).await.unwrap();
+    }
 
     // A wrong key shows the API's message and no data.
     let url = api.url("/dashboard#key=lt_live_0000000000000000000000000000000000000000");

@@ -141,6 +141,20 @@ async fn an_existing_install_is_upgraded_in_place_and_keeps_its_data() {
         .unwrap();
     assert_eq!(count("SELECT sum(events) FROM event_counts_daily").await, 5);
     assert_eq!(count("SELECT sum(events) FROM event_breakdowns_15m").await, 5);
+    // A bot's click: in the breakdowns (includeBots reaches it), not in the older rollups.
+    client
+        .query(&format!(
+            "INSERT INTO events (event_id, account_id, environment, link_short_code, event_name, event_time, event_time_ms, received_at, bot) \
+             VALUES ('e6', '{account}', 'production', 'alpha123', 'click', toDateTime('2026-10-05 11:00:00'), 1791198000000, toDateTime('2026-10-05 11:00:00'), 1)"
+        ))
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(count("SELECT sum(events) FROM event_breakdowns_15m").await, 6);
+    assert_eq!(count("SELECT sum(events) FROM event_breakdowns_15m WHERE bot = 1").await, 1);
+    assert_eq!(count("SELECT sum(events) FROM event_counts_daily").await, 5);
+    assert_eq!(count("SELECT sum(events) FROM event_counts_hourly").await, 5);
+    assert_eq!(count("SELECT sum(events) FROM event_totals_hourly").await, 5);
     assert_eq!(count("SELECT count() FROM clicks_by_id FINAL").await, 3);
     assert_eq!(old.ensure_schema(&env.pool).await.unwrap(), 0, "idempotent");
     old.drop_database().await.unwrap();

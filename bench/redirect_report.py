@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""bench/redirect.sh's raw results → the "redirect" section of BENCHMARKS.md."""
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sections import replace_section  # noqa: E402
+
+results_path, out_path, commit = sys.argv[1:4]
+rows = {}
+for line in open(results_path):
+    name, _, payload = line.strip().partition(" ")
+    rows[name] = json.loads(payload)
+settings = rows["settings"]
+
+
+def median(prefix, key):
+    return statistics.median(v[key] for k, v in rows.items() if k.startswith(prefix + "_r"))
+
+
+lines = [
+    "## Redirect with click enrichment (`bench/redirect.sh`)",
+    "",
+    f"`bench/redirect.sh` at {commit}: release api, one tansu (durable), wrk on loopback, "
+    f"{settings['connections']} connections, {settings['seconds']} s × {settings['rounds']} interleaved rounds "
+    f"(medians). Enrichment on: woothee + isbot, country from `{settings['geoip']}` (installed by deploy "
+    f"from npm), salted visitor key, UTM, referrer; X-Forwarded-For from the trusted gateway address "
+    f"(`TRUSTED_PROXIES={settings['trusted_proxies']}`). The 302 does not wait for the broker.",
+    "",
+    "| clicks | clicks/s | p50 | p99 | api CPU µs/click |",
+    "|---|---:|---:|---:|---:|",
+]
+for prefix, label in [
+    ("mix", "real-world mix (`bench/wrk/clicks.lua`: 10 user agents incl. 2 bots, 10 countries, UTM, referrers)"),
+    ("bare", "bare GET, no headers (no user agent: a bot, no parsing)"),
+]:
+    lines.append(
+        f"| {label} | **{median(prefix, 'rps'):,.0f}** | {median(prefix, 'p50_ms'):.2f} ms | "
+        f"{median(prefix, 'p99_ms'):.2f} ms | {median(prefix, 'cpu_us'):.0f} |"
+    )
+down = rows["broker_down"]
+lines.append(
+    f"| mix, **broker unreachable** (1 round) | {down['rps']:,.0f} | {down['p50_ms']:.2f} ms | "
+    f"{down['p99_ms']:.2f} ms | {down['cpu_us']:.0f} |"
+)
+stored = rows["stored"]
+lines += [
+    "",
+    f"With the broker unreachable every redirect still answered (302s, the latency above) and "
+    f"{rows['down_counters']['lost']:,} clicks were counted in `redirect_clicks_total{{recorded=\"false\"}}`. "
+    f"On the live broker, {stored['recorded']:,} clicks were recorded ({stored['lost']} lost) and "
+    f"ClickHouse holds **{stored['rows']:,}** rows after the drain (plain `count()`); "
+    f"{stored['bots']:,} are bots. Countries: "
+    + ", ".join(f"{c or '(unknown)'} {n:,}" for c, n in stored["countries"])
+    + ". Devices: "
+    + ", ".join(f"{d or '(unknown)'} {n:,}" for d, n in stored["devices"])
+    + ".",
+    "",
+    "Where an enriched click's time goes (`click-enrichment`, one core, ns per click, median of 7 rounds of 100,000 clicks of the same mix):",
+    "",
+    "| step | ns/click |",
+    "|---|---:|",
+]
+for step, ns in rows["steps"].items():
+    lines.append(f"| {step} | {ns:,.0f} |")
+mix_cpu = median("mix", "cpu_us")
+enrich_us = rows["steps"]["enrich(): all of the above, per click"] / 1000
+lines += [
+    "",
+    f"Enrichment is {enrich_us:.1f} µs of the api's {mix_cpu:.0f} µs CPU per click "
+    f"({enrich_us / mix_cpu:.0%}); woothee's user-agent parse is most of it. The rest is HTTP, "
+    "the link look-up (cached), the record's JSON and the producer (rdkafka's queue and its "
+    "delivery callback). What bounds clicks/s here is the two cores shared by wrk, the api and "
+    "tansu, not enrichment. Enrichment runs in the redirect (not the consumer) so the raw IP "
+    "never reaches the stream when anonymisation is on, and the record on the stream is "
+    "complete for every reader of the topic.",
+]
+replace_section(out_path, "redirect", lines)

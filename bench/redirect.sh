@@ -5,7 +5,7 @@
 # headers (a bot without a user agent: no user-agent parsing), interleaved over
 # BENCH_ROUNDS (3) rounds of BENCH_SECONDS (10); the redirect with the broker unreachable;
 # then every recorded click drained and counted in ClickHouse; and where an enriched
-# click's time goes, step by step (click-enrichment). Writes the "redirect" section of
+# click's time goes: step by step (click-enrichment) and in the running api (perf). Writes the "redirect" section of
 # BENCHMARKS.md. Release build; ports 958x; its own databases and topics.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,7 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-apt_install wrk
+apt_install wrk linux-perf
 start_infrastructure   # also installs the IP -> country database and exports GEOIP_DATABASE
 (cd "$REPO" && cargo build --release -q -p linktrace-consumer -p linktrace-api -p linktrace-bench --bins)
 start_service consumer   # applies the schema; stopped again so the api has the cores
@@ -45,10 +45,15 @@ export LT_CODE=click123
 bench_account redirect free "$LT_CODE"
 echo "settings {\"geoip\":\"$(basename "$GEOIP_DATABASE")\",\"trusted_proxies\":\"$TRUSTED_PROXIES\",\"connections\":$CONNECTIONS,\"seconds\":$SECONDS_EACH,\"rounds\":$ROUNDS}" >>"$RESULTS"
 
-# wrk_cpu NAME PIDNAME SCRIPT URL: wrk's JSON summary and PIDNAME's CPU µs per request.
+# wrk_cpu NAME PIDNAME SCRIPT URL: wrk's JSON summary and PIDNAME's CPU µs per request
+# (in round 1, also a perf profile of PIDNAME, grouped by bench/perf_groups.py).
 wrk_cpu() {
   local name="$1" pid before after line tmp
   pid="$(cat "$RUN/$2.pid")"
+  if [[ "$name" == *_r1 ]]; then
+    (sleep 1; perf record -F 499 -g -p "$pid" -o "$STATE/perf-$name.data" -- sleep "$((SECONDS_EACH - 2))" >/dev/null 2>&1
+     echo "profile_${name%_r1} $(python3 "$REPO/bench/perf_groups.py" "$STATE/perf-$name.data")" >>"$RESULTS") &
+  fi
   tmp="$(mktemp --suffix=.lua)"
   cat "$REPO/bench/wrk/$3" "$REPO/bench/wrk/report.lua" >"$tmp"
   log "measuring $name ($CONNECTIONS connections, ${SECONDS_EACH}s)"
@@ -58,6 +63,7 @@ wrk_cpu() {
   rm -f "$tmp"
   python3 -c "import json,sys,os; r=json.loads(sys.argv[2]); t=os.sysconf('SC_CLK_TCK'); r['cpu_us']=round((int(sys.argv[4])-int(sys.argv[3]))/t*1e6/max(r['requests'],1),1); print(sys.argv[1], json.dumps(r))" \
     "$name" "$line" "$before" "$after" >>"$RESULTS"
+  wait
 }
 for round in $(seq 1 "$ROUNDS"); do
   wrk_cpu "mix_r$round" api clicks.lua "http://$API_ADDR/l/$LT_CODE"

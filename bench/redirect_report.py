@@ -51,11 +51,11 @@ lines += [
     f"With the broker unreachable every redirect still answered (302s, the latency above) and "
     f"{rows['down_counters']['lost']:,} clicks were counted in `redirect_clicks_total{{recorded=\"false\"}}`. "
     f"On the live broker, {stored['recorded']:,} clicks were recorded ({stored['lost']} lost) and "
-    f"ClickHouse holds **{stored['rows']:,}** rows after the drain (plain `count()`); "
-    f"{stored['bots']:,} are bots. Countries: "
-    + ", ".join(f"{c or '(unknown)'} {n:,}" for c, n in stored["countries"])
+    f"ClickHouse holds **{int(stored['rows']):,}** rows after the drain (plain `count()`); "
+    f"{int(stored['bots']):,} are bots (the bare GETs have no user agent). Countries: "
+    + ", ".join(f"{c or '(unknown)'} {int(n):,}" for c, n in stored["countries"])
     + ". Devices: "
-    + ", ".join(f"{d or '(unknown)'} {n:,}" for d, n in stored["devices"])
+    + ", ".join(f"{d or '(unknown)'} {int(n):,}" for d, n in stored["devices"])
     + ".",
     "",
     "Where an enriched click's time goes (`click-enrichment`, one core, ns per click, median of 7 rounds of 100,000 clicks of the same mix):",
@@ -66,15 +66,32 @@ lines += [
 for step, ns in rows["steps"].items():
     lines.append(f"| {step} | {ns:,.0f} |")
 mix_cpu = median("mix", "cpu_us")
+bare_cpu = median("bare", "cpu_us")
 enrich_us = rows["steps"]["enrich(): all of the above, per click"] / 1000
 lines += [
     "",
-    f"Enrichment is {enrich_us:.1f} µs of the api's {mix_cpu:.0f} µs CPU per click "
-    f"({enrich_us / mix_cpu:.0%}); woothee's user-agent parse is most of it. The rest is HTTP, "
-    "the link look-up (cached), the record's JSON and the producer (rdkafka's queue and its "
-    "delivery callback). What bounds clicks/s here is the two cores shared by wrk, the api and "
-    "tansu, not enrichment. Enrichment runs in the redirect (not the consumer) so the raw IP "
-    "never reaches the stream when anonymisation is on, and the record on the stream is "
-    "complete for every reader of the topic.",
+    "And in the running api (`perf record -g` of round 1, samples grouped by "
+    "`bench/perf_groups.py`; µs/click = share × that run's CPU per click):",
+    "",
+    "| where | mix µs/click | bare GET µs/click |",
+    "|---|---:|---:|",
+]
+mix_profile, bare_profile = rows.get("profile_mix", {}), rows.get("profile_bare", {})
+mix_run_cpu, bare_run_cpu = rows["mix_r1"]["cpu_us"], rows["bare_r1"]["cpu_us"]
+for group in mix_profile:
+    lines.append(
+        f"| {group} | {mix_profile[group] / 100 * mix_run_cpu:.1f} | "
+        f"{bare_profile.get(group, 0) / 100 * bare_run_cpu:.1f} |"
+    )
+lines += [
+    "",
+    f"Enrichment is {enrich_us:.1f} µs per click on one warm core; the mix costs "
+    f"{mix_cpu - bare_cpu:.0f} µs more CPU per click than bare GETs in the api, and the profile "
+    "shows where: enrichment's groups, then the kernel and HTTP handling of bigger requests "
+    "(user agents, referrers, forwarded addresses) and of the preview pages (one click in ten "
+    "is a preview fetcher). What bounds clicks/s here is the two cores shared by wrk, the api "
+    "and tansu. Enrichment runs in the redirect, not the consumer: the raw IP never reaches "
+    "the stream when anonymisation is on, and the record on the stream is complete for every "
+    "reader of the topic (consumer, a webhook worker, a replay).",
 ]
 replace_section(out_path, "redirect", lines)

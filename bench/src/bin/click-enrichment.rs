@@ -98,7 +98,10 @@ fn main() -> anyhow::Result<()> {
     put("bots: isbot pattern list", time(rounds, calls, |i| {
         black_box(bots.is_bot(black_box(USER_AGENTS[pick(i, USER_AGENTS.len())])));
     }));
-    put("user agent, whole (woothee + isbot + preview list)", time(rounds, calls, |i| {
+    put("user agent, first sight (woothee + isbot + preview list)", time(rounds, calls, |i| {
+        black_box(agents.parse(black_box(USER_AGENTS[pick(i, USER_AGENTS.len())])));
+    }));
+    put("user agent, seen before (remembered answer)", time(rounds, calls, |i| {
         black_box(agents.classify(black_box(USER_AGENTS[pick(i, USER_AGENTS.len())])));
     }));
     if let Some(geo) = &geo {

@@ -129,7 +129,7 @@ lines = [
     "| measurement | result |",
     "|---|---|",
     f"| batch endpoint (`/events/batch`, {batch} events a request, 8 connections) | **{batch_rps:,.0f} events/s** ({wrk['batch']['rps']:,.1f} requests/s, p99 {wrk['batch']['p99_ms']:.1f} ms) |",
-    f"| redirect `GET /l/{{code}}` (click produced and acknowledged before the 302) | **{wrk['redirect']['rps']:,.0f} clicks/s** (p50 {wrk['redirect']['p50_ms']:.2f} ms, p99 {wrk['redirect']['p99_ms']:.2f} ms) |",
+    f"| redirect `GET /l/{{code}}` (bare GET; the 302 does not wait for the broker; enriched clicks: `bench/redirect.sh`) | **{wrk['redirect']['rps']:,.0f} clicks/s** (p50 {wrk['redirect']['p50_ms']:.2f} ms, p99 {wrk['redirect']['p99_ms']:.2f} ms) |",
     f"| two ingest instances, {int(connections) // 2} connections each (same 2 cores) | **{x2_rps:,.0f} requests/s** in all, p99 {x2_p99:.2f} ms ({x2_rps / rps('ingest_c32'):.2f}× one instance at 32 connections) |",
     f"| consumer drain, 1 consumer: backlog → ClickHouse | **{drain1[3]:,.0f} events/s** ({drain1[1]:,} events in {drain1[2]:.1f} s) |",
     f"| consumer drain, 2 consumers in one group (fresh group, first 400k events of the same backlog) | **{drain2[3]:,.0f} events/s** ({drain2[1]:,} events in {drain2[2]:.1f} s; {drain2[3] / drain1[3] if drain1[3] else 0:.2f}× one) |",

@@ -33,6 +33,8 @@ pub struct EventRow {
     pub utm_content: String,
     pub bot: u8,
     pub visitor: String,
+    pub revenue_currency: String,
+    pub revenue_micros: i64,
     /// `DateTime`: seconds since the epoch.
     pub event_time: u32,
     pub event_time_ms: u64,
@@ -85,6 +87,12 @@ impl EventRow {
             utm_content: facts.utm.content,
             bot: u8::from(facts.bot),
             visitor: facts.visitor,
+            revenue_currency: record
+                .revenue
+                .as_ref()
+                .map(|r| r.currency.as_str().to_owned())
+                .unwrap_or_default(),
+            revenue_micros: record.revenue.as_ref().map_or(0, |r| r.micros),
             event_time: seconds(record.event_time),
             event_time_ms: record.event_time.timestamp_millis().max(0) as u64,
             received_at: seconds(record.received_at),

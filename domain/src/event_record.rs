@@ -5,7 +5,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{AttributionMatch, ClickFacts, EntityId, Environment, EventName, ShortCode, SystemEvent};
+use crate::{AttributionMatch, ClickFacts, Revenue, EntityId, Environment, EventName, ShortCode, SystemEvent};
 
 /// The version of the record's layout this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -75,9 +75,12 @@ pub struct EventRecord {
     pub entity_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-    /// Free-form JSON the customer sent (capture-event's `event_data`).
+    /// Free-form JSON the customer sent (`properties`, capture-event's `event_data`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<serde_json::Value>,
+    /// What a conversion earned (`revenue`, capture-event's `event_data.amount`/`currency`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revenue: Option<Revenue>,
     pub source: EventSource,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<ClientFacts>,
@@ -138,6 +141,7 @@ impl EventRecord {
             entity_id: None,
             user_id: None,
             properties: None,
+            revenue: None,
             source,
             client: None,
             event_time: at.trunc_subsecs(6),
@@ -281,6 +285,10 @@ mod tests {
             entity_id: None,
             user_id: None,
             properties: Some(serde_json::json!({"amount": 3})),
+            revenue: Some(Revenue {
+                currency: crate::Currency::parse("EUR").unwrap(),
+                micros: 3_000_000,
+            }),
             source: EventSource::Api,
             client: None,
             event_time: Utc::now().trunc_subsecs(6),

@@ -14,6 +14,7 @@ pub mod environment;
 pub mod event_name;
 pub mod event_record;
 pub mod plan;
+pub mod revenue;
 pub mod schema;
 pub mod short_code;
 pub mod web_url;
@@ -29,6 +30,7 @@ pub use environment::Environment;
 pub use event_name::{EventName, SystemEvent};
 pub use event_record::{ClientFacts, DecodeError, EventRecord, EventSource, SCHEMA_VERSION};
 pub use plan::{Endpoint, PlanName};
+pub use revenue::{Currency, Revenue};
 pub use short_code::ShortCode;
 pub use web_url::WebUrl;
 

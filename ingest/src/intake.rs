@@ -5,7 +5,7 @@ use linktrace_platform::error::CommonError;
 use std::sync::Arc;
 
 use linktrace_domain::{
-    Endpoint, EntityId, Environment, EventName, EventRecord, EventSource, ShortCode,
+    Endpoint, EntityId, Environment, EventName, EventRecord, EventSource, Revenue, ShortCode,
 };
 use linktrace_platform::clock::Clock;
 use linktrace_platform::kafka::{EventSink, SinkError};
@@ -28,6 +28,7 @@ pub struct EventDraft {
     pub entity: Option<EntityId>,
     pub user_id: Option<String>,
     pub properties: Option<serde_json::Value>,
+    pub revenue: Option<Revenue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +189,7 @@ impl Intake {
             entity_id: draft.entity.map(|e| e.as_str().to_owned()),
             user_id: draft.user_id,
             properties: draft.properties,
+            revenue: draft.revenue,
             event_time,
             ..EventRecord::new(
                 event_id,

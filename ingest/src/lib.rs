@@ -4,6 +4,7 @@
 
 pub mod claims;
 pub mod config;
+pub mod conversion;
 pub mod directory;
 pub mod error;
 pub mod group_commit;

@@ -30,6 +30,7 @@ fn record(account: Uuid, code: &str, name: &str) -> EventRecord {
         entity_id: None,
         user_id: None,
         properties: None,
+        revenue: None,
         source: EventSource::Api,
         client: None,
         event_time: Utc::now(),

@@ -100,13 +100,13 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
             .unwrap();
         assert_eq!(response.status(), 302);
     }
-    for order in ["a", "b", "c"] {
-        env.post(
-            &ingest.url("/api/v1/events"),
-            Some(&account.live_key),
-            event("dash1234", "purchase", Some(order)),
-        )
-        .await;
+    for (order, amount, currency) in [("a", 10.0, "EUR"), ("b", 2.5, "EUR"), ("c", 7.0, "USD")] {
+        let mut purchase = event("dash1234", "purchase", Some(order));
+        purchase["revenue"] = serde_json::json!({ "amount": amount, "currency": currency });
+        let (status, _) = env
+            .post(&ingest.url("/api/v1/events"), Some(&account.live_key), purchase)
+            .await;
+        assert_eq!(status, 202);
     }
     let all = format!("account_id = '{}'", account.id);
     assert_eq!(
@@ -154,6 +154,9 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
         assert!(dom.contains(row), "{row} missing: {dom}");
     }
     assert!(!dom.contains(r#"data-value="bot""#), "bots are not clicks: {dom}");
+    // Revenue of the post-install events, per currency.
+    assert!(dom.contains(r#"<tr data-currency="EUR"><td>EUR</td><td>12.50</td></tr>"#), "{dom}");
+    assert!(dom.contains(r#"<tr data-currency="USD"><td>USD</td><td>7.00</td></tr>"#), "{dom}");
     assert!(!dom.contains(r#"data-value="US""#), "the crawler's country: {dom}");
     // 30 days per day by default; a range of 24 hours from the fragment is hourly.
     assert!(dom.contains(r#"data-interval="day""#), "{dom}");

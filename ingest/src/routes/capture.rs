@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use crate::conversion;
+use crate::error::IngestError;
 use crate::intake::{EventDraft, Intake};
 
 /// Linkrunner's capture body.
@@ -23,7 +25,8 @@ pub struct CaptureBody {
     pub event_name: EventName,
     /// The app's id of the user; the event is attributed through this user's install.
     pub user_id: Text<1, 255>,
-    /// Free-form JSON, kept with the event.
+    /// Free-form JSON, kept with the event. `amount` (number, major units) with `currency`
+    /// (ISO 4217) are the event's revenue.
     #[serde(default)]
     pub event_data: Option<Map<String, Value>>,
 }
@@ -68,6 +71,11 @@ pub async fn create(
         let secret = header_value(&headers, &["linkrunner-key", "x-api-key"]);
         let key = intake.authenticate(secret, Endpoint::CaptureEvent).await?;
         let JsonBody(capture) = body?;
+        let revenue = match &capture.event_data {
+            Some(data) => conversion::from_event_data(data)
+                .map_err(|e| IngestError::validation(e.to_string()))?,
+            None => None,
+        };
         let user_id = capture.user_id.into_string();
         let link = intake
             .directory
@@ -80,6 +88,7 @@ pub async fn create(
             entity: None,
             user_id: Some(user_id),
             properties: capture.event_data.map(Value::Object),
+            revenue,
         };
         intake.ingest(&key, EventSource::Capture, draft).await
     }

@@ -13,6 +13,7 @@ use linktrace_platform::request::{header_value, JsonBody, RequestError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::conversion::{Properties, RevenueField};
 use crate::error::IngestError;
 use crate::intake::{Accepted, EventDraft, Intake};
 
@@ -25,6 +26,12 @@ pub struct EventBody {
     /// Enables deduplication of (link, event, entity); empty means none.
     #[serde(default)]
     pub entity_id: Option<OptionalEntityId>,
+    /// Free-form JSON object (at most 16 KB serialised), kept with the event.
+    #[serde(default)]
+    pub properties: Option<Properties>,
+    /// What the conversion earned; summed per currency by analytics.
+    #[serde(default)]
+    pub revenue: Option<RevenueField>,
 }
 
 /// The contract bounds `entityId` only by length, and storage keeps "no entity" as an empty
@@ -64,7 +71,8 @@ impl From<EventBody> for EventDraft {
             event_name: body.event_name,
             entity: body.entity_id.and_then(|id| id.0),
             user_id: None,
-            properties: None,
+            properties: body.properties.map(|p| serde_json::Value::Object(p.0)),
+            revenue: body.revenue.map(|r| r.0),
         }
     }
 }

@@ -1,0 +1,120 @@
+//! What a conversion may carry besides its name: free-form `properties` and `revenue`
+//! (`/events` and each batch item), or `event_data.amount` / `currency` (capture-event).
+
+use linktrace_domain::{Currency, ParseError, Revenue};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+/// The most `properties` may take, serialised.
+pub const MAX_PROPERTIES_BYTES: usize = 16 * 1024;
+
+/// A JSON object of at most [`MAX_PROPERTIES_BYTES`] serialised.
+#[derive(Debug, Clone)]
+pub struct Properties(pub Map<String, Value>);
+
+impl<'de> Deserialize<'de> for Properties {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = Map::<String, Value>::deserialize(deserializer)?;
+        let size = serde_json::to_vec(&map).map_err(serde::de::Error::custom)?.len();
+        if size > MAX_PROPERTIES_BYTES {
+            return Err(serde::de::Error::custom(format!(
+                "must be at most {} KB serialised (got {size} bytes)",
+                MAX_PROPERTIES_BYTES / 1024
+            )));
+        }
+        Ok(Properties(map))
+    }
+}
+
+impl utoipa::PartialSchema for Properties {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Object)
+            .description(Some("free-form JSON object, at most 16 KB serialised; kept with the event"))
+            .into()
+    }
+}
+impl utoipa::ToSchema for Properties {}
+
+/// `{"amount": <number, major units>, "currency": "<ISO 4217>"}`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevenueBody {
+    /// Major units (12.5 is twelve euros fifty); negative for a refund.
+    pub amount: f64,
+    #[schema(value_type = String, pattern = "^[A-Za-z]{3}$")]
+    pub currency: Currency,
+}
+
+/// `revenue`, read and checked: a known currency and a finite, bounded amount.
+#[derive(Debug, Clone)]
+pub struct RevenueField(pub Revenue);
+
+impl<'de> Deserialize<'de> for RevenueField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let body = RevenueBody::deserialize(deserializer)?;
+        Revenue::new(body.amount, body.currency)
+            .map(RevenueField)
+            .map_err(|e| serde::de::Error::custom(format!("amount {e}")))
+    }
+}
+
+impl utoipa::PartialSchema for RevenueField {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <RevenueBody as utoipa::PartialSchema>::schema()
+    }
+}
+impl utoipa::ToSchema for RevenueField {}
+
+/// Capture-event's revenue: `event_data.amount` and `event_data.currency`, both or neither.
+pub fn from_event_data(data: &Map<String, Value>) -> Result<Option<Revenue>, ParseError> {
+    let (amount, currency) = (data.get("amount"), data.get("currency"));
+    if amount.is_none() && currency.is_none() {
+        return Ok(None);
+    }
+    let amount = amount
+        .and_then(Value::as_f64)
+        .ok_or_else(|| ParseError::new("event_data.amount must be a number when event_data.currency is given"))?;
+    let currency = currency
+        .and_then(Value::as_str)
+        .ok_or_else(|| ParseError::new("event_data.currency must be an ISO 4217 code when event_data.amount is given"))
+        .and_then(|code| Currency::parse(code).map_err(|e| ParseError::new(format!("event_data.currency {e}"))))?;
+    Revenue::new(amount, currency)
+        .map(Some)
+        .map_err(|e| ParseError::new(format!("event_data.amount {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn properties_are_bounded_objects() {
+        assert!(serde_json::from_value::<Properties>(json!({"plan": "pro"})).is_ok());
+        assert!(serde_json::from_value::<Properties>(json!(["a"])).is_err());
+        let big = json!({ "x": "y".repeat(MAX_PROPERTIES_BYTES) });
+        assert!(serde_json::from_value::<Properties>(big).is_err());
+    }
+
+    #[test]
+    fn capture_revenue_needs_both_fields() {
+        let data = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(from_event_data(&data(json!({"sku": "x"}))).unwrap(), None);
+        let revenue = from_event_data(&data(json!({"amount": 9.99, "currency": "usd"}))).unwrap().unwrap();
+        assert_eq!((revenue.currency.as_str(), revenue.micros), ("USD", 9_990_000));
+        assert!(from_event_data(&data(json!({"amount": 9.99}))).is_err());
+        assert!(from_event_data(&data(json!({"amount": "9.99", "currency": "USD"}))).is_err());
+        assert!(from_event_data(&data(json!({"amount": 1, "currency": "ZZZ"}))).is_err());
+    }
+
+    #[test]
+    fn revenue_fields() {
+        let revenue: RevenueField = serde_json::from_value(json!({"amount": 12.5, "currency": "eur"})).unwrap();
+        assert_eq!((revenue.0.currency.as_str(), revenue.0.micros), ("EUR", 12_500_000));
+        assert!(serde_json::from_value::<RevenueField>(json!({"amount": 1, "currency": "EURO"})).is_err());
+        assert!(serde_json::from_value::<RevenueField>(json!({"amount": 1e13, "currency": "EUR"})).is_err());
+        assert!(serde_json::from_value::<RevenueField>(json!({"amount": 1})).is_err());
+        assert!(serde_json::from_value::<RevenueField>(json!({"amount": 1, "currency": "EUR", "x": 1})).is_err());
+    }
+}

@@ -16,8 +16,9 @@ fn chromium() -> Option<&'static str> {
         .find(|p| std::path::Path::new(p).exists())
 }
 
-/// The page's DOM after its scripts ran.
-fn render(url: &str) -> String {
+/// Headless Chromium on `url` with `action` (`--dump-dom`, `--screenshot=…`), in a fresh
+/// profile, without the background networking this closed machine refuses.
+fn chromium_on(url: &str, action: &[&str]) -> std::process::Output {
     let browser = chromium().expect("chromium is installed by deploy/test.sh");
     let profile = tempdir();
     let output = Command::new(browser)
@@ -30,42 +31,27 @@ fn render(url: &str) -> String {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
+            "--hide-scrollbars",
             &format!("--user-data-dir={}", profile.display()),
             "--virtual-time-budget=10000",
-            "--dump-dom",
-            url,
         ])
+        .args(action)
+        .arg(url)
         .output()
         .expect("chromium runs");
     let _ = std::fs::remove_dir_all(&profile);
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    output
+}
+
+/// The page's DOM after its scripts ran.
+fn render(url: &str) -> String {
+    String::from_utf8_lossy(&chromium_on(url, &["--dump-dom"]).stdout).into_owned()
 }
 
 /// A PNG of the rendered page (for the README: `LINKTRACE_DASHBOARD_SCREENSHOT=docs/dashboard.png`).
 fn screenshot(url: &str, path: &str) {
-    let browser = chromium().expect("chromium");
-    let profile = tempdir();
-    let status = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            &format!("--user-data-dir={}", profile.display()),
-            "--virtual-time-budget=10000",
-            "--window-size=1100,1500",
-            &format!("--screenshot={path}"),
-            url,
-        ])
-        .status()
-        .expect("chromium runs");
-    let _ = std::fs::remove_dir_all(&profile);
-    assert!(status.success());
+    let output = chromium_on(url, &["--window-size=1100,1500", &format!("--screenshot={path}")]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 fn tempdir() -> std::path::PathBuf {

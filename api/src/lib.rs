@@ -7,6 +7,7 @@ pub mod breakdowns;
 pub mod clicks;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod links;
 pub mod routes;
 pub mod startup;

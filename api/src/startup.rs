@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clicks::ClickEnricher;
 use crate::config::ApiConfig;
-use crate::routes::{admin, analytics, attributions, breakdowns, dashboard, links, redirect};
+use crate::routes::{admin, analytics, attributions, breakdowns, dashboard, export, links, redirect};
 use crate::state::{AppState, Settings};
 
 pub struct Dependencies {
@@ -70,6 +70,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::funnel))
         .routes(routes!(analytics::top_links))
         .routes(routes!(breakdowns::analytics))
+        .routes(routes!(export::events))
         .routes(routes!(redirect::follow))
 }
 

@@ -320,3 +320,12 @@ def test_older_rollups_count_people_only(engine):
     assert engine.run(
         f"SELECT sum(events) FROM event_breakdowns_15m WHERE account_id = '{V2}' AND event_name = 'click'"
     ) == [["8"]]
+
+
+def test_export_rows_in_time_order_with_iso_times(engine):
+    rows = query(engine, "export_all")
+    # Bots and conversions too; only the range: v02 (before) and v08 (after) are outside.
+    assert [r[0] for r in rows] == ["v01", "v03", "v04", "v09", "v05", "v06", "v07"]
+    assert rows[0][3] == "2026-11-01T10:25:00.000Z"
+    purchases = query(engine, "export_purchases")
+    assert [(r[0], r[1], r[8], r[9]) for r in purchases] == [("v09", "purchase", "EUR", "12.5")]

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use linktrace_api::analytics::{self, Scope};
 use linktrace_api::breakdowns::{self, EventSelector, Selection};
+use linktrace_api::export::{self, ExportScope};
 use linktrace_domain::Environment;
 use linktrace_platform::clickhouse::{statements, MIGRATIONS};
 use serde_json::json;
@@ -43,6 +44,16 @@ fn main() -> anyhow::Result<()> {
     let queries: serde_json::Map<String, serde_json::Value> = analytics::catalog(&client, &scope)
         .into_iter()
         .chain(breakdowns::catalog(&client, &selection))
+        .chain(export::catalog(
+            &client,
+            &ExportScope {
+                account_id: selection.account_id,
+                environment: Environment::Live,
+                from: scope.from,
+                to: scope.to,
+                event: None,
+            },
+        ))
         .map(|(name, sql)| (name.to_owned(), sql.into()))
         .collect();
     let catalog = json!({

@@ -7,9 +7,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::Duration;
 use chrono_tz::Tz;
-use linktrace_domain::{Endpoint, EventName, SystemEvent};
+use linktrace_domain::Endpoint;
 use linktrace_platform::openapi::{errors, Yes};
 use linktrace_platform::request::{Limit, QueryParams, RequestError};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::breakdowns::{self, EventSelector, Filter, GroupBy, Interval, Revenue, Selection};
 use crate::error::ApiError;
 use crate::routes::caller;
+use crate::routes::params::{EventParam, Flag, RangeBound, Zone};
 use crate::state::AppState;
 
 /// The longest range one read may cover.
@@ -81,133 +82,6 @@ pub struct AnalyticsQuery {
     #[param(inline)]
     limit: Option<Limit<1000>>,
 }
-
-/// `clicks`, `installs`, `events`, or an event name.
-#[derive(Debug, Clone)]
-pub struct EventParam(EventSelector);
-
-impl<'de> Deserialize<'de> for EventParam {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        Ok(EventParam(match raw.to_lowercase().as_str() {
-            "clicks" => EventSelector::Clicks,
-            "installs" => EventSelector::Installs,
-            "events" => EventSelector::Events,
-            lower => match SystemEvent::parse(lower) {
-                Some(system) => EventSelector::Named(system.as_str().to_owned()),
-                None => EventSelector::Named(
-                    EventName::parse(&raw)
-                        .map_err(serde::de::Error::custom)?
-                        .as_str()
-                        .to_owned(),
-                ),
-            },
-        }))
-    }
-}
-
-impl utoipa::PartialSchema for EventParam {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        linktrace_domain::schema::text(
-            Some("^[A-Za-z][A-Za-z0-9_]*$"),
-            Some(1),
-            Some(EventName::MAX_LEN),
-            "clicks, installs, events, or one event name",
-        )
-    }
-}
-impl ToSchema for EventParam {}
-
-/// A range bound: an instant, or a calendar date read in the request's time zone.
-#[derive(Debug, Clone, Copy)]
-pub enum RangeBound {
-    At(DateTime<Utc>),
-    Date(NaiveDate),
-}
-
-impl<'de> Deserialize<'de> for RangeBound {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        if let Ok(at) = DateTime::parse_from_rfc3339(&raw) {
-            return Ok(RangeBound::At(at.with_timezone(&Utc)));
-        }
-        NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
-            .map(RangeBound::Date)
-            .map_err(|_| serde::de::Error::custom("must be an ISO-8601 date-time or date"))
-    }
-}
-
-impl RangeBound {
-    /// The instant: a date is its midnight in `zone` (`end`: the next midnight).
-    fn resolve(self, zone: Tz, end: bool) -> DateTime<Utc> {
-        match self {
-            RangeBound::At(at) => at,
-            RangeBound::Date(day) => {
-                let day = if end { day.succ_opt().unwrap_or(day) } else { day };
-                let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
-                zone.from_local_datetime(&midnight)
-                    .earliest()
-                    .map(|at| at.with_timezone(&Utc))
-                    .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
-            }
-        }
-    }
-}
-
-impl utoipa::PartialSchema for RangeBound {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        linktrace_domain::schema::text(
-            None,
-            Some(10),
-            Some(64),
-            "an ISO-8601 date-time (2026-11-01T00:00:00Z) or date (2026-11-01)",
-        )
-    }
-}
-impl ToSchema for RangeBound {}
-
-/// An IANA time-zone name.
-#[derive(Debug, Clone, Copy)]
-pub struct Zone(Tz);
-
-impl<'de> Deserialize<'de> for Zone {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        raw.parse::<Tz>()
-            .map(Zone)
-            .map_err(|_| serde::de::Error::custom("must be an IANA time-zone name (e.g. Europe/Berlin)"))
-    }
-}
-
-impl utoipa::PartialSchema for Zone {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        linktrace_domain::schema::text(None, Some(1), Some(64), "an IANA time-zone name, e.g. Asia/Kolkata")
-    }
-}
-impl ToSchema for Zone {}
-
-/// `true` or `false`.
-#[derive(Debug, Clone, Copy)]
-pub struct Flag(bool);
-
-impl<'de> Deserialize<'de> for Flag {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match String::deserialize(deserializer)?.as_str() {
-            "true" => Ok(Flag(true)),
-            "false" => Ok(Flag(false)),
-            _ => Err(serde::de::Error::custom("must be true or false")),
-        }
-    }
-}
-
-impl utoipa::PartialSchema for Flag {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::Boolean)
-            .into()
-    }
-}
-impl ToSchema for Flag {}
 
 /// Comma-separated values, each to include, or (with a leading `-`) to exclude.
 #[derive(Debug, Clone, Default)]

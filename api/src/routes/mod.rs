@@ -3,7 +3,9 @@ pub mod analytics;
 pub mod attributions;
 pub mod breakdowns;
 pub mod dashboard;
+pub mod export;
 pub mod links;
+pub mod params;
 pub mod redirect;
 
 use axum::http::HeaderMap;

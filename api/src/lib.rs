@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod analytics;
+pub mod apps;
 pub mod breakdowns;
 pub mod clicks;
 pub mod config;

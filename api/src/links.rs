@@ -24,6 +24,11 @@ pub struct Link {
     /// Default UTM values, for clicks whose URL carries none of its own.
     #[sqlx(json)]
     pub utm: Utm,
+    /// Where the app takes a user who installed from this link (deferred deep linking).
+    pub deep_link_path: Option<String>,
+    /// The link's data for the app: a flat JSON object.
+    #[sqlx(json)]
+    pub data: serde_json::Map<String, serde_json::Value>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -53,6 +58,8 @@ impl Link {
             referrer_user_id: self.referrer_user_id.clone(),
             metadata: self.metadata(),
             utm: self.utm.clone(),
+            deep_link_path: self.deep_link_path.clone(),
+            data: self.data.clone(),
             expires_at: self.expires_at,
         }
     }
@@ -72,6 +79,8 @@ impl Link {
             referrer_user_id: self.referrer_user_id.clone(),
             metadata: self.metadata(),
             utm: self.utm.clone(),
+            deep_link_path: self.deep_link_path.clone(),
+            data: self.data.clone(),
             expires_at: self.expires_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -93,6 +102,11 @@ pub struct LinkView {
     pub metadata: LinkMetadata,
     /// Default UTM values (empty object: none).
     pub utm: Utm,
+    /// Where the app takes a user who installed from this link.
+    pub deep_link_path: Option<String>,
+    /// The link's data for the app (flat JSON object; empty: none).
+    #[schema(value_type = Object)]
+    pub data: serde_json::Map<String, serde_json::Value>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -116,16 +130,18 @@ pub struct LinkFields {
     pub referrer_user_id: Option<String>,
     pub metadata: LinkMetadata,
     pub utm: Utm,
+    pub deep_link_path: Option<String>,
+    pub data: serde_json::Map<String, serde_json::Value>,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str =
     "short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
-                       title, description, image_url, utm, expires_at, created_at, updated_at";
+                       title, description, image_url, utm, deep_link_path, data, expires_at, created_at, updated_at";
 
 type LinkQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, Link, sqlx::postgres::PgArguments>;
 
-/// Binds `$1`..`$12` as both [`insert`] and [`update`] number them: the key, then the fields.
+/// Binds `$1`..`$14` as both [`insert`] and [`update`] number them: the key, then the fields.
 fn bind_link<'q>(
     query: LinkQuery<'q>,
     short_code: &'q str,
@@ -145,6 +161,8 @@ fn bind_link<'q>(
         .bind(&fields.metadata.image_url)
         .bind(fields.expires_at)
         .bind(sqlx::types::Json(&fields.utm))
+        .bind(&fields.deep_link_path)
+        .bind(sqlx::types::Json(&fields.data))
 }
 
 /// Inserts a link; `Ok(None)` when the short code is taken (by anyone).
@@ -156,8 +174,8 @@ pub async fn insert(
 ) -> Result<Option<Link>, ApiError> {
     let sql = format!(
         "INSERT INTO links (short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
-                            title, description, image_url, expires_at, utm) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                            title, description, image_url, expires_at, utm, deep_link_path, data) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT (short_code) DO NOTHING RETURNING {COLUMNS}"
     );
     Ok(
@@ -225,7 +243,7 @@ pub async fn update(
 ) -> Result<Link, ApiError> {
     let sql = format!(
         "UPDATE links SET destination_url = $3, ios_url = $4, android_url = $5, campaign = $6, referrer_user_id = $7, \
-                title = $8, description = $9, image_url = $10, expires_at = $11, utm = $12, updated_at = now() \
+                title = $8, description = $9, image_url = $10, expires_at = $11, utm = $12, deep_link_path = $13, data = $14, updated_at = now() \
          WHERE short_code = $1 AND account_id = $2 RETURNING {COLUMNS}"
     );
     bind_link(sqlx::query_as(&sql), short_code, account_id, fields)

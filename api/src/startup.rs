@@ -22,7 +22,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::clicks::ClickEnricher;
 use crate::config::ApiConfig;
-use crate::routes::{admin, analytics, attributions, breakdowns, dashboard, export, links, redirect};
+use crate::routes::{
+    admin, analytics, apps, attributions, breakdowns, dashboard, export, links, redirect,
+};
 use crate::state::{AppState, Settings};
 
 pub struct Dependencies {
@@ -71,6 +73,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::top_links))
         .routes(routes!(breakdowns::analytics))
         .routes(routes!(export::events))
+        .routes(routes!(apps::put))
+        .routes(routes!(apps::apple_app_site_association))
+        .routes(routes!(apps::assetlinks))
         .routes(routes!(redirect::follow))
 }
 

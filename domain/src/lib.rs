@@ -4,6 +4,7 @@
 //! Nothing here knows about HTTP, Kafka, Postgres or ClickHouse.
 
 pub mod api_key;
+pub mod app_ids;
 pub mod attribution;
 pub mod billing_month;
 pub mod click_facts;
@@ -20,6 +21,7 @@ pub mod short_code;
 pub mod web_url;
 
 pub use api_key::{ApiKey, ApiKeyHash};
+pub use app_ids::{AndroidPackage, AppleTeamId, BundleId, CertFingerprint};
 pub use attribution::AttributionMatch;
 pub use billing_month::BillingMonth;
 pub use click_facts::{ClickFacts, Device, Utm};

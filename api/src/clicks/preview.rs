@@ -63,6 +63,8 @@ mod tests {
             description: None,
             image_url: Some("https://img.example/x.png".into()),
             utm: Default::default(),
+            deep_link_path: None,
+            data: Default::default(),
             expires_at: None,
             created_at: now,
             updated_at: now,

@@ -53,8 +53,50 @@ pub struct CreateLinkBody {
     /// Default UTM values for clicks whose URL carries none of its own.
     #[serde(default, deserialize_with = "optional_object")]
     pub utm: Option<UtmBody>,
+    /// Where the app takes a user who installed from this link (deferred deep linking).
+    pub deep_link_path: Option<Text<1, 512>>,
+    /// The link's data for the app: a flat JSON object (strings, numbers, booleans,
+    /// nulls), at most 4 KB serialised. Returned by attributions.
+    pub data: Option<DeepLinkData>,
     pub expires_at: Option<Timestamp>,
 }
+
+/// A flat JSON object of at most [`DeepLinkData::MAX_BYTES`] serialised.
+#[derive(Debug, Clone)]
+pub struct DeepLinkData(pub serde_json::Map<String, serde_json::Value>);
+
+impl DeepLinkData {
+    pub const MAX_BYTES: usize = 4 * 1024;
+}
+
+impl<'de> Deserialize<'de> for DeepLinkData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        if let Some((key, _)) = map.iter().find(|(_, v)| v.is_object() || v.is_array()) {
+            return Err(D::Error::custom(format!(
+                "must be a flat object: {key:?} holds an object or array"
+            )));
+        }
+        let size = serde_json::to_vec(&map).map_err(D::Error::custom)?.len();
+        if size > Self::MAX_BYTES {
+            return Err(D::Error::custom(format!(
+                "must be at most 4 KB serialised (got {size} bytes)"
+            )));
+        }
+        Ok(DeepLinkData(map))
+    }
+}
+
+impl utoipa::PartialSchema for DeepLinkData {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Object)
+            .description(Some("flat JSON object (no nested objects or arrays), at most 4 KB serialised"))
+            .into()
+    }
+}
+impl ToSchema for DeepLinkData {}
 
 /// A link's default UTM values.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -109,6 +151,8 @@ impl From<CreateLinkBody> for LinkFields {
             referrer_user_id: body.referrer_user_id.map(Text::into_string),
             metadata: body.metadata.map(LinkMetadata::from).unwrap_or_default(),
             utm: body.utm.map(Utm::from).unwrap_or_default(),
+            deep_link_path: body.deep_link_path.map(Text::into_string),
+            data: body.data.map(|d| d.0).unwrap_or_default(),
             expires_at: body.expires_at.map(|t| t.0),
         }
     }
@@ -131,6 +175,10 @@ pub struct UpdateLinkBody {
     pub metadata: Option<Option<MetadataBody>>,
     #[serde(default, deserialize_with = "present_object")]
     pub utm: Option<Option<UtmBody>>,
+    #[serde(default, deserialize_with = "present")]
+    pub deep_link_path: Option<Option<Text<1, 512>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub data: Option<Option<DeepLinkData>>,
     #[serde(default, deserialize_with = "present")]
     pub expires_at: Option<Option<Timestamp>>,
 }
@@ -157,6 +205,12 @@ impl UpdateLinkBody {
         }
         if let Some(utm) = self.utm {
             fields.utm = utm.map(Utm::from).unwrap_or_default();
+        }
+        if let Some(path) = self.deep_link_path {
+            fields.deep_link_path = path.map(Text::into_string);
+        }
+        if let Some(data) = self.data {
+            fields.data = data.map(|d| d.0).unwrap_or_default();
         }
         if let Some(expires_at) = self.expires_at {
             fields.expires_at = expires_at.map(|t| t.0);

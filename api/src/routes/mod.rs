@@ -1,5 +1,6 @@
 pub mod admin;
 pub mod analytics;
+pub mod apps;
 pub mod attributions;
 pub mod breakdowns;
 pub mod dashboard;

@@ -480,3 +480,37 @@ fn the_installed_geo_database_places_well_known_addresses() {
     assert_eq!(geo.locate("193.99.144.80".parse().unwrap()).country, "DE");
     assert_eq!(geo.locate("127.0.0.1".parse().unwrap()).country, "");
 }
+
+/// With `CLICK_IP_ANONYMISATION=truncate` no full address is stored, the facts worked out
+/// from it still are, and fingerprint attribution compares truncated with truncated.
+#[tokio::test]
+async fn anonymised_ips_keep_their_facts_and_still_match_fingerprints() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api_with(&[("CLICK_IP_ANONYMISATION", "truncate")]).await;
+    let dropping = env.spawn_api_with(&[("CLICK_IP_ANONYMISATION", "drop")]).await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("free").await;
+    env.create_link(&account, "anon1234").await;
+
+    let click = Visit::get("/l/anon1234", IPHONE).from("198.51.100.77").send(&env, &api).await;
+    let stored = stored_click(&env, &click_id(&click), "ip, country, length(visitor)").await;
+    assert_eq!(stored, ["198.51.100.0", "DE", "32"]);
+    let dropped = Visit::get("/l/anon1234", IPHONE).from("198.51.100.78").send(&env, &dropping).await;
+    assert_eq!(stored_click(&env, &click_id(&dropped), "ip, country").await, ["", "DE"]);
+    assert_eq!(env.stored_events("ip LIKE '198.51.100.7%'").await, 0, "no full address stored");
+
+    // The installing device reports its full address: it is truncated before the match.
+    let (status, answer) = env
+        .post(
+            &api.url("/api/v1/attributions"),
+            Some(&account.live_key),
+            json!({ "userId": "anon-user", "ip": "198.51.100.77", "platform": "ios" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["attribution"]["matchType"], "fingerprint", "{answer}");
+    assert_eq!(answer["attribution"]["clickId"], click_id(&click));
+    for running in [api, dropping, consumer] {
+        running.stop().await.unwrap();
+    }
+}

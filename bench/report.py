@@ -162,9 +162,41 @@ try:
     previous = open(out_path).read()
 except FileNotFoundError:
     previous = ""
-for section in ("analytics-benchmark", "profile", "consumer-fetch"):
+for section in ("analytics-benchmark", "profile", "consumer-fetch", "redirect"):
     START, END = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     if START in previous and END in previous:
         lines += ["", previous[previous.index(START): previous.index(END) + len(END)]]
 open(out_path, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
+
+
+def ratio(a, b):
+    return round(rps(a) / rps(b), 3)
+
+
+# The same figures for tools: bench/results.json, beside BENCHMARKS.md.
+tansu_pct = wrk.get("cpu_ingest", {}).get("tansu", 0)
+results = {
+    "ingest_to_limit": {
+        "durable_32": ratio("ingest_c32", "limit_c32"),
+        "durable_256": ratio("ingest_c256", "limit_c256"),
+        "memory_32": ratio("ingest_memory_c32", "limit_memory_c32"),
+        "memory_256": ratio("ingest_memory_c256", "limit_memory_c256"),
+    },
+    "dedup_to_plain": ratio("dedup", "plain"),
+    "live_to_test": ratio("quota_live", "quota_test"),
+    "cpu_us_per_event": {
+        "ingest": round(cpu_us("ingest_c32"), 1),
+        "limit": round(cpu_us("limit_c32"), 1),
+        # tansu's share of a core during the plain durable run, per event of that run.
+        "broker": round(tansu_pct / 100 * 1e6 / rps("ingest_c32"), 1) if tansu_pct else 0.0,
+    },
+    "consumer_events_per_s": round(drain1[3], 1),
+    "batch_events_per_s": round(batch_rps, 1),
+    "e2e_p99_ms": round(e2e["p99_ms"], 1),
+    "commit": commit,
+    "when": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+}
+with open(os.path.join(os.path.dirname(os.path.abspath(out_path)), "bench", "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+    f.write("\n")

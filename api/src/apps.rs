@@ -63,7 +63,12 @@ impl AppsRow {
     fn apps(self) -> Apps {
         let ios = match (self.ios_team_id, self.ios_bundle_id) {
             (Some(team), Some(bundle)) => AppleTeamId::parse(&team)
-                .and_then(|team_id| Ok(IosApp { team_id, bundle_id: BundleId::parse(&bundle)? }))
+                .and_then(|team_id| {
+                    Ok(IosApp {
+                        team_id,
+                        bundle_id: BundleId::parse(&bundle)?,
+                    })
+                })
                 .ok(),
             _ => None,
         };
@@ -86,7 +91,11 @@ pub async fn put(pool: &PgPool, account_id: Uuid, apps: &Apps) -> Result<(), Api
     let fingerprints: Vec<String> = apps
         .android
         .iter()
-        .flat_map(|a| a.sha256_cert_fingerprints.iter().map(|f| f.as_str().to_owned()))
+        .flat_map(|a| {
+            a.sha256_cert_fingerprints
+                .iter()
+                .map(|f| f.as_str().to_owned())
+        })
         .collect();
     sqlx::query(
         "INSERT INTO apps (account_id, ios_team_id, ios_bundle_id, android_package_name, android_cert_fingerprints) \
@@ -171,19 +180,34 @@ mod tests {
         }))
         .unwrap();
         let aasa = apple_app_site_association(&[apps.clone(), Apps::default()]);
-        assert_eq!(aasa["applinks"]["details"][0]["appIDs"], json!(["ABCDE12345.com.example.app"]));
+        assert_eq!(
+            aasa["applinks"]["details"][0]["appIDs"],
+            json!(["ABCDE12345.com.example.app"])
+        );
         assert_eq!(aasa["applinks"]["details"][0]["components"][0]["/"], "/l/*");
         assert_eq!(aasa["applinks"]["details"].as_array().unwrap().len(), 1);
         let links = assetlinks(&[apps]);
         assert_eq!(links[0]["target"]["package_name"], "com.example.app");
-        assert_eq!(links[0]["target"]["sha256_cert_fingerprints"][0], ["AB"; 32].join(":"));
-        assert_eq!(links[0]["relation"][0], "delegate_permission/common.handle_all_urls");
+        assert_eq!(
+            links[0]["target"]["sha256_cert_fingerprints"][0],
+            ["AB"; 32].join(":")
+        );
+        assert_eq!(
+            links[0]["relation"][0],
+            "delegate_permission/common.handle_all_urls"
+        );
     }
 
     #[test]
     fn bodies_are_checked() {
-        assert!(serde_json::from_value::<Apps>(json!({ "ios": { "teamId": "short", "bundleId": "com.x" } })).is_err());
-        assert!(serde_json::from_value::<Apps>(json!({ "android": { "packageName": "com.x", "sha256CertFingerprints": [] } })).is_err());
+        assert!(serde_json::from_value::<Apps>(
+            json!({ "ios": { "teamId": "short", "bundleId": "com.x" } })
+        )
+        .is_err());
+        assert!(serde_json::from_value::<Apps>(
+            json!({ "android": { "packageName": "com.x", "sha256CertFingerprints": [] } })
+        )
+        .is_err());
         assert!(serde_json::from_value::<Apps>(json!({ "windows": {} })).is_err());
     }
 }

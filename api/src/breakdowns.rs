@@ -195,7 +195,9 @@ fn conditions(selection: &Selection) -> (String, Vec<String>) {
     let mut sql = vec![];
     let mut values = vec![];
     match &selection.event {
-        EventSelector::Clicks => sql.push(format!("event_name = '{}'", SystemEvent::Click.as_str())),
+        EventSelector::Clicks => {
+            sql.push(format!("event_name = '{}'", SystemEvent::Click.as_str()))
+        }
         EventSelector::Installs => {
             sql.push(format!("event_name = '{}'", SystemEvent::Install.as_str()))
         }
@@ -215,11 +217,19 @@ fn conditions(selection: &Selection) -> (String, Vec<String>) {
     for filter in &selection.filters {
         let placeholders = |n: usize| vec!["?"; n].join(", ");
         if !filter.include.is_empty() {
-            sql.push(format!("{} IN ({})", filter.column, placeholders(filter.include.len())));
+            sql.push(format!(
+                "{} IN ({})",
+                filter.column,
+                placeholders(filter.include.len())
+            ));
             values.extend(filter.include.iter().cloned());
         }
         if !filter.exclude.is_empty() {
-            sql.push(format!("{} NOT IN ({})", filter.column, placeholders(filter.exclude.len())));
+            sql.push(format!(
+                "{} NOT IN ({})",
+                filter.column,
+                placeholders(filter.exclude.len())
+            ));
             values.extend(filter.exclude.iter().cloned());
         }
     }
@@ -253,7 +263,12 @@ pub fn count_query(client: &Client, selection: &Selection) -> Query {
     grouped_query(client, selection, "''", None)
 }
 
-pub fn breakdown_query(client: &Client, selection: &Selection, group_by: GroupBy, limit: u32) -> Query {
+pub fn breakdown_query(
+    client: &Client,
+    selection: &Selection,
+    group_by: GroupBy,
+    limit: u32,
+) -> Query {
     let (column, _) = group_by.breakdown().unwrap_or(("''", ""));
     grouped_query(client, selection, column, Some(limit))
 }
@@ -300,9 +315,16 @@ fn merge_revenue(into: &mut Option<Revenue>, more: Option<Revenue>) {
     }
 }
 
-pub async fn count(client: &Client, selection: &Selection) -> clickhouse::error::Result<Counted<()>> {
+pub async fn count(
+    client: &Client,
+    selection: &Selection,
+) -> clickhouse::error::Result<Counted<()>> {
     let rows: Vec<GroupedRow<String>> = count_query(client, selection).fetch_all().await?;
-    let mut total = Counted { key: (), count: 0, revenue: None };
+    let mut total = Counted {
+        key: (),
+        count: 0,
+        revenue: None,
+    };
     for row in rows {
         total.count += row.count;
         merge_revenue(&mut total.revenue, revenue(&row.currencies, &row.revenues));
@@ -316,8 +338,9 @@ pub async fn breakdown(
     group_by: GroupBy,
     limit: u32,
 ) -> clickhouse::error::Result<Vec<Counted<String>>> {
-    let rows: Vec<GroupedRow<String>> =
-        breakdown_query(client, selection, group_by, limit).fetch_all().await?;
+    let rows: Vec<GroupedRow<String>> = breakdown_query(client, selection, group_by, limit)
+        .fetch_all()
+        .await?;
     Ok(rows
         .into_iter()
         .map(|row| Counted {
@@ -339,7 +362,10 @@ pub async fn series(
     let rows: Vec<GroupedRow<u32>> = series_query(client, selection).fetch_all().await?;
     let mut buckets = local_buckets(selection.from, selection.to, interval, zone);
     for row in rows {
-        let at = Utc.timestamp_opt(i64::from(row.key), 0).single().unwrap_or_default();
+        let at = Utc
+            .timestamp_opt(i64::from(row.key), 0)
+            .single()
+            .unwrap_or_default();
         let start = bucket_start(at.with_timezone(&zone), interval);
         if let Some(bucket) = buckets.get_mut(&start.timestamp()) {
             bucket.count += row.count;
@@ -390,7 +416,10 @@ fn next_bucket(start: DateTime<Tz>, interval: Interval) -> DateTime<Tz> {
             } else {
                 (date.year(), date.month() + 1)
             };
-            local_midnight(zone, NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(date))
+            local_midnight(
+                zone,
+                NaiveDate::from_ymd_opt(year, month, 1).unwrap_or(date),
+            )
         }
     }
 }
@@ -407,7 +436,11 @@ fn local_buckets(
     while start.with_timezone(&Utc) < to {
         buckets.insert(
             start.timestamp(),
-            Counted { key: start, count: 0, revenue: None },
+            Counted {
+                key: start,
+                count: 0,
+                revenue: None,
+            },
         );
         let next = next_bucket(start, interval);
         if next <= start {
@@ -429,8 +462,16 @@ pub fn catalog(client: &Client, selection: &Selection) -> Vec<(&'static str, Str
     let filtered = Selection {
         include_bots: true,
         filters: vec![
-            Filter { column: "country", include: vec!["DE".into(), "JP".into()], exclude: vec![] },
-            Filter { column: "device", include: vec![], exclude: vec!["desktop".into()] },
+            Filter {
+                column: "country",
+                include: vec!["DE".into(), "JP".into()],
+                exclude: vec![],
+            },
+            Filter {
+                column: "device",
+                include: vec![],
+                exclude: vec!["desktop".into()],
+            },
         ],
         ..selection.clone()
     };
@@ -442,9 +483,18 @@ pub fn catalog(client: &Client, selection: &Selection) -> Vec<(&'static str, Str
         ("v2_count", show(count_query(client, selection))),
         ("v2_count_aligned", show(count_query(client, &aligned))),
         ("v2_series", show(series_query(client, selection))),
-        ("v2_countries", show(breakdown_query(client, selection, GroupBy::Countries, 100))),
-        ("v2_devices_filtered", show(breakdown_query(client, &filtered, GroupBy::Devices, 100))),
-        ("v2_utm_sources_aligned", show(breakdown_query(client, &aligned, GroupBy::UtmSources, 100))),
+        (
+            "v2_countries",
+            show(breakdown_query(client, selection, GroupBy::Countries, 100)),
+        ),
+        (
+            "v2_devices_filtered",
+            show(breakdown_query(client, &filtered, GroupBy::Devices, 100)),
+        ),
+        (
+            "v2_utm_sources_aligned",
+            show(breakdown_query(client, &aligned, GroupBy::UtmSources, 100)),
+        ),
         (
             "v2_purchase_revenue_by_link",
             show(breakdown_query(client, &purchases, GroupBy::Links, 100)),
@@ -463,7 +513,12 @@ mod tests {
     #[test]
     fn local_buckets_follow_the_zone() {
         let kolkata: Tz = "Asia/Kolkata".parse().unwrap();
-        let days = local_buckets(at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z"), Interval::Day, kolkata);
+        let days = local_buckets(
+            at("2026-11-01T00:00:00Z"),
+            at("2026-11-03T00:00:00Z"),
+            Interval::Day,
+            kolkata,
+        );
         let starts: Vec<String> = days.values().map(|b| b.key.to_rfc3339()).collect();
         assert_eq!(
             starts,
@@ -473,20 +528,47 @@ mod tests {
                 "2026-11-03T00:00:00+05:30"
             ]
         );
-        let months = local_buckets(at("2026-01-15T00:00:00Z"), at("2026-03-02T00:00:00Z"), Interval::Month, Tz::UTC);
+        let months = local_buckets(
+            at("2026-01-15T00:00:00Z"),
+            at("2026-03-02T00:00:00Z"),
+            Interval::Month,
+            Tz::UTC,
+        );
         assert_eq!(months.len(), 3);
-        let weeks = local_buckets(at("2026-11-04T00:00:00Z"), at("2026-11-10T00:00:00Z"), Interval::Week, Tz::UTC);
+        let weeks = local_buckets(
+            at("2026-11-04T00:00:00Z"),
+            at("2026-11-10T00:00:00Z"),
+            Interval::Week,
+            Tz::UTC,
+        );
         let starts: Vec<String> = weeks.values().map(|b| b.key.to_rfc3339()).collect();
-        assert_eq!(starts, ["2026-11-02T00:00:00+00:00", "2026-11-09T00:00:00+00:00"]);
+        assert_eq!(
+            starts,
+            ["2026-11-02T00:00:00+00:00", "2026-11-09T00:00:00+00:00"]
+        );
     }
 
     #[test]
     fn dst_days_are_23_and_25_hours() {
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
-        let days = local_buckets(at("2026-03-28T12:00:00Z"), at("2026-03-30T12:00:00Z"), Interval::Day, berlin);
+        let days = local_buckets(
+            at("2026-03-28T12:00:00Z"),
+            at("2026-03-30T12:00:00Z"),
+            Interval::Day,
+            berlin,
+        );
         let starts: Vec<i64> = days.keys().copied().collect();
-        assert_eq!(starts[2] - starts[1], 23 * 3600, "29 March 2026 has 23 hours in Berlin");
-        let hours = local_buckets(at("2026-10-25T00:00:00Z"), at("2026-10-25T03:00:00Z"), Interval::Hour, berlin);
+        assert_eq!(
+            starts[2] - starts[1],
+            23 * 3600,
+            "29 March 2026 has 23 hours in Berlin"
+        );
+        let hours = local_buckets(
+            at("2026-10-25T00:00:00Z"),
+            at("2026-10-25T03:00:00Z"),
+            Interval::Hour,
+            berlin,
+        );
         assert_eq!(hours.len(), 3, "a repeated local hour is two buckets");
     }
 
@@ -502,9 +584,15 @@ mod tests {
             include_bots: false,
         };
         assert!(!source(&selection).contains("FROM events"));
-        let ragged = Selection { from: at("2026-11-01T10:07:00Z"), ..selection };
+        let ragged = Selection {
+            from: at("2026-11-01T10:07:00Z"),
+            ..selection
+        };
         assert!(source(&ragged).contains("FROM events"));
-        assert_eq!(ragged.whole_buckets(), (at("2026-11-01T10:15:00Z"), at("2026-11-02T10:15:00Z")));
+        assert_eq!(
+            ragged.whole_buckets(),
+            (at("2026-11-01T10:15:00Z"), at("2026-11-02T10:15:00Z"))
+        );
     }
 
     #[test]
@@ -523,7 +611,10 @@ mod tests {
             include_bots: true,
         };
         let (sql, values) = conditions(&selection);
-        assert_eq!(sql, "event_name = ? AND country IN (?, ?) AND country NOT IN (?)");
+        assert_eq!(
+            sql,
+            "event_name = ? AND country IN (?, ?) AND country NOT IN (?)"
+        );
         assert_eq!(values, ["purchase", "DE", "FR", "US"]);
     }
 }

@@ -106,7 +106,13 @@ pub fn catalog(client: &Client, scope: &ExportScope) -> Vec<(&'static str, Strin
         ..scope.clone()
     };
     vec![
-        ("export_all", export_query(client, scope).sql_display().to_string()),
-        ("export_purchases", export_query(client, &purchases).sql_display().to_string()),
+        (
+            "export_all",
+            export_query(client, scope).sql_display().to_string(),
+        ),
+        (
+            "export_purchases",
+            export_query(client, &purchases).sql_display().to_string(),
+        ),
     ]
 }

@@ -1,10 +1,10 @@
 //! Referral links in Postgres.
 
 use chrono::{DateTime, Utc};
+use linktrace_domain::Utm;
 use linktrace_platform::error::CommonError;
 use serde::Serialize;
 use sqlx::PgPool;
-use linktrace_domain::Utm;
 use uuid::Uuid;
 
 use crate::error::ApiError;

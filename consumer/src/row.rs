@@ -76,7 +76,10 @@ impl EventRow {
             click_id: client.click_id.unwrap_or_default(),
             country: facts.country,
             city: facts.city,
-            device: facts.device.map(|d| d.as_str().to_owned()).unwrap_or_default(),
+            device: facts
+                .device
+                .map(|d| d.as_str().to_owned())
+                .unwrap_or_default(),
             os: facts.os,
             browser: facts.browser,
             referrer_host: facts.referrer_host,

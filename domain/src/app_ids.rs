@@ -90,7 +90,10 @@ mod tests {
 
     #[test]
     fn apple_ids() {
-        assert_eq!(AppleTeamId::parse("ABCDE12345").unwrap().as_str(), "ABCDE12345");
+        assert_eq!(
+            AppleTeamId::parse("ABCDE12345").unwrap().as_str(),
+            "ABCDE12345"
+        );
         assert!(AppleTeamId::parse("abcde12345").is_err());
         assert!(AppleTeamId::parse("ABCDE1234").is_err());
         assert!(BundleId::parse("com.example.my-app").is_ok());
@@ -104,7 +107,10 @@ mod tests {
         assert!(AndroidPackage::parse("com.2example").is_err());
         assert!(AndroidPackage::parse("app").is_err());
         let fingerprint = ["ab"; 32].join(":");
-        assert_eq!(CertFingerprint::parse(&fingerprint).unwrap().as_str(), ["AB"; 32].join(":"));
+        assert_eq!(
+            CertFingerprint::parse(&fingerprint).unwrap().as_str(),
+            ["AB"; 32].join(":")
+        );
         assert!(CertFingerprint::parse(&["ab"; 31].join(":")).is_err());
         assert!(CertFingerprint::parse(&["zz"; 32].join(":")).is_err());
     }

@@ -153,7 +153,8 @@ mod tests {
             bot: true,
             ..ClickFacts::default()
         };
-        let back: ClickFacts = serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
+        let back: ClickFacts =
+            serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
         assert_eq!(back, full);
     }
 }

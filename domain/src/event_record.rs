@@ -5,7 +5,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{AttributionMatch, ClickFacts, Revenue, EntityId, Environment, EventName, ShortCode, SystemEvent};
+use crate::{
+    AttributionMatch, ClickFacts, EntityId, Environment, EventName, Revenue, ShortCode, SystemEvent,
+};
 
 /// The version of the record's layout this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;

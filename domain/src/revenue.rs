@@ -19,7 +19,9 @@ impl Currency {
         let code = raw.trim().to_ascii_uppercase();
         match iso_currency::Currency::from_code(&code) {
             Some(known) => Ok(Self(known.code().to_owned())),
-            None => Err(ParseError::new("must be an ISO 4217 currency code (e.g. EUR, USD, INR)")),
+            None => Err(ParseError::new(
+                "must be an ISO 4217 currency code (e.g. EUR, USD, INR)",
+            )),
         }
     }
 
@@ -82,7 +84,10 @@ mod tests {
     fn amounts_are_exact_micros_and_bounded() {
         let eur = Currency::parse("EUR").unwrap();
         assert_eq!(Revenue::new(12.5, eur.clone()).unwrap().micros, 12_500_000);
-        assert_eq!(Revenue::new(0.1 + 0.2, eur.clone()).unwrap().micros, 300_000);
+        assert_eq!(
+            Revenue::new(0.1 + 0.2, eur.clone()).unwrap().micros,
+            300_000
+        );
         assert_eq!(Revenue::new(-3.99, eur.clone()).unwrap().micros, -3_990_000);
         assert!(Revenue::new(f64::NAN, eur.clone()).is_err());
         assert!(Revenue::new(f64::INFINITY, eur.clone()).is_err());

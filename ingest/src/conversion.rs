@@ -15,7 +15,9 @@ pub struct Properties(pub Map<String, Value>);
 impl<'de> Deserialize<'de> for Properties {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let map = Map::<String, Value>::deserialize(deserializer)?;
-        let size = serde_json::to_vec(&map).map_err(serde::de::Error::custom)?.len();
+        let size = serde_json::to_vec(&map)
+            .map_err(serde::de::Error::custom)?
+            .len();
         if size > MAX_PROPERTIES_BYTES {
             return Err(serde::de::Error::custom(format!(
                 "must be at most {} KB serialised (got {size} bytes)",
@@ -30,7 +32,9 @@ impl utoipa::PartialSchema for Properties {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::Object)
-            .description(Some("free-form JSON object, at most 16 KB serialised; kept with the event"))
+            .description(Some(
+                "free-form JSON object, at most 16 KB serialised; kept with the event",
+            ))
             .into()
     }
 }
@@ -72,13 +76,19 @@ pub fn from_event_data(data: &Map<String, Value>) -> Result<Option<Revenue>, Par
     if amount.is_none() && currency.is_none() {
         return Ok(None);
     }
-    let amount = amount
-        .and_then(Value::as_f64)
-        .ok_or_else(|| ParseError::new("event_data.amount must be a number when event_data.currency is given"))?;
+    let amount = amount.and_then(Value::as_f64).ok_or_else(|| {
+        ParseError::new("event_data.amount must be a number when event_data.currency is given")
+    })?;
     let currency = currency
         .and_then(Value::as_str)
-        .ok_or_else(|| ParseError::new("event_data.currency must be an ISO 4217 code when event_data.amount is given"))
-        .and_then(|code| Currency::parse(code).map_err(|e| ParseError::new(format!("event_data.currency {e}"))))?;
+        .ok_or_else(|| {
+            ParseError::new(
+                "event_data.currency must be an ISO 4217 code when event_data.amount is given",
+            )
+        })
+        .and_then(|code| {
+            Currency::parse(code).map_err(|e| ParseError::new(format!("event_data.currency {e}")))
+        })?;
     Revenue::new(amount, currency)
         .map(Some)
         .map_err(|e| ParseError::new(format!("event_data.amount {e}")))
@@ -101,8 +111,13 @@ mod tests {
     fn capture_revenue_needs_both_fields() {
         let data = |v: Value| v.as_object().unwrap().clone();
         assert_eq!(from_event_data(&data(json!({"sku": "x"}))).unwrap(), None);
-        let revenue = from_event_data(&data(json!({"amount": 9.99, "currency": "usd"}))).unwrap().unwrap();
-        assert_eq!((revenue.currency.as_str(), revenue.micros), ("USD", 9_990_000));
+        let revenue = from_event_data(&data(json!({"amount": 9.99, "currency": "usd"})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (revenue.currency.as_str(), revenue.micros),
+            ("USD", 9_990_000)
+        );
         assert!(from_event_data(&data(json!({"amount": 9.99}))).is_err());
         assert!(from_event_data(&data(json!({"amount": "9.99", "currency": "USD"}))).is_err());
         assert!(from_event_data(&data(json!({"amount": 1, "currency": "ZZZ"}))).is_err());
@@ -110,11 +125,24 @@ mod tests {
 
     #[test]
     fn revenue_fields() {
-        let revenue: RevenueField = serde_json::from_value(json!({"amount": 12.5, "currency": "eur"})).unwrap();
-        assert_eq!((revenue.0.currency.as_str(), revenue.0.micros), ("EUR", 12_500_000));
-        assert!(serde_json::from_value::<RevenueField>(json!({"amount": 1, "currency": "EURO"})).is_err());
-        assert!(serde_json::from_value::<RevenueField>(json!({"amount": 1e13, "currency": "EUR"})).is_err());
+        let revenue: RevenueField =
+            serde_json::from_value(json!({"amount": 12.5, "currency": "eur"})).unwrap();
+        assert_eq!(
+            (revenue.0.currency.as_str(), revenue.0.micros),
+            ("EUR", 12_500_000)
+        );
+        assert!(
+            serde_json::from_value::<RevenueField>(json!({"amount": 1, "currency": "EURO"}))
+                .is_err()
+        );
+        assert!(
+            serde_json::from_value::<RevenueField>(json!({"amount": 1e13, "currency": "EUR"}))
+                .is_err()
+        );
         assert!(serde_json::from_value::<RevenueField>(json!({"amount": 1})).is_err());
-        assert!(serde_json::from_value::<RevenueField>(json!({"amount": 1, "currency": "EUR", "x": 1})).is_err());
+        assert!(serde_json::from_value::<RevenueField>(
+            json!({"amount": 1, "currency": "EUR", "x": 1})
+        )
+        .is_err());
     }
 }

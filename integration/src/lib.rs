@@ -399,7 +399,14 @@ pub fn test_geo_database() -> std::path::PathBuf {
         for (network, country, city) in TEST_GEO {
             let network: ipnet::IpNet = network.parse().expect("a network");
             if city.is_empty() {
-                writer.insert(network, &Flat { country_code: country }).expect("insert");
+                writer
+                    .insert(
+                        network,
+                        &Flat {
+                            country_code: country,
+                        },
+                    )
+                    .expect("insert");
             } else {
                 let nested = Nested {
                     country: [("iso_code", *country)].into(),
@@ -408,8 +415,10 @@ pub fn test_geo_database() -> std::path::PathBuf {
                 writer.insert(network, &nested).expect("insert");
             }
         }
-        let path = std::env::temp_dir().join(format!("linktrace-test-geo-{}.mmdb", std::process::id()));
-        std::fs::write(&path, writer.to_bytes().expect("mmdb")).expect("write the test geo database");
+        let path =
+            std::env::temp_dir().join(format!("linktrace-test-geo-{}.mmdb", std::process::id()));
+        std::fs::write(&path, writer.to_bytes().expect("mmdb"))
+            .expect("write the test geo database");
         path
     })
     .clone()

@@ -5,12 +5,13 @@
 use std::time::{Duration, Instant};
 
 use linktrace_domain::{ClickFacts, ClientFacts, Device, EventRecord, Utm};
-use linktrace_integration::{TestAccount, TestEnv, Running};
+use linktrace_integration::{Running, TestAccount, TestEnv};
 use serde_json::{json, Value};
 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
 const PIXEL: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36";
-const FIREFOX: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0";
+const FIREFOX: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0";
 const IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 16_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.0 Mobile/15E148 Safari/604.1";
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 const SLACK: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
@@ -26,7 +27,13 @@ struct Visit<'a> {
 
 impl<'a> Visit<'a> {
     fn get(path: &'a str, user_agent: &'a str) -> Self {
-        Visit { path, user_agent, forwarded_for: None, referer: None, head: false }
+        Visit {
+            path,
+            user_agent,
+            forwarded_for: None,
+            referer: None,
+            head: false,
+        }
     }
     fn from(mut self, ip: &'a str) -> Self {
         self.forwarded_for = Some(ip);
@@ -38,7 +45,11 @@ impl<'a> Visit<'a> {
     }
     async fn send(&self, env: &TestEnv, api: &Running) -> reqwest::Response {
         let url = api.url(self.path);
-        let mut request = if self.head { env.http.head(url) } else { env.http.get(url) };
+        let mut request = if self.head {
+            env.http.head(url)
+        } else {
+            env.http.get(url)
+        };
         request = request.header("user-agent", self.user_agent);
         if let Some(ip) = self.forwarded_for {
             request = request.header("x-forwarded-for", ip);
@@ -51,13 +62,21 @@ impl<'a> Visit<'a> {
 }
 
 fn click_id(response: &reqwest::Response) -> String {
-    response.headers()["x-linktrace-click-id"].to_str().unwrap().to_owned()
+    response.headers()["x-linktrace-click-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// One stored click's columns, by click id (waits for the consumer to store it).
 async fn stored_click(env: &TestEnv, click_id: &str, columns: &str) -> Vec<String> {
     let filter = format!("click_id = '{click_id}'");
-    assert_eq!(env.wait_for_stored(&filter, 1, Duration::from_secs(20)).await, 1, "click {click_id} stored once");
+    assert_eq!(
+        env.wait_for_stored(&filter, 1, Duration::from_secs(20))
+            .await,
+        1,
+        "click {click_id} stored once"
+    );
     let sql = format!("SELECT {columns} FROM events WHERE {filter} FORMAT TabSeparated");
     let text: String = env
         .http
@@ -70,7 +89,10 @@ async fn stored_click(env: &TestEnv, click_id: &str, columns: &str) -> Vec<Strin
         .text()
         .await
         .unwrap();
-    text.trim_end_matches('\n').split('\t').map(str::to_owned).collect()
+    text.trim_end_matches('\n')
+        .split('\t')
+        .map(str::to_owned)
+        .collect()
 }
 
 #[tokio::test]
@@ -80,16 +102,24 @@ async fn the_client_cannot_choose_its_ip_only_a_trusted_proxy_can_name_it() {
     // Nobody trusted: the TCP peer (loopback) is the client whatever the header says.
     let direct = env.spawn_api_with(&[("TRUSTED_PROXIES", "")]).await;
     // A gateway elsewhere is trusted, loopback is not.
-    let elsewhere = env.spawn_api_with(&[("TRUSTED_PROXIES", "10.0.0.0/8")]).await;
+    let elsewhere = env
+        .spawn_api_with(&[("TRUSTED_PROXIES", "10.0.0.0/8")])
+        .await;
     // The gateway on loopback, as deploy/up.sh runs it.
     let gateway = env.spawn_api().await;
     let account = env.create_account("free").await;
     env.create_link(&account, "ipcheck1").await;
 
     for api in [&direct, &elsewhere] {
-        let spoofed = Visit::get("/l/ipcheck1", FIREFOX).from("9.9.9.9").send(&env, api).await;
+        let spoofed = Visit::get("/l/ipcheck1", FIREFOX)
+            .from("9.9.9.9")
+            .send(&env, api)
+            .await;
         assert_eq!(spoofed.status(), 302);
-        assert_eq!(stored_click(&env, &click_id(&spoofed), "ip, country").await, ["127.0.0.1", ""]);
+        assert_eq!(
+            stored_click(&env, &click_id(&spoofed), "ip, country").await,
+            ["127.0.0.1", ""]
+        );
     }
     // The gateway appended the address it saw after the client's own claim: that one counts.
     let via_gateway = Visit::get("/l/ipcheck1", FIREFOX)
@@ -130,35 +160,61 @@ async fn heads_crawlers_and_preview_fetchers_are_bots_and_previews_get_og_tags()
 
     let person = Visit::get("/l/preview1", IPHONE).send(&env, &api).await;
     assert_eq!(person.status(), 302);
-    let head = Visit { head: true, ..Visit::get("/l/preview1", IPHONE) }.send(&env, &api).await;
+    let head = Visit {
+        head: true,
+        ..Visit::get("/l/preview1", IPHONE)
+    }
+    .send(&env, &api)
+    .await;
     assert_eq!(head.status(), 302, "a HEAD is answered like a GET");
     let crawler = Visit::get("/l/preview1", GOOGLEBOT).send(&env, &api).await;
     assert_eq!(crawler.status(), 302);
     let no_agent = Visit::get("/l/preview1", "").send(&env, &api).await;
     assert_eq!(no_agent.status(), 302);
     let slack = Visit::get("/l/preview1", SLACK).send(&env, &api).await;
-    assert_eq!(slack.status(), 200, "a preview fetcher gets the preview page");
+    assert_eq!(
+        slack.status(),
+        200,
+        "a preview fetcher gets the preview page"
+    );
     let slack_click = click_id(&slack);
     let html = slack.text().await.unwrap();
-    assert!(html.contains(r#"<meta property="og:title" content="Winter sale &lt;50% off&gt;">"#), "{html}");
+    assert!(
+        html.contains(r#"<meta property="og:title" content="Winter sale &lt;50% off&gt;">"#),
+        "{html}"
+    );
     assert!(html.contains(r#"<meta property="og:description" content="Everything must go">"#));
     assert!(html.contains(r#"<meta property="og:image" content="https://img.example/sale.png">"#));
     assert!(html.contains(r#"<meta property="og:url" content="http://links.test/l/preview1">"#));
     assert!(html.contains(r#"<meta name="twitter:card" content="summary_large_image">"#));
 
-    assert_eq!(stored_click(&env, &click_id(&person), "bot, device").await, ["0", "mobile"]);
-    for bot in [click_id(&head), click_id(&crawler), click_id(&no_agent), slack_click] {
+    assert_eq!(
+        stored_click(&env, &click_id(&person), "bot, device").await,
+        ["0", "mobile"]
+    );
+    for bot in [
+        click_id(&head),
+        click_id(&crawler),
+        click_id(&no_agent),
+        slack_click,
+    ] {
         assert_eq!(stored_click(&env, &bot, "bot, device").await, ["1", "bot"]);
     }
     let count = |query: &'static str| {
         let (env, api, key) = (&env, &api, account.live_key.clone());
         async move {
-            let (status, body) = env.get(&api.url(&format!("/api/v1/analytics?{query}")), Some(&key)).await;
+            let (status, body) = env
+                .get(&api.url(&format!("/api/v1/analytics?{query}")), Some(&key))
+                .await;
             assert_eq!(status, 200, "{body}");
             body["data"][0]["count"].as_u64().unwrap()
         }
     };
-    assert_eq!(count("event=clicks").await, 1, "bots are not clicks by default");
+    assert_eq!(
+        count("event=clicks").await,
+        1,
+        "bots are not clicks by default"
+    );
     assert_eq!(count("event=clicks&includeBots=true").await, 5);
     api.stop().await.unwrap();
     consumer.stop().await.unwrap();
@@ -182,17 +238,28 @@ async fn utm_values_are_recorded_and_merged_into_the_destination_with_link_defau
         )
         .await;
     assert_eq!(status, 201, "{created}");
-    assert_eq!(created["link"]["utm"], json!({ "source": "twitter", "campaign": "launch" }));
+    assert_eq!(
+        created["link"]["utm"],
+        json!({ "source": "twitter", "campaign": "launch" })
+    );
 
-    let tagged = Visit::get("/l/utmlink1?utm_source=newsletter&utm_medium=email&other=x", FIREFOX)
-        .send(&env, &api)
-        .await;
+    let tagged = Visit::get(
+        "/l/utmlink1?utm_source=newsletter&utm_medium=email&other=x",
+        FIREFOX,
+    )
+    .send(&env, &api)
+    .await;
     assert_eq!(
         tagged.headers()["location"].to_str().unwrap(),
         "https://shop.example/p?id=7&utm_source=newsletter&utm_medium=email&utm_campaign=launch"
     );
     assert_eq!(
-        stored_click(&env, &click_id(&tagged), "utm_source, utm_medium, utm_campaign, utm_term").await,
+        stored_click(
+            &env,
+            &click_id(&tagged),
+            "utm_source, utm_medium, utm_campaign, utm_term"
+        )
+        .await,
         ["newsletter", "email", "launch", ""]
     );
     let plain = Visit::get("/l/utmlink1", FIREFOX).send(&env, &api).await;
@@ -222,7 +289,9 @@ async fn utm_values_are_recorded_and_merged_into_the_destination_with_link_defau
 
 /// GET /api/v1/analytics?{query} with the key: the `data` rows.
 async fn analytics(env: &TestEnv, api: &Running, key: &str, query: &str) -> Vec<Value> {
-    let (status, body) = env.get(&api.url(&format!("/api/v1/analytics?{query}")), Some(key)).await;
+    let (status, body) = env
+        .get(&api.url(&format!("/api/v1/analytics?{query}")), Some(key))
+        .await;
     assert_eq!(status, 200, "{query}: {body}");
     assert_eq!(body["success"], true);
     body["data"].as_array().unwrap().clone()
@@ -231,12 +300,20 @@ async fn analytics(env: &TestEnv, api: &Running, key: &str, query: &str) -> Vec<
 /// `[(key value, count)]` of a breakdown.
 fn pairs(rows: &[Value], key: &str) -> Vec<(String, u64)> {
     rows.iter()
-        .map(|row| (row[key].as_str().unwrap().to_owned(), row["count"].as_u64().unwrap()))
+        .map(|row| {
+            (
+                row[key].as_str().unwrap().to_owned(),
+                row["count"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
 
 fn owned(expected: &[(&str, u64)]) -> Vec<(String, u64)> {
-    expected.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+    expected
+        .iter()
+        .map(|(k, n)| ((*k).to_owned(), *n))
+        .collect()
 }
 
 #[tokio::test]
@@ -265,19 +342,35 @@ async fn every_group_by_and_filter_is_exact_for_a_known_mix_of_clicks() {
         assert_eq!(visit.send(&env, &api).await.status(), 302);
     }
     let filter = format!("account_id = '{}' AND event_name = 'click'", account.id);
-    assert_eq!(env.wait_for_stored(&filter, 10, Duration::from_secs(30)).await, 10);
+    assert_eq!(
+        env.wait_for_stored(&filter, 10, Duration::from_secs(30))
+            .await,
+        10
+    );
     let key = account.live_key.as_str();
     let q = |query: &'static str| analytics(&env, &api, key, query);
 
     assert_eq!(q("").await, vec![json!({ "count": 9 })]);
-    assert_eq!(q("groupBy=count&includeBots=true").await, vec![json!({ "count": 10 })]);
-    assert_eq!(pairs(&q("groupBy=links").await, "shortCode"), owned(&[("mixa1234", 5), ("mixb1234", 4)]));
-    assert_eq!(pairs(&q("groupBy=events&includeBots=true").await, "eventName"), owned(&[("click", 10)]));
+    assert_eq!(
+        q("groupBy=count&includeBots=true").await,
+        vec![json!({ "count": 10 })]
+    );
+    assert_eq!(
+        pairs(&q("groupBy=links").await, "shortCode"),
+        owned(&[("mixa1234", 5), ("mixb1234", 4)])
+    );
+    assert_eq!(
+        pairs(&q("groupBy=events&includeBots=true").await, "eventName"),
+        owned(&[("click", 10)])
+    );
     assert_eq!(
         pairs(&q("groupBy=countries").await, "country"),
         owned(&[("DE", 3), ("", 2), ("JP", 2), ("US", 2)])
     );
-    assert_eq!(pairs(&q("groupBy=cities&country=DE,US").await, "city"), owned(&[("Berlin", 3), ("Boston", 2)]));
+    assert_eq!(
+        pairs(&q("groupBy=cities&country=DE,US").await, "city"),
+        owned(&[("Berlin", 3), ("Boston", 2)])
+    );
     assert_eq!(
         pairs(&q("groupBy=devices").await, "device"),
         owned(&[("mobile", 4), ("desktop", 3), ("tablet", 2)])
@@ -286,34 +379,92 @@ async fn every_group_by_and_filter_is_exact_for_a_known_mix_of_clicks() {
         pairs(&q("groupBy=devices&includeBots=true").await, "device"),
         owned(&[("mobile", 4), ("desktop", 3), ("tablet", 2), ("bot", 1)])
     );
-    assert_eq!(pairs(&q("groupBy=os").await, "os"), owned(&[("Windows 10", 3), ("Android", 2), ("iPad", 2), ("iPhone", 2)]));
-    assert_eq!(pairs(&q("groupBy=browsers").await, "browser"), owned(&[("Safari", 4), ("Firefox", 3), ("Chrome", 2)]));
+    assert_eq!(
+        pairs(&q("groupBy=os").await, "os"),
+        owned(&[
+            ("Windows 10", 3),
+            ("Android", 2),
+            ("iPad", 2),
+            ("iPhone", 2)
+        ])
+    );
+    assert_eq!(
+        pairs(&q("groupBy=browsers").await, "browser"),
+        owned(&[("Safari", 4), ("Firefox", 3), ("Chrome", 2)])
+    );
     assert_eq!(
         pairs(&q("groupBy=referrers").await, "referrer"),
-        owned(&[("", 5), ("t.co", 2), ("google.com", 1), ("news.ycombinator.com", 1)])
+        owned(&[
+            ("", 5),
+            ("t.co", 2),
+            ("google.com", 1),
+            ("news.ycombinator.com", 1)
+        ])
     );
-    assert_eq!(pairs(&q("groupBy=utm_sources").await, "utmSource"), owned(&[("", 5), ("newsletter", 2), ("twitter", 2)]));
-    assert_eq!(pairs(&q("groupBy=utm_mediums").await, "utmMedium"), owned(&[("", 7), ("email", 2)]));
-    assert_eq!(pairs(&q("groupBy=utm_campaigns").await, "utmCampaign"), owned(&[("", 7), ("bf", 2)]));
-    assert_eq!(pairs(&q("groupBy=utm_terms").await, "utmTerm"), owned(&[("", 8), ("shoes", 1)]));
-    assert_eq!(pairs(&q("groupBy=utm_contents").await, "utmContent"), owned(&[("", 8), ("top", 1)]));
+    assert_eq!(
+        pairs(&q("groupBy=utm_sources").await, "utmSource"),
+        owned(&[("", 5), ("newsletter", 2), ("twitter", 2)])
+    );
+    assert_eq!(
+        pairs(&q("groupBy=utm_mediums").await, "utmMedium"),
+        owned(&[("", 7), ("email", 2)])
+    );
+    assert_eq!(
+        pairs(&q("groupBy=utm_campaigns").await, "utmCampaign"),
+        owned(&[("", 7), ("bf", 2)])
+    );
+    assert_eq!(
+        pairs(&q("groupBy=utm_terms").await, "utmTerm"),
+        owned(&[("", 8), ("shoes", 1)])
+    );
+    assert_eq!(
+        pairs(&q("groupBy=utm_contents").await, "utmContent"),
+        owned(&[("", 8), ("top", 1)])
+    );
 
     // Filters: include lists, exclusions, combinations.
     assert_eq!(q("country=DE,JP").await, vec![json!({ "count": 5 })]);
     assert_eq!(q("country=-DE").await, vec![json!({ "count": 6 })]);
-    assert_eq!(q("country=de&device=mobile").await, vec![json!({ "count": 3 })]);
-    assert_eq!(q("shortCode=mixb1234&device=-tablet").await, vec![json!({ "count": 2 })]);
-    assert_eq!(q("os=iPhone,Android&browser=-Chrome").await, vec![json!({ "count": 2 })]);
+    assert_eq!(
+        q("country=de&device=mobile").await,
+        vec![json!({ "count": 3 })]
+    );
+    assert_eq!(
+        q("shortCode=mixb1234&device=-tablet").await,
+        vec![json!({ "count": 2 })]
+    );
+    assert_eq!(
+        q("os=iPhone,Android&browser=-Chrome").await,
+        vec![json!({ "count": 2 })]
+    );
     assert_eq!(q("referrer=t.co").await, vec![json!({ "count": 2 })]);
-    assert_eq!(q("utmSource=twitter&utmMedium=-email").await, vec![json!({ "count": 2 })]);
-    assert_eq!(q("utmCampaign=bf&utmMedium=email").await, vec![json!({ "count": 2 })]);
-    assert_eq!(q("eventName=click&device=bot&includeBots=true").await, vec![json!({ "count": 1 })]);
-    assert_eq!(pairs(&q("groupBy=countries&limit=1").await, "country"), owned(&[("DE", 3)]));
+    assert_eq!(
+        q("utmSource=twitter&utmMedium=-email").await,
+        vec![json!({ "count": 2 })]
+    );
+    assert_eq!(
+        q("utmCampaign=bf&utmMedium=email").await,
+        vec![json!({ "count": 2 })]
+    );
+    assert_eq!(
+        q("eventName=click&device=bot&includeBots=true").await,
+        vec![json!({ "count": 1 })]
+    );
+    assert_eq!(
+        pairs(&q("groupBy=countries&limit=1").await, "country"),
+        owned(&[("DE", 3)])
+    );
     // Another event kind, another environment, another account: nothing.
     assert_eq!(q("event=installs").await, vec![json!({ "count": 0 })]);
-    assert_eq!(analytics(&env, &api, &account.test_key, "").await, vec![json!({ "count": 0 })]);
+    assert_eq!(
+        analytics(&env, &api, &account.test_key, "").await,
+        vec![json!({ "count": 0 })]
+    );
     let other = env.create_account("free").await;
-    assert_eq!(analytics(&env, &api, &other.live_key, "includeBots=true").await, vec![json!({ "count": 0 })]);
+    assert_eq!(
+        analytics(&env, &api, &other.live_key, "includeBots=true").await,
+        vec![json!({ "count": 0 })]
+    );
     api.stop().await.unwrap();
     consumer.stop().await.unwrap();
 }
@@ -330,7 +481,13 @@ fn click_at(account: &TestAccount, link: &str, at: &str, country: &str) -> Event
         }),
         ..ClientFacts::default()
     };
-    EventRecord::click(account.id, link, uuid::Uuid::new_v4(), client, at.parse().unwrap())
+    EventRecord::click(
+        account.id,
+        link,
+        uuid::Uuid::new_v4(),
+        client,
+        at.parse().unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -340,11 +497,20 @@ async fn series_follow_the_time_zone_and_ranges_count_to_the_millisecond() {
     let consumer = env.spawn_consumer().await;
     let account = env.create_account("free").await;
     env.create_link(&account, "zone1234").await;
-    for at in ["2026-11-01T20:00:00Z", "2026-11-02T01:00:00Z", "2026-11-02T01:07:30.250Z", "2026-11-03T12:00:00Z"] {
+    for at in [
+        "2026-11-01T20:00:00Z",
+        "2026-11-02T01:00:00Z",
+        "2026-11-02T01:07:30.250Z",
+        "2026-11-03T12:00:00Z",
+    ] {
         env.produce(&click_at(&account, "zone1234", at, "DE")).await;
     }
     let filter = format!("account_id = '{}'", account.id);
-    assert_eq!(env.wait_for_stored(&filter, 4, Duration::from_secs(30)).await, 4);
+    assert_eq!(
+        env.wait_for_stored(&filter, 4, Duration::from_secs(30))
+            .await,
+        4
+    );
     let key = account.live_key.as_str();
     let series = |query: &'static str| {
         let (env, api) = (&env, &api);
@@ -352,46 +518,96 @@ async fn series_follow_the_time_zone_and_ranges_count_to_the_millisecond() {
             analytics(env, api, key, query)
                 .await
                 .iter()
-                .map(|row| (row["time"].as_str().unwrap().to_owned(), row["count"].as_u64().unwrap()))
+                .map(|row| {
+                    (
+                        row["time"].as_str().unwrap().to_owned(),
+                        row["count"].as_u64().unwrap(),
+                    )
+                })
                 .collect::<Vec<_>>()
         }
     };
     let owned_times = |expected: &[(&str, u64)]| owned(expected);
     assert_eq!(
         series("groupBy=timeseries&from=2026-11-01&to=2026-11-03").await,
-        owned_times(&[("2026-11-01T00:00:00+00:00", 1), ("2026-11-02T00:00:00+00:00", 2), ("2026-11-03T00:00:00+00:00", 1)])
+        owned_times(&[
+            ("2026-11-01T00:00:00+00:00", 1),
+            ("2026-11-02T00:00:00+00:00", 2),
+            ("2026-11-03T00:00:00+00:00", 1)
+        ])
     );
     // +5:30: 20:00Z on 1 November is 01:30 on the 2nd; the date bounds are Kolkata's too.
     assert_eq!(
         series("groupBy=timeseries&from=2026-11-01&to=2026-11-03&timezone=Asia/Kolkata").await,
-        owned_times(&[("2026-11-01T00:00:00+05:30", 0), ("2026-11-02T00:00:00+05:30", 3), ("2026-11-03T00:00:00+05:30", 1)])
+        owned_times(&[
+            ("2026-11-01T00:00:00+05:30", 0),
+            ("2026-11-02T00:00:00+05:30", 3),
+            ("2026-11-03T00:00:00+05:30", 1)
+        ])
     );
     // -8:00: the 2 November clicks at 01:00Z are still 1 November in Los Angeles.
     assert_eq!(
-        series("groupBy=timeseries&from=2026-11-01&to=2026-11-03&timezone=America/Los_Angeles").await,
-        owned_times(&[("2026-11-01T00:00:00-07:00", 3), ("2026-11-02T00:00:00-08:00", 0), ("2026-11-03T00:00:00-08:00", 1)])
+        series("groupBy=timeseries&from=2026-11-01&to=2026-11-03&timezone=America/Los_Angeles")
+            .await,
+        owned_times(&[
+            ("2026-11-01T00:00:00-07:00", 3),
+            ("2026-11-02T00:00:00-08:00", 0),
+            ("2026-11-03T00:00:00-08:00", 1)
+        ])
     );
     assert_eq!(
-        series("groupBy=timeseries&interval=hour&from=2026-11-02T00:00:00Z&to=2026-11-02T03:00:00Z").await,
-        owned_times(&[("2026-11-02T00:00:00+00:00", 0), ("2026-11-02T01:00:00+00:00", 2), ("2026-11-02T02:00:00+00:00", 0)])
+        series(
+            "groupBy=timeseries&interval=hour&from=2026-11-02T00:00:00Z&to=2026-11-02T03:00:00Z"
+        )
+        .await,
+        owned_times(&[
+            ("2026-11-02T00:00:00+00:00", 0),
+            ("2026-11-02T01:00:00+00:00", 2),
+            ("2026-11-02T02:00:00+00:00", 0)
+        ])
     );
     assert_eq!(
-        series("groupBy=timeseries&interval=month&from=2026-10-15T00:00:00Z&to=2026-12-01T00:00:00Z").await,
-        owned_times(&[("2026-10-01T00:00:00+00:00", 0), ("2026-11-01T00:00:00+00:00", 4)])
+        series(
+            "groupBy=timeseries&interval=month&from=2026-10-15T00:00:00Z&to=2026-12-01T00:00:00Z"
+        )
+        .await,
+        owned_times(&[
+            ("2026-10-01T00:00:00+00:00", 0),
+            ("2026-11-01T00:00:00+00:00", 4)
+        ])
     );
     assert_eq!(
         series("groupBy=timeseries&interval=week&from=2026-10-26&to=2026-11-08").await,
-        owned_times(&[("2026-10-26T00:00:00+00:00", 1), ("2026-11-02T00:00:00+00:00", 3)])
+        owned_times(&[
+            ("2026-10-26T00:00:00+00:00", 1),
+            ("2026-11-02T00:00:00+00:00", 3)
+        ])
     );
     // Bounds inside a fifteen-minute bucket count to the millisecond.
     let count = |query: &'static str| {
         let (env, api) = (&env, &api);
-        async move { analytics(env, api, key, query).await[0]["count"].as_u64().unwrap() }
+        async move {
+            analytics(env, api, key, query).await[0]["count"]
+                .as_u64()
+                .unwrap()
+        }
     };
-    assert_eq!(count("from=2026-11-02T01:00:00Z&to=2026-11-02T01:07:30.250Z").await, 1);
-    assert_eq!(count("from=2026-11-02T01:00:00Z&to=2026-11-02T01:07:30.251Z").await, 2);
-    assert_eq!(count("from=2026-11-02T01:00:00.001Z&to=2026-11-02T01:07:30.251Z").await, 1);
-    assert_eq!(count("from=2026-11-01T19:59:59Z&to=2026-11-03T12:00:00.001Z").await, 4);
+    assert_eq!(
+        count("from=2026-11-02T01:00:00Z&to=2026-11-02T01:07:30.250Z").await,
+        1
+    );
+    assert_eq!(
+        count("from=2026-11-02T01:00:00Z&to=2026-11-02T01:07:30.251Z").await,
+        2
+    );
+    assert_eq!(
+        count("from=2026-11-02T01:00:00.001Z&to=2026-11-02T01:07:30.251Z").await,
+        1
+    );
+    assert_eq!(
+        count("from=2026-11-01T19:59:59Z&to=2026-11-03T12:00:00.001Z").await,
+        4
+    );
     api.stop().await.unwrap();
     consumer.stop().await.unwrap();
 }
@@ -409,7 +625,10 @@ async fn bad_parameters_get_a_400_naming_the_parameter() {
         ("to=2026-13-01", "to"),
         ("from=2026-11-02&to=2026-11-01", "from"),
         ("from=2024-01-01&to=2026-01-01", "from"),
-        ("groupBy=timeseries&interval=hour&from=2026-01-01&to=2026-03-01", "interval"),
+        (
+            "groupBy=timeseries&interval=hour&from=2026-01-01&to=2026-03-01",
+            "interval",
+        ),
         ("interval=fortnight", "interval"),
         ("limit=0", "limit"),
         ("limit=1001", "limit"),
@@ -419,7 +638,10 @@ async fn bad_parameters_get_a_400_naming_the_parameter() {
         ("groupby=countries", "groupby"),
     ] {
         let (status, body) = env
-            .get(&api.url(&format!("/api/v1/analytics?{query}")), Some(&account.live_key))
+            .get(
+                &api.url(&format!("/api/v1/analytics?{query}")),
+                Some(&account.live_key),
+            )
             .await;
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(body["code"], "VALIDATION_ERROR", "{query}: {body}");
@@ -439,7 +661,10 @@ async fn with_the_broker_down_redirects_keep_their_latency_and_lost_clicks_are_c
     let account = env.create_account("free").await;
     env.create_link(&account, "down1234").await;
     let api = env
-        .spawn_api_with(&[("KAFKA_BROKERS", "127.0.0.1:9"), ("KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS", "1500")])
+        .spawn_api_with(&[
+            ("KAFKA_BROKERS", "127.0.0.1:9"),
+            ("KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS", "1500"),
+        ])
         .await;
     let lost_before = lost_clicks(&env, &api).await;
     let mut slowest = Duration::ZERO;
@@ -449,7 +674,10 @@ async fn with_the_broker_down_redirects_keep_their_latency_and_lost_clicks_are_c
         slowest = slowest.max(started.elapsed());
         assert_eq!(response.status(), 302);
     }
-    assert!(slowest < Duration::from_millis(250), "the slowest redirect took {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(250),
+        "the slowest redirect took {slowest:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     while lost_clicks(&env, &api).await < lost_before + 20.0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -459,9 +687,19 @@ async fn with_the_broker_down_redirects_keep_their_latency_and_lost_clicks_are_c
 }
 
 async fn lost_clicks(env: &TestEnv, api: &Running) -> f64 {
-    let text = env.http.get(api.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = env
+        .http
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
-        .filter(|line| line.starts_with("redirect_clicks_total{") && line.contains("recorded=\"false\""))
+        .filter(|line| {
+            line.starts_with("redirect_clicks_total{") && line.contains("recorded=\"false\"")
+        })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -471,12 +709,18 @@ async fn lost_clicks(env: &TestEnv, api: &Running) -> f64 {
 #[test]
 fn the_installed_geo_database_places_well_known_addresses() {
     let Ok(path) = std::env::var("GEOIP_DATABASE") else {
-        assert!(std::env::var("CI").is_err(), "deploy/test.sh installs the database and exports GEOIP_DATABASE");
+        assert!(
+            std::env::var("CI").is_err(),
+            "deploy/test.sh installs the database and exports GEOIP_DATABASE"
+        );
         return;
     };
     let geo = linktrace_api::clicks::GeoDatabase::open(&path).expect("a MaxMind-format database");
     assert_eq!(geo.locate("8.8.8.8".parse().unwrap()).country, "US");
-    assert_eq!(geo.locate("2001:4860:4860::8888".parse().unwrap()).country, "US");
+    assert_eq!(
+        geo.locate("2001:4860:4860::8888".parse().unwrap()).country,
+        "US"
+    );
     assert_eq!(geo.locate("193.99.144.80".parse().unwrap()).country, "DE");
     assert_eq!(geo.locate("127.0.0.1".parse().unwrap()).country, "");
 }
@@ -486,18 +730,35 @@ fn the_installed_geo_database_places_well_known_addresses() {
 #[tokio::test]
 async fn anonymised_ips_keep_their_facts_and_still_match_fingerprints() {
     let env = TestEnv::new().await;
-    let api = env.spawn_api_with(&[("CLICK_IP_ANONYMISATION", "truncate")]).await;
-    let dropping = env.spawn_api_with(&[("CLICK_IP_ANONYMISATION", "drop")]).await;
+    let api = env
+        .spawn_api_with(&[("CLICK_IP_ANONYMISATION", "truncate")])
+        .await;
+    let dropping = env
+        .spawn_api_with(&[("CLICK_IP_ANONYMISATION", "drop")])
+        .await;
     let consumer = env.spawn_consumer().await;
     let account = env.create_account("free").await;
     env.create_link(&account, "anon1234").await;
 
-    let click = Visit::get("/l/anon1234", IPHONE).from("198.51.100.77").send(&env, &api).await;
+    let click = Visit::get("/l/anon1234", IPHONE)
+        .from("198.51.100.77")
+        .send(&env, &api)
+        .await;
     let stored = stored_click(&env, &click_id(&click), "ip, country, length(visitor)").await;
     assert_eq!(stored, ["198.51.100.0", "DE", "32"]);
-    let dropped = Visit::get("/l/anon1234", IPHONE).from("198.51.100.78").send(&env, &dropping).await;
-    assert_eq!(stored_click(&env, &click_id(&dropped), "ip, country").await, ["", "DE"]);
-    assert_eq!(env.stored_events("ip LIKE '198.51.100.7%'").await, 0, "no full address stored");
+    let dropped = Visit::get("/l/anon1234", IPHONE)
+        .from("198.51.100.78")
+        .send(&env, &dropping)
+        .await;
+    assert_eq!(
+        stored_click(&env, &click_id(&dropped), "ip, country").await,
+        ["", "DE"]
+    );
+    assert_eq!(
+        env.stored_events("ip LIKE '198.51.100.7%'").await,
+        0,
+        "no full address stored"
+    );
 
     // The installing device reports its full address: it is truncated before the match.
     let (status, answer) = env
@@ -508,7 +769,10 @@ async fn anonymised_ips_keep_their_facts_and_still_match_fingerprints() {
         )
         .await;
     assert_eq!(status, 201, "{answer}");
-    assert_eq!(answer["attribution"]["matchType"], "fingerprint", "{answer}");
+    assert_eq!(
+        answer["attribution"]["matchType"], "fingerprint",
+        "{answer}"
+    );
     assert_eq!(answer["attribution"]["clickId"], click_id(&click));
     for running in [api, dropping, consumer] {
         running.stop().await.unwrap();

@@ -7,7 +7,8 @@ use std::time::Duration;
 use linktrace_integration::{event, TestEnv};
 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
-const FIREFOX: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0";
+const FIREFOX: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0";
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 fn chromium() -> Option<&'static str> {
@@ -50,8 +51,15 @@ fn render(url: &str) -> String {
 
 /// A PNG of the rendered page (for the README: `LINKTRACE_DASHBOARD_SCREENSHOT=docs/dashboard.png`).
 fn screenshot(url: &str, path: &str) {
-    let output = chromium_on(url, &["--window-size=1100,1500", &format!("--screenshot={path}")]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = chromium_on(
+        url,
+        &["--window-size=1100,1500", &format!("--screenshot={path}")],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn tempdir() -> std::path::PathBuf {
@@ -72,7 +80,11 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
     // Two people (Berlin on an iPhone from a newsletter, Tokyo on Firefox) and a crawler,
     // through the trusted gateway address (the test api trusts loopback, as deploy does).
     for (user_agent, ip, query) in [
-        (IPHONE, "198.51.100.7", "?utm_source=newsletter&utm_campaign=bf"),
+        (
+            IPHONE,
+            "198.51.100.7",
+            "?utm_source=newsletter&utm_campaign=bf",
+        ),
         (FIREFOX, "203.0.113.7", ""),
         (GOOGLEBOT, "192.0.2.7", ""),
     ] {
@@ -90,7 +102,11 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
         let mut purchase = event("dash1234", "purchase", Some(order));
         purchase["revenue"] = serde_json::json!({ "amount": amount, "currency": currency });
         let (status, _) = env
-            .post(&ingest.url("/api/v1/events"), Some(&account.live_key), purchase)
+            .post(
+                &ingest.url("/api/v1/events"),
+                Some(&account.live_key),
+                purchase,
+            )
             .await;
         assert_eq!(status, 202);
     }
@@ -139,11 +155,23 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
     ] {
         assert!(dom.contains(row), "{row} missing: {dom}");
     }
-    assert!(!dom.contains(r#"data-value="bot""#), "bots are not clicks: {dom}");
+    assert!(
+        !dom.contains(r#"data-value="bot""#),
+        "bots are not clicks: {dom}"
+    );
     // Revenue of the post-install events, per currency.
-    assert!(dom.contains(r#"<tr data-currency="EUR"><td>EUR</td><td>12.50</td></tr>"#), "{dom}");
-    assert!(dom.contains(r#"<tr data-currency="USD"><td>USD</td><td>7.00</td></tr>"#), "{dom}");
-    assert!(!dom.contains(r#"data-value="US""#), "the crawler's country: {dom}");
+    assert!(
+        dom.contains(r#"<tr data-currency="EUR"><td>EUR</td><td>12.50</td></tr>"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(r#"<tr data-currency="USD"><td>USD</td><td>7.00</td></tr>"#),
+        "{dom}"
+    );
+    assert!(
+        !dom.contains(r#"data-value="US""#),
+        "the crawler's country: {dom}"
+    );
     // 30 days per day by default; a range of 24 hours from the fragment is hourly.
     assert!(dom.contains(r#"data-interval="day""#), "{dom}");
     let clicks_per_bar = |dom: &str| -> u64 {
@@ -156,15 +184,23 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
             })
             .sum()
     };
-    assert_eq!(clicks_per_bar(&dom), 2, "the click series counts the two people");
+    assert_eq!(
+        clicks_per_bar(&dom),
+        2,
+        "the click series counts the two people"
+    );
     let url = api.url(&format!("/dashboard#key={}&range=1", account.live_key));
-    let hourly = tokio::task::spawn_blocking(move || render(&url)).await.unwrap();
+    let hourly = tokio::task::spawn_blocking(move || render(&url))
+        .await
+        .unwrap();
     assert!(hourly.contains(r#"data-interval="hour""#), "{hourly}");
     assert_eq!(clicks_per_bar(&hourly), 2);
     assert_eq!(hourly.matches(r#"<svg id="clicks""#).count(), 1);
     if let Ok(path) = std::env::var("LINKTRACE_DASHBOARD_SCREENSHOT") {
         let url = api.url(&format!("/dashboard#key={}", account.live_key));
-        tokio::task::spawn_blocking(move || screenshot(&url, &path)).await.unwrap();
+        tokio::task::spawn_blocking(move || screenshot(&url, &path))
+            .await
+            .unwrap();
     }
 
     // A wrong key shows the API's message and no data.

@@ -28,11 +28,18 @@ async fn an_attribution_returns_the_links_deep_link_and_data() {
     assert_eq!(created["link"]["deepLinkPath"], "/product/42");
 
     let (status, answer) = env
-        .post(&api.url("/api/v1/attributions"), key, json!({ "userId": "new-user", "shortCode": "deep1234" }))
+        .post(
+            &api.url("/api/v1/attributions"),
+            key,
+            json!({ "userId": "new-user", "shortCode": "deep1234" }),
+        )
         .await;
     assert_eq!(status, 201, "{answer}");
     assert_eq!(answer["link"]["deepLinkPath"], "/product/42");
-    assert_eq!(answer["link"]["data"], json!({ "campaign": "bf", "discount": 10, "vip": true, "note": null }));
+    assert_eq!(
+        answer["link"]["data"],
+        json!({ "campaign": "bf", "discount": 10, "vip": true, "note": null })
+    );
 
     // data is a flat object of at most 4 KB.
     for (data, rule) in [
@@ -42,11 +49,18 @@ async fn an_attribution_returns_the_links_deep_link_and_data() {
         (json!({ "blob": "x".repeat(5000) }), "4 KB"),
     ] {
         let (status, body) = env
-            .post(&links, key, json!({ "destinationUrl": "https://shop.example/", "data": data }))
+            .post(
+                &links,
+                key,
+                json!({ "destinationUrl": "https://shop.example/", "data": data }),
+            )
             .await;
         assert_eq!(status, 400, "{body}");
         let message = body["message"].as_str().unwrap();
-        assert!(message.starts_with("data") && message.contains(rule), "{message}");
+        assert!(
+            message.starts_with("data") && message.contains(rule),
+            "{message}"
+        );
     }
     // Changed and cleared like any optional field.
     let response = env
@@ -59,7 +73,13 @@ async fn an_attribution_returns_the_links_deep_link_and_data() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!((body["link"]["deepLinkPath"].clone(), body["link"]["data"].clone()), (Value::Null, json!({ "campaign": "spring" })));
+    assert_eq!(
+        (
+            body["link"]["deepLinkPath"].clone(),
+            body["link"]["data"].clone()
+        ),
+        (Value::Null, json!({ "campaign": "spring" }))
+    );
     api.stop().await.unwrap();
 }
 
@@ -81,7 +101,10 @@ async fn the_link_host_serves_every_accounts_apps_in_apples_and_googles_formats(
                 .send()
                 .await
                 .unwrap();
-            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
         }
     };
     let (status, answer) = put(
@@ -93,19 +116,41 @@ async fn the_link_host_serves_every_accounts_apps_in_apples_and_googles_formats(
     )
     .await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["apps"]["android"]["sha256CertFingerprints"][0], ["1F"; 32].join(":"));
-    let (status, _) = put(second.live_key.clone(), json!({ "ios": { "teamId": "ZYXWV98765", "bundleId": "com.second.app" } })).await;
+    assert_eq!(
+        answer["apps"]["android"]["sha256CertFingerprints"][0],
+        ["1F"; 32].join(":")
+    );
+    let (status, _) = put(
+        second.live_key.clone(),
+        json!({ "ios": { "teamId": "ZYXWV98765", "bundleId": "com.second.app" } }),
+    )
+    .await;
     assert_eq!(status, 200);
     for (body, field) in [
-        (json!({ "ios": { "teamId": "abc", "bundleId": "com.x.y" } }), "ios.teamId"),
-        (json!({ "ios": { "teamId": "ABCDE12345", "bundleId": "nodots" } }), "ios.bundleId"),
-        (json!({ "android": { "packageName": "com.x", "sha256CertFingerprints": ["AB:CD"] } }), "android.sha256CertFingerprints"),
-        (json!({ "android": { "packageName": "com.x", "sha256CertFingerprints": [] } }), "android.sha256CertFingerprints"),
+        (
+            json!({ "ios": { "teamId": "abc", "bundleId": "com.x.y" } }),
+            "ios.teamId",
+        ),
+        (
+            json!({ "ios": { "teamId": "ABCDE12345", "bundleId": "nodots" } }),
+            "ios.bundleId",
+        ),
+        (
+            json!({ "android": { "packageName": "com.x", "sha256CertFingerprints": ["AB:CD"] } }),
+            "android.sha256CertFingerprints",
+        ),
+        (
+            json!({ "android": { "packageName": "com.x", "sha256CertFingerprints": [] } }),
+            "android.sha256CertFingerprints",
+        ),
         (json!({ "windows": {} }), "windows"),
     ] {
         let (status, answer) = put(first.live_key.clone(), body.clone()).await;
         assert_eq!(status, 400, "{body}: {answer}");
-        assert!(answer["message"].as_str().unwrap().contains(field), "{field}: {answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(field),
+            "{field}: {answer}"
+        );
     }
 
     let fetch = |path: &'static str| {
@@ -113,15 +158,28 @@ async fn the_link_host_serves_every_accounts_apps_in_apples_and_googles_formats(
         async move {
             let response = env.http.get(api.url(path)).send().await.unwrap();
             assert_eq!(response.status(), 200, "{path}");
-            assert_eq!(response.headers()["content-type"], "application/json", "{path}");
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/json",
+                "{path}"
+            );
             response.json::<Value>().await.unwrap()
         }
     };
     let aasa = fetch("/.well-known/apple-app-site-association").await;
     let details = aasa["applinks"]["details"].as_array().unwrap();
     let ids: Vec<&Value> = details.iter().map(|d| &d["appIDs"][0]).collect();
-    assert!(ids.contains(&&json!("ABCDE12345.com.first.app")) && ids.contains(&&json!("ZYXWV98765.com.second.app")), "{aasa}");
-    assert!(details.iter().all(|d| d["components"][0]["/"] == "/l/*" && d["paths"][0] == "/l/*"), "{aasa}");
+    assert!(
+        ids.contains(&&json!("ABCDE12345.com.first.app"))
+            && ids.contains(&&json!("ZYXWV98765.com.second.app")),
+        "{aasa}"
+    );
+    assert!(
+        details
+            .iter()
+            .all(|d| d["components"][0]["/"] == "/l/*" && d["paths"][0] == "/l/*"),
+        "{aasa}"
+    );
     let assetlinks = fetch("/.well-known/assetlinks.json").await;
     let upper = ["1F"; 32].join(":");
     assert_eq!(

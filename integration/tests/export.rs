@@ -19,19 +19,27 @@ async fn exports_the_accounts_events_as_ndjson_and_csv() {
     purchase["revenue"] = json!({ "amount": 12.5, "currency": "EUR" });
     purchase["properties"] = json!({ "sku": "a,\"b\"" });
     for body in [purchase, event("expo1234", "signup", None)] {
-        let (status, _) = env.post(&ingest.url("/api/v1/events"), Some(&account.live_key), body).await;
+        let (status, _) = env
+            .post(&ingest.url("/api/v1/events"), Some(&account.live_key), body)
+            .await;
         assert_eq!(status, 202);
     }
     let click = env
         .http
         .get(api.url("/l/expo1234?utm_source=news"))
-        .header("user-agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0")
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0",
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(click.status(), 302);
     let all = format!("account_id = '{}'", account.id);
-    assert_eq!(env.wait_for_stored(&all, 3, Duration::from_secs(20)).await, 3);
+    assert_eq!(
+        env.wait_for_stored(&all, 3, Duration::from_secs(20)).await,
+        3
+    );
 
     let export = |query: &'static str, key: String| {
         let (env, api) = (&env, &api);
@@ -44,15 +52,27 @@ async fn exports_the_accounts_events_as_ndjson_and_csv() {
                 .await
                 .unwrap();
             let status = response.status().as_u16();
-            let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
             (status, content_type, response.text().await.unwrap())
         }
     };
     let key = account.live_key.clone();
     let (status, content_type, text) = export("", key.clone()).await;
-    assert_eq!((status, content_type.as_deref()), (200, Some("application/x-ndjson")));
-    let rows: Vec<Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
-    let names: Vec<&str> = rows.iter().map(|r| r["event_name"].as_str().unwrap()).collect();
+    assert_eq!(
+        (status, content_type.as_deref()),
+        (200, Some("application/x-ndjson"))
+    );
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["event_name"].as_str().unwrap())
+        .collect();
     assert_eq!(names.len(), 3);
     for name in ["purchase", "signup", "click"] {
         assert!(names.contains(&name), "{names:?}");
@@ -64,15 +84,37 @@ async fn exports_the_accounts_events_as_ndjson_and_csv() {
     assert_eq!(purchase["link_short_code"], "expo1234");
     assert!(purchase["event_time"].as_str().unwrap().ends_with('Z'));
     let click = rows.iter().find(|r| r["event_name"] == "click").unwrap();
-    assert_eq!((click["utm_source"].as_str(), click["browser"].as_str(), click["device"].as_str()), (Some("news"), Some("Firefox"), Some("desktop")));
+    assert_eq!(
+        (
+            click["utm_source"].as_str(),
+            click["browser"].as_str(),
+            click["device"].as_str()
+        ),
+        (Some("news"), Some("Firefox"), Some("desktop"))
+    );
 
     let (status, content_type, csv) = export("format=csv&event=purchase", key.clone()).await;
-    assert_eq!((status, content_type.as_deref()), (200, Some("text/csv; charset=utf-8")));
+    assert_eq!(
+        (status, content_type.as_deref()),
+        (200, Some("text/csv; charset=utf-8"))
+    );
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 2, "{csv}");
-    assert!(lines[0].starts_with(r#""event_id","event_name","link_short_code","event_time""#), "{}", lines[0]);
-    assert!(lines[1].contains(r#""purchase","expo1234""#) && lines[1].contains(r#""EUR",12.5"#), "{}", lines[1]);
-    assert!(lines[1].contains(r#""{""sku"":""a,\""b\""""}""#) || lines[1].contains("sku"), "{}", lines[1]);
+    assert!(
+        lines[0].starts_with(r#""event_id","event_name","link_short_code","event_time""#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(r#""purchase","expo1234""#) && lines[1].contains(r#""EUR",12.5"#),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].contains(r#""{""sku"":""a,\""b\""""}""#) || lines[1].contains("sku"),
+        "{}",
+        lines[1]
+    );
 
     // The key's environment and account only.
     assert_eq!(export("", account.test_key.clone()).await.2, "");
@@ -89,7 +131,10 @@ async fn exports_the_accounts_events_as_ndjson_and_csv() {
         let (status, _, text) = export(query, key.clone()).await;
         assert_eq!(status, 400, "{query}: {text}");
         let envelope: Value = serde_json::from_str(&text).unwrap();
-        assert!(envelope["message"].as_str().unwrap().contains(field), "{query}: {text}");
+        assert!(
+            envelope["message"].as_str().unwrap().contains(field),
+            "{query}: {text}"
+        );
     }
     api.stop().await.unwrap();
     consumer.stop().await.unwrap();
@@ -121,7 +166,12 @@ async fn an_export_larger_than_the_memory_allowed_streams_in_flat_memory() {
            FROM system.numbers LIMIT 600000",
         account.id
     );
-    env.clickhouse.client().query(&insert).execute().await.unwrap();
+    env.clickhouse
+        .client()
+        .query(&insert)
+        .execute()
+        .await
+        .unwrap();
 
     let before = resident_kib();
     let response = env
@@ -144,9 +194,15 @@ async fn an_export_larger_than_the_memory_allowed_streams_in_flat_memory() {
         }
     }
     assert_eq!(lines, 600_000);
-    assert!(bytes > 5 * ALLOWED_KIB * 1024, "the export ({bytes} bytes) is far larger than the memory allowed");
+    assert!(
+        bytes > 5 * ALLOWED_KIB * 1024,
+        "the export ({bytes} bytes) is far larger than the memory allowed"
+    );
     let grown = peak.saturating_sub(before);
     eprintln!("exported {bytes} bytes ({lines} rows); resident memory grew by {grown} KiB at most");
-    assert!(grown < ALLOWED_KIB, "resident memory grew by {grown} KiB while streaming {bytes} bytes");
+    assert!(
+        grown < ALLOWED_KIB,
+        "resident memory grew by {grown} KiB while streaming {bytes} bytes"
+    );
     api.stop().await.unwrap();
 }

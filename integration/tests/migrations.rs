@@ -140,7 +140,10 @@ async fn an_existing_install_is_upgraded_in_place_and_keeps_its_data() {
         .await
         .unwrap();
     assert_eq!(count("SELECT sum(events) FROM event_counts_daily").await, 5);
-    assert_eq!(count("SELECT sum(events) FROM event_breakdowns_15m").await, 5);
+    assert_eq!(
+        count("SELECT sum(events) FROM event_breakdowns_15m").await,
+        5
+    );
     // A bot's click: in the breakdowns (includeBots reaches it), not in the older rollups.
     client
         .query(&format!(
@@ -150,11 +153,23 @@ async fn an_existing_install_is_upgraded_in_place_and_keeps_its_data() {
         .execute()
         .await
         .unwrap();
-    assert_eq!(count("SELECT sum(events) FROM event_breakdowns_15m").await, 6);
-    assert_eq!(count("SELECT sum(events) FROM event_breakdowns_15m WHERE bot = 1").await, 1);
+    assert_eq!(
+        count("SELECT sum(events) FROM event_breakdowns_15m").await,
+        6
+    );
+    assert_eq!(
+        count("SELECT sum(events) FROM event_breakdowns_15m WHERE bot = 1").await,
+        1
+    );
     assert_eq!(count("SELECT sum(events) FROM event_counts_daily").await, 5);
-    assert_eq!(count("SELECT sum(events) FROM event_counts_hourly").await, 5);
-    assert_eq!(count("SELECT sum(events) FROM event_totals_hourly").await, 5);
+    assert_eq!(
+        count("SELECT sum(events) FROM event_counts_hourly").await,
+        5
+    );
+    assert_eq!(
+        count("SELECT sum(events) FROM event_totals_hourly").await,
+        5
+    );
     assert_eq!(count("SELECT count() FROM clicks_by_id FINAL").await, 3);
     assert_eq!(old.ensure_schema(&env.pool).await.unwrap(), 0, "idempotent");
     old.drop_database().await.unwrap();

@@ -26,14 +26,38 @@ async fn revenue_is_stored_as_columns_and_summed_per_currency() {
     let key = Some(account.live_key.as_str());
     let events = ingest.url("/api/v1/events");
 
-    let (status, body) = env.post(&events, key, purchase("shop1234", "o-1", json!(12.5), "eur")).await;
+    let (status, body) = env
+        .post(
+            &events,
+            key,
+            purchase("shop1234", "o-1", json!(12.5), "eur"),
+        )
+        .await;
     assert_eq!(status, 202, "{body}");
     // The same order again: deduplicated, its revenue not counted twice.
-    let (status, body) = env.post(&events, key, purchase("shop1234", "o-1", json!(12.5), "EUR")).await;
-    assert_eq!((status, &body["deduplicated"]), (200, &json!(true)), "{body}");
-    let (status, _) = env.post(&events, key, purchase("shop1234", "o-2", json!(0.1), "EUR")).await;
+    let (status, body) = env
+        .post(
+            &events,
+            key,
+            purchase("shop1234", "o-1", json!(12.5), "EUR"),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["deduplicated"]),
+        (200, &json!(true)),
+        "{body}"
+    );
+    let (status, _) = env
+        .post(&events, key, purchase("shop1234", "o-2", json!(0.1), "EUR"))
+        .await;
     assert_eq!(status, 202);
-    let (status, _) = env.post(&events, key, purchase("shop5678", "o-3", json!(-3.99), "USD")).await;
+    let (status, _) = env
+        .post(
+            &events,
+            key,
+            purchase("shop5678", "o-3", json!(-3.99), "USD"),
+        )
+        .await;
     assert_eq!(status, 202, "a refund is a negative amount");
     let (status, body) = env
         .post(
@@ -47,7 +71,12 @@ async fn revenue_is_stored_as_columns_and_summed_per_currency() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let statuses: Vec<u64> = body["results"].as_array().unwrap().iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    let statuses: Vec<u64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
     assert_eq!(statuses, [202, 400, 202], "{body}");
     sqlx::query("INSERT INTO attributions (account_id, user_id, short_code, match_type) VALUES ($1, 'buyer', 'shop1234', 'short_code')")
         .bind(account.id)
@@ -65,20 +94,35 @@ async fn revenue_is_stored_as_columns_and_summed_per_currency() {
     assert_eq!(response.status(), 201);
 
     let all = format!("account_id = '{}'", account.id);
-    assert_eq!(env.wait_for_stored(&all, 6, Duration::from_secs(20)).await, 6);
+    assert_eq!(
+        env.wait_for_stored(&all, 6, Duration::from_secs(20)).await,
+        6
+    );
     let stored = |filter: &'static str| {
         let (env, condition) = (&env, format!("{all} AND {filter}"));
         async move { env.stored_events(&condition).await }
     };
     assert_eq!(stored("revenue_currency = 'EUR' AND revenue_micros = 12500000 AND properties LIKE '%\"sku\":\"shoe-42\"%'").await, 1);
-    assert_eq!(stored("revenue_currency = 'USD' AND revenue_micros = -3990000").await, 1);
-    assert_eq!(stored("revenue_currency = 'INR' AND revenue_micros = 100000000 AND source = 'capture'").await, 1);
-    assert_eq!(stored("event_name = 'signup' AND revenue_currency = ''").await, 1);
+    assert_eq!(
+        stored("revenue_currency = 'USD' AND revenue_micros = -3990000").await,
+        1
+    );
+    assert_eq!(
+        stored("revenue_currency = 'INR' AND revenue_micros = 100000000 AND source = 'capture'")
+            .await,
+        1
+    );
+    assert_eq!(
+        stored("event_name = 'signup' AND revenue_currency = ''").await,
+        1
+    );
 
     let analytics = |query: &'static str| {
         let (env, api, key) = (&env, &api, account.live_key.clone());
         async move {
-            let (status, body) = env.get(&api.url(&format!("/api/v1/analytics?{query}")), Some(&key)).await;
+            let (status, body) = env
+                .get(&api.url(&format!("/api/v1/analytics?{query}")), Some(&key))
+                .await;
             assert_eq!(status, 200, "{body}");
             body["data"].clone()
         }
@@ -113,18 +157,33 @@ async fn bad_revenue_and_properties_get_a_400_naming_the_field() {
     let mut not_an_object = event("shop1234", "purchase", None);
     not_an_object["properties"] = json!(["a"]);
     for (body, field) in [
-        (purchase("shop1234", "o", json!(1), "EURO"), "revenue.currency"),
-        (purchase("shop1234", "o", json!(1), "XXY"), "revenue.currency"),
-        (purchase("shop1234", "o", json!("12.50"), "EUR"), "revenue.amount"),
+        (
+            purchase("shop1234", "o", json!(1), "EURO"),
+            "revenue.currency",
+        ),
+        (
+            purchase("shop1234", "o", json!(1), "XXY"),
+            "revenue.currency",
+        ),
+        (
+            purchase("shop1234", "o", json!("12.50"), "EUR"),
+            "revenue.amount",
+        ),
         (purchase("shop1234", "o", json!(1e13), "EUR"), "revenue"),
-        (json!({ "linkShortCode": "shop1234", "eventName": "purchase", "revenue": { "amount": 1 } }), "revenue"),
+        (
+            json!({ "linkShortCode": "shop1234", "eventName": "purchase", "revenue": { "amount": 1 } }),
+            "revenue",
+        ),
         (too_big, "properties"),
         (not_an_object, "properties"),
     ] {
         let (status, answer) = env.post(&events, key, body.clone()).await;
         assert_eq!(status, 400, "{body}: {answer}");
         assert_eq!(answer["success"], false);
-        assert!(answer["message"].as_str().unwrap().contains(field), "{field}: {answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(field),
+            "{field}: {answer}"
+        );
     }
     // A non-finite amount cannot be written in JSON; the nearest thing is refused too.
     let response = env
@@ -137,7 +196,11 @@ async fn bad_revenue_and_properties_get_a_400_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    for data in [json!({ "amount": 5 }), json!({ "currency": "EUR" }), json!({ "amount": 5, "currency": "EURO" })] {
+    for data in [
+        json!({ "amount": 5 }),
+        json!({ "currency": "EUR" }),
+        json!({ "amount": 5, "currency": "EURO" }),
+    ] {
         let response = env
             .http
             .post(ingest.url("/api/v1/capture-event"))
@@ -148,6 +211,9 @@ async fn bad_revenue_and_properties_get_a_400_naming_the_field() {
             .unwrap();
         assert_eq!(response.status(), 400, "{data}");
         let answer: Value = response.json().await.unwrap();
-        assert!(answer["message"].as_str().unwrap().contains("event_data."), "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains("event_data."),
+            "{answer}"
+        );
     }
 }

@@ -21,7 +21,11 @@ impl FromStr for TrustedProxies {
                 entry
                     .parse::<IpNet>()
                     .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| anyhow::anyhow!("TRUSTED_PROXIES: {entry:?} is not an address or CIDR range"))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "TRUSTED_PROXIES: {entry:?} is not an address or CIDR range"
+                        )
+                    })
             })
             .collect::<Result<_, _>>()
             .map(TrustedProxies)
@@ -95,7 +99,10 @@ mod tests {
     fn an_untrusted_peer_is_the_client_whatever_it_claims() {
         let proxies: TrustedProxies = "10.0.0.0/8".parse().unwrap();
         let headers = forwarded(&["9.9.9.9"]);
-        assert_eq!(proxies.client_ip(ip("203.0.113.5"), &headers), ip("203.0.113.5"));
+        assert_eq!(
+            proxies.client_ip(ip("203.0.113.5"), &headers),
+            ip("203.0.113.5")
+        );
         let none = TrustedProxies::default();
         assert_eq!(none.client_ip(ip("127.0.0.1"), &headers), ip("127.0.0.1"));
     }
@@ -105,22 +112,37 @@ mod tests {
         let proxies: TrustedProxies = "127.0.0.1, 10.0.0.0/8".parse().unwrap();
         // The client sent "9.9.9.9"; the gateway appended the address it saw.
         let headers = forwarded(&["9.9.9.9, 198.51.100.7"]);
-        assert_eq!(proxies.client_ip(ip("127.0.0.1"), &headers), ip("198.51.100.7"));
+        assert_eq!(
+            proxies.client_ip(ip("127.0.0.1"), &headers),
+            ip("198.51.100.7")
+        );
         // Two trusted hops, split over two header lines.
         let headers = forwarded(&["9.9.9.9, 198.51.100.7", "10.1.2.3"]);
-        assert_eq!(proxies.client_ip(ip("10.0.0.2"), &headers), ip("198.51.100.7"));
+        assert_eq!(
+            proxies.client_ip(ip("10.0.0.2"), &headers),
+            ip("198.51.100.7")
+        );
         // No header: the proxy itself.
-        assert_eq!(proxies.client_ip(ip("127.0.0.1"), &HeaderMap::new()), ip("127.0.0.1"));
+        assert_eq!(
+            proxies.client_ip(ip("127.0.0.1"), &HeaderMap::new()),
+            ip("127.0.0.1")
+        );
         // Garbage right after the proxy: the proxy, not the garbage's left neighbour.
         let headers = forwarded(&["9.9.9.9, nonsense"]);
-        assert_eq!(proxies.client_ip(ip("127.0.0.1"), &headers), ip("127.0.0.1"));
+        assert_eq!(
+            proxies.client_ip(ip("127.0.0.1"), &headers),
+            ip("127.0.0.1")
+        );
     }
 
     #[test]
     fn mapped_addresses_and_bad_lists() {
         let proxies: TrustedProxies = "127.0.0.1".parse().unwrap();
         let headers = forwarded(&["198.51.100.7"]);
-        assert_eq!(proxies.client_ip(ip("::ffff:127.0.0.1"), &headers), ip("198.51.100.7"));
+        assert_eq!(
+            proxies.client_ip(ip("::ffff:127.0.0.1"), &headers),
+            ip("198.51.100.7")
+        );
         assert!("10.0.0.0/33".parse::<TrustedProxies>().is_err());
         assert!("gateway".parse::<TrustedProxies>().is_err());
     }

@@ -47,8 +47,9 @@ enum City<'a> {
 
 impl GeoDatabase {
     pub fn open(path: &str) -> anyhow::Result<Self> {
-        let reader = maxminddb::Reader::open_readfile(path)
-            .with_context(|| format!("GEOIP_DATABASE {path:?} is not a readable MaxMind database"))?;
+        let reader = maxminddb::Reader::open_readfile(path).with_context(|| {
+            format!("GEOIP_DATABASE {path:?} is not a readable MaxMind database")
+        })?;
         tracing::info!(path, database = %reader.metadata().database_type, "geo database loaded");
         Ok(Self { reader })
     }
@@ -102,7 +103,10 @@ mod tests {
     fn reads_both_layouts_and_misses_quietly() {
         let mut writer = mmdb_writer::Writer::new("LinkTrace-Test");
         writer
-            .insert("198.51.100.0/24".parse::<ipnet::IpNet>().unwrap(), &Flat { country_code: "de" })
+            .insert(
+                "198.51.100.0/24".parse::<ipnet::IpNet>().unwrap(),
+                &Flat { country_code: "de" },
+            )
             .unwrap();
         writer
             .insert(
@@ -116,11 +120,17 @@ mod tests {
         let geo = GeoDatabase::from_bytes(writer.to_bytes().unwrap()).unwrap();
         assert_eq!(
             geo.locate("198.51.100.9".parse().unwrap()),
-            Place { country: "DE".into(), city: String::new() }
+            Place {
+                country: "DE".into(),
+                city: String::new()
+            }
         );
         assert_eq!(
             geo.locate("203.0.113.1".parse().unwrap()),
-            Place { country: "JP".into(), city: "Tokyo".into() }
+            Place {
+                country: "JP".into(),
+                city: "Tokyo".into()
+            }
         );
         assert_eq!(geo.locate("192.0.2.1".parse().unwrap()), Place::default());
         assert_eq!(geo.locate("2001:db8::1".parse().unwrap()), Place::default());

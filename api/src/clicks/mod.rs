@@ -122,7 +122,10 @@ mod tests {
 
     #[test]
     fn referrer_hosts() {
-        assert_eq!(referrer_host("https://www.Google.com/search?q=x"), "google.com");
+        assert_eq!(
+            referrer_host("https://www.Google.com/search?q=x"),
+            "google.com"
+        );
         assert_eq!(referrer_host("android-app://com.slack/"), "com.slack");
         assert_eq!(referrer_host("not a url"), "");
     }

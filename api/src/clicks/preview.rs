@@ -37,7 +37,10 @@ pub fn page(link: &Link, public_url: &str) -> String {
 }
 
 fn meta_property(property: &str, content: &str) -> String {
-    format!("<meta property=\"{property}\" content=\"{}\">", attribute(content))
+    format!(
+        "<meta property=\"{property}\" content=\"{}\">",
+        attribute(content)
+    )
 }
 
 fn meta_name(name: &str, content: &str) -> String {
@@ -70,8 +73,16 @@ mod tests {
             updated_at: now,
         };
         let html = page(&link, "https://go.example/l/abc12345");
-        assert!(html.contains(r#"<meta property="og:title" content="Sale &lt;now&gt; &amp; &quot;then&quot;">"#), "{html}");
-        assert!(html.contains("<title>Sale &lt;now&gt; &amp; \"then\"</title>"), "{html}");
+        assert!(
+            html.contains(
+                r#"<meta property="og:title" content="Sale &lt;now&gt; &amp; &quot;then&quot;">"#
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("<title>Sale &lt;now&gt; &amp; \"then\"</title>"),
+            "{html}"
+        );
         assert!(html.contains(r#"<meta name="twitter:card" content="summary_large_image">"#));
         assert!(html.contains(r#"<meta property="og:image" content="https://img.example/x.png">"#));
         assert!(!html.contains("<now>"));

@@ -164,7 +164,15 @@ mod tests {
     #[test]
     fn remembered_answers_are_the_parsed_ones() {
         let agents = UserAgents::new();
-        for agent in [IPHONE, IPAD, PIXEL, GALAXY_TAB, WINDOWS_FIREFOX, "", "curl/8.5.0"] {
+        for agent in [
+            IPHONE,
+            IPAD,
+            PIXEL,
+            GALAXY_TAB,
+            WINDOWS_FIREFOX,
+            "",
+            "curl/8.5.0",
+        ] {
             let first = agents.classify(agent);
             assert_eq!(agents.classify(agent), first);
             assert_eq!(agents.parse(agent.trim()), first);
@@ -195,7 +203,10 @@ mod tests {
             "Twitterbot/1.0",
         ] {
             let facts = agents.classify(fetcher);
-            assert!(facts.bot && facts.preview, "{fetcher:?} is a preview fetcher");
+            assert!(
+                facts.bot && facts.preview,
+                "{fetcher:?} is a preview fetcher"
+            );
         }
     }
 }

@@ -13,7 +13,12 @@ pub fn from_query(query: Option<&str>) -> Utm {
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         if let Some(slot) = utm.slot(&name) {
             if slot.is_empty() {
-                *slot = value.trim().chars().filter(|c| !c.is_control()).take(MAX_VALUE_CHARS).collect();
+                *slot = value
+                    .trim()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_VALUE_CHARS)
+                    .collect();
             }
         }
     }
@@ -59,12 +64,20 @@ mod tests {
 
     #[test]
     fn reads_the_five_and_nothing_else() {
-        let utm = from_query(Some("utm_source=news%20letter&utm_medium=email&ref=x&utm_source=second&utm_content="));
+        let utm = from_query(Some(
+            "utm_source=news%20letter&utm_medium=email&ref=x&utm_source=second&utm_content=",
+        ));
         assert_eq!(utm.source, "news letter");
         assert_eq!(utm.medium, "email");
         assert_eq!(utm.content, "");
         assert!(from_query(None).is_empty());
-        assert_eq!(from_query(Some(&format!("utm_term={}", "é".repeat(300)))).term.chars().count(), 255);
+        assert_eq!(
+            from_query(Some(&format!("utm_term={}", "é".repeat(300))))
+                .term
+                .chars()
+                .count(),
+            255
+        );
     }
 
     #[test]
@@ -82,7 +95,13 @@ mod tests {
             merge_into("https://shop.example/", &utm),
             "https://shop.example/?utm_source=newsletter&utm_campaign=black+friday"
         );
-        assert_eq!(merge_into("https://shop.example/?a=1", &Utm::default()), "https://shop.example/?a=1");
-        assert_eq!(merge_into("myapp://open", &utm), "myapp://open?utm_source=newsletter&utm_campaign=black+friday");
+        assert_eq!(
+            merge_into("https://shop.example/?a=1", &Utm::default()),
+            "https://shop.example/?a=1"
+        );
+        assert_eq!(
+            merge_into("myapp://open", &utm),
+            "myapp://open?utm_source=newsletter&utm_campaign=black+friday"
+        );
     }
 }

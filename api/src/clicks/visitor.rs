@@ -105,7 +105,10 @@ mod tests {
         assert_eq!(keys.key(ip, "ua", morning), keys.key(ip, "ua", evening));
         assert_ne!(keys.key(ip, "ua", morning), keys.key(ip, "ua", tomorrow));
         assert_ne!(keys.key(ip, "ua", morning), keys.key(ip, "ub", morning));
-        assert_ne!(keys.key(ip, "ua", morning), VisitorKeys::new("s2").key(ip, "ua", morning));
+        assert_ne!(
+            keys.key(ip, "ua", morning),
+            VisitorKeys::new("s2").key(ip, "ua", morning)
+        );
         assert_eq!(keys.key(ip, "ua", morning).len(), 32);
     }
 
@@ -117,7 +120,10 @@ mod tests {
         assert_eq!(IpPolicy::Truncate.apply(v4).unwrap(), "198.51.100.0");
         assert_eq!(IpPolicy::Truncate.apply(v6).unwrap(), "2001:db8:1234::");
         assert_eq!(IpPolicy::Drop.apply(v4), None);
-        assert_eq!(IpPolicy::Truncate.apply_text(" 198.51.100.99").unwrap(), "198.51.100.0");
+        assert_eq!(
+            IpPolicy::Truncate.apply_text(" 198.51.100.99").unwrap(),
+            "198.51.100.0"
+        );
         assert!("hide".parse::<IpPolicy>().is_err());
     }
 }

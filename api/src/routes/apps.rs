@@ -60,7 +60,9 @@ pub async fn put(
         errors::Unavailable,
     ),
 )]
-pub async fn apple_app_site_association(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn apple_app_site_association(
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
     let all = apps::all(&state.pool).await?;
     Ok(well_known(apps::apple_app_site_association(&all)))
 }
@@ -86,6 +88,9 @@ fn well_known(document: serde_json::Value) -> Response {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     // Apple's CDN and Android's verifier fetch these now and then; a minute is fresh enough.
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
     response
 }

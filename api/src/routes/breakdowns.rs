@@ -108,7 +108,9 @@ impl<'de> Deserialize<'de> for FilterList {
             target.push(value.to_owned());
         }
         if list.include.len() + list.exclude.len() > MAX_FILTER_VALUES {
-            return Err(D::Error::custom(format!("may list at most {MAX_FILTER_VALUES} values")));
+            return Err(D::Error::custom(format!(
+                "may list at most {MAX_FILTER_VALUES} values"
+            )));
         }
         Ok(list)
     }
@@ -184,9 +186,10 @@ pub async fn analytics(
     caller.require(Endpoint::Analytics)?;
     let QueryParams(query) = query?;
     let zone = query.timezone.map_or(Tz::UTC, |z| z.0);
-    let to = query
-        .to
-        .map_or_else(|| breakdowns::ceil(state.clock.now()), |b| b.resolve(zone, true));
+    let to = query.to.map_or_else(
+        || breakdowns::ceil(state.clock.now()),
+        |b| b.resolve(zone, true),
+    );
     let from = query
         .from
         .map_or(to - Duration::days(30), |b| b.resolve(zone, false));
@@ -212,7 +215,11 @@ pub async fn analytics(
     let lower = |v: &str| v.to_lowercase();
     let upper = |v: &str| v.to_uppercase();
     let filters = [
-        (query.short_code, "link_short_code", as_is as fn(&str) -> String),
+        (
+            query.short_code,
+            "link_short_code",
+            as_is as fn(&str) -> String,
+        ),
         (query.event_name, "event_name", lower),
         (query.country, "country", upper),
         (query.device, "device", lower),

@@ -97,9 +97,10 @@ pub async fn events(
         format.extension()
     );
     let mut response = (StatusCode::OK, Body::from_stream(body)).into_response();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     if let Ok(value) = HeaderValue::from_str(&filename) {
         response.headers_mut().insert(CONTENT_DISPOSITION, value);
     }

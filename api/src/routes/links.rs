@@ -92,7 +92,9 @@ impl utoipa::PartialSchema for DeepLinkData {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::Object)
-            .description(Some("flat JSON object (no nested objects or arrays), at most 4 KB serialised"))
+            .description(Some(
+                "flat JSON object (no nested objects or arrays), at most 4 KB serialised",
+            ))
             .into()
     }
 }

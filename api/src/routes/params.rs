@@ -70,7 +70,11 @@ impl RangeBound {
         match self {
             RangeBound::At(at) => at,
             RangeBound::Date(day) => {
-                let day = if end { day.succ_opt().unwrap_or(day) } else { day };
+                let day = if end {
+                    day.succ_opt().unwrap_or(day)
+                } else {
+                    day
+                };
                 let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
                 zone.from_local_datetime(&midnight)
                     .earliest()
@@ -100,15 +104,20 @@ pub struct Zone(pub Tz);
 impl<'de> Deserialize<'de> for Zone {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        raw.parse::<Tz>()
-            .map(Zone)
-            .map_err(|_| serde::de::Error::custom("must be an IANA time-zone name (e.g. Europe/Berlin)"))
+        raw.parse::<Tz>().map(Zone).map_err(|_| {
+            serde::de::Error::custom("must be an IANA time-zone name (e.g. Europe/Berlin)")
+        })
     }
 }
 
 impl utoipa::PartialSchema for Zone {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        linktrace_domain::schema::text(None, Some(1), Some(64), "an IANA time-zone name, e.g. Asia/Kolkata")
+        linktrace_domain::schema::text(
+            None,
+            Some(1),
+            Some(64),
+            "an IANA time-zone name, e.g. Asia/Kolkata",
+        )
     }
 }
 impl ToSchema for Zone {}

@@ -107,7 +107,11 @@ pub async fn follow(
                 .into_response();
         }
     };
-    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let user_agent = header(USER_AGENT).unwrap_or_default();
     let platform = Platform::from_user_agent(user_agent);
     let utm = utm::from_query(uri.query()).or(&link.utm);
@@ -126,7 +130,13 @@ pub async fn follow(
     let bot = click.client.facts.as_ref().is_some_and(|f| f.bot);
     record(
         &state,
-        EventRecord::click(link.account_id, &link.short_code, click_id, click.client, now),
+        EventRecord::click(
+            link.account_id,
+            &link.short_code,
+            click_id,
+            click.client,
+            now,
+        ),
         bot,
     );
     if preview {

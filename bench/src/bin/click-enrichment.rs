@@ -9,7 +9,9 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use chrono::Utc;
-use linktrace_api::clicks::{self, utm, ClickConfig, ClickEnricher, ClickRequest, GeoDatabase, UserAgents, VisitorKeys};
+use linktrace_api::clicks::{
+    self, utm, ClickConfig, ClickEnricher, ClickRequest, GeoDatabase, UserAgents, VisitorKeys,
+};
 use linktrace_domain::EventRecord;
 
 const USER_AGENTS: &[&str] = &[
@@ -25,8 +27,16 @@ const USER_AGENTS: &[&str] = &[
     "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
 ];
 const ADDRESSES: &[&str] = &[
-    "8.8.8.8", "193.99.144.80", "1.1.1.1", "81.2.69.160", "200.160.2.3", "103.21.244.1",
-    "2001:4860:4860::8888", "2a00:1450:4001:82a::200e", "41.0.0.1", "100.64.0.1",
+    "8.8.8.8",
+    "193.99.144.80",
+    "1.1.1.1",
+    "81.2.69.160",
+    "200.160.2.3",
+    "103.21.244.1",
+    "2001:4860:4860::8888",
+    "2a00:1450:4001:82a::200e",
+    "41.0.0.1",
+    "100.64.0.1",
 ];
 const REFERRERS: &[Option<&str>] = &[
     Some("https://www.google.com/search?q=shoes"),
@@ -68,7 +78,11 @@ fn main() -> anyhow::Result<()> {
     let parser = woothee::parser::Parser::new();
     let bots = isbot::Bots::default();
     let agents = UserAgents::new();
-    let geo = if database.is_empty() { None } else { Some(GeoDatabase::open(&database)?) };
+    let geo = if database.is_empty() {
+        None
+    } else {
+        Some(GeoDatabase::open(&database)?)
+    };
     let visitors = VisitorKeys::new("bench-salt");
     let enricher = ClickEnricher::from_config(&ClickConfig {
         trusted_proxies: "127.0.0.1".into(),
@@ -90,43 +104,80 @@ fn main() -> anyhow::Result<()> {
 
     let mut steps = serde_json::Map::new();
     let mut put = |name: &str, ns: f64| {
-        steps.insert(name.to_owned(), serde_json::json!((ns * 10.0).round() / 10.0));
+        steps.insert(
+            name.to_owned(),
+            serde_json::json!((ns * 10.0).round() / 10.0),
+        );
     };
-    put("user agent: woothee parse", time(rounds, calls, |i| {
-        black_box(parser.parse(black_box(USER_AGENTS[pick(i, USER_AGENTS.len())])));
-    }));
-    put("bots: isbot pattern list", time(rounds, calls, |i| {
-        black_box(bots.is_bot(black_box(USER_AGENTS[pick(i, USER_AGENTS.len())])));
-    }));
-    put("user agent, first sight (woothee + isbot + preview list)", time(rounds, calls, |i| {
-        black_box(agents.parse(black_box(USER_AGENTS[pick(i, USER_AGENTS.len())])));
-    }));
-    put("user agent, seen before (remembered answer)", time(rounds, calls, |i| {
-        black_box(agents.classify(black_box(USER_AGENTS[pick(i, USER_AGENTS.len())])));
-    }));
+    put(
+        "user agent: woothee parse",
+        time(rounds, calls, |i| {
+            black_box(parser.parse(black_box(USER_AGENTS[pick(i, USER_AGENTS.len())])));
+        }),
+    );
+    put(
+        "bots: isbot pattern list",
+        time(rounds, calls, |i| {
+            black_box(bots.is_bot(black_box(USER_AGENTS[pick(i, USER_AGENTS.len())])));
+        }),
+    );
+    put(
+        "user agent, first sight (woothee + isbot + preview list)",
+        time(rounds, calls, |i| {
+            black_box(agents.parse(black_box(USER_AGENTS[pick(i, USER_AGENTS.len())])));
+        }),
+    );
+    put(
+        "user agent, seen before (remembered answer)",
+        time(rounds, calls, |i| {
+            black_box(agents.classify(black_box(USER_AGENTS[pick(i, USER_AGENTS.len())])));
+        }),
+    );
     if let Some(geo) = &geo {
-        put("country: maxminddb look-up", time(rounds, calls, |i| {
-            black_box(geo.locate(black_box(ips[pick(i, ips.len())])));
-        }));
+        put(
+            "country: maxminddb look-up",
+            time(rounds, calls, |i| {
+                black_box(geo.locate(black_box(ips[pick(i, ips.len())])));
+            }),
+        );
     }
-    put("visitor key: SHA-256", time(rounds, calls, |i| {
-        black_box(visitors.key(ips[pick(i, ips.len())], USER_AGENTS[pick(i, USER_AGENTS.len())], now));
-    }));
-    put("referrer host: URL parse", time(rounds, calls, |i| {
-        black_box(REFERRERS[pick(i, REFERRERS.len())].map(clicks::referrer_host));
-    }));
-    put("UTM: read and merge into the destination", time(rounds, calls, |i| {
-        let values = utm::from_query(QUERIES[pick(i, QUERIES.len())]);
-        black_box(utm::merge_into("https://shop.example/p?id=7", &values));
-    }));
-    put("enrich(): all of the above, per click", time(rounds, calls, |i| {
-        black_box(enricher.enrich(click(i)));
-    }));
+    put(
+        "visitor key: SHA-256",
+        time(rounds, calls, |i| {
+            black_box(visitors.key(
+                ips[pick(i, ips.len())],
+                USER_AGENTS[pick(i, USER_AGENTS.len())],
+                now,
+            ));
+        }),
+    );
+    put(
+        "referrer host: URL parse",
+        time(rounds, calls, |i| {
+            black_box(REFERRERS[pick(i, REFERRERS.len())].map(clicks::referrer_host));
+        }),
+    );
+    put(
+        "UTM: read and merge into the destination",
+        time(rounds, calls, |i| {
+            let values = utm::from_query(QUERIES[pick(i, QUERIES.len())]);
+            black_box(utm::merge_into("https://shop.example/p?id=7", &values));
+        }),
+    );
+    put(
+        "enrich(): all of the above, per click",
+        time(rounds, calls, |i| {
+            black_box(enricher.enrich(click(i)));
+        }),
+    );
     let account = uuid::Uuid::nil();
-    put("enrich() and the click record's JSON", time(rounds, calls, |i| {
-        let client = enricher.enrich(click(i)).client;
-        black_box(EventRecord::click(account, "bench123", account, client, now).to_json());
-    }));
+    put(
+        "enrich() and the click record's JSON",
+        time(rounds, calls, |i| {
+            let client = enricher.enrich(click(i)).client;
+            black_box(EventRecord::click(account, "bench123", account, client, now).to_json());
+        }),
+    );
     println!("{}", serde_json::Value::Object(steps));
     Ok(())
 }

@@ -170,6 +170,39 @@ fn stamp(headers: &mut HeaderMap, click_id: Uuid) {
     }
 }
 
+/// The most clicks on their way to the broker at once. Past it (the broker has been
+/// unreachable for a while at a high click rate) a click is counted lost at once instead of
+/// holding memory: the producer's own queue (`KAFKA_PRODUCER_QUEUE_MAX_MESSAGES`) is full by
+/// then anyway.
+const MAX_CLICKS_IN_FLIGHT: usize = 100_000;
+
+/// Hands the click to the producer's queue and lets the visitor go: the broker's answer is
+/// awaited in the background and counted (a click the broker never took is `lost`; the sink
+/// logs why).
+fn record(state: &AppState, click: EventRecord, bot: bool) {
+    let bot = if bot { "true" } else { "false" };
+    if state.clicks_in_flight.len() >= MAX_CLICKS_IN_FLIGHT {
+        CLICKS.with_label_values(&["false", bot]).inc();
+        return;
+    }
+    let sink = state.sink.clone();
+    state.clicks_in_flight.spawn(async move {
+        let recorded = match sink.send(&click).await {
+            Ok(()) => "true",
+            Err(_) => "false",
+        };
+        CLICKS.with_label_values(&[recorded, bot]).inc();
+    });
+}
+
+/// What every answer to a click carries: never cached (each visit is a click), and its id.
+fn stamp(headers: &mut HeaderMap, click_id: Uuid) {
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(id) = HeaderValue::from_str(&click_id.to_string()) {
+        headers.insert("x-linktrace-click-id", id);
+    }
+}
+
 /// Hands the click to the producer's queue and lets the visitor go: the broker's answer is
 /// awaited in the background and counted (a click the broker never took is `lost`).
 fn record(state: &AppState, click: EventRecord, bot: bool) {

@@ -195,31 +195,6 @@ fn record(state: &AppState, click: EventRecord, bot: bool) {
     });
 }
 
-/// What every answer to a click carries: never cached (each visit is a click), and its id.
-fn stamp(headers: &mut HeaderMap, click_id: Uuid) {
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(id) = HeaderValue::from_str(&click_id.to_string()) {
-        headers.insert("x-linktrace-click-id", id);
-    }
-}
-
-/// Hands the click to the producer's queue and lets the visitor go: the broker's answer is
-/// awaited in the background and counted (a click the broker never took is `lost`).
-fn record(state: &AppState, click: EventRecord, bot: bool) {
-    let sink = state.sink.clone();
-    let bot = if bot { "true" } else { "false" };
-    state.clicks_in_flight.spawn(async move {
-        let recorded = match sink.send(&click).await {
-            Ok(()) => "true",
-            Err(error) => {
-                tracing::warn!(%error, click_id = %click.event_id, "click lost: the broker did not take it");
-                "false"
-            }
-        };
-        CLICKS.with_label_values(&[recorded, bot]).inc();
-    });
-}
-
 async fn cached_link(
     state: &AppState,
     code: &ShortCode,

@@ -50,7 +50,8 @@ pub struct ExportQuery {
     tag = "api",
     params(ExportQuery),
     responses(
-        (status = 200, description = "The events in time order: CSV (text/csv, header row) or NDJSON (application/x-ndjson), streamed", content_type = "application/x-ndjson"),
+        (status = 200, description = "The events in time order, streamed: NDJSON, or CSV with a header row",
+            content((String = "application/x-ndjson"), (String = "text/csv; charset=utf-8"))),
         errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired, errors::Unavailable,
     ),
     security(("apiKey" = [])),

@@ -111,7 +111,8 @@ impl HourRange {
     }
 }
 
-fn secs(at: DateTime<Utc>) -> u32 {
+/// A `DateTime` bound: seconds since the epoch, clamped to what ClickHouse's `DateTime` holds.
+pub(crate) fn secs(at: DateTime<Utc>) -> u32 {
     at.timestamp().clamp(0, u32::MAX.into()) as u32
 }
 

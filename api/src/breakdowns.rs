@@ -18,6 +18,8 @@ use linktrace_domain::{Environment, SystemEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::analytics::secs;
+
 /// The rollup's bucket.
 pub const BUCKET: Duration = Duration::minutes(15);
 
@@ -158,11 +160,8 @@ fn source(selection: &Selection) -> String {
     )
 }
 
-fn secs(at: DateTime<Utc>) -> u32 {
-    at.timestamp().clamp(0, u32::MAX.into()) as u32
-}
-
-fn millis(at: DateTime<Utc>) -> u64 {
+/// An `event_time_ms` bound: milliseconds since the epoch.
+pub(crate) fn millis(at: DateTime<Utc>) -> u64 {
     at.timestamp_millis().max(0) as u64
 }
 

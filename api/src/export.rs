@@ -9,7 +9,8 @@ use clickhouse::Client;
 use linktrace_domain::Environment;
 use uuid::Uuid;
 
-use crate::breakdowns::EventSelector;
+use crate::analytics::secs;
+use crate::breakdowns::{millis, EventSelector};
 
 /// The export's columns, in order, as the file shows them.
 const COLUMNS: &str = "\
@@ -83,8 +84,6 @@ pub fn export_query(client: &Client, scope: &ExportScope) -> Query {
             AND event_time_ms >= ? AND event_time_ms < ? AND {event_condition}) \
           ORDER BY event_time_ms, event_id"
     );
-    let secs = |at: DateTime<Utc>| at.timestamp().clamp(0, u32::MAX.into()) as u32;
-    let millis = |at: DateTime<Utc>| at.timestamp_millis().max(0) as u64;
     let mut query = client
         .query(&sql)
         .bind(scope.account_id.to_string())

@@ -64,14 +64,19 @@ impl Link {
         }
     }
 
+    /// The URL customers share: `{base}/l/{shortCode}`.
+    pub fn public_url(&self, public_base_url: &str) -> String {
+        format!(
+            "{}/l/{}",
+            public_base_url.trim_end_matches('/'),
+            self.short_code
+        )
+    }
+
     pub fn view(&self, public_base_url: &str) -> LinkView {
         LinkView {
             short_code: self.short_code.clone(),
-            url: format!(
-                "{}/l/{}",
-                public_base_url.trim_end_matches('/'),
-                self.short_code
-            ),
+            url: self.public_url(public_base_url),
             destination_url: self.destination_url.clone(),
             ios_url: self.ios_url.clone(),
             android_url: self.android_url.clone(),

@@ -141,7 +141,7 @@ pub async fn follow(
     );
     if preview {
         PREVIEWS.inc();
-        let public_url = link.view(&state.settings.public_base_url).url;
+        let public_url = link.public_url(&state.settings.public_base_url);
         let mut response = Html(preview::page(&link, &public_url)).into_response();
         stamp(response.headers_mut(), click_id);
         return response;

@@ -33,6 +33,19 @@ pub enum EventSelector {
     Named(String),
 }
 
+impl EventSelector {
+    /// The condition on `event_name` this selects, and the value it binds (a name).
+    pub fn condition(&self) -> (String, Option<String>) {
+        let (click, install) = (SystemEvent::Click.as_str(), SystemEvent::Install.as_str());
+        match self {
+            EventSelector::Clicks => (format!("event_name = '{click}'"), None),
+            EventSelector::Installs => (format!("event_name = '{install}'"), None),
+            EventSelector::Events => (format!("event_name NOT IN ('{click}', '{install}')"), None),
+            EventSelector::Named(name) => ("event_name = ?".to_owned(), Some(name.clone())),
+        }
+    }
+}
+
 /// What rows are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -193,23 +206,9 @@ fn bind_source(mut query: Query, selection: &Selection) -> Query {
 fn conditions(selection: &Selection) -> (String, Vec<String>) {
     let mut sql = vec![];
     let mut values = vec![];
-    match &selection.event {
-        EventSelector::Clicks => {
-            sql.push(format!("event_name = '{}'", SystemEvent::Click.as_str()))
-        }
-        EventSelector::Installs => {
-            sql.push(format!("event_name = '{}'", SystemEvent::Install.as_str()))
-        }
-        EventSelector::Events => sql.push(format!(
-            "event_name NOT IN ('{}', '{}')",
-            SystemEvent::Click.as_str(),
-            SystemEvent::Install.as_str()
-        )),
-        EventSelector::Named(name) => {
-            sql.push("event_name = ?".to_owned());
-            values.push(name.clone());
-        }
-    }
+    let (event, name) = selection.event.condition();
+    sql.push(event);
+    values.extend(name);
     if !selection.include_bots {
         sql.push("bot = 0".to_owned());
     }

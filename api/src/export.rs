@@ -68,13 +68,10 @@ pub struct ExportScope {
 }
 
 pub fn export_query(client: &Client, scope: &ExportScope) -> Query {
-    let (event_condition, event_value) = match &scope.event {
-        None => ("1", None),
-        Some(EventSelector::Clicks) => ("event_name = 'click'", None),
-        Some(EventSelector::Installs) => ("event_name = 'install'", None),
-        Some(EventSelector::Events) => ("event_name NOT IN ('click', 'install')", None),
-        Some(EventSelector::Named(name)) => ("event_name = ?", Some(name.clone())),
-    };
+    let (event_condition, event_value) = scope
+        .event
+        .as_ref()
+        .map_or(("1".to_owned(), None), EventSelector::condition);
     // Filtered in a sub-query: the outer `event_time` (ISO text) would otherwise shadow the
     // column in the conditions on current ClickHouse.
     let sql = format!(

@@ -2,43 +2,15 @@
 //! (`/events` and each batch item), or `event_data.amount` / `currency` (capture-event).
 
 use linktrace_domain::{Currency, ParseError, Revenue};
+use linktrace_platform::request::JsonObject;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 /// The most `properties` may take, serialised.
 pub const MAX_PROPERTIES_BYTES: usize = 16 * 1024;
 
-/// A JSON object of at most [`MAX_PROPERTIES_BYTES`] serialised.
-#[derive(Debug, Clone)]
-pub struct Properties(pub Map<String, Value>);
-
-impl<'de> Deserialize<'de> for Properties {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let map = Map::<String, Value>::deserialize(deserializer)?;
-        let size = serde_json::to_vec(&map)
-            .map_err(serde::de::Error::custom)?
-            .len();
-        if size > MAX_PROPERTIES_BYTES {
-            return Err(serde::de::Error::custom(format!(
-                "must be at most {} KB serialised (got {size} bytes)",
-                MAX_PROPERTIES_BYTES / 1024
-            )));
-        }
-        Ok(Properties(map))
-    }
-}
-
-impl utoipa::PartialSchema for Properties {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::Object)
-            .description(Some(
-                "free-form JSON object, at most 16 KB serialised; kept with the event",
-            ))
-            .into()
-    }
-}
-impl utoipa::ToSchema for Properties {}
+/// `properties`: a JSON object of at most [`MAX_PROPERTIES_BYTES`] serialised.
+pub type Properties = JsonObject<MAX_PROPERTIES_BYTES>;
 
 /// `{"amount": <number, major units>, "currency": "<ISO 4217>"}`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]

@@ -268,6 +268,50 @@ impl<const MIN: usize, const MAX: usize> utoipa::ToSchema for Text<MIN, MAX> {
     }
 }
 
+/// A JSON object of at most `MAX_BYTES` serialised (free-form data a request carries).
+#[derive(Debug, Clone)]
+pub struct JsonObject<const MAX_BYTES: usize>(pub serde_json::Map<String, serde_json::Value>);
+
+impl<const MAX_BYTES: usize> JsonObject<MAX_BYTES> {
+    pub fn within(map: serde_json::Map<String, serde_json::Value>) -> Result<Self, ParseError> {
+        let size = serde_json::to_vec(&map)
+            .map_err(|e| ParseError::new(e.to_string()))?
+            .len();
+        if size > MAX_BYTES {
+            return Err(ParseError::new(format!(
+                "must be at most {} KB serialised (got {size} bytes)",
+                MAX_BYTES / 1024
+            )));
+        }
+        Ok(Self(map))
+    }
+}
+
+impl<'de, const MAX_BYTES: usize> Deserialize<'de> for JsonObject<MAX_BYTES> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = serde_json::Map::deserialize(deserializer)?;
+        Self::within(map).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<const MAX_BYTES: usize> utoipa::PartialSchema for JsonObject<MAX_BYTES> {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(format!(
+                "JSON object, at most {} KB serialised",
+                MAX_BYTES / 1024
+            )))
+            .into()
+    }
+}
+
+impl<const MAX_BYTES: usize> utoipa::ToSchema for JsonObject<MAX_BYTES> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("JsonObject{MAX_BYTES}").into()
+    }
+}
+
 /// A page size or count limit from a query string: an integer from 1 to `MAX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit<const MAX: u32>(u32);

@@ -10,8 +10,8 @@ use linktrace_domain::{Endpoint, ShortCode, Utm, WebUrl};
 use linktrace_platform::error::CommonError;
 use linktrace_platform::openapi::{errors, Yes};
 use linktrace_platform::request::{
-    optional_object, present, present_object, JsonBody, Limit, PathSegment, QueryParams,
-    RequestError, Text, Timestamp,
+    optional_object, present, present_object, JsonBody, JsonObject, Limit, PathSegment,
+    QueryParams, RequestError, Text, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -61,13 +61,12 @@ pub struct CreateLinkBody {
     pub expires_at: Option<Timestamp>,
 }
 
-/// A flat JSON object of at most [`DeepLinkData::MAX_BYTES`] serialised.
+/// The most a link's `data` may take, serialised.
+const DEEP_LINK_DATA_BYTES: usize = 4 * 1024;
+
+/// A flat JSON object of at most [`DEEP_LINK_DATA_BYTES`] serialised.
 #[derive(Debug, Clone)]
 pub struct DeepLinkData(pub serde_json::Map<String, serde_json::Value>);
-
-impl DeepLinkData {
-    pub const MAX_BYTES: usize = 4 * 1024;
-}
 
 impl<'de> Deserialize<'de> for DeepLinkData {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -78,13 +77,9 @@ impl<'de> Deserialize<'de> for DeepLinkData {
                 "must be a flat object: {key:?} holds an object or array"
             )));
         }
-        let size = serde_json::to_vec(&map).map_err(D::Error::custom)?.len();
-        if size > Self::MAX_BYTES {
-            return Err(D::Error::custom(format!(
-                "must be at most 4 KB serialised (got {size} bytes)"
-            )));
-        }
-        Ok(DeepLinkData(map))
+        JsonObject::<DEEP_LINK_DATA_BYTES>::within(map)
+            .map(|object| DeepLinkData(object.0))
+            .map_err(D::Error::custom)
     }
 }
 

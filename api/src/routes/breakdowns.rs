@@ -18,11 +18,15 @@ use utoipa::{IntoParams, ToSchema};
 use crate::breakdowns::{self, EventSelector, Filter, GroupBy, Interval, Revenue, Selection};
 use crate::error::ApiError;
 use crate::routes::caller;
-use crate::routes::params::{EventParam, Flag, RangeBound, Zone};
+use crate::routes::params::{EventParam, Flag, RangeBound, RangeRule, Zone};
 use crate::state::AppState;
 
-/// The longest range one read may cover.
-const MAX_RANGE_DAYS: i64 = 400;
+/// The default and the longest range of one read.
+const RANGE: RangeRule = RangeRule {
+    default_days: 30,
+    max_days: 400,
+    noun: "the range",
+};
 /// The longest range of an hourly series.
 const MAX_HOURLY_DAYS: i64 = 31;
 /// The most values one filter may list.
@@ -186,21 +190,12 @@ pub async fn analytics(
     caller.require(Endpoint::Analytics)?;
     let QueryParams(query) = query?;
     let zone = query.timezone.map_or(Tz::UTC, |z| z.0);
-    let to = query.to.map_or_else(
-        || breakdowns::ceil(state.clock.now()),
-        |b| b.resolve(zone, true),
-    );
-    let from = query
-        .from
-        .map_or(to - Duration::days(30), |b| b.resolve(zone, false));
-    if from >= to {
-        return Err(ApiError::validation("from must be before to"));
-    }
-    if to - from > Duration::days(MAX_RANGE_DAYS) {
-        return Err(ApiError::validation(format!(
-            "from: the range may cover at most {MAX_RANGE_DAYS} days"
-        )));
-    }
+    let (from, to) = RANGE.resolve(
+        query.from,
+        query.to,
+        zone,
+        breakdowns::ceil(state.clock.now()),
+    )?;
     let group_by = query.group_by.unwrap_or(GroupBy::Count);
     let interval = query.interval.unwrap_or_default();
     if group_by == GroupBy::Timeseries

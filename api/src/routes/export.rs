@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use chrono_tz::Tz;
 use futures::StreamExt;
 use linktrace_domain::Endpoint;
@@ -17,11 +17,15 @@ use utoipa::IntoParams;
 use crate::error::ApiError;
 use crate::export::{self, ExportScope, Format};
 use crate::routes::caller;
-use crate::routes::params::{EventParam, RangeBound};
+use crate::routes::params::{EventParam, RangeBound, RangeRule};
 use crate::state::AppState;
 
-/// The longest range one export may cover.
-const MAX_RANGE_DAYS: i64 = 31;
+/// The default and the longest range of one export.
+const RANGE: RangeRule = RangeRule {
+    default_days: 1,
+    max_days: 31,
+    noun: "an export",
+};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -64,18 +68,7 @@ pub async fn events(
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::Analytics)?;
     let QueryParams(query) = query?;
-    let to = query.to.map_or_else(Utc::now, |b| b.resolve(Tz::UTC, true));
-    let from = query
-        .from
-        .map_or(to - Duration::days(1), |b| b.resolve(Tz::UTC, false));
-    if from >= to {
-        return Err(ApiError::validation("from must be before to"));
-    }
-    if to - from > Duration::days(MAX_RANGE_DAYS) {
-        return Err(ApiError::validation(format!(
-            "from: an export may cover at most {MAX_RANGE_DAYS} days"
-        )));
-    }
+    let (from, to) = RANGE.resolve(query.from, query.to, Tz::UTC, Utc::now())?;
     let format = query.format.unwrap_or_default();
     let scope = ExportScope {
         account_id: caller.account_id,

@@ -1,13 +1,14 @@
 //! Query parameters the read endpoints share (`GET /api/v1/analytics`, the export): each
 //! parses itself and says what it accepts in the OpenAPI description.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use linktrace_domain::{EventName, SystemEvent};
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
 use crate::breakdowns::EventSelector;
+use crate::error::ApiError;
 
 /// `clicks`, `installs`, `events`, or an event name.
 #[derive(Debug, Clone)]
@@ -144,3 +145,38 @@ impl utoipa::PartialSchema for Flag {
     }
 }
 impl ToSchema for Flag {}
+
+/// How a read takes its `from` and `to`: the span `from` defaults to, the longest range, and
+/// what the refusal calls the range.
+pub struct RangeRule {
+    pub default_days: i64,
+    pub max_days: i64,
+    pub noun: &'static str,
+}
+
+impl RangeRule {
+    /// `[from, to)` as asked (dates read in `zone`), `to` defaulting to `default_to` and
+    /// `from` to `default_days` before it; refused when empty or longer than `max_days`.
+    pub fn resolve(
+        &self,
+        from: Option<RangeBound>,
+        to: Option<RangeBound>,
+        zone: Tz,
+        default_to: DateTime<Utc>,
+    ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+        let to = to.map_or(default_to, |b| b.resolve(zone, true));
+        let from = from.map_or(to - Duration::days(self.default_days), |b| {
+            b.resolve(zone, false)
+        });
+        if from >= to {
+            return Err(ApiError::validation("from must be before to"));
+        }
+        if to - from > Duration::days(self.max_days) {
+            return Err(ApiError::validation(format!(
+                "from: {} may cover at most {} days",
+                self.noun, self.max_days
+            )));
+        }
+        Ok((from, to))
+    }
+}

@@ -5,6 +5,7 @@ use linktrace_platform::cache::LookupCacheConfig;
 
 use crate::clicks::ClickConfig;
 use linktrace_platform::clickhouse::ClickHouseConfig;
+use linktrace_platform::endpoint_policy::EndpointPolicyConfig;
 use linktrace_platform::kafka::KafkaConfig;
 use linktrace_platform::postgres::PostgresConfig;
 
@@ -23,6 +24,8 @@ pub struct ApiConfig {
     pub attribution_window_hours: u32,
     #[envconfig(nested)]
     pub clicks: ClickConfig,
+    #[envconfig(nested)]
+    pub endpoint_policy: EndpointPolicyConfig,
     #[envconfig(nested)]
     pub lookup_cache: LookupCacheConfig,
     #[envconfig(nested)]

@@ -13,3 +13,4 @@ pub mod links;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod webhooks;

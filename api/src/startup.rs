@@ -24,6 +24,7 @@ use crate::clicks::ClickEnricher;
 use crate::config::ApiConfig;
 use crate::routes::{
     admin, analytics, apps, attributions, breakdowns, dashboard, export, links, redirect,
+    webhooks,
 };
 use crate::state::{AppState, Settings};
 
@@ -76,6 +77,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(apps::put))
         .routes(routes!(apps::apple_app_site_association))
         .routes(routes!(apps::assetlinks))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
         .routes(routes!(redirect::follow))
 }
 
@@ -131,6 +135,7 @@ impl Application {
                 attribution_window: Duration::from_secs(
                     u64::from(config.attribution_window_hours) * 3600,
                 ),
+                endpoint_policy: config.endpoint_policy.policy(),
             }),
             redirect_cache: AppState::redirect_cache(),
             clicks: Arc::new(ClickEnricher::from_config(&config.clicks)?),

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use linktrace_domain::AddressPolicy;
 use linktrace_platform::clock::Clock;
 use linktrace_platform::kafka::EventSink;
 use linktrace_platform::keys::KeyDirectory;
@@ -34,6 +35,8 @@ pub struct Settings {
     pub public_base_url: String,
     pub admin_token: String,
     pub attribution_window: Duration,
+    /// Which addresses a webhook URL may name.
+    pub endpoint_policy: AddressPolicy,
 }
 
 impl AppState {

@@ -2,7 +2,6 @@
 //! ClickHouse, so that every accepted event is stored as exactly one row.
 
 pub mod config;
-pub mod context;
 pub mod exactly_once;
 pub mod metrics;
 pub mod pipeline;

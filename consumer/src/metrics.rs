@@ -2,8 +2,8 @@ use std::sync::LazyLock;
 
 use linktrace_platform::metrics::LATENCY_BUCKETS;
 use prometheus::{
-    register_histogram, register_int_counter, register_int_counter_vec, register_int_gauge_vec,
-    Histogram, IntCounter, IntCounterVec, IntGaugeVec,
+    register_histogram, register_int_counter, register_int_counter_vec, 
+    Histogram, IntCounter, IntCounterVec,
 };
 
 pub static CONSUMED: LazyLock<IntCounter> = LazyLock::new(|| {
@@ -62,14 +62,6 @@ pub static WRITE_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
         "consumer_write_duration_seconds",
         "ClickHouse write latency per batch",
         LATENCY_BUCKETS.to_vec()
-    )
-    .expect("registers once")
-});
-pub static LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register_int_gauge_vec!(
-        "consumer_lag",
-        "Messages behind the partition's end, per partition",
-        &["topic", "partition"]
     )
     .expect("registers once")
 });

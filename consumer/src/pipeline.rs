@@ -22,13 +22,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use linktrace_domain::EventRecord;
-use linktrace_platform::kafka::KafkaSink;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use linktrace_platform::kafka::{group, KafkaSink, ObservedContext};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use uuid::Uuid;
 
-use crate::context::ObservedContext;
 use crate::exactly_once::{self, HighWaterMarks};
 use crate::metrics::{
     ALREADY_STORED, BATCH_SIZE, CLICKHOUSE_ERRORS, CONSUMED, DEAD_LETTERED, DEDUPLICATED,
@@ -41,12 +40,6 @@ use crate::writer::{EventWriter, WriteError};
 
 /// The batch's messages by where they sit on the stream (to dead-letter a refused row).
 type Messages<'a> = HashMap<StreamPosition, &'a OwnedMessage>;
-
-/// Resolves once shutdown has been asked for (the guard `wait_for` returns is not `Send`,
-/// so it is dropped here).
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
-}
 
 pub struct BatchLimits {
     pub max_events: usize,
@@ -86,30 +79,15 @@ impl Pipeline {
         });
         let mut stopping = false;
         while !stopping {
-            let mut batch: Vec<OwnedMessage> = Vec::new();
-            // Wait for the first message of a batch, or for shutdown.
-            tokio::select! {
-                _ = stopped(&mut stop) => stopping = true,
-                message = self.consumer.recv() => match message {
-                    Ok(message) => batch.push(message.detach()),
-                    Err(error) => {
-                        tracing::warn!(%error, "consume error; the client reconnects by itself");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                },
-            }
-            // Fill it until it is full or old enough.
-            let deadline = tokio::time::Instant::now() + self.limits.max_wait;
-            while !stopping && !batch.is_empty() && batch.len() < self.limits.max_events {
-                tokio::select! {
-                    _ = stopped(&mut stop) => stopping = true,
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    message = self.consumer.recv() => match message {
-                        Ok(message) => batch.push(message.detach()),
-                        Err(error) => tracing::warn!(%error, "consume error"),
-                    },
-                }
-            }
+            let gathered = group::gather(
+                &self.consumer,
+                self.limits.max_events,
+                self.limits.max_wait,
+                &mut stop,
+            )
+            .await;
+            stopping = gathered.stopping;
+            let batch = gathered.messages;
             if !batch.is_empty() {
                 CONSUMED.inc_by(batch.len() as u64);
                 if !self.process(batch, &stop).await {
@@ -250,7 +228,7 @@ impl Pipeline {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = stopped(&mut stop) => return None,
+                        _ = group::stopped(&mut stop) => return None,
                     }
                     backoff = (backoff * 2).min(self.limits.max_backoff);
                 }
@@ -324,16 +302,7 @@ impl Pipeline {
 
     /// The partitions of our topic assigned to this member now.
     fn owned_partitions(&self) -> HashSet<i32> {
-        self.consumer
-            .assignment()
-            .map(|list| {
-                list.elements()
-                    .iter()
-                    .filter(|e| e.topic() == self.topic)
-                    .map(|e| e.partition())
-                    .collect()
-            })
-            .unwrap_or_default()
+        group::owned_partitions(&self.consumer, &self.topic)
     }
 
     /// Stops (or resumes) fetching for every assigned partition while ClickHouse is down.
@@ -402,37 +371,11 @@ impl Pipeline {
         );
     }
 
-    /// Commits the batch's offsets for the partitions this member still owns (a revoked
-    /// partition's rows were not written by it, so its offsets are not ours to commit).
+    /// Commits the batch's offsets for the partitions this member still owns. A failed
+    /// commit means the batch is read again; its rows are at or below the high-water mark
+    /// by then, so none is written twice.
     async fn commit(&self, batch: &[OwnedMessage]) {
-        let owned = self.owned_partitions();
-        let mut next: HashMap<(&str, i32), i64> = HashMap::new();
-        for message in batch.iter().filter(|m| owned.contains(&m.partition())) {
-            let entry = next
-                .entry((message.topic(), message.partition()))
-                .or_insert(0);
-            *entry = (*entry).max(message.offset() + 1);
-        }
-        let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), offset) in next {
-            if let Err(error) =
-                offsets.add_partition_offset(topic, partition, Offset::Offset(offset))
-            {
-                tracing::warn!(%error, "bad offset");
-            }
-        }
-        // A synchronous commit waits for the broker, for as long as it is away: off the
-        // async workers, so that only this pipeline waits, not /healthz or /metrics.
-        let consumer = Arc::clone(&self.consumer);
-        let committed =
-            tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync)).await;
-        match committed {
-            Ok(Ok(())) => {}
-            // The batch is read again from the last commit; its rows are at or below the
-            // high-water mark by then, so none is written twice.
-            Ok(Err(error)) => tracing::warn!(%error, "offset commit failed"),
-            Err(error) => tracing::warn!(%error, "offset commit task failed"),
-        }
+        group::commit(&self.consumer, &self.topic, batch).await;
     }
 }
 

@@ -5,14 +5,13 @@ use std::time::Duration;
 use axum::Router;
 use linktrace_platform::clickhouse::ClickHouseReadiness;
 use linktrace_platform::health::Readiness;
-use linktrace_platform::kafka::{KafkaReadiness, KafkaSink};
+use linktrace_platform::kafka::{KafkaReadiness, KafkaSink, ObservedContext};
 use linktrace_platform::postgres::{self, PostgresReadiness};
 use linktrace_platform::{http, metrics};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio::net::TcpListener;
 
 use crate::config::ConsumerConfig;
-use crate::context::ObservedContext;
 use crate::pipeline::{BatchLimits, FaultHook, Pipeline};
 use crate::recent::RecentEvents;
 use crate::stored::StoredEntities;
@@ -39,19 +38,11 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let pool = postgres::connect_and_migrate(&config.postgres).await?;
         config.clickhouse.ensure_schema(&pool).await?;
-        let mut client_config = config.kafka.client_config();
-        if !config.instance_id.is_empty() {
-            client_config.set("group.instance.id", &config.instance_id);
-        }
-        let consumer: StreamConsumer<ObservedContext> = client_config
-            .set("group.id", &config.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
+        let consumer: StreamConsumer<ObservedContext> = config
+            .kafka
+            .group_consumer_config(&config.group_id, &config.instance_id)
             .set("session.timeout.ms", config.session_timeout_ms.to_string())
             .set("max.poll.interval.ms", "300000")
-            .set("statistics.interval.ms", "5000")
             .set("fetch.min.bytes", config.fetch_min_bytes.to_string())
             .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
             .set(

@@ -1,8 +1,7 @@
 //! Where batches are written. ClickHouse in production; a test stands in only to fail.
 
 use async_trait::async_trait;
-use clickhouse::{Client, Row};
-use serde::Deserialize;
+use clickhouse::Client;
 
 use crate::exactly_once::HighWaterMarks;
 use crate::row::EventRow;
@@ -81,29 +80,12 @@ impl ClickHouseWriter {
     }
 }
 
-#[derive(Row, Deserialize)]
-struct PartitionMark {
-    kafka_partition: u16,
-    max_offset: u64,
-}
-
 #[async_trait]
 impl EventWriter for ClickHouseWriter {
     async fn high_water_marks(&self, topic: &str) -> Result<HighWaterMarks, WriteError> {
-        let marks = self
-            .client
-            .query(
-                "SELECT kafka_partition, maxMerge(max_offset) AS max_offset FROM events_kafka_offsets \
-                 WHERE kafka_topic = ? GROUP BY kafka_partition",
-            )
-            .bind(topic)
-            .fetch_all::<PartitionMark>()
+        linktrace_platform::clickhouse::stored_offsets(&self.client, topic)
             .await
-            .map_err(|e| WriteError::Retryable(e.to_string()))?;
-        Ok(marks
-            .into_iter()
-            .map(|mark| (i32::from(mark.kafka_partition), mark.max_offset as i64))
-            .collect())
+            .map_err(|e| WriteError::Retryable(e.to_string()))
     }
 
     #[tracing::instrument(name = "write", skip_all, fields(rows = rows.len()))]

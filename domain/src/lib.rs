@@ -8,6 +8,7 @@ pub mod app_ids;
 pub mod attribution;
 pub mod billing_month;
 pub mod click_facts;
+pub mod endpoint_address;
 pub mod entity_id;
 pub mod entity_state;
 pub mod envelope;
@@ -19,6 +20,7 @@ pub mod revenue;
 pub mod schema;
 pub mod short_code;
 pub mod web_url;
+pub mod webhook;
 
 pub use api_key::{ApiKey, ApiKeyHash};
 pub use app_ids::{AndroidPackage, AppleTeamId, BundleId, CertFingerprint};
@@ -35,6 +37,8 @@ pub use plan::{Endpoint, PlanName};
 pub use revenue::{Currency, Revenue};
 pub use short_code::ShortCode;
 pub use web_url::WebUrl;
+pub use webhook::{EventTypes, WebhookSecret};
+pub use endpoint_address::AddressPolicy;
 
 /// Why a raw value was refused. The message names the field and the rule, so it can be
 /// shown to the API caller as it is.

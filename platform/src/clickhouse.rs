@@ -32,6 +32,32 @@ impl std::fmt::Debug for ClickHouseConfig {
     }
 }
 
+/// The highest Kafka offset stored in `events`, per partition of one topic (from the
+/// `events_kafka_offsets` rollup). The consumer resumes above it; the webhook worker waits
+/// for it before it reads what was stored.
+pub async fn stored_offsets(
+    client: &Client,
+    topic: &str,
+) -> Result<std::collections::HashMap<i32, i64>, clickhouse::error::Error> {
+    #[derive(Row, Deserialize)]
+    struct PartitionMark {
+        kafka_partition: u16,
+        max_offset: u64,
+    }
+    let marks = client
+        .query(
+            "SELECT kafka_partition, maxMerge(max_offset) AS max_offset FROM events_kafka_offsets \
+             WHERE kafka_topic = ? GROUP BY kafka_partition",
+        )
+        .bind(topic)
+        .fetch_all::<PartitionMark>()
+        .await?;
+    Ok(marks
+        .into_iter()
+        .map(|mark| (i32::from(mark.kafka_partition), mark.max_offset as i64))
+        .collect())
+}
+
 impl ClickHouseConfig {
     /// A client bound to the configured database. Row validation is off: ClickHouse 18.16
     /// has no `RowBinaryWithNamesAndTypes`.

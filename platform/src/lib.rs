@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod clickhouse;
 pub mod clock;
+pub mod endpoint_policy;
 pub mod error;
 pub mod health;
 pub mod http;

@@ -8,6 +8,7 @@ pub mod export;
 pub mod links;
 pub mod params;
 pub mod redirect;
+pub mod webhooks;
 
 use axum::http::HeaderMap;
 use linktrace_platform::error::CommonError;

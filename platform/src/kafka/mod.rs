@@ -2,12 +2,15 @@
 //! Nothing here knows which Kafka-protocol broker is on the other end.
 
 mod admin;
+pub mod group;
+mod observed;
 mod sink;
 
 use envconfig::Envconfig;
 use rdkafka::ClientConfig;
 
 pub use admin::create_topic;
+pub use observed::{ObservedContext, LAG};
 pub use sink::{EventSink, KafkaReadiness, KafkaSink, SinkError};
 
 #[derive(Envconfig, Clone, Debug)]
@@ -57,6 +60,26 @@ impl KafkaConfig {
                 self.producer_queue_max_messages.to_string(),
             )
             .set("socket.keepalive.enable", "true");
+        config
+    }
+
+    /// A member of consumer group `group_id` that commits offsets itself, only after its
+    /// work is done (never automatically), starts from the earliest offset when the group
+    /// has none, and reports statistics every 5 s (the lag gauge). `instance_id`: static
+    /// membership (`group.instance.id`), so a restarted member takes its partitions back
+    /// at once; empty for dynamic membership.
+    pub fn group_consumer_config(&self, group_id: &str, instance_id: &str) -> ClientConfig {
+        let mut config = self.client_config();
+        if !instance_id.is_empty() {
+            config.set("group.instance.id", instance_id);
+        }
+        config
+            .set("group.id", group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("statistics.interval.ms", "5000");
         config
     }
 

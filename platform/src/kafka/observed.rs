@@ -1,10 +1,22 @@
-//! The Kafka consumer's context: logs rebalances and turns librdkafka's statistics into the
+//! A group consumer's context: logs rebalances and turns librdkafka's statistics into the
 //! per-partition lag gauge.
 
 use rdkafka::consumer::{ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Statistics};
 
-use crate::metrics::LAG;
+use std::sync::LazyLock;
+
+use prometheus::{register_int_gauge_vec, IntGaugeVec};
+
+/// Messages the group is behind each partition's end (from librdkafka's statistics).
+pub static LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "consumer_lag",
+        "Messages behind the partition's end, per partition",
+        &["topic", "partition"]
+    )
+    .expect("registers once")
+});
 
 pub struct ObservedContext;
 

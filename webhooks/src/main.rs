@@ -1,0 +1,12 @@
+use envconfig::Envconfig;
+use linktrace_platform::{shutdown, telemetry};
+use linktrace_webhooks::config::WebhooksConfig;
+use linktrace_webhooks::startup::Application;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init("webhooks");
+    let config = WebhooksConfig::init_from_env()?;
+    let app = Application::build(config).await?;
+    app.run_until_stopped(shutdown::signal()).await
+}

@@ -23,8 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::clicks::ClickEnricher;
 use crate::config::ApiConfig;
 use crate::routes::{
-    admin, analytics, apps, attributions, breakdowns, dashboard, export, links, redirect,
-    webhooks,
+    admin, analytics, apps, attributions, breakdowns, dashboard, export, links, redirect, webhooks,
 };
 use crate::state::{AppState, Settings};
 

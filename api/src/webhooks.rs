@@ -120,14 +120,13 @@ pub async fn delete(
     environment: Environment,
     id: Uuid,
 ) -> Result<bool, ApiError> {
-    let deleted = sqlx::query(
-        "DELETE FROM webhooks WHERE id = $1 AND account_id = $2 AND environment = $3",
-    )
-    .bind(id)
-    .bind(account_id)
-    .bind(environment.as_str())
-    .execute(pool)
-    .await?;
+    let deleted =
+        sqlx::query("DELETE FROM webhooks WHERE id = $1 AND account_id = $2 AND environment = $3")
+            .bind(id)
+            .bind(account_id)
+            .bind(environment.as_str())
+            .execute(pool)
+            .await?;
     Ok(deleted.rows_affected() == 1)
 }
 

@@ -2,8 +2,8 @@ use std::sync::LazyLock;
 
 use linktrace_platform::metrics::LATENCY_BUCKETS;
 use prometheus::{
-    register_histogram, register_int_counter, register_int_counter_vec, 
-    Histogram, IntCounter, IntCounterVec,
+    register_histogram, register_int_counter, register_int_counter_vec, Histogram, IntCounter,
+    IntCounterVec,
 };
 
 pub static CONSUMED: LazyLock<IntCounter> = LazyLock::new(|| {

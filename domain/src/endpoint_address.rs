@@ -140,8 +140,14 @@ mod tests {
     #[test]
     fn the_policy_may_allow_private_addresses() {
         let loopback: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(!AddressPolicy { allow_private: false }.permits(loopback));
-        assert!(AddressPolicy { allow_private: true }.permits(loopback));
+        assert!(!AddressPolicy {
+            allow_private: false
+        }
+        .permits(loopback));
+        assert!(AddressPolicy {
+            allow_private: true
+        }
+        .permits(loopback));
     }
 
     #[test]
@@ -161,6 +167,9 @@ mod tests {
         }
         assert!(strict.permits_url_host("https://hooks.example.com/x"));
         assert!(strict.permits_url_host("https://8.8.8.8/x"));
-        assert!(AddressPolicy { allow_private: true }.permits_url_host("http://127.0.0.1:1/"));
+        assert!(AddressPolicy {
+            allow_private: true
+        }
+        .permits_url_host("http://127.0.0.1:1/"));
     }
 }

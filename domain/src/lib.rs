@@ -27,6 +27,7 @@ pub use app_ids::{AndroidPackage, AppleTeamId, BundleId, CertFingerprint};
 pub use attribution::AttributionMatch;
 pub use billing_month::BillingMonth;
 pub use click_facts::{ClickFacts, Device, Utm};
+pub use endpoint_address::AddressPolicy;
 pub use entity_id::EntityId;
 pub use entity_state::EntityState;
 pub use envelope::{ErrorCode, ErrorEnvelope};
@@ -38,7 +39,6 @@ pub use revenue::{Currency, Revenue};
 pub use short_code::ShortCode;
 pub use web_url::WebUrl;
 pub use webhook::{EventTypes, WebhookSecret};
-pub use endpoint_address::AddressPolicy;
 
 /// Why a raw value was refused. The message names the field and the rule, so it can be
 /// shown to the API caller as it is.

@@ -14,6 +14,7 @@ use linktrace_ingest::config::IngestConfig;
 use linktrace_platform::clickhouse::ClickHouseConfig;
 use linktrace_platform::kafka::{self, KafkaConfig};
 use linktrace_platform::postgres::{self, PostgresConfig};
+use linktrace_webhooks::config::WebhooksConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -22,6 +23,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 pub mod openapi;
+pub mod receiver;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -125,6 +127,16 @@ impl TestEnv {
             ("INGEST_ADDR", "127.0.0.1:0".into()),
             ("API_ADDR", "127.0.0.1:0".into()),
             ("CONSUMER_ADDR", "127.0.0.1:0".into()),
+            ("WEBHOOKS_ADDR", "127.0.0.1:0".into()),
+            (
+                "WEBHOOKS_CONSUMER_GROUP",
+                format!("lt-test-{}-webhooks", self.id),
+            ),
+            // Receivers run on loopback beside the tests, as on deploy/up.sh's machine.
+            ("WEBHOOKS_ALLOW_PRIVATE_URLS", "true".into()),
+            ("WEBHOOK_TIMEOUT_MS", "3000".into()),
+            ("WEBHOOK_RETRY_INITIAL_MS", "200".into()),
+            ("WEBHOOK_RETRY_MAX_INTERVAL_MS", "1000".into()),
             ("AUTH_CACHE_TTL_SECS", "1".into()),
             ("NEGATIVE_CACHE_TTL_SECS", "1".into()),
             ("LINK_CACHE_TTL_SECS", "1".into()),
@@ -182,6 +194,23 @@ impl TestEnv {
         let app = linktrace_api::startup::Application::build(config)
             .await
             .expect("api starts");
+        let port = app.port();
+        Running::spawn(port, |stop| app.run_until_stopped(stop))
+    }
+
+    pub fn webhooks_config(&self, settings: &[(&str, &str)]) -> WebhooksConfig {
+        let mut env = self.service_env();
+        for (name, value) in settings {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
+        WebhooksConfig::init_from_hashmap(&env).expect("webhooks config")
+    }
+
+    /// The webhook worker, with some settings changed from [`TestEnv::service_env`]'s.
+    pub async fn spawn_webhooks_with(&self, settings: &[(&str, &str)]) -> Running {
+        let app = linktrace_webhooks::startup::Application::build(self.webhooks_config(settings))
+            .await
+            .expect("webhook worker starts");
         let port = app.port();
         Running::spawn(port, |stop| app.run_until_stopped(stop))
     }
@@ -361,6 +390,26 @@ impl Running {
         }
         self.handle.await?
     }
+}
+
+/// A service's binary (`linktrace-<name>`, debug build), built if needed, so that a test
+/// can run it as a process of its own and kill it with SIGKILL.
+pub fn service_binary(name: &str) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let package = format!("linktrace-{name}");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", &package, "--bin", &package])
+        .current_dir(&root)
+        .status()
+        .expect("cargo build");
+    assert!(status.success());
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|_| root.join("target"));
+    target.join("debug").join(package)
 }
 
 /// An event body for `POST /api/v1/events`.

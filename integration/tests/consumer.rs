@@ -413,27 +413,7 @@ async fn an_entity_event_redelivered_later_is_dropped_before_it_is_written() {
 
 /// The real consumer binary, so that it can be killed with SIGKILL.
 fn consumer_binary() -> std::path::PathBuf {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "linktrace-consumer",
-            "--bin",
-            "linktrace-consumer",
-        ])
-        .current_dir(&root)
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|_| root.join("target"));
-    target.join("debug").join("linktrace-consumer")
+    linktrace_integration::service_binary("consumer")
 }
 
 fn start_consumer_process(env: &TestEnv, binary: &std::path::Path) -> Child {

@@ -74,7 +74,9 @@ impl Deliverer {
         };
         // Names are judged by the resolver; addresses written in the URL here.
         if !self.policy.permits_url_host(&claimed.url) {
-            return failed("the URL's address is not allowed (loopback, private or reserved)".into());
+            return failed(
+                "the URL's address is not allowed (loopback, private or reserved)".into(),
+            );
         }
         let signed = signature::sign(
             &claimed.secret,
@@ -85,7 +87,10 @@ impl Deliverer {
             .client
             .post(&claimed.url)
             .header(CONTENT_TYPE, "application/json")
-            .header(USER_AGENT, concat!("LinkTrace-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .header(
+                USER_AGENT,
+                concat!("LinkTrace-Webhooks/", env!("CARGO_PKG_VERSION")),
+            )
             .header("linktrace-event-id", claimed.event_id.to_string())
             .header("linktrace-attempt", claimed.attempts.to_string())
             .header(signature::HEADER, signed)

@@ -72,10 +72,7 @@ impl Dispatcher {
             .await
             .is_err()
         {
-            tracing::warn!(
-                in_flight = tasks.len(),
-                "stopped with attempts in flight"
-            );
+            tracing::warn!(in_flight = tasks.len(), "stopped with attempts in flight");
         }
     }
 

@@ -50,9 +50,7 @@ impl Intake {
         loop {
             let gathered =
                 group::gather(&self.consumer, self.max_events, self.max_wait, &mut stop).await;
-            if !gathered.messages.is_empty()
-                && !self.process(&gathered.messages, &mut stop).await
-            {
+            if !gathered.messages.is_empty() && !self.process(&gathered.messages, &mut stop).await {
                 break;
             }
             if gathered.stopping {
@@ -122,7 +120,10 @@ impl Intake {
             *entry = (*entry).max(m.at.offset);
         }
         loop {
-            let waiting = retry(stop, "check storage", || self.settlement.unsettled(&highest)).await?;
+            let waiting = retry(stop, "check storage", || {
+                self.settlement.unsettled(&highest)
+            })
+            .await?;
             if waiting.is_empty() {
                 break;
             }
@@ -141,7 +142,7 @@ impl Intake {
         .await?;
         let mut deliveries = Vec::new();
         for m in matched {
-            if !stored.contains(&m.record.event_id) {
+            if !stored.contains(&(m.record.event_id, m.at)) {
                 NOT_STORED.inc();
                 continue;
             }

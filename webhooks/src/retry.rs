@@ -35,7 +35,10 @@ impl RetryConfig {
         created: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> AfterFailure {
-        let age = now.signed_duration_since(created).to_std().unwrap_or_default();
+        let age = now
+            .signed_duration_since(created)
+            .to_std()
+            .unwrap_or_default();
         if age >= Duration::from_secs(self.retry_for_secs) {
             return AfterFailure::GiveUp;
         }

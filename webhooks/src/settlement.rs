@@ -63,8 +63,8 @@ impl Settlement {
         &self,
         highest: &HashMap<i32, i64>,
     ) -> Result<Vec<i32>, SettlementError> {
-        let stored = linktrace_platform::clickhouse::stored_offsets(&self.clickhouse, &self.topic)
-            .await?;
+        let stored =
+            linktrace_platform::clickhouse::stored_offsets(&self.clickhouse, &self.topic).await?;
         let mut waiting: Vec<i32> = highest
             .iter()
             .filter(|(partition, offset)| stored.get(partition).is_none_or(|s| s < offset))
@@ -111,18 +111,19 @@ impl Settlement {
         }
     }
 
-    /// Which of `events` ClickHouse holds at exactly the given position (an id with another
-    /// position there is a copy, and not delivered again).
+    /// Which of `events` ClickHouse holds at exactly the given position (the same id at
+    /// another position is a copy, and not delivered again).
     pub async fn stored_at_position(
         &self,
         events: &[(Uuid, Uuid, Position)],
-    ) -> Result<HashSet<Uuid>, SettlementError> {
+    ) -> Result<HashSet<(Uuid, Position)>, SettlementError> {
         if events.is_empty() {
             return Ok(HashSet::new());
         }
         let query = stored_query(&self.clickhouse, &self.topic, events);
         let rows: Vec<StoredRow> = query.fetch_all().await?;
-        let wanted: HashMap<Uuid, Position> = events.iter().map(|(id, _, at)| (*id, *at)).collect();
+        let wanted: HashSet<(Uuid, Position)> =
+            events.iter().map(|(id, _, at)| (*id, *at)).collect();
         Ok(rows
             .into_iter()
             .filter_map(|row| {
@@ -131,7 +132,7 @@ impl Settlement {
                     partition: i32::from(row.kafka_partition),
                     offset: row.kafka_offset as i64,
                 };
-                (wanted.get(&id) == Some(&at)).then_some(id)
+                wanted.contains(&(id, at)).then_some((id, at))
             })
             .collect())
     }

@@ -50,14 +50,17 @@ impl Subscriptions {
 
     /// Reloads when the last load is older than a second.
     pub async fn refresh(&self) -> Result<(), sqlx::Error> {
-        if self.read().at.is_some_and(|at| at.elapsed() < REFRESH_EVERY) {
+        if self
+            .read()
+            .at
+            .is_some_and(|at| at.elapsed() < REFRESH_EVERY)
+        {
             return Ok(());
         }
-        let rows: Vec<WebhookRow> = sqlx::query_as(
-            "SELECT id, account_id, environment, events, created_at FROM webhooks",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<WebhookRow> =
+            sqlx::query_as("SELECT id, account_id, environment, events, created_at FROM webhooks")
+                .fetch_all(&self.pool)
+                .await?;
         let mut by_account: HashMap<(Uuid, Environment), Vec<Subscription>> = HashMap::new();
         for row in rows {
             // Rows were checked when created; one that no longer parses is skipped.

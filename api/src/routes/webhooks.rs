@@ -192,10 +192,15 @@ pub async fn deliveries(
     let QueryParams(query) = query?;
     let id = webhook_id(&raw_id)?;
     let limit = i64::from(query.limit.map_or(50, Limit::get));
-    let attempts =
-        webhooks::recent_attempts(&state.pool, caller.account_id, caller.environment, id, limit)
-            .await?
-            .ok_or(ApiError::NotFound("webhook"))?;
+    let attempts = webhooks::recent_attempts(
+        &state.pool,
+        caller.account_id,
+        caller.environment,
+        id,
+        limit,
+    )
+    .await?
+    .ok_or(ApiError::NotFound("webhook"))?;
     Ok(Json(Deliveries {
         success: Yes,
         deliveries: attempts,

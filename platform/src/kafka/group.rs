@@ -92,8 +92,7 @@ pub async fn commit<C: ConsumerContext + 'static>(
     }
     let mut offsets = TopicPartitionList::new();
     for ((topic, partition), offset) in next {
-        if let Err(error) = offsets.add_partition_offset(topic, partition, Offset::Offset(offset))
-        {
+        if let Err(error) = offsets.add_partition_offset(topic, partition, Offset::Offset(offset)) {
             tracing::warn!(%error, "bad offset");
         }
     }

@@ -1,0 +1,697 @@
+//! Webhooks against the real stack (ingest → Kafka → consumer → ClickHouse; the webhook
+//! worker's own group → Postgres outbox → a real HTTP receiver on loopback): signed
+//! deliveries of stored events only, environments apart, retries through an outage, a dead
+//! endpoint beside a healthy one, the worker SIGKILLed mid-delivery, and the api's checks.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use linktrace_domain::{Environment, EventRecord, EventSource};
+use linktrace_integration::receiver::{Received, WebhookReceiver};
+use linktrace_integration::{event, Running, TestAccount, TestEnv};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use uuid::Uuid;
+
+/// Ingest, consumer and api running; an account with a link.
+struct Stack {
+    env: TestEnv,
+    ingest: Running,
+    api: Running,
+    consumer: Running,
+    account: TestAccount,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let env = TestEnv::new().await;
+        let ingest = env.spawn_ingest().await;
+        let api = env.spawn_api().await;
+        let consumer = env.spawn_consumer().await;
+        let account = env.create_account("scale").await;
+        env.create_link(&account, "hook1234").await;
+        Self {
+            env,
+            ingest,
+            api,
+            consumer,
+            account,
+        }
+    }
+
+    /// Creates a webhook through the api; returns (id, secret).
+    async fn webhook(&self, key: &str, url: &str, events: Value) -> (String, String) {
+        let (status, body) = self
+            .env
+            .post(
+                &self.api.url("/api/v1/webhooks"),
+                Some(key),
+                json!({ "url": url, "events": events }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Sends `name` with `entityId` = `entity` through ingest (202).
+    async fn send(&self, key: &str, name: &str, entity: &str) {
+        let (status, body) = self
+            .env
+            .post(
+                &self.ingest.url("/api/v1/events"),
+                Some(key),
+                event("hook1234", name, Some(entity)),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+
+    async fn deliveries(&self, key: &str, webhook: &str) -> Vec<Value> {
+        let (status, body) = self
+            .env
+            .get(
+                &self
+                    .api
+                    .url(&format!("/api/v1/webhooks/{webhook}/deliveries?limit=200")),
+                Some(key),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["deliveries"].as_array().unwrap().clone()
+    }
+
+    async fn stop(self) {
+        self.ingest.stop().await.unwrap();
+        self.api.stop().await.unwrap();
+        self.consumer.stop().await.unwrap();
+    }
+}
+
+/// Checks `LinkTrace-Signature` as a customer would: HMAC-SHA256 over "<t>.<raw body>".
+fn signature_is_valid(received: &Received, secret: &str) -> bool {
+    let header = received.header("linktrace-signature");
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", value)) => t = Some(value.to_owned()),
+            Some(("v1", value)) => v1 = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return false;
+    };
+    let fresh = t
+        .parse::<i64>()
+        .is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() < 300);
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&received.body);
+    fresh && hex::decode(v1).is_ok_and(|v1| mac.verify_slice(&v1).is_ok())
+}
+
+fn entity_of(received: &Received) -> String {
+    received.json()["data"]["entityId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn stored_events_are_delivered_signed_to_their_environments_webhooks() {
+    let stack = Stack::start().await;
+    let worker = stack.env.spawn_webhooks_with(&[]).await;
+    let live_receiver = WebhookReceiver::start().await;
+    let test_receiver = WebhookReceiver::start().await;
+    let live = stack.account.live_key.as_str();
+    let test = stack.account.test_key.as_str();
+    let (live_hook, live_secret) = stack
+        .webhook(live, &live_receiver.url(), json!(["purchase", "install"]))
+        .await;
+    let (_, test_secret) = stack
+        .webhook(test, &test_receiver.url(), json!(["*"]))
+        .await;
+    // Subscriptions are read at most a second old.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    stack.send(live, "purchase", "order-live-1").await;
+    stack.send(live, "signup", "signup-live-1").await; // not subscribed
+    stack.send(test, "purchase", "order-test-1").await;
+    stack.send(test, "signup", "signup-test-1").await;
+
+    let got = live_receiver
+        .wait_until(Duration::from_secs(20), |r| !r.is_empty())
+        .await;
+    let got_test = test_receiver
+        .wait_until(Duration::from_secs(20), |r| r.len() >= 2)
+        .await;
+    // Anything else would have arrived by now too.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got = [got, live_receiver.received()].concat();
+    let live_entities: HashSet<String> = got.iter().map(entity_of).collect();
+    assert_eq!(live_entities, HashSet::from(["order-live-1".to_owned()]));
+    let test_entities: HashSet<String> = test_receiver.received().iter().map(entity_of).collect();
+    assert_eq!(
+        test_entities,
+        HashSet::from(["order-test-1".to_owned(), "signup-test-1".to_owned()]),
+        "a test key's webhook gets the test events, all of them with \"*\""
+    );
+    assert!(got_test.iter().all(|r| signature_is_valid(r, &test_secret)));
+
+    let delivery = &got[0];
+    assert!(
+        signature_is_valid(delivery, &live_secret),
+        "{:?}",
+        delivery.headers
+    );
+    assert!(
+        !signature_is_valid(delivery, &test_secret),
+        "another secret does not verify"
+    );
+    assert_eq!(delivery.header("content-type"), "application/json");
+    let body = delivery.json();
+    assert_eq!(body["id"], delivery.header("linktrace-event-id"));
+    assert_eq!(body["type"], "purchase");
+    assert_eq!(body["data"]["event"], "purchase");
+    assert_eq!(body["data"]["environment"], "live");
+    assert_eq!(body["data"]["shortCode"], "hook1234");
+    assert!(body["createdAt"]
+        .as_str()
+        .is_some_and(|at| chrono::DateTime::parse_from_rfc3339(at).is_ok()));
+    // The event id is the stored one.
+    let stored = stack
+        .env
+        .stored_events(&format!(
+            "event_id = '{}' AND entity_id = 'order-live-1'",
+            body["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(stored, 1);
+
+    let attempts = stack.deliveries(live, &live_hook).await;
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["status"], "delivered");
+    assert_eq!(attempts[0]["responseCode"], 200);
+    assert_eq!(attempts[0]["type"], "purchase");
+    assert_eq!(attempts[0]["eventId"], body["id"]);
+    assert_eq!(attempts[0]["attempt"], 1);
+    // Another environment's key does not see this webhook.
+    let (status, _) = stack
+        .env
+        .get(
+            &stack
+                .api
+                .url(&format!("/api/v1/webhooks/{live_hook}/deliveries")),
+            Some(test),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    worker.stop().await.unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_copy_of_an_event_on_the_stream_is_delivered_once() {
+    let stack = Stack::start().await;
+    let worker = stack.env.spawn_webhooks_with(&[]).await;
+    let receiver = WebhookReceiver::start().await;
+    let (_, _) = stack
+        .webhook(
+            &stack.account.live_key,
+            &receiver.url(),
+            json!(["purchase"]),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The same event twice at two offsets (a producer retry without idempotence), and the
+    // same order sent twice through ingest (entity dedup).
+    let mut record = EventRecord::new(
+        Uuid::new_v4(),
+        stack.account.id,
+        Environment::Live,
+        "purchase",
+        EventSource::Api,
+        chrono::Utc::now(),
+    );
+    record.link_short_code = Some("hook1234".into());
+    record.entity_id = Some("copied".into());
+    stack.env.produce(&record).await;
+    stack.env.produce(&record).await;
+    stack
+        .send(&stack.account.live_key, "purchase", "twice")
+        .await;
+    let (status, body) = stack
+        .env
+        .post(
+            &stack.ingest.url("/api/v1/events"),
+            Some(&stack.account.live_key),
+            event("hook1234", "purchase", Some("twice")),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["deduplicated"]),
+        (200, &json!(true)),
+        "{body}"
+    );
+    receiver
+        .wait_until(Duration::from_secs(20), |r| r.len() >= 2)
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let entities: Vec<String> = receiver.received().iter().map(entity_of).collect();
+    let mut sorted = entities.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["copied", "twice"], "{entities:?}");
+    worker.stop().await.unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn retries_go_on_through_a_receiver_outage_with_the_same_event_id() {
+    let stack = Stack::start().await;
+    let worker = stack.env.spawn_webhooks_with(&[]).await;
+    let receiver = WebhookReceiver::start().await;
+    receiver.answer(503);
+    let key = stack.account.live_key.as_str();
+    let (hook, secret) = stack.webhook(key, &receiver.url(), json!(["*"])).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for i in 0..5 {
+        stack.send(key, "purchase", &format!("outage-{i}")).await;
+    }
+    // Every event is tried, and tried again, while the receiver is down.
+    receiver
+        .wait_until(Duration::from_secs(20), |r| {
+            let ids: HashMap<String, usize> = r.iter().fold(HashMap::new(), |mut m, r| {
+                *m.entry(r.header("linktrace-event-id").to_owned())
+                    .or_default() += 1;
+                m
+            });
+            ids.len() == 5 && ids.values().all(|n| *n >= 2)
+        })
+        .await;
+    receiver.answer(200);
+    let received = receiver
+        .wait_until(Duration::from_secs(20), |r| {
+            r.iter().filter(|r| r.answered == 200).count() >= 5
+        })
+        .await;
+    let delivered: HashSet<String> = received
+        .iter()
+        .filter(|r| r.answered == 200)
+        .map(entity_of)
+        .collect();
+    assert_eq!(delivered.len(), 5, "every event arrives after the outage");
+    // Every attempt at an event carries its id and the same body, each signed afresh.
+    let mut bodies: HashMap<String, HashSet<Vec<u8>>> = HashMap::new();
+    for r in &received {
+        assert!(signature_is_valid(r, &secret));
+        assert_eq!(r.json()["id"], r.header("linktrace-event-id"));
+        bodies
+            .entry(r.header("linktrace-event-id").to_owned())
+            .or_default()
+            .insert(r.body.to_vec());
+    }
+    assert!(bodies.values().all(|b| b.len() == 1), "one body per event");
+    let attempts = stack.deliveries(key, &hook).await;
+    let outcomes: Vec<(&str, Option<i64>)> = attempts
+        .iter()
+        .map(|a| (a["status"].as_str().unwrap(), a["responseCode"].as_i64()))
+        .collect();
+    assert!(outcomes.contains(&("retrying", Some(503))), "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| o.0 == "delivered").count(),
+        5,
+        "{outcomes:?}"
+    );
+    worker.stop().await.unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivery_is_given_up_after_the_retry_window_and_shown_failed() {
+    let stack = Stack::start().await;
+    let worker = stack
+        .env
+        .spawn_webhooks_with(&[("WEBHOOK_RETRY_FOR_SECS", "2")])
+        .await;
+    let receiver = WebhookReceiver::start().await;
+    receiver.answer(500);
+    let key = stack.account.live_key.as_str();
+    let (hook, _) = stack
+        .webhook(key, &receiver.url(), json!(["purchase"]))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    stack.send(key, "purchase", "doomed").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let attempts = loop {
+        let attempts = stack.deliveries(key, &hook).await;
+        if attempts.first().is_some_and(|a| a["status"] == "failed") {
+            break attempts;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{attempts:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        attempts.len() >= 2,
+        "retried before giving up: {attempts:?}"
+    );
+    assert!(attempts[1..].iter().all(|a| a["status"] == "retrying"));
+    let tried = receiver.received().len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        receiver.received().len(),
+        tried,
+        "no attempt after giving up"
+    );
+    worker.stop().await.unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_endpoint_does_not_hold_up_a_healthy_one() {
+    let stack = Stack::start().await;
+    let worker = stack
+        .env
+        .spawn_webhooks_with(&[
+            ("WEBHOOK_TIMEOUT_MS", "4000"),
+            ("WEBHOOK_CONCURRENCY_PER_ENDPOINT", "4"),
+        ])
+        .await;
+    let dead = WebhookReceiver::start().await;
+    dead.hang(true);
+    let healthy = WebhookReceiver::start().await;
+    let other = stack.env.create_account("scale").await;
+    stack.env.create_link(&other, "other123").await;
+    let (dead_hook, _) = stack
+        .webhook(&stack.account.live_key, &dead.url(), json!(["*"]))
+        .await;
+    stack
+        .webhook(&other.live_key, &healthy.url(), json!(["*"]))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The dead endpoint's backlog first, then the healthy account's events.
+    for i in 0..40 {
+        stack
+            .send(&stack.account.live_key, "purchase", &format!("dead-{i}"))
+            .await;
+    }
+    dead.wait_until(Duration::from_secs(20), |r| r.len() >= 4)
+        .await;
+    let sent = std::time::Instant::now();
+    for i in 0..20 {
+        let (status, _) = stack
+            .env
+            .post(
+                &stack.ingest.url("/api/v1/events"),
+                Some(&other.live_key),
+                event("other123", "purchase", Some(&format!("healthy-{i}"))),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    let received = healthy
+        .wait_until(Duration::from_secs(20), |r| r.len() >= 20)
+        .await;
+    let took = received.iter().map(|r| r.at - sent).max().unwrap();
+    assert_eq!(received.len(), 20);
+    assert!(
+        took < Duration::from_secs(3),
+        "the healthy endpoint waited {took:?} (the dead one's timeout is 4 s)"
+    );
+    // The dead endpoint holds at most its own slots.
+    assert!(dead.received().len() <= 4, "{}", dead.received().len());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let attempts = stack.deliveries(&stack.account.live_key, &dead_hook).await;
+        if let Some(timed_out) = attempts.iter().find(|a| a["status"] == "retrying") {
+            assert_eq!(timed_out["error"], "timed out");
+            assert!(timed_out["responseCode"].is_null());
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    worker.stop().await.unwrap();
+    stack.stop().await;
+}
+
+fn start_worker_process(env: &TestEnv, binary: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(std::env::temp_dir().join(format!("lt-webhooks-{}.log", env.id)))
+        .unwrap();
+    Command::new(binary)
+        .envs(env.service_env())
+        .env("WEBHOOK_TIMEOUT_MS", "1000")
+        .env("WEBHOOKS_CONSUMER_INSTANCE_ID", "webhooks-0")
+        .env("RUST_LOG", "info")
+        .stdout(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("webhook worker starts")
+}
+
+#[tokio::test]
+async fn a_sigkilled_worker_misses_nothing_and_repeats_keep_their_event_id() {
+    let binary = linktrace_integration::service_binary("webhooks");
+    let stack = Stack::start().await;
+    let receiver = WebhookReceiver::start().await;
+    // Slow answers: the kill lands with deliveries in flight and rows claimed.
+    receiver.delay(Duration::from_millis(300));
+    let key = stack.account.live_key.as_str();
+    let (_, secret) = stack
+        .webhook(key, &receiver.url(), json!(["purchase"]))
+        .await;
+    let mut worker = start_worker_process(&stack.env, &binary);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for i in 0..120 {
+        stack.send(key, "purchase", &format!("kill-{i}")).await;
+    }
+    receiver
+        .wait_until(Duration::from_secs(30), |r| r.len() >= 20)
+        .await;
+    worker.kill().expect("SIGKILL");
+    worker.wait().unwrap();
+    let before_restart = receiver.received().len();
+    assert!(
+        before_restart < 120,
+        "the kill came mid-way ({before_restart})"
+    );
+    let mut worker = start_worker_process(&stack.env, &binary);
+    let received = receiver
+        .wait_until(Duration::from_secs(60), |r| {
+            r.iter()
+                .filter(|r| r.answered == 200)
+                .map(entity_of)
+                .collect::<HashSet<_>>()
+                .len()
+                >= 120
+        })
+        .await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let mut by_entity: HashMap<String, HashSet<String>> = HashMap::new();
+    for r in &received {
+        assert!(signature_is_valid(r, &secret));
+        by_entity
+            .entry(entity_of(r))
+            .or_default()
+            .insert(r.header("linktrace-event-id").to_owned());
+    }
+    assert_eq!(by_entity.len(), 120, "no event is missed");
+    assert!(
+        by_entity.values().all(|ids| ids.len() == 1),
+        "every copy of an event carries its one event id"
+    );
+    // The kill interrupted answers in flight: those were sent again.
+    assert!(received.len() > 120, "{} requests", received.len());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_worker_refuses_private_addresses_unless_allowed() {
+    let stack = Stack::start().await;
+    let receiver = WebhookReceiver::start().await;
+    let key = stack.account.live_key.as_str();
+    // Created where private addresses are allowed (this api), delivered by a worker where
+    // they are not: by address and by a name that resolves to loopback.
+    let (by_address, _) = stack.webhook(key, &receiver.url(), json!(["*"])).await;
+    let (by_name, _) = stack
+        .webhook(
+            key,
+            &format!("http://localhost:{}/hook", receiver.port),
+            json!(["*"]),
+        )
+        .await;
+    let worker = stack
+        .env
+        .spawn_webhooks_with(&[("WEBHOOKS_ALLOW_PRIVATE_URLS", "false")])
+        .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    stack.send(key, "purchase", "private").await;
+    for hook in [&by_address, &by_name] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let attempts = stack.deliveries(key, hook).await;
+            if let Some(attempt) = attempts.first() {
+                assert_eq!(attempt["status"], "retrying");
+                assert!(
+                    attempt["error"].as_str().unwrap().contains("not allowed"),
+                    "{attempt}"
+                );
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached the receiver"
+    );
+    worker.stop().await.unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_checks_and_manages_webhooks() {
+    let env = TestEnv::new().await;
+    let api = env
+        .spawn_api_with(&[("WEBHOOKS_ALLOW_PRIVATE_URLS", "false")])
+        .await;
+    let account = env.create_account("scale").await;
+    let key = Some(account.live_key.as_str());
+    let url = api.url("/api/v1/webhooks");
+    for (body, names) in [
+        (
+            json!({ "url": "ftp://hooks.example.com", "events": ["*"] }),
+            "url",
+        ),
+        (
+            json!({ "url": "hooks.example.com", "events": ["*"] }),
+            "url",
+        ),
+        (
+            json!({ "url": "https://hooks.example.com", "events": [] }),
+            "events",
+        ),
+        (
+            json!({ "url": "https://hooks.example.com", "events": ["Purchase!"] }),
+            "events",
+        ),
+        (json!({ "url": "https://hooks.example.com" }), "events"),
+        (
+            json!({ "url": "https://hooks.example.com", "events": ["*"], "x": 1 }),
+            "x",
+        ),
+        (
+            json!({ "url": "http://127.0.0.1:9000/hook", "events": ["*"] }),
+            "url",
+        ),
+        (
+            json!({ "url": "http://localhost/hook", "events": ["*"] }),
+            "url",
+        ),
+        (
+            json!({ "url": "http://169.254.169.254/latest", "events": ["*"] }),
+            "url",
+        ),
+        (
+            json!({ "url": "http://[::1]/hook", "events": ["*"] }),
+            "url",
+        ),
+        (
+            json!({ "url": "http://10.0.0.8/hook", "events": ["*"] }),
+            "url",
+        ),
+    ] {
+        let (status, answer) = env.post(&url, key, body.clone()).await;
+        assert_eq!(status, 400, "{body} → {answer}");
+        assert_eq!(answer["code"], "VALIDATION_ERROR", "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(names),
+            "{body} → {answer}"
+        );
+    }
+    let (status, _) = env
+        .post(
+            &url,
+            None,
+            json!({ "url": "https://h.example.com", "events": ["*"] }),
+        )
+        .await;
+    assert_eq!(status, 401);
+
+    let (status, created) = env
+        .post(
+            &url,
+            key,
+            json!({ "url": "https://hooks.example.com/lt", "events": ["install", "purchase", "install"] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(created["events"], json!(["install", "purchase"]));
+    assert_eq!(created["environment"], "live");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let (status, listed) = env.get(&url, key).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["webhooks"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["webhooks"][0]["id"], json!(id));
+    assert!(
+        listed["webhooks"][0].get("secret").is_none(),
+        "shown once only"
+    );
+    let (_, other_env) = env.get(&url, Some(&account.test_key)).await;
+    assert_eq!(other_env["webhooks"], json!([]));
+
+    // At most 20 per environment.
+    for i in 1..20 {
+        let (status, _) = env
+            .post(
+                &url,
+                key,
+                json!({ "url": format!("https://h{i}.example.com"), "events": ["*"] }),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let (status, answer) = env
+        .post(
+            &url,
+            key,
+            json!({ "url": "https://h21.example.com", "events": ["*"] }),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+
+    // Another account sees and deletes nothing of it.
+    let stranger = env.create_account("scale").await;
+    let one = api.url(&format!("/api/v1/webhooks/{id}"));
+    let delete = |key: String| {
+        let request = env.http.delete(&one).header("x-api-key", key);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(delete(stranger.live_key.clone()).await, 404);
+    let (status, _) = env
+        .get(&format!("{one}/deliveries"), Some(&stranger.live_key))
+        .await;
+    assert_eq!(status, 404);
+    let (status, answer) = env.get(&format!("{one}/deliveries"), key).await;
+    assert_eq!((status, &answer["deliveries"]), (200, &json!([])));
+    let (status, _) = env
+        .get(&api.url("/api/v1/webhooks/not-a-uuid/deliveries"), key)
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(delete(account.live_key.clone()).await, 200);
+    assert_eq!(delete(account.live_key.clone()).await, 404);
+    api.stop().await.unwrap();
+}

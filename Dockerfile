@@ -2,7 +2,7 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p linktrace-ingest -p linktrace-consumer -p linktrace-api --bins
+RUN cargo build --release --locked -p linktrace-ingest -p linktrace-consumer -p linktrace-api -p linktrace-webhooks --bins
 
 # The IP -> country database (ip-location-db, CC0), pinned, from the npm registry.
 FROM node:20-bookworm-slim AS geoip
@@ -10,6 +10,6 @@ RUN npm install --no-audit --no-fund --prefix /geoip @ip-location-db/geo-whois-a
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/target/release/linktrace-ingest /src/target/release/linktrace-consumer /src/target/release/linktrace-api /src/target/release/linktrace-admin /usr/local/bin/
+COPY --from=build /src/target/release/linktrace-ingest /src/target/release/linktrace-consumer /src/target/release/linktrace-api /src/target/release/linktrace-webhooks /src/target/release/linktrace-admin /usr/local/bin/
 COPY --from=geoip /geoip/node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb /usr/share/linktrace/geoip.mmdb
 USER nobody

@@ -2,7 +2,7 @@
 # Stops exactly what deploy/up.sh started, by pid.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-for name in nginx api ingest consumer tansu clickhouse; do
+for name in nginx api ingest webhooks consumer tansu clickhouse; do
   stop_pid "$name"
 done
 if [[ -f "$RUN/postgres.started-by-us" ]]; then

@@ -21,6 +21,10 @@ export KAFKA_EVENTS_PARTITIONS="${KAFKA_EVENTS_PARTITIONS:-4}"
 export INGEST_ADDR="${INGEST_ADDR:-127.0.0.1:8081}"
 export API_ADDR="${API_ADDR:-127.0.0.1:8082}"
 export CONSUMER_ADDR="${CONSUMER_ADDR:-127.0.0.1:8083}"
+export WEBHOOKS_ADDR="${WEBHOOKS_ADDR:-127.0.0.1:8084}"
+# One machine: webhook receivers run beside the stack (on loopback), so they are allowed
+# here. docker-compose leaves this off: customers' URLs may not reach private networks.
+export WEBHOOKS_ALLOW_PRIVATE_URLS="${WEBHOOKS_ALLOW_PRIVATE_URLS:-true}"
 # Static group membership: a restarted consumer takes its partitions back at once.
 export KAFKA_CONSUMER_INSTANCE_ID="${KAFKA_CONSUMER_INSTANCE_ID:-consumer-$(hostname)}"
 export GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:8080}"
@@ -189,7 +193,7 @@ build_services() {
   local flags=()
   [[ "$LINKTRACE_PROFILE" == release ]] && flags+=(--release)
   log "building the services ($LINKTRACE_PROFILE)"
-  (cd "$REPO" && cargo build "${flags[@]}" -p linktrace-ingest -p linktrace-consumer -p linktrace-api --bins)
+  (cd "$REPO" && cargo build "${flags[@]}" -p linktrace-ingest -p linktrace-consumer -p linktrace-api -p linktrace-webhooks --bins)
 }
 
 # start_service NAME: runs target/$PROFILE/linktrace-NAME in the background on $NAME_ADDR.

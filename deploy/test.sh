@@ -47,13 +47,13 @@ set -e
 # on current ClickHouse (chdb, in-process) and on this machine's server: same answers.
 log "ClickHouse SQL on current ClickHouse (chdb) and on the server"
 python3 -m pip install -q "chdb==$CHDB_VERSION" "pytest==$PYTEST_VERSION" >/dev/null 2>&1
-cargo run -q -p linktrace-api --bin linktrace-sql-catalog >"$STATE/sql-catalog.json" &&
+cargo run -q -p linktrace-integration --bin linktrace-sql-catalog >"$STATE/sql-catalog.json" &&
   LINKTRACE_SQL_CATALOG="$STATE/sql-catalog.json" python3 -m pytest -q -p no:cacheprovider "$REPO/integration/sql" ||
   status=1
 # The running stack against its OpenAPI description (schemathesis), through the gateway.
 if [[ "${SKIP_SCHEMATHESIS:-0}" != 1 ]]; then
   started_here=()
-  for name in consumer ingest api nginx; do pid_alive "$name" || started_here+=("$name"); done
+  for name in consumer webhooks ingest api nginx; do pid_alive "$name" || started_here+=("$name"); done
   # The debug build the tests just made, not a second (release) build.
   LINKTRACE_PROFILE=debug "$REPO/deploy/up.sh" >"$LOGS/schemathesis-up.log" 2>&1 && "$REPO/deploy/schemathesis.sh" || status=1
   for name in "${started_here[@]}"; do stop_pid "$name"; done

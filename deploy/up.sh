@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the whole LinkTrace stack on this machine with local defaults:
-# Postgres, ClickHouse, the tansu broker, ingest, consumer, api, and the gateway on
+# Postgres, ClickHouse, the tansu broker, ingest, consumer, the webhook worker, api, and
+# the gateway on
 # 127.0.0.1:8080. Installs what is missing. Idempotent: a second run changes nothing.
 #   deploy/up.sh            everything, release build
 #   deploy/up.sh --debug    everything, debug build (quicker to build while developing)
@@ -16,6 +17,7 @@ fi
 
 build_services
 start_service consumer
+start_service webhooks
 start_service ingest
 start_service api
 start_gateway

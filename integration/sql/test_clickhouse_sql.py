@@ -27,7 +27,7 @@ def catalog():
     if path:
         return json.loads(Path(path).read_text())
     out = subprocess.run(
-        ["cargo", "run", "-q", "-p", "linktrace-api", "--bin", "linktrace-sql-catalog"],
+        ["cargo", "run", "-q", "-p", "linktrace-integration", "--bin", "linktrace-sql-catalog"],
         cwd=REPO, check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout)
@@ -329,3 +329,9 @@ def test_export_rows_in_time_order_with_iso_times(engine):
     assert rows[0][3] == "2026-11-01T10:25:00.000Z"
     purchases = query(engine, "export_purchases")
     assert [(r[0], r[1], r[8], r[9]) for r in purchases] == [("v09", "purchase", "EUR", "12.5")]
+
+
+def test_webhook_reads_where_events_are_stored(engine):
+    # f06 and f08 sit at offsets 0 and 2 of partition 0 on topic "events"; f01 was stored
+    # before the offsets were kept (another topic: ''); "nope" was never stored.
+    assert sorted(query(engine, "webhook_stored_positions")) == [["f06", "0", "0"], ["f08", "0", "2"]]

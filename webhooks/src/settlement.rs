@@ -120,7 +120,14 @@ impl Settlement {
         if events.is_empty() {
             return Ok(HashSet::new());
         }
-        let query = stored_query(&self.clickhouse, &self.topic, events);
+        let accounts: Vec<String> = events
+            .iter()
+            .map(|(_, account, _)| account.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let ids: Vec<String> = events.iter().map(|(id, _, _)| id.to_string()).collect();
+        let query = stored_query(&self.clickhouse, &self.topic, &accounts, &ids);
         let rows: Vec<StoredRow> = query.fetch_all().await?;
         let wanted: HashSet<(Uuid, Position)> =
             events.iter().map(|(id, _, at)| (*id, *at)).collect();
@@ -145,31 +152,23 @@ struct StoredRow {
     kafka_offset: u64,
 }
 
-/// `events` (event id, account id, position): the stored rows of those ids. Narrowed by
-/// account first (the table's sort key starts with it).
+/// Where `event_ids` (of `accounts`) are stored on `topic`: narrowed by account first (the
+/// table's sort key starts with it).
 pub fn stored_query(
     client: &Client,
     topic: &str,
-    events: &[(Uuid, Uuid, Position)],
+    accounts: &[String],
+    event_ids: &[String],
 ) -> clickhouse::query::Query {
-    let accounts: Vec<String> = events
-        .iter()
-        .map(|(_, account, _)| account.to_string())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
     let sql = format!(
         "SELECT event_id, kafka_partition, kafka_offset FROM events \
          WHERE account_id IN ({}) AND event_id IN ({}) AND kafka_topic = ?",
         placeholders(accounts.len()),
-        placeholders(events.len()),
+        placeholders(event_ids.len()),
     );
     let mut query = client.query(&sql);
-    for account in &accounts {
-        query = query.bind(account.as_str());
-    }
-    for (id, _, _) in events {
-        query = query.bind(id.to_string());
+    for bound in accounts.iter().chain(event_ids) {
+        query = query.bind(bound.as_str());
     }
     query.bind(topic)
 }

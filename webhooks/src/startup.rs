@@ -130,7 +130,7 @@ async fn housekeeping(outbox: Outbox, retention: Duration, mut stop: watch::Rece
             Err(error) => tracing::warn!(%error, "could not count the backlog"),
         }
         // Once an hour (and at start).
-        if ticks % 720 == 0 {
+        if ticks.is_multiple_of(720) {
             match outbox.purge(retention).await {
                 Ok(removed) if removed > 0 => tracing::info!(removed, "old deliveries removed"),
                 Ok(_) => {}

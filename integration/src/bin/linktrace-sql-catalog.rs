@@ -1,7 +1,7 @@
-//! Prints, as JSON, every ClickHouse migration statement and every analytics and
-//! attribution query exactly as the services send them (for a fixed sample scope), so
+//! Prints, as JSON, every ClickHouse migration statement and every analytics, attribution,
+//! export and webhook query exactly as the services send them (for a fixed sample scope), so
 //! that the test suite can run the same SQL on current ClickHouse (chdb) and on the
-//! server: `cargo run -q -p linktrace-api --bin linktrace-sql-catalog`.
+//! server: `cargo run -q -p linktrace-integration --bin linktrace-sql-catalog`.
 
 use chrono::{DateTime, Utc};
 use linktrace_api::analytics::{self, Scope};
@@ -9,6 +9,7 @@ use linktrace_api::breakdowns::{self, EventSelector, Selection};
 use linktrace_api::export::{self, ExportScope};
 use linktrace_domain::Environment;
 use linktrace_platform::clickhouse::{statements, MIGRATIONS};
+use linktrace_webhooks::settlement::stored_query;
 use serde_json::json;
 
 /// The account and range the sample queries are bound to (the test's fixture uses them).
@@ -54,6 +55,19 @@ fn main() -> anyhow::Result<()> {
                 event: None,
             },
         ))
+        .chain([(
+            "webhook_stored_positions",
+            // f06 and f08 are stored on topic "events"; f01 predates the offsets; "nope"
+            // was never stored.
+            stored_query(
+                &client,
+                "events",
+                &[ACCOUNT.to_owned()],
+                &["f06", "f08", "f01", "nope"].map(String::from),
+            )
+            .sql_display()
+            .to_string(),
+        )])
         .map(|(name, sql)| (name.to_owned(), sql.into()))
         .collect();
     let catalog = json!({

@@ -1,9 +1,10 @@
 //! The dashboard page in a real headless browser (Debian's Chromium): it loads the
-//! account's links, funnel and series through the public API and shows them.
+//! account's links, funnel, series and webhooks through the public API and shows them.
 
 use std::process::Command;
 use std::time::Duration;
 
+use linktrace_integration::receiver::WebhookReceiver;
 use linktrace_integration::{event, TestEnv};
 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
@@ -53,7 +54,7 @@ fn render(url: &str) -> String {
 fn screenshot(url: &str, path: &str) {
     let output = chromium_on(
         url,
-        &["--window-size=1100,1500", &format!("--screenshot={path}")],
+        &["--window-size=1100,1900", &format!("--screenshot={path}")],
     );
     assert!(
         output.status.success(),
@@ -74,9 +75,27 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
     let api = env.spawn_api().await;
     let ingest = env.spawn_ingest().await;
     let consumer = env.spawn_consumer().await;
+    let webhooks = env.spawn_webhooks_with(&[]).await;
     let account = env.create_account("scale").await;
     env.create_link(&account, "dash1234").await;
     env.create_link(&account, "dash5678").await;
+    // A webhook whose receiver takes every purchase, and one whose receiver is failing.
+    let receiver = WebhookReceiver::start().await;
+    let failing = WebhookReceiver::start().await;
+    failing.answer(500);
+    let mut hooks = Vec::new();
+    for target in [&receiver, &failing] {
+        let (status, created) = env
+            .post(
+                &api.url("/api/v1/webhooks"),
+                Some(&account.live_key),
+                serde_json::json!({ "url": target.url(), "events": ["purchase"] }),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        hooks.push(created["id"].as_str().unwrap().to_owned());
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     // Two people (Berlin on an iPhone from a newsletter, Tokyo on Firefox) and a crawler,
     // through the trusted gateway address (the test api trusts loopback, as deploy does).
     for (user_agent, ip, query) in [
@@ -116,6 +135,13 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
         6
     );
 
+    receiver
+        .wait_until(Duration::from_secs(20), |r| r.len() >= 3)
+        .await;
+    failing
+        .wait_until(Duration::from_secs(20), |r| !r.is_empty())
+        .await;
+
     let url = api.url(&format!("/dashboard#key={}", account.live_key));
     let dom = tokio::task::spawn_blocking(move || render(&url))
         .await
@@ -123,6 +149,22 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
     assert!(
         dom.contains(r#"data-loaded="true""#),
         "the page did not finish loading: {dom}"
+    );
+    // The webhooks with their recent deliveries: three delivered (200), and the failing
+    // endpoint's attempts waiting for their retry (500).
+    for hook in &hooks {
+        assert!(
+            dom.contains(&format!(r#"data-webhook-id="{hook}""#)),
+            "{dom}"
+        );
+    }
+    let delivered = dom
+        .matches(r#"<td>purchase</td><td>1</td><td>delivered</td><td>200</td></tr>"#)
+        .count();
+    assert_eq!(delivered, 3, "{dom}");
+    assert!(
+        dom.contains(r#"<td>purchase</td><td>1</td><td>retrying</td><td>500</td></tr>"#),
+        "{dom}"
     );
     assert!(
         dom.contains(r#"data-short-code="dash1234""#)
@@ -210,5 +252,6 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
         .unwrap();
     assert!(dom.contains("missing or invalid API key"), "{dom}");
     assert!(!dom.contains("data-short-code"), "{dom}");
+    webhooks.stop().await.unwrap();
     consumer.stop().await.unwrap();
 }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Webhook delivery into a local receiver: the delay from the event's 202 to its delivery
+# (p50/p99, events at a steady BENCH_WEBHOOK_RATE (200)/s for BENCH_SECONDS (20)), and the
+# delivery throughput while a burst of BENCH_WEBHOOK_BURST (20,000) events sent through the
+# batch endpoint drains; the worker's CPU per delivery and the outbox's work. The whole
+# stack runs here (ingest, consumer, webhook worker, api, Postgres, ClickHouse, broker) on
+# these two cores, as on one machine. Writes the "webhooks" section of BENCHMARKS.md.
+# Release build; ports 957x; its own databases, topics and groups.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN_ID="$(date +%s)"
+export LINKTRACE_STATE_DIR="$REPO/.linktrace/webhooks"
+export LINKTRACE_PROFILE=release
+export INGEST_ADDR=127.0.0.1:9571 API_ADDR=127.0.0.1:9572 CONSUMER_ADDR=127.0.0.1:9573 WEBHOOKS_ADDR=127.0.0.1:9574
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_webhooks_$RUN_ID"
+export CLICKHOUSE_DATABASE="linktrace_webhooks_$RUN_ID"
+export KAFKA_EVENTS_TOPIC="linktrace.webhooks.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.webhooks.$RUN_ID.dlq"
+export KAFKA_CONSUMER_GROUP="linktrace-webhooks-bench-storage-$RUN_ID" KAFKA_CONSUMER_INSTANCE_ID=""
+export WEBHOOKS_CONSUMER_GROUP="linktrace-webhooks-bench-$RUN_ID" WEBHOOKS_CONSUMER_INSTANCE_ID=""
+export WEBHOOKS_ALLOW_PRIVATE_URLS=true RUST_LOG=warn
+source "$REPO/deploy/lib.sh"
+source "$REPO/bench/lib.sh"
+RATE="${BENCH_WEBHOOK_RATE:-200}"
+SECONDS_EACH="${BENCH_SECONDS:-20}"
+BURST="${BENCH_WEBHOOK_BURST:-20000}"
+RESULTS="$STATE/results.$RUN_ID"
+mkdir -p "$STATE"; : >"$RESULTS"
+
+cleanup() {
+  for name in webhooks api ingest consumer; do stop_pid "$name"; done
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_webhooks_$RUN_ID" >/dev/null 2>&1 || true
+  curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $CLICKHOUSE_DATABASE" >/dev/null || true
+}
+trap cleanup EXIT
+
+start_infrastructure
+(cd "$REPO" && cargo build --release -q -p linktrace-ingest -p linktrace-consumer -p linktrace-api \
+  -p linktrace-webhooks -p linktrace-bench --bins)
+start_service consumer
+start_service api
+start_service ingest
+start_service webhooks
+export LT_CODE=hook1234
+bench_account webhooks bench "$LT_CODE"
+
+ticks() { for name in webhooks consumer ingest api; do printf '%s=%s ' "$name" "$(proc_ticks "$(cat "$RUN/$name.pid")")"; done; }
+before="$(ticks)"
+log "webhook delivery: $RATE/s for ${SECONDS_EACH}s, then a burst of $BURST"
+probe="$("$REPO/target/release/webhook-probe" "http://$INGEST_ADDR" "http://$API_ADDR" "$LT_KEY" "$LT_CODE" \
+  "$RATE" "$SECONDS_EACH" "$BURST")"
+after="$(ticks)"
+echo "probe $probe" >>"$RESULTS"
+echo "cpu_before $before" >>"$RESULTS"
+echo "cpu_after $after" >>"$RESULTS"
+echo "attempts {\"delivered\":$(curl -s "http://$WEBHOOKS_ADDR/metrics" | awk '/^webhook_attempts_total\{/ && /outcome="delivered"/ { s += $2 } END { printf "%d", s }'),\"retried\":$(curl -s "http://$WEBHOOKS_ADDR/metrics" | awk '/^webhook_attempts_total\{/ && /outcome="retried"/ { s += $2 } END { printf "%d", s }')}" >>"$RESULTS"
+echo "settings {\"rate\":$RATE,\"seconds\":$SECONDS_EACH,\"burst\":$BURST,\"concurrency_per_endpoint\":${WEBHOOK_CONCURRENCY_PER_ENDPOINT:-16},\"partitions\":$KAFKA_EVENTS_PARTITIONS}" >>"$RESULTS"
+python3 "$REPO/bench/webhooks_report.py" "$RESULTS" "$REPO/BENCHMARKS.md" "$(git -C "$REPO" rev-parse --short HEAD)"
+log "wrote the webhooks section of BENCHMARKS.md"

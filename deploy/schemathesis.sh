@@ -18,9 +18,13 @@ spare="$(create_account schemathesis-spare | field accountId)"
 link="st$(date +%s)"
 curl -sf -X POST "$base/api/v1/referral-links" -H "x-api-key: $key" -H 'content-type: application/json' \
   -d "{\"destinationUrl\":\"https://example.com\",\"shortCode\":\"$link\"}" >/dev/null
-log "schemathesis against $base (docs/openapi.json; link $link)"
+# A webhook whose id the hooks put in half the generated paths (its URL's port is closed:
+# its deliveries fail and are retried, as a dead endpoint's would).
+webhook="$(curl -sf -X POST "$base/api/v1/webhooks" -H "x-api-key: $key" -H 'content-type: application/json' \
+  -d '{"url":"http://127.0.0.1:9/hook","events":["*"]}' | field id)"
+log "schemathesis against $base (docs/openapi.json; link $link, webhook $webhook)"
 cd "$REPO/deploy"
-SCHEMATHESIS_HOOKS=schemathesis_hooks SCHEMATHESIS_LINK="$link" SCHEMATHESIS_SPARE_ACCOUNT="$spare" \
+SCHEMATHESIS_HOOKS=schemathesis_hooks SCHEMATHESIS_LINK="$link" SCHEMATHESIS_SPARE_ACCOUNT="$spare" SCHEMATHESIS_WEBHOOK="$webhook" \
   schemathesis run "$REPO/docs/openapi.json" -u "$base" -n "${SCHEMATHESIS_EXAMPLES:-40}" \
   -H "x-api-key: $key" -H "linkrunner-key: $key" -H "Authorization: Bearer $LINKTRACE_ADMIN_TOKEN" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance

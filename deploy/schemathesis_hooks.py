@@ -5,7 +5,8 @@ generated request would end at 404 and the core of each endpoint (produce to the
 quota, ClickHouse reads, link updates, key rotation) would go untested. Half of the drawn
 short codes (chosen by the drawn value itself, so shrinking stays deterministic) are
 replaced by a link that exists; the other half still probe the 404 path. Account ids
-always point at a sacrificial account, never at the one whose key the run uses.
+always point at a sacrificial account, never at the one whose key the run uses. Webhook ids
+in paths are, half the time, a webhook made for the run.
 """
 import os
 
@@ -13,6 +14,7 @@ import schemathesis
 
 LINK = os.environ["SCHEMATHESIS_LINK"]
 SPARE_ACCOUNT = os.environ["SCHEMATHESIS_SPARE_ACCOUNT"]
+WEBHOOK = os.environ["SCHEMATHESIS_WEBHOOK"]
 
 
 def existing(code):
@@ -56,7 +58,11 @@ def map_path_parameters(ctx, parameters):
         return parameters
     if "accountId" in parameters:
         parameters["accountId"] = SPARE_ACCOUNT
-    # DELETE keeps its drawn codes: the shared link must outlive the run.
+    # DELETE keeps its drawn codes and ids: the shared link and webhook must outlive the run.
     if "shortCode" in parameters and method != "DELETE":
         parameters["shortCode"] = existing(parameters["shortCode"])
+    if "id" in parameters and path.startswith("/api/v1/webhooks/") and method != "DELETE":
+        drawn = parameters["id"]
+        if isinstance(drawn, str) and sum(map(ord, drawn)) % 2 == 0:
+            parameters["id"] = WEBHOOK
     return parameters

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 #[derive(Default)]
 struct Log {
-    /// userId → first arrival.
+    /// properties.probe → first arrival.
     first: HashMap<String, Instant>,
     requests: u64,
 }
@@ -29,7 +29,7 @@ async fn receive(State(log): State<Arc<Mutex<Log>>>, body: Bytes) -> &'static st
     let now = Instant::now();
     let user = serde_json::from_slice::<Value>(&body)
         .ok()
-        .and_then(|v| v["data"]["userId"].as_str().map(str::to_owned))
+        .and_then(|v| v["data"]["properties"]["probe"].as_str().map(str::to_owned))
         .unwrap_or_default();
     let mut log = log.lock().unwrap();
     log.requests += 1;
@@ -103,11 +103,16 @@ async fn main() -> anyhow::Result<()> {
         tick.tick().await;
         let (http, acked) = (http.clone(), acked.clone());
         let url = format!("{ingest}/api/v1/events");
-        let body = json!({ "linkShortCode": code, "eventName": "probe", "userId": format!("steady-{i}") });
+        let body = json!({ "linkShortCode": code, "eventName": "probe", "properties": { "probe": format!("steady-{i}") } });
         let key = key.clone();
         sends.push(tokio::spawn(async move {
-            let user = body["userId"].as_str().unwrap().to_owned();
-            let response = http.post(url).header("x-api-key", key).json(&body).send().await;
+            let user = body["properties"]["probe"].as_str().unwrap().to_owned();
+            let response = http
+                .post(url)
+                .header("x-api-key", key)
+                .json(&body)
+                .send()
+                .await;
             if matches!(response, Ok(ref r) if r.status().as_u16() == 202) {
                 acked.lock().unwrap().insert(user, Instant::now());
             }
@@ -136,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     let requests_before = log.lock().unwrap().requests;
     let burst_started = Instant::now();
     let batches: Vec<Vec<Value>> = (0..burst)
-        .map(|i| json!({ "linkShortCode": code, "eventName": "probe", "userId": format!("burst-{i}") }))
+        .map(|i| json!({ "linkShortCode": code, "eventName": "probe", "properties": { "probe": format!("burst-{i}") } }))
         .collect::<Vec<_>>()
         .chunks(1000)
         .map(<[Value]>::to_vec)

@@ -15,14 +15,17 @@ use rdkafka::Message;
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
-use crate::metrics::{ENQUEUED, NOT_STORED};
+use crate::metrics::{ENQUEUED, NOT_STORED, SETTLE_WAIT};
 use crate::outbox::{NewDelivery, Outbox};
 use crate::payload;
 use crate::settlement::{Position, Settlement};
 use crate::subscriptions::Subscriptions;
 
 /// How long to wait between looks at whether storage has caught up.
-const SETTLE_POLL: Duration = Duration::from_millis(50);
+const SETTLE_POLL: Duration = Duration::from_millis(25);
+/// After this long unsettled by ClickHouse's offsets, the storage group's commits are asked
+/// too (see [`Settlement::unsettled`]).
+const ASK_STORAGE_GROUP_AFTER: Duration = Duration::from_secs(1);
 /// The longest pause between retries of a failed Postgres or ClickHouse step.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -119,12 +122,15 @@ impl Intake {
             let entry = highest.entry(m.at.partition).or_insert(m.at.offset);
             *entry = (*entry).max(m.at.offset);
         }
+        let waiting_since = std::time::Instant::now();
         loop {
+            let ask_storage_group = waiting_since.elapsed() >= ASK_STORAGE_GROUP_AFTER;
             let waiting = retry(stop, "check storage", || {
-                self.settlement.unsettled(&highest)
+                self.settlement.unsettled(&highest, ask_storage_group)
             })
             .await?;
             if waiting.is_empty() {
+                SETTLE_WAIT.observe(waiting_since.elapsed().as_secs_f64());
                 break;
             }
             tokio::select! {

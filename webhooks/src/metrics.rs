@@ -32,6 +32,14 @@ pub static DELIVERY_DELAY: LazyLock<Histogram> = LazyLock::new(|| {
     )
     .expect("registers once")
 });
+pub static SETTLE_WAIT: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "webhook_settle_wait_seconds",
+        "How long a batch with matching events waited for storage to settle them",
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("registers once")
+});
 pub static BACKLOG: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!(
         "webhook_backlog",

@@ -58,10 +58,14 @@ impl Settlement {
     }
 
     /// The partitions of `highest` (partition → highest offset wanted) that storage has not
-    /// settled up to that offset yet.
+    /// settled up to that offset yet. ClickHouse's offsets answer at once and settle almost
+    /// every event; the storage group's committed offsets (a broker round trip) are asked
+    /// only when `ask_storage_group`, for the one case ClickHouse cannot settle: a message
+    /// dead-lettered at the end of a partition.
     pub async fn unsettled(
         &self,
         highest: &HashMap<i32, i64>,
+        ask_storage_group: bool,
     ) -> Result<Vec<i32>, SettlementError> {
         let stored =
             linktrace_platform::clickhouse::stored_offsets(&self.clickhouse, &self.topic).await?;
@@ -70,7 +74,7 @@ impl Settlement {
             .filter(|(partition, offset)| stored.get(partition).is_none_or(|s| s < offset))
             .map(|(partition, _)| *partition)
             .collect();
-        if waiting.is_empty() {
+        if waiting.is_empty() || !ask_storage_group {
             return Ok(waiting);
         }
         let committed = self.storage_committed(&waiting).await;

@@ -17,7 +17,7 @@ export CLICKHOUSE_DATABASE="linktrace_webhooks_$RUN_ID"
 export KAFKA_EVENTS_TOPIC="linktrace.webhooks.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.webhooks.$RUN_ID.dlq"
 export KAFKA_CONSUMER_GROUP="linktrace-webhooks-bench-storage-$RUN_ID" KAFKA_CONSUMER_INSTANCE_ID=""
 export WEBHOOKS_CONSUMER_GROUP="linktrace-webhooks-bench-$RUN_ID" WEBHOOKS_CONSUMER_INSTANCE_ID=""
-export WEBHOOKS_ALLOW_PRIVATE_URLS=true RUST_LOG=warn
+export WEBHOOKS_ALLOW_PRIVATE_URLS=true RUST_LOG="${RUST_LOG:-warn}"
 source "$REPO/deploy/lib.sh"
 source "$REPO/bench/lib.sh"
 RATE="${BENCH_WEBHOOK_RATE:-200}"
@@ -28,6 +28,8 @@ mkdir -p "$STATE"; : >"$RESULTS"
 
 cleanup() {
   for name in webhooks api ingest consumer; do stop_pid "$name"; done
+  # BENCH_KEEP=1 keeps the run's databases for a closer look (dropped otherwise).
+  [[ "${BENCH_KEEP:-0}" == 1 ]] && { log "kept $DATABASE_URL and $CLICKHOUSE_DATABASE"; return; }
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_webhooks_$RUN_ID" >/dev/null 2>&1 || true
   curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $CLICKHOUSE_DATABASE" >/dev/null || true
 }

@@ -73,11 +73,14 @@ impl Intake {
         {
             return false;
         }
+        let started = std::time::Instant::now();
         let matched = self.matching(batch);
+        let mut settled_ms = 0;
         if !matched.is_empty() {
             let Some(deliveries) = self.stored_deliveries(&matched, stop).await else {
                 return false;
             };
+            settled_ms = started.elapsed().as_millis() as u64;
             let outbox = &self.outbox;
             let Some(new) = retry(stop, "write the outbox", || outbox.enqueue(&deliveries)).await
             else {
@@ -86,7 +89,16 @@ impl Intake {
             ENQUEUED.inc_by(new);
             self.wake.notify_one();
         }
+        let enqueued_ms = started.elapsed().as_millis() as u64;
         group::commit(&self.consumer, &self.topic, batch).await;
+        tracing::debug!(
+            messages = batch.len(),
+            matched = matched.len(),
+            settled_ms,
+            enqueued_ms,
+            committed_ms = started.elapsed().as_millis() as u64,
+            "batch taken"
+        );
         true
     }
 

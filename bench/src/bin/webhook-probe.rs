@@ -1,7 +1,7 @@
 //! Webhook delivery, measured into a local receiver (this process):
 //!
-//! 1. delay — events sent at a steady rate through ingest; for each, the time from its 202
-//!    to its first delivery answered 200 (p50/p99/max);
+//! 1. delay — events sent at a steady rate through ingest, after 3 s of warm-up; for each,
+//!    the time from its 202 to its first delivery (p50/p99/max);
 //! 2. throughput — a burst sent through the batch endpoint as fast as it takes them; the
 //!    deliveries per second while the backlog drains (first to last delivery).
 //!
@@ -61,6 +61,46 @@ async fn wait_for(log: &Arc<Mutex<Log>>, prefix: &str, count: usize, within: Dur
     }
 }
 
+/// Sends events through ingest; remembers when each was answered 202.
+struct Sender {
+    http: reqwest::Client,
+    url: String,
+    key: String,
+    code: String,
+}
+
+type Acked = Arc<Mutex<HashMap<String, Instant>>>;
+
+impl Sender {
+    /// `rate` events a second for `seconds`, marked `{prefix}-{i}`.
+    async fn steady(&self, prefix: &str, rate: u64, seconds: u64) -> Acked {
+        let acked: Acked = Arc::default();
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+        let mut sends = Vec::new();
+        for i in 0..rate * seconds {
+            tick.tick().await;
+            let mark = format!("{prefix}-{i}");
+            let body = json!({ "linkShortCode": self.code, "eventName": "probe", "properties": { "probe": mark } });
+            let request = self
+                .http
+                .post(&self.url)
+                .header("x-api-key", &self.key)
+                .json(&body);
+            let acked = acked.clone();
+            sends.push(tokio::spawn(async move {
+                let response = request.send().await;
+                if matches!(response, Ok(ref r) if r.status().as_u16() == 202) {
+                    acked.lock().unwrap().insert(mark, Instant::now());
+                }
+            }));
+        }
+        for send in sends {
+            let _ = send.await;
+        }
+        acked
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -95,32 +135,18 @@ async fn main() -> anyhow::Result<()> {
     // The worker reads subscriptions at most a second old.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    // 1. The delay, at a steady rate.
-    let acked: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
-    let mut sends = Vec::new();
-    for i in 0..rate * seconds {
-        tick.tick().await;
-        let (http, acked) = (http.clone(), acked.clone());
-        let url = format!("{ingest}/api/v1/events");
-        let body = json!({ "linkShortCode": code, "eventName": "probe", "properties": { "probe": format!("steady-{i}") } });
-        let key = key.clone();
-        sends.push(tokio::spawn(async move {
-            let user = body["properties"]["probe"].as_str().unwrap().to_owned();
-            let response = http
-                .post(url)
-                .header("x-api-key", key)
-                .json(&body)
-                .send()
-                .await;
-            if matches!(response, Ok(ref r) if r.status().as_u16() == 202) {
-                acked.lock().unwrap().insert(user, Instant::now());
-            }
-        }));
-    }
-    for send in sends {
-        let _ = send.await;
-    }
+    // 1. The delay, at a steady rate, after a warm-up (fresh consumer groups take their
+    // partitions in the first seconds; that is start-up, not delivery).
+    let sender = Sender {
+        http: http.clone(),
+        url: format!("{ingest}/api/v1/events"),
+        key: key.clone(),
+        code: code.clone(),
+    };
+    let warm = sender.steady("warm", rate, 3).await;
+    let warm_sent = warm.lock().unwrap().len();
+    wait_for(&log, "warm-", warm_sent, Duration::from_secs(60)).await;
+    let acked = sender.steady("steady", rate, seconds).await;
     let steady_sent = acked.lock().unwrap().len();
     wait_for(&log, "steady-", steady_sent, Duration::from_secs(60)).await;
     let mut delays: Vec<f64> = {
@@ -180,6 +206,10 @@ async fn main() -> anyhow::Result<()> {
         _ => f64::NAN,
     };
     let end_to_end = last.map_or(f64::NAN, |l| l.duration_since(burst_started).as_secs_f64());
+    let (requests_total, events_total) = {
+        let log = log.lock().unwrap();
+        (log.requests, log.first.len())
+    };
     println!(
         "{}",
         json!({
@@ -193,7 +223,8 @@ async fn main() -> anyhow::Result<()> {
                 "send_seconds": burst_sent.as_secs_f64(),
                 "drain_seconds": drain, "per_s": delivered as f64 / drain,
                 "all_delivered_after_s": end_to_end,
-            }
+            },
+            "receiver": { "requests": requests_total, "events": events_total }
         })
     );
     Ok(())

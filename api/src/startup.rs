@@ -151,10 +151,7 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        http::bound_port(&self.listener)
     }
 
     pub async fn run_until_stopped(

@@ -89,10 +89,7 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        http::bound_port(&self.listener)
     }
 
     /// Consumes until `shutdown` resolves, then flushes, commits and leaves the group.

@@ -130,10 +130,7 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        http::bound_port(&self.listener)
     }
 
     /// Serves until `shutdown` resolves, then gives unused quota back to Postgres.

@@ -85,6 +85,25 @@ impl Stack {
         body["deliveries"].as_array().unwrap().clone()
     }
 
+    /// The webhook's attempts once `done` holds for them (fails after `within`).
+    async fn deliveries_once(
+        &self,
+        key: &str,
+        webhook: &str,
+        within: Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let attempts = self.deliveries(key, webhook).await;
+            if done(&attempts) {
+                return attempts;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{attempts:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn stop(self) {
         self.ingest.stop().await.unwrap();
         self.api.stop().await.unwrap();
@@ -348,15 +367,11 @@ async fn a_delivery_is_given_up_after_the_retry_window_and_shown_failed() {
         .await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     stack.send(key, "purchase", "doomed").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let attempts = loop {
-        let attempts = stack.deliveries(key, &hook).await;
-        if attempts.first().is_some_and(|a| a["status"] == "failed") {
-            break attempts;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{attempts:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let attempts = stack
+        .deliveries_once(key, &hook, Duration::from_secs(30), |a| {
+            a.first().is_some_and(|a| a["status"] == "failed")
+        })
+        .await;
     assert!(
         attempts.len() >= 2,
         "retried before giving up: {attempts:?}"
@@ -426,17 +441,17 @@ async fn a_dead_endpoint_does_not_hold_up_a_healthy_one() {
     );
     // The dead endpoint holds at most its own slots.
     assert!(dead.received().len() <= 4, "{}", dead.received().len());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let attempts = stack.deliveries(&stack.account.live_key, &dead_hook).await;
-        if let Some(timed_out) = attempts.iter().find(|a| a["status"] == "retrying") {
-            assert_eq!(timed_out["error"], "timed out");
-            assert!(timed_out["responseCode"].is_null());
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let attempts = stack
+        .deliveries_once(
+            &stack.account.live_key,
+            &dead_hook,
+            Duration::from_secs(15),
+            |a| a.iter().any(|a| a["status"] == "retrying"),
+        )
+        .await;
+    let timed_out = attempts.iter().find(|a| a["status"] == "retrying").unwrap();
+    assert_eq!(timed_out["error"], "timed out");
+    assert!(timed_out["responseCode"].is_null());
     worker.stop().await.unwrap();
     stack.stop().await;
 }
@@ -537,20 +552,17 @@ async fn the_worker_refuses_private_addresses_unless_allowed() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     stack.send(key, "purchase", "private").await;
     for hook in [&by_address, &by_name] {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let attempts = stack.deliveries(key, hook).await;
-            if let Some(attempt) = attempts.first() {
-                assert_eq!(attempt["status"], "retrying");
-                assert!(
-                    attempt["error"].as_str().unwrap().contains("not allowed"),
-                    "{attempt}"
-                );
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let attempts = stack
+            .deliveries_once(key, hook, Duration::from_secs(20), |a| !a.is_empty())
+            .await;
+        assert_eq!(attempts[0]["status"], "retrying");
+        assert!(
+            attempts[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("not allowed"),
+            "{attempts:?}"
+        );
     }
     assert!(
         receiver.received().is_empty(),

@@ -36,6 +36,11 @@ pub async fn serve(
     .await
 }
 
+/// The port `listener` is bound to (tests bind port 0 and ask).
+pub fn bound_port(listener: &TcpListener) -> u16 {
+    listener.local_addr().map(|a| a.port()).unwrap_or_default()
+}
+
 /// Unknown paths answer with the error envelope too.
 pub async fn not_found() -> Response {
     (

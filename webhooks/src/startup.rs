@@ -84,10 +84,7 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        http::bound_port(&self.listener)
     }
 
     /// Runs until `shutdown` resolves; then stops taking events, lets attempts in flight

@@ -157,13 +157,13 @@ lines = [
     "  fetch from tansu (sqlite storage), decode, dedup, write batches of up to 20,000 rows (`CONSUMER_BATCH_MAX_EVENTS`), commit.",
 ]
 # Other benchmarks (bench/analytics/run.sh, bench/profile.sh, bench/consumer-fetch.sh,
-# bench/redirect.sh, bench/webhooks.sh) keep
+# bench/redirect.sh, bench/webhooks.sh, bench/quota.sh) keep
 # their own sections of the same file.
 try:
     previous = open(out_path).read()
 except FileNotFoundError:
     previous = ""
-for section in ("analytics-benchmark", "profile", "consumer-fetch", "redirect", "webhooks"):
+for section in ("analytics-benchmark", "profile", "consumer-fetch", "redirect", "webhooks", "quota"):
     START, END = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     if START in previous and END in previous:
         lines += ["", previous[previous.index(START): previous.index(END) + len(END)]]

@@ -1,0 +1,52 @@
+"""bench/quota.sh's raw results → the "quota" section of BENCHMARKS.md.
+
+Usage: quota_report.py RESULTS BENCHMARKS.md COMMIT"""
+import json
+import statistics
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sections import replace_section  # noqa: E402
+
+results_path, out_path, commit = sys.argv[1:4]
+rows = {}
+for line in open(results_path):
+    name, _, payload = line.strip().partition(" ")
+    rows[name] = json.loads(payload)
+settings = rows.pop("settings")
+blocks = settings["blocks"].split()
+
+
+def runs(key, block):
+    return [v for k, v in rows.items() if k.startswith(f"{key}_{block}_r")]
+
+
+def median(key, block, field):
+    return statistics.median(v[field] for v in runs(key, block))
+
+
+when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+lines = [
+    "## Quota on a hot account (`bench/quota.sh`)",
+    "",
+    f"`bench/quota.sh` at {commit}, {when}: one account, 256 connections, in-memory tansu, release "
+    f"ingest instances that differ only in `QUOTA_LEASE_BLOCK`; live key (quota) and test key "
+    f"(none) interleaved, medians of {settings['rounds']} × {settings['seconds']} s. Ratios are "
+    "within one round (live / test of the same round), then the median.",
+    "",
+    "| `QUOTA_LEASE_BLOCK` | live req/s | test req/s | live / test | ingest CPU µs/req live / test | Postgres CPU µs/req live | leases per run (live) | requests that waited (live) |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|",
+]
+for block in blocks:
+    live, test = runs("live", block), runs("test", block)
+    ratio = statistics.median(l["rps"] / t["rps"] for l, t in zip(live, test))
+    lines.append(
+        f"| {int(block):,} | {median('live', block, 'rps'):,.0f} | {median('test', block, 'rps'):,.0f} "
+        f"| **{ratio:.3f}** | {median('live', block, 'cpu_us')} / {median('test', block, 'cpu_us')} "
+        f"| {median('live', block, 'postgres_cpu_us')} | {median('live', block, 'leases'):.0f} "
+        f"| {median('live', block, 'waits'):.0f} |"
+    )
+replace_section(out_path, "quota", lines)
+print("\n".join(lines))

@@ -707,3 +707,90 @@ async fn the_api_checks_and_manages_webhooks() {
     assert_eq!(delete(account.live_key.clone()).await, 404);
     api.stop().await.unwrap();
 }
+
+/// Storage settles an event in one of two ways: ClickHouse holds its offset, or the storage
+/// group has committed past it (a message dead-lettered at the end of a partition leaves no
+/// row above it). The second is asked only when the worker says so.
+#[tokio::test]
+async fn storage_settles_by_clickhouse_offsets_or_by_the_storage_groups_commits() {
+    use linktrace_webhooks::settlement::Settlement;
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+
+    let env = TestEnv::with_partitions(1).await;
+    let storage_group = format!("lt-test-{}-consumer", env.id);
+    let settlement = Settlement::new(env.clickhouse.client(), &env.kafka, &storage_group).unwrap();
+    let wanted = HashMap::from([(0, 0)]);
+    // Nothing stored, nothing committed: offset 0 is not settled either way.
+    assert_eq!(settlement.unsettled(&wanted, true).await.unwrap(), [0]);
+
+    // The storage group commits past offset 0 (as after dead-lettering it); ClickHouse holds
+    // nothing of it.
+    let member: BaseConsumer = env
+        .kafka
+        .client_config()
+        .set("group.id", &storage_group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    offsets
+        .add_partition_offset(&env.kafka.events_topic, 0, rdkafka::Offset::Offset(1))
+        .unwrap();
+    member.commit(&offsets, CommitMode::Sync).unwrap();
+    assert_eq!(
+        settlement.unsettled(&wanted, false).await.unwrap(),
+        [0],
+        "ClickHouse's offsets alone do not settle it"
+    );
+    assert!(
+        settlement
+            .unsettled(&wanted, true)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the storage group's commit does"
+    );
+    // Offset 1 is past the commit: not settled.
+    let next = HashMap::from([(0, 1)]);
+    assert_eq!(settlement.unsettled(&next, true).await.unwrap(), [0]);
+
+    // Rows stored up to offset 5 settle everything up to it, whatever the group says (the
+    // consumer resumes from the group's commit, so offset 0 stays as if dead-lettered).
+    let mut record = EventRecord::new(
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Environment::Live,
+        "purchase",
+        EventSource::Api,
+        chrono::Utc::now(),
+    );
+    record.link_short_code = Some("settle12".into());
+    let consumer = env.spawn_consumer().await;
+    for _ in 0..6 {
+        record.event_id = Uuid::new_v4();
+        env.produce(&record).await;
+    }
+    assert_eq!(
+        env.wait_for_stored(
+            &format!("account_id = '{}'", record.account_id),
+            5,
+            Duration::from_secs(20)
+        )
+        .await,
+        5
+    );
+    let up_to_5 = HashMap::from([(0, 5)]);
+    assert!(settlement
+        .unsettled(&up_to_5, false)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        settlement
+            .unsettled(&HashMap::from([(0, 6)]), false)
+            .await
+            .unwrap(),
+        [0]
+    );
+    consumer.stop().await.unwrap();
+}

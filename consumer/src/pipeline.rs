@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use linktrace_domain::EventRecord;
 use linktrace_platform::kafka::{group, KafkaSink, ObservedContext};
+use linktrace_platform::shutdown;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::Message;
@@ -228,7 +229,7 @@ impl Pipeline {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = group::stopped(&mut stop) => return None,
+                        _ = shutdown::stopped(&mut stop) => return None,
                     }
                     backoff = (backoff * 2).min(self.limits.max_backoff);
                 }

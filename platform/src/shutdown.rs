@@ -22,3 +22,9 @@ pub async fn signal() {
     }
     tracing::info!("shutdown signal received");
 }
+
+/// Resolves once `stop` says shutdown has been asked for: how a service's loops hear of it
+/// (the guard `wait_for` returns is not `Send`, so it is dropped here).
+pub async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}

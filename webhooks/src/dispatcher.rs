@@ -62,7 +62,7 @@ impl Dispatcher {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
-                _ = linktrace_platform::kafka::group::stopped(&mut stop) => {}
+                _ = linktrace_platform::shutdown::stopped(&mut stop) => {}
             }
         }
         tasks.close();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use linktrace_domain::EventRecord;
 use linktrace_platform::kafka::{group, ObservedContext};
+use linktrace_platform::shutdown;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
@@ -147,7 +148,7 @@ impl Intake {
             }
             tokio::select! {
                 _ = tokio::time::sleep(SETTLE_POLL) => {}
-                _ = group::stopped(stop) => return None,
+                _ = shutdown::stopped(stop) => return None,
             }
         }
         let keys: Vec<(Uuid, Uuid, Position)> = matched
@@ -196,7 +197,7 @@ where
                 tracing::warn!(%error, step = what, retry_in_ms = pause.as_millis() as u64, "webhook intake step failed");
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
-                    _ = group::stopped(stop) => return None,
+                    _ = shutdown::stopped(stop) => return None,
                 }
                 pause = (pause * 2).min(MAX_BACKOFF);
             }

@@ -97,7 +97,7 @@ impl Application {
         let (stop_sender, stop) = watch::channel(false);
         let server = tokio::spawn(http::serve(self.listener, self.router, {
             let mut stop = stop.clone();
-            async move { linktrace_platform::kafka::group::stopped(&mut stop).await }
+            async move { linktrace_platform::shutdown::stopped(&mut stop).await }
         }));
         let housekeeping = tokio::spawn(housekeeping(self.outbox, self.retention, stop.clone()));
         let intake = tokio::spawn(self.intake.run(stop.clone()));
@@ -120,7 +120,7 @@ async fn housekeeping(outbox: Outbox, retention: Duration, mut stop: watch::Rece
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = linktrace_platform::kafka::group::stopped(&mut stop) => return,
+            _ = linktrace_platform::shutdown::stopped(&mut stop) => return,
         }
         match outbox.backlog().await {
             Ok(pending) => BACKLOG.set(pending),

@@ -11,11 +11,7 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-/// Resolves once shutdown has been asked for (the guard `wait_for` returns is not `Send`,
-/// so it is dropped here).
-pub async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
-}
+use crate::shutdown::stopped;
 
 /// A batch, and whether shutdown came while it was gathered.
 pub struct Gathered {

@@ -24,6 +24,8 @@ REQUESTS="${PROFILE_REQUESTS:-2000}"
 PATH_KIND="${PROFILE_PATH:-events}"
 KEY_KIND="${PROFILE_KEY:-live}"
 OUT="$REPO/bench/profile.txt"
+# Which code is measured, read before this script writes anything of its own.
+CODE="$(git -C "$REPO" rev-parse --short HEAD)$([[ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]] && echo " + uncommitted changes")"
 
 cleanup() {
   for name in api ingest bare tansu_profile; do stop_pid "$name"; done
@@ -89,7 +91,7 @@ log "profiling ingest ($REQUESTS requests, path $PATH_KIND)"
 ingest="$(profile ingest 9381 "$REPO/target/release/linktrace-ingest")"
 
 {
-  echo "# bench/profile.sh — instructions per request (valgrind callgrind), $REQUESTS sequential requests, path $PATH_KIND, $KEY_KIND key, code $(git -C "$REPO" rev-parse --short HEAD)$([[ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]] && echo " + uncommitted changes")"
+  echo "# bench/profile.sh — instructions per request (valgrind callgrind), $REQUESTS sequential requests, path $PATH_KIND, $KEY_KIND key, code $CODE"
   python3 - "$bare" "$ingest" "$REQUESTS" <<'PY'
 import sys
 bare, ingest, n = int(sys.argv[1].split()[1]), int(sys.argv[2].split()[1]), int(sys.argv[3])

@@ -99,10 +99,7 @@ pub fn build_router(state: AppState, readiness: Readiness) -> Router {
     let router = api
         .merge(http::operational_routes(readiness))
         .fallback(http::not_found)
-        .layer(axum::middleware::from_fn(metrics::track_http))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            http::panic_response,
-        ));
+        .layer(axum::middleware::from_fn(metrics::track_http));
     request_id::layer(router)
 }
 

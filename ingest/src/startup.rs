@@ -57,10 +57,7 @@ pub fn build_router(intake: Arc<Intake>, readiness: Readiness, max_body_bytes: u
         .with_state(intake)
         .merge(http::operational_routes(readiness))
         .fallback(http::not_found)
-        .layer(axum::middleware::from_fn(metrics::track_http))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            http::panic_response,
-        ));
+        .layer(axum::middleware::from_fn(metrics::track_http));
     request_id::layer(router)
 }
 

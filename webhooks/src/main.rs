@@ -3,6 +3,11 @@ use linktrace_platform::{shutdown, telemetry};
 use linktrace_webhooks::config::WebhooksConfig;
 use linktrace_webhooks::startup::Application;
 
+/// mimalloc, as ingest and the api: glibc's allocator was about 8% of the worker's CPU while
+/// it delivered (perf, during `bench/webhooks.sh`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init("webhooks");

@@ -21,7 +21,7 @@ use crate::subscriptions::Subscriptions;
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// After a wake-up, how long to wait before claiming (one claim statement per few
 /// deliveries rather than per delivery; `bench/webhooks.sh` measures the effect).
-const CLAIM_GATHER: Duration = Duration::from_millis(5);
+const CLAIM_GATHER: Duration = Duration::from_millis(1);
 
 pub struct Dispatcher {
     pub outbox: Outbox,

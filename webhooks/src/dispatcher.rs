@@ -19,9 +19,6 @@ use crate::subscriptions::Subscriptions;
 
 /// How often the dispatcher looks for retries that came due when nothing woke it.
 const IDLE_POLL: Duration = Duration::from_millis(250);
-/// After a wake-up, how long to wait before claiming (one claim statement per few
-/// deliveries rather than per delivery; `bench/webhooks.sh` measures the effect).
-const CLAIM_GATHER: Duration = Duration::from_millis(1);
 
 pub struct Dispatcher {
     pub outbox: Outbox,
@@ -63,11 +60,7 @@ impl Dispatcher {
                 ));
             }
             tokio::select! {
-                _ = self.wake.notified() => {
-                    // Woken by new rows or a finished attempt: let a few more attempts
-                    // finish, so that one claim refills several slots instead of one.
-                    tokio::time::sleep(CLAIM_GATHER).await;
-                }
+                _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
                 _ = linktrace_platform::shutdown::stopped(&mut stop) => {}
             }

@@ -1,20 +1,16 @@
 """bench/quota.sh's raw results → the "quota" section of BENCHMARKS.md.
 
 Usage: quota_report.py RESULTS BENCHMARKS.md COMMIT"""
-import json
 import statistics
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sections import replace_section  # noqa: E402
+from sections import read_results, replace_section  # noqa: E402
 
 results_path, out_path, commit = sys.argv[1:4]
-rows = {}
-for line in open(results_path):
-    name, _, payload = line.strip().partition(" ")
-    rows[name] = json.loads(payload)
+rows = read_results(results_path)
 settings = rows.pop("settings")
 blocks = settings["blocks"].split()
 

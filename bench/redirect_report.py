@@ -1,18 +1,14 @@
 #!/usr/bin/env python3
 """bench/redirect.sh's raw results → the "redirect" section of BENCHMARKS.md."""
-import json
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sections import replace_section  # noqa: E402
+from sections import read_results, replace_section  # noqa: E402
 
 results_path, out_path, commit = sys.argv[1:4]
-rows = {}
-for line in open(results_path):
-    name, _, payload = line.strip().partition(" ")
-    rows[name] = json.loads(payload)
+rows = read_results(results_path)
 settings = rows["settings"]
 
 

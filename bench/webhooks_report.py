@@ -2,21 +2,12 @@
 
 Usage: webhooks_report.py RESULTS BENCHMARKS.md COMMIT"""
 
-import json
 import os
 import sys
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(__file__))
-from sections import replace_section  # noqa: E402
-
-
-def read(path):
-    lines = {}
-    for line in open(path):
-        name, _, rest = line.strip().partition(" ")
-        lines[name] = rest
-    return lines
+from sections import read_results, replace_section  # noqa: E402
 
 
 def ticks(text):
@@ -24,10 +15,8 @@ def ticks(text):
 
 
 def main(results_path, benchmarks_path, commit):
-    lines = read(results_path)
-    probe = json.loads(lines["probe"])
-    settings = json.loads(lines["settings"])
-    attempts = json.loads(lines["attempts"])
+    lines = read_results(results_path)
+    probe, settings, attempts = lines["probe"], lines["settings"], lines["attempts"]
     before, after = ticks(lines["cpu_before"]), ticks(lines["cpu_after"])
     hz = os.sysconf("SC_CLK_TCK")
     delivered = max(attempts["delivered"], 1)

@@ -24,8 +24,9 @@ pub struct WebhooksConfig {
     /// past it (or ClickHouse holds its offset).
     #[envconfig(from = "KAFKA_CONSUMER_GROUP", default = "linktrace-consumer")]
     pub storage_group_id: String,
-    /// Finished deliveries and attempts are kept this long (for `…/deliveries`).
-    #[envconfig(from = "WEBHOOKS_RETENTION_HOURS", default = "168")]
+    /// Finished deliveries and attempts are kept this long (for `…/deliveries`, and so that
+    /// a redelivered event collapses into its row). Rows ≈ deliveries per second × this.
+    #[envconfig(from = "WEBHOOKS_RETENTION_HOURS", default = "24")]
     pub retention_hours: u32,
     #[envconfig(nested)]
     pub delivery: DeliveryConfig,

@@ -23,21 +23,10 @@ pub struct Webhook {
     pub url: String,
     #[schema(value_type = Vec<String>)]
     pub events: Vec<String>,
-    #[sqlx(try_from = "String")]
-    #[schema(value_type = String, example = "live")]
-    pub environment: EnvironmentName,
+    /// `live` or `test`: the key's that made it.
+    #[schema(example = "live")]
+    pub environment: String,
     pub created_at: DateTime<Utc>,
-}
-
-/// `live` or `test`, as stored.
-#[derive(Debug, Clone, Serialize)]
-#[serde(transparent)]
-pub struct EnvironmentName(String);
-
-impl From<String> for EnvironmentName {
-    fn from(stored: String) -> Self {
-        Self(stored)
-    }
 }
 
 /// One attempt to deliver an event to a webhook.

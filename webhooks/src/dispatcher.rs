@@ -25,7 +25,7 @@ pub struct Dispatcher {
     pub deliverer: Arc<Deliverer>,
     pub delivery: DeliveryConfig,
     pub retry: RetryConfig,
-    pub subscriptions: Subscriptions,
+    pub subscriptions: Arc<Subscriptions>,
     /// Rung by the intake (new rows) and by finished attempts (free slots).
     pub wake: Arc<Notify>,
 }

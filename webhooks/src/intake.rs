@@ -34,7 +34,7 @@ pub struct Intake {
     pub consumer: Arc<StreamConsumer<ObservedContext>>,
     pub topic: String,
     pub settlement: Settlement,
-    pub subscriptions: Subscriptions,
+    pub subscriptions: Arc<Subscriptions>,
     pub outbox: Outbox,
     pub wake: Arc<Notify>,
     pub max_events: usize,

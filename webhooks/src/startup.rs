@@ -47,6 +47,8 @@ impl Application {
             .layer(axum::middleware::from_fn(metrics::track_http));
         let outbox = Outbox::new(pool.clone());
         let wake = Arc::new(Notify::new());
+        // One view of the webhooks for both halves (each refresh is one query a second).
+        let subscriptions = Arc::new(Subscriptions::new(pool));
         let intake = Intake {
             consumer: Arc::new(consumer),
             topic: config.kafka.events_topic.clone(),
@@ -55,7 +57,7 @@ impl Application {
                 &config.kafka,
                 &config.storage_group_id,
             )?,
-            subscriptions: Subscriptions::new(pool.clone()),
+            subscriptions: subscriptions.clone(),
             outbox: outbox.clone(),
             wake: wake.clone(),
             max_events: 2000,
@@ -69,7 +71,7 @@ impl Application {
             )?),
             delivery: config.delivery,
             retry: config.retry,
-            subscriptions: Subscriptions::new(pool),
+            subscriptions,
             wake,
         };
         let listener = TcpListener::bind(config.address).await?;

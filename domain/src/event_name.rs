@@ -28,10 +28,7 @@ impl EventName {
                 Self::MAX_LEN
             )));
         }
-        let mut bytes = name.bytes();
-        let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase());
-        let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !(first_ok && rest_ok) {
+        if !Self::has_name_shape(&name) {
             return Err(ParseError::new(
                 "must match ^[a-z][a-z0-9_]*$ after lowercasing",
             ));
@@ -40,6 +37,13 @@ impl EventName {
             return Err(ParseError::new(format!("'{name}' is reserved")));
         }
         Ok(Self(name))
+    }
+
+    /// `^[a-z][a-z0-9_]*$`: the shape of every event name, the pipeline's own included.
+    pub fn has_name_shape(name: &str) -> bool {
+        let mut bytes = name.bytes();
+        bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     }
 
     /// The pipeline's own events (`click`, `install`): not open to customers.

@@ -4,7 +4,7 @@ use std::fmt;
 
 use rand::RngCore;
 
-use crate::ParseError;
+use crate::{EventName, ParseError};
 
 /// The event types a webhook receives: `*` (every stored event) or event names — the
 /// pipeline's own (`click`, `install`) as well as the customer's (`purchase`). 1-20
@@ -27,11 +27,7 @@ impl EventTypes {
         for entry in raw {
             let entry = entry.as_ref();
             let valid = entry == Self::EVERY
-                || (entry.len() <= 128
-                    && entry.starts_with(|c: char| c.is_ascii_lowercase())
-                    && entry
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+                || (entry.len() <= EventName::MAX_LEN && EventName::has_name_shape(entry));
             if !valid {
                 return Err(ParseError::new(format!(
                     "'{entry}' is not an event type: \"*\" or a name matching ^[a-z][a-z0-9_]*$"

@@ -97,15 +97,6 @@ impl WebhookReceiver {
         self.behaviour.log.lock().unwrap().clone()
     }
 
-    /// Distinct `LinkTrace-Event-Id`s among the requests answered 2xx.
-    pub fn delivered_ids(&self) -> std::collections::HashSet<String> {
-        self.received()
-            .iter()
-            .filter(|r| (200..300).contains(&r.answered))
-            .map(|r| r.header("linktrace-event-id").to_owned())
-            .collect()
-    }
-
     /// Waits until `done(received)` holds, or `within` passes; returns what arrived.
     pub async fn wait_until(
         &self,

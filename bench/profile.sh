@@ -101,6 +101,10 @@ print(f"ingest:       {ingest / n:,.0f} instructions/request ({ingest / bare:.2f
 print(f"above the limit: {(ingest - bare) / n:,.0f} instructions/request")
 PY
   echo
+  echo "## where the difference is: each function's own instructions, grouped (bench/callgrind_groups.py)"
+  echo
+  python3 "$REPO/bench/callgrind_groups.py" "$STATE/callgrind.ingest.1" "$STATE/callgrind.bare.1" "$REQUESTS"
+  echo
   echo "## ingest: heaviest functions (inclusive), per request = Ir / $REQUESTS"
   callgrind_annotate --inclusive=yes --threshold=100 "$STATE/callgrind.ingest.1" 2>/dev/null \
     | grep -v '^--' | sed -n '1,400p' | awk 'NF && $1 ~ /^[0-9,]+$/' | sed -n '1,60p'
@@ -110,7 +114,8 @@ python3 - "$OUT" "$REPO/BENCHMARKS.md" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[2].rsplit("/", 1)[0] + "/bench")
 from sections import replace_section
-summary = open(sys.argv[1]).read().split("\n## ")[0].strip().splitlines()
+parts = open(sys.argv[1]).read().split("\n## ")
+summary, groups = parts[0].strip().splitlines(), parts[1].strip().splitlines()
 replace_section(sys.argv[2], "profile", [
     "## Instructions per request (`bench/profile.sh`, valgrind callgrind)",
     "",
@@ -118,6 +123,9 @@ replace_section(sys.argv[2], "profile", [
     "functions are in `bench/profile.txt`.",
     "",
     *[f"- {line.lstrip('# ')}" for line in summary],
+    "",
+    f"Where the difference is ({groups[0].split(': ', 1)[1]}):",
+    *groups[1:],
 ])
 PY
 log "wrote $OUT and the profile section of BENCHMARKS.md"

@@ -2,17 +2,16 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
 use linktrace_platform::clickhouse::ClickHouseReadiness;
 use linktrace_platform::clock::{Clock, SystemClock};
 use linktrace_platform::health::Readiness;
+use linktrace_platform::http;
+use linktrace_platform::http_metrics::HttpMetricsLayer;
 use linktrace_platform::kafka::{EventSink, KafkaReadiness, KafkaSink};
 use linktrace_platform::keys::KeyDirectory;
 use linktrace_platform::postgres::{self, PostgresReadiness};
-use linktrace_platform::request_id;
-use linktrace_platform::{http, metrics};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use utoipa_axum::router::OpenApiRouter;
@@ -93,14 +92,11 @@ pub fn build_router(state: AppState, readiness: Readiness) -> Router {
         .route("/dashboard", get(dashboard::page))
         // Static routes win over this one, so no short code shadows a service path.
         .route("/{short_code}", get(redirect::follow))
-        .layer(DefaultBodyLimit::max(64 * 1024))
         .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(state);
-    let router = api
-        .merge(http::operational_routes(readiness))
+    api.merge(http::operational_routes(readiness))
         .fallback(http::not_found)
-        .layer(axum::middleware::from_fn(metrics::track_http));
-    request_id::layer(router)
+        .layer(HttpMetricsLayer)
 }
 
 pub struct Application {
@@ -110,6 +106,9 @@ pub struct Application {
 }
 
 /// How long shutdown waits for clicks still on their way to the broker.
+/// The largest request body any api route reads.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
 const CLICK_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Application {
@@ -156,7 +155,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "api listening");
-        http::serve(self.listener, self.router, shutdown).await?;
+        http::serve(self.listener, self.router, MAX_BODY_BYTES, shutdown).await?;
         self.clicks_in_flight.close();
         if tokio::time::timeout(CLICK_DRAIN_TIMEOUT, self.clicks_in_flight.wait())
             .await

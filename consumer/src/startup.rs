@@ -5,9 +5,10 @@ use std::time::Duration;
 use axum::Router;
 use linktrace_platform::clickhouse::ClickHouseReadiness;
 use linktrace_platform::health::Readiness;
+use linktrace_platform::http;
+use linktrace_platform::http_metrics::HttpMetricsLayer;
 use linktrace_platform::kafka::{KafkaReadiness, KafkaSink, ObservedContext};
 use linktrace_platform::postgres::{self, PostgresReadiness};
-use linktrace_platform::{http, metrics};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio::net::TcpListener;
 
@@ -60,8 +61,7 @@ impl Application {
             .with(Arc::new(PostgresReadiness(pool.clone())))
             .with(Arc::new(ClickHouseReadiness(config.clickhouse.client())))
             .with(Arc::new(KafkaReadiness::new(&dead_letters)));
-        let router = http::operational_routes(readiness)
-            .layer(axum::middleware::from_fn(metrics::track_http));
+        let router = http::operational_routes(readiness).layer(HttpMetricsLayer);
         let pipeline = Pipeline {
             consumer: Arc::new(consumer),
             topic: config.kafka.events_topic.clone(),
@@ -99,9 +99,14 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "consumer running");
         let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(http::serve(self.listener, self.router, async move {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(http::serve(
+            self.listener,
+            self.router,
+            http::NO_BODIES,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         self.pipeline.run(shutdown).await;
         let _ = stop_server.send(());
         server.await??;

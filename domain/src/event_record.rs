@@ -235,7 +235,11 @@ impl EventRecord {
     }
 
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("an event record always serialises")
+        // Room for a typical record up front: growing from serde_json's default reallocates
+        // twice (bench/profile.sh).
+        let mut bytes = Vec::with_capacity(512);
+        serde_json::to_writer(&mut bytes, self).expect("an event record always serialises");
+        bytes
     }
 
     /// Reads a record from the wire, refusing layouts this build does not know.

@@ -8,11 +8,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use linktrace_platform::clock::{Clock, SystemClock};
 use linktrace_platform::health::Readiness;
+use linktrace_platform::http;
+use linktrace_platform::http_metrics::HttpMetricsLayer;
 use linktrace_platform::kafka::{EventSink, KafkaReadiness, KafkaSink};
 use linktrace_platform::keys::KeyDirectory;
 use linktrace_platform::postgres::{self, PostgresReadiness};
-use linktrace_platform::request_id;
-use linktrace_platform::{http, metrics};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use utoipa_axum::router::OpenApiRouter;
@@ -50,24 +50,24 @@ impl Dependencies {
     }
 }
 
-pub fn build_router(intake: Arc<Intake>, readiness: Readiness, max_body_bytes: usize) -> Router {
-    let (routes, _) = routes(max_body_bytes).split_for_parts();
-    let router = routes
+pub fn build_router(intake: Arc<Intake>, readiness: Readiness) -> Router {
+    let (routes, _) = routes().split_for_parts();
+    routes
         .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(intake)
         .merge(http::operational_routes(readiness))
         .fallback(http::not_found)
-        .layer(axum::middleware::from_fn(metrics::track_http));
-    request_id::layer(router)
+        .layer(HttpMetricsLayer)
 }
 
 /// Ingest's public routes, each with its OpenAPI description (`openapi()` takes the
 /// description, `build_router` the routes).
-fn routes(max_body_bytes: usize) -> OpenApiRouter<Arc<Intake>> {
+fn routes() -> OpenApiRouter<Arc<Intake>> {
+    // The single-event routes read at most `MAX_BODY_BYTES` (`http::serve`'s limit); the
+    // batch route more.
     let single = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(routes::events::create))
-        .routes(utoipa_axum::routes!(routes::capture::create))
-        .layer(DefaultBodyLimit::max(max_body_bytes));
+        .routes(utoipa_axum::routes!(routes::capture::create));
     let batch = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(routes::batch::create))
         .layer(DefaultBodyLimit::max(routes::batch::MAX_BODY_BYTES));
@@ -76,12 +76,13 @@ fn routes(max_body_bytes: usize) -> OpenApiRouter<Arc<Intake>> {
 
 /// The OpenAPI description of ingest's public routes.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes(0).split_for_parts().1
+    routes().split_for_parts().1
 }
 
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    max_body_bytes: usize,
     quota: Arc<QuotaLimiter>,
 }
 
@@ -117,11 +118,12 @@ impl Application {
                 config.rate_limit_burst,
             )),
         });
-        let router = build_router(intake, deps.readiness, config.max_body_bytes);
+        let router = build_router(intake, deps.readiness);
         let listener = TcpListener::bind(config.address).await?;
         Ok(Self {
             listener,
             router,
+            max_body_bytes: config.max_body_bytes,
             quota,
         })
     }
@@ -137,7 +139,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "ingest listening");
         let returner = self.quota.spawn_returner();
-        let served = http::serve(self.listener, self.router, shutdown).await;
+        let served = http::serve(self.listener, self.router, self.max_body_bytes, shutdown).await;
         returner.stop().await;
         self.quota.return_unused(true).await?;
         tracing::info!("ingest stopped");

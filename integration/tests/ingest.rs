@@ -659,8 +659,15 @@ async fn batch_answers_each_event_in_order() {
     assert_eq!(answer["queued"], 2);
 
     let too_many: Vec<Value> = (0..1001)
-        .map(|_| event("abcd1234", "purchase", None))
+        .map(|_| {
+            let mut padded = event("abcd1234", "purchase", None);
+            padded["properties"] = json!({ "note": "x".repeat(100) });
+            padded
+        })
         .collect();
+    // Larger than a single event may be (64 KiB), within the batch route's own limit: read,
+    // then refused for its count.
+    assert!(json!({ "events": too_many }).to_string().len() > 64 * 1024);
     let (status, answer) = env
         .post(
             &ingest.url("/api/v1/events/batch"),

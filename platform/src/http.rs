@@ -2,12 +2,14 @@
 
 use std::future::Future;
 
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use linktrace_domain::{ErrorCode, ErrorEnvelope};
 use tokio::net::TcpListener;
+use tower::Layer;
 
 use crate::health::{self, Readiness};
 use crate::{metrics, openapi};
@@ -22,19 +24,30 @@ pub fn operational_routes(readiness: Readiness) -> Router {
         .route("/openapi.json", get(openapi::handler))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves `router` on `listener`, inside what every request gets first (a request id, its
+/// span, a caught panic: [`crate::request_id::layer`]), until `shutdown` resolves, then
+/// drains in-flight requests. A route reads a body of at most `body_limit` bytes unless it
+/// sets its own `DefaultBodyLimit` (set here, around the router, it costs no per-route
+/// layer: `bench/profile.sh`).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    body_limit: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let service = crate::request_id::layer(DefaultBodyLimit::max(body_limit).layer(router));
     axum::serve(
         listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(
+            service,
+        ),
     )
     .with_graceful_shutdown(shutdown)
     .await
 }
+
+/// The body limit of a service none of whose routes reads a body.
+pub const NO_BODIES: usize = 0;
 
 /// The port `listener` is bound to (tests bind port 0 and ask).
 pub fn bound_port(listener: &TcpListener) -> u16 {

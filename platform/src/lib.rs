@@ -8,6 +8,7 @@ pub mod endpoint_policy;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod http_metrics;
 pub mod kafka;
 pub mod keys;
 pub mod metrics;

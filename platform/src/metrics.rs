@@ -1,17 +1,11 @@
-//! Prometheus metrics: one process-wide registry (the crate's default), HTTP request
-//! metrics for every router, and the `/metrics` text endpoint.
+//! Prometheus metrics: one process-wide registry (the crate's default) and the `/metrics`
+//! text endpoint (HTTP request metrics: [`crate::http_metrics`]).
 
 use std::sync::LazyLock;
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
 use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use prometheus::{
-    register_histogram_vec, register_int_counter_vec, Encoder, HistogramVec, IntCounterVec,
-    TextEncoder,
-};
+use axum::response::IntoResponse;
+use prometheus::{register_int_counter_vec, Encoder, IntCounterVec, TextEncoder};
 
 /// Latency buckets (seconds) for request and I/O histograms: 250µs to 10s.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -27,43 +21,6 @@ pub static CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
-
-static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        "http_requests_total",
-        "HTTP requests answered, by route, method and status",
-        &["route", "method", "status"]
-    )
-    .expect("metric registers once")
-});
-
-static HTTP_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
-    register_histogram_vec!(
-        "http_request_duration_seconds",
-        "HTTP request latency, by route and method",
-        &["route", "method"],
-        LATENCY_BUCKETS.to_vec()
-    )
-    .expect("metric registers once")
-});
-
-/// axum middleware: counts and times every request by its route template (never the raw
-/// path, so short codes do not explode label cardinality).
-pub async fn track_http(request: Request, next: Next) -> Response {
-    // Both are cheap clones (an `Arc<str>`, a standard method), not allocations.
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = request.method().clone();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let started = Instant::now();
-    let response = next.run(request).await;
-    HTTP_LATENCY
-        .with_label_values(&[route, method.as_str()])
-        .observe(started.elapsed().as_secs_f64());
-    HTTP_REQUESTS
-        .with_label_values(&[route, method.as_str(), response.status().as_str()])
-        .inc();
-    response
-}
 
 /// Every registered metric in Prometheus' text format.
 pub fn render() -> String {

@@ -89,6 +89,11 @@ pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestError> {
     {
         return Err(RequestError::NotAnObject);
     }
+    // The common case, a valid body, without the path bookkeeping; a refusal is read again
+    // with it, so that its message names the field.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();

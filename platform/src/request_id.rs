@@ -3,12 +3,14 @@
 //! of the request carries it), and put on the Kafka message of every event the request
 //! produces (header `linktrace-request-id`).
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
 use axum::extract::Request;
 use axum::http::HeaderName;
-use axum::middleware::Next;
-use axum::response::Response;
-use axum::Router;
-use tower::ServiceBuilder;
+use axum::response::{IntoResponse, Response};
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -25,14 +27,26 @@ pub fn current() -> Option<String> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
-/// Wraps the whole of `router` (once, around the routing, not around each route: a layer
+/// Wraps the whole of a router (once, around the routing, not around each route: a layer
 /// on every route is boxed and cloned per request at each step — `bench/profile.sh` counted
 /// 88 allocations a request with them there) in what every request gets before it is
 /// routed: a request id, a tracing span, the id on the answer and readable by
-/// [`current`], and a panic caught into the 500 envelope.
-pub fn layer(router: Router) -> Router {
+/// [`current`], and a panic caught into the 500 envelope. A service of its own, not a
+/// `Router` (a router around it would route every request twice).
+pub fn layer<S>(
+    inner: S,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send>
+       + Clone
+       + Send
+       + Sync
+       + 'static
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
     let header = HeaderName::from_static(HEADER);
-    let service = ServiceBuilder::new()
+    ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
         .layer(SetRequestIdLayer::new(header.clone(), MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -49,34 +63,59 @@ pub fn layer(router: Router) -> Router {
             }),
         )
         .layer(PropagateRequestIdLayer::new(header))
-        .layer(axum::middleware::from_fn(scope))
+        .layer(ScopeLayer)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             crate::http::panic_response,
         ))
-        .service(router);
-    Router::new().fallback_service(service)
+        .service(inner)
 }
 
 /// Makes the id readable by [`current`] for everything the handler does.
-async fn scope(request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    CURRENT.scope(id, next.run(request)).await
+#[derive(Debug, Clone, Copy)]
+struct ScopeLayer;
+
+impl<S> Layer<S> for ScopeLayer {
+    type Service = Scope<S>;
+    fn layer(&self, inner: S) -> Scope<S> {
+        Scope { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Scope<S> {
+    inner: S,
+}
+
+impl<S: Service<Request>> Service<Request> for Scope<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = TaskLocalFuture<String, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let id = request
+            .headers()
+            .get(HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        CURRENT.scope(id, self.inner.call(request))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
     use axum::routing::get;
+    use axum::Router;
     use tower::ServiceExt;
 
     use super::*;
 
-    fn app() -> Router {
+    fn app() -> impl Service<Request, Response = Response, Error = Infallible> {
         let routes = Router::new()
             .route(
                 "/items/{id}",
@@ -90,7 +129,7 @@ mod tests {
                     ""
                 }),
             )
-            .layer(axum::middleware::from_fn(crate::metrics::track_http));
+            .layer(crate::http_metrics::HttpMetricsLayer);
         layer(routes)
     }
 

@@ -5,9 +5,10 @@ use std::time::Duration;
 use axum::Router;
 use linktrace_platform::clickhouse::ClickHouseReadiness;
 use linktrace_platform::health::Readiness;
+use linktrace_platform::http;
+use linktrace_platform::http_metrics::HttpMetricsLayer;
 use linktrace_platform::kafka::ObservedContext;
 use linktrace_platform::postgres::{self, PostgresReadiness};
-use linktrace_platform::{http, metrics};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
@@ -43,8 +44,7 @@ impl Application {
         let readiness = Readiness::new()
             .with(Arc::new(PostgresReadiness(pool.clone())))
             .with(Arc::new(ClickHouseReadiness(config.clickhouse.client())));
-        let router = http::operational_routes(readiness)
-            .layer(axum::middleware::from_fn(metrics::track_http));
+        let router = http::operational_routes(readiness).layer(HttpMetricsLayer);
         let outbox = Outbox::new(pool.clone());
         let wake = Arc::new(Notify::new());
         // One view of the webhooks for both halves (each refresh is one query a second).
@@ -97,7 +97,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "webhook worker running");
         let (stop_sender, stop) = watch::channel(false);
-        let server = tokio::spawn(http::serve(self.listener, self.router, {
+        let server = tokio::spawn(http::serve(self.listener, self.router, http::NO_BODIES, {
             let mut stop = stop.clone();
             async move { linktrace_platform::shutdown::stopped(&mut stop).await }
         }));

@@ -100,7 +100,10 @@ fn rfc3339_micros<S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     use chrono::{Datelike, Timelike};
-    let year = at.year();
+    // UTC's naive time is the stored one: each accessor of the `DateTime` would apply the
+    // (zero) offset again.
+    let naive = at.naive_utc();
+    let year = naive.year();
     if !(0..=9999).contains(&year) {
         return at.serialize(serializer);
     }
@@ -112,13 +115,13 @@ fn rfc3339_micros<S: serde::Serializer>(
     }
     let mut text = *b"0000-00-00T00:00:00.000000Z";
     put(&mut text[0..4], year as u32);
-    put(&mut text[5..7], at.month());
-    put(&mut text[8..10], at.day());
-    put(&mut text[11..13], at.hour());
-    put(&mut text[14..16], at.minute());
+    put(&mut text[5..7], naive.month());
+    put(&mut text[8..10], naive.day());
+    put(&mut text[11..13], naive.hour());
+    put(&mut text[14..16], naive.minute());
     // A leap second's nanoseconds run past 1e9: keep it inside its second.
-    put(&mut text[17..19], at.second());
-    put(&mut text[20..26], (at.nanosecond() / 1000).min(999_999));
+    put(&mut text[17..19], naive.second());
+    put(&mut text[20..26], (naive.nanosecond() / 1000).min(999_999));
     serializer.serialize_str(std::str::from_utf8(&text).expect("ASCII digits"))
 }
 
@@ -133,6 +136,7 @@ impl EventRecord {
         source: EventSource,
         at: DateTime<Utc>,
     ) -> Self {
+        let at = at.trunc_subsecs(6);
         Self {
             schema_version: SCHEMA_VERSION,
             event_id,
@@ -146,8 +150,8 @@ impl EventRecord {
             revenue: None,
             source,
             client: None,
-            event_time: at.trunc_subsecs(6),
-            received_at: at.trunc_subsecs(6),
+            event_time: at,
+            received_at: at,
         }
     }
 

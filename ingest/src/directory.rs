@@ -38,13 +38,12 @@ impl Directory {
 
     /// The account that owns `short_code`, if any.
     pub async fn link_owner(&self, short_code: &str) -> Result<Option<Uuid>, sqlx::Error> {
-        let pool = self.pool.clone();
-        let code = short_code.to_owned();
+        let pool = &self.pool;
         self.links
-            .get_or_load(code.clone(), || async move {
+            .get_or_load(short_code, || async move {
                 sqlx::query_scalar("SELECT account_id FROM links WHERE short_code = $1")
-                    .bind(&code)
-                    .fetch_optional(&pool)
+                    .bind(short_code)
+                    .fetch_optional(pool)
                     .await
             })
             .await
@@ -57,17 +56,17 @@ impl Directory {
         account_id: Uuid,
         user_id: &str,
     ) -> Result<Option<String>, sqlx::Error> {
-        let pool = self.pool.clone();
-        let user = user_id.to_owned();
+        let pool = &self.pool;
+        let key = (account_id, user_id.to_owned());
         let found = self
             .installs
-            .get_or_load((account_id, user.clone()), || async move {
+            .get_or_load(&key, || async move {
                 sqlx::query_scalar::<_, Option<String>>(
                     "SELECT short_code FROM attributions WHERE account_id = $1 AND user_id = $2",
                 )
                 .bind(account_id)
-                .bind(&user)
-                .fetch_optional(&pool)
+                .bind(user_id)
+                .fetch_optional(pool)
                 .await
             })
             .await?;

@@ -2,6 +2,7 @@
 //! `ttl`, a miss for a shorter `negative_ttl` (so a key or link created a moment ago is
 //! seen soon), and every look-up is counted in `cache_lookups_total{cache,result}`.
 
+use std::borrow::Borrow;
 use std::time::Duration;
 
 use envconfig::Envconfig;
@@ -48,25 +49,28 @@ where
         }
     }
 
-    /// The cached answer for `key`, or `load`'s (which is then cached, found or not).
-    pub async fn get_or_load<F, Fut, E>(&self, key: K, load: F) -> Result<Option<V>, E>
+    /// The cached answer for `key`, or `load`'s (which is then cached, found or not). A hit
+    /// looks up by reference: only a miss makes an owned key.
+    pub async fn get_or_load<Q, F, Fut, E>(&self, key: &Q, load: F) -> Result<Option<V>, E>
     where
+        K: Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Option<V>, E>>,
     {
-        if let Some(value) = self.found.get(&key).await {
+        if let Some(value) = self.found.get(key).await {
             self.count(true);
             return Ok(Some(value));
         }
-        if self.missing.contains_key(&key) {
+        if self.missing.contains_key(key) {
             self.count(true);
             return Ok(None);
         }
         self.count(false);
         let loaded = load().await?;
         match &loaded {
-            Some(value) => self.found.insert(key, value.clone()).await,
-            None => self.missing.insert(key, ()).await,
+            Some(value) => self.found.insert(key.to_owned(), value.clone()).await,
+            None => self.missing.insert(key.to_owned(), ()).await,
         }
         Ok(loaded)
     }

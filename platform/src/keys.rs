@@ -68,9 +68,10 @@ impl KeyDirectory {
         let Some(key) = secret.and_then(|s| ApiKey::parse(s).ok()) else {
             return Ok(None);
         };
-        let pool = self.pool.clone();
+        let pool = &self.pool;
+        let key = &key;
         self.cache
-            .get_or_load(key.expose_secret().to_owned(), || async move {
+            .get_or_load(key.expose_secret(), || async move {
                 let hash = key.hash().as_str().to_owned();
                 let row: Option<(Uuid, String, Vec<String>, i64)> = sqlx::query_as(
                     "SELECT k.account_id, k.environment, p.allowed_endpoints, p.monthly_event_quota \
@@ -78,7 +79,7 @@ impl KeyDirectory {
                      WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
                 )
                 .bind(&hash)
-                .fetch_optional(&pool)
+                .fetch_optional(pool)
                 .await?;
                 Ok(row.and_then(|(account_id, environment, allowed, quota)| {
                     Some(KeyOwner {

@@ -24,7 +24,15 @@ tokio::task_local! {
 
 /// The id of the request this task is serving, if any.
 pub fn current() -> Option<String> {
-    CURRENT.try_with(Clone::clone).ok()
+    with_current(str::to_owned)
+}
+
+/// `f` of the id of the request this task is serving (not empty), if any, without copying it.
+pub fn with_current<R>(f: impl FnOnce(&str) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|id| (!id.is_empty()).then(|| f(id)))
+        .ok()
+        .flatten()
 }
 
 /// Wraps the whole of a router (once, around the routing, not around each route: a layer

@@ -167,15 +167,14 @@ impl EventSink for KafkaSink {
         let payload = record.to_json();
         let key = record.partition_key();
         let message = FutureRecord::to(&self.topic).key(&key).payload(&payload);
-        match crate::request_id::current().filter(|id| !id.is_empty()) {
-            Some(id) => {
-                let headers =
-                    rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
-                        key: crate::request_id::KAFKA_HEADER,
-                        value: Some(id.as_str()),
-                    });
-                self.deliver(message.headers(headers)).await
-            }
+        let headers = crate::request_id::with_current(|id| {
+            rdkafka::message::OwnedHeaders::new_with_capacity(1).insert(rdkafka::message::Header {
+                key: crate::request_id::KAFKA_HEADER,
+                value: Some(id),
+            })
+        });
+        match headers {
+            Some(headers) => self.deliver(message.headers(headers)).await,
             None => self.deliver(message).await,
         }
     }

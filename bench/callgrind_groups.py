@@ -8,25 +8,8 @@ import re
 import subprocess
 import sys
 
-# First match wins: the more specific crates before the ones they are built on.
-GROUPS = [
-    ("request body (serde_json, serde_path_to_error)", r"serde_json|serde_path_to_error|serde::de|serde_core"),
-    ("metrics (prometheus)", r"prometheus"),
-    ("caches (moka)", r"moka|crossbeam|quanta|tagptr"),
-    ("tracing", r"tracing"),
-    ("request id, trace and panic layers (tower-http)", r"tower_http"),
-    ("router and middleware (axum, tower)", r"axum|tower::|tower_service|matchit"),
-    ("HTTP/1 (hyper, http)", r"hyper|http::|httparse|h2::"),
-    ("rate limiter (governor)", r"governor"),
-    ("ids and times (uuid, chrono, rand)", r"uuid|chrono|rand|getrandom"),
-    ("hashing (SipHash, ahash, foldhash)", r"sip|hash::|ahash|foldhash|hashbrown"),
-    ("our code (linktrace)", r"linktrace"),
-    ("producer (rdkafka)", r"rdkafka|rd_kafka|KafkaSink"),
-    ("runtime (tokio, futures)", r"tokio|futures|mio"),
-    ("allocator (mimalloc)", r"mi_|_mi_|mimalloc|__rust_alloc|__rust_dealloc|__rust_realloc|alloc::"),
-    ("memcpy and friends", r"memmove|memcpy|memset|memcmp|strlen"),
-    ("C library", r"libc|ld-linux|pthread|__GI_|__libc"),
-]
+from code_groups import group_of
+
 LINE = re.compile(r"^\s*([0-9,]+)\s+(?:\([^)]*\)\s+)?(.*)$")
 
 
@@ -43,7 +26,7 @@ def own_instructions(path):
         # "file:function [binary]": the binary's name says nothing about the code.
         count = int(match.group(1).replace(",", ""))
         name = re.sub(r"\s+\[[^\]]*\]$", "", match.group(2))
-        group = next((g for g, pattern in GROUPS if re.search(pattern, name)), "other")
+        group = group_of(name)
         groups[group] = groups.get(group, 0) + count
     return groups
 
@@ -62,4 +45,5 @@ def main():
           f"{sum(r[1] - r[2] for r in rows):+,.0f} |")
 
 
-main()
+if __name__ == "__main__":
+    main()

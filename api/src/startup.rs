@@ -155,7 +155,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "api listening");
-        http::serve(self.listener, self.router, MAX_BODY_BYTES, shutdown).await?;
+        http::serve_with_peer_addresses(self.listener, self.router, MAX_BODY_BYTES, shutdown)
+            .await?;
         self.clicks_in_flight.close();
         if tokio::time::timeout(CLICK_DRAIN_TIMEOUT, self.clicks_in_flight.wait())
             .await

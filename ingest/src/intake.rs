@@ -88,10 +88,8 @@ impl Intake {
     ) -> Result<Accepted, IngestError> {
         let outcome = self.ingest_inner(key, source, draft).await;
         match &outcome {
-            Ok(Accepted::Queued) => EVENTS_ACCEPTED.with_label_values(&[source.as_str()]).inc(),
-            Ok(Accepted::Deduplicated) => EVENTS_DEDUPLICATED
-                .with_label_values(&[source.as_str()])
-                .inc(),
+            Ok(Accepted::Queued) => EVENTS_ACCEPTED.inc(source),
+            Ok(Accepted::Deduplicated) => EVENTS_DEDUPLICATED.inc(source),
             Err(error) => EVENTS_REJECTED.with_label_values(&[error.reason()]).inc(),
         }
         outcome

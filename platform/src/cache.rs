@@ -49,6 +49,24 @@ where
         }
     }
 
+    /// The cached answer for `key` (`Some(None)`: known to be missing), if there is one. Not
+    /// counted as a miss: the caller goes on to [`Self::get_or_load`], which counts it.
+    pub async fn cached<Q>(&self, key: &Q) -> Option<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        if let Some(value) = self.found.get(key).await {
+            self.count(true);
+            return Some(Some(value));
+        }
+        if self.missing.contains_key(key) {
+            self.count(true);
+            return Some(None);
+        }
+        None
+    }
+
     /// The cached answer for `key`, or `load`'s (which is then cached, found or not). A hit
     /// looks up by reference: only a miss makes an owned key.
     pub async fn get_or_load<Q, F, Fut, E>(&self, key: &Q, load: F) -> Result<Option<V>, E>
@@ -58,13 +76,8 @@ where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Option<V>, E>>,
     {
-        if let Some(value) = self.found.get(key).await {
-            self.count(true);
-            return Ok(Some(value));
-        }
-        if self.missing.contains_key(key) {
-            self.count(true);
-            return Ok(None);
+        if let Some(answer) = self.cached(key).await {
+            return Ok(answer);
         }
         self.count(false);
         let loaded = load().await?;

@@ -38,6 +38,23 @@ pub async fn serve(
     let service = crate::request_id::layer(DefaultBodyLimit::max(body_limit).layer(router));
     axum::serve(
         listener,
+        axum::ServiceExt::<Request>::into_make_service(service),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// [`serve`], and each request carries its peer's address (`ConnectInfo<SocketAddr>`), for
+/// routes that read it (only those: it is one more step and extension per request).
+pub async fn serve_with_peer_addresses(
+    listener: TcpListener,
+    router: Router,
+    body_limit: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service = crate::request_id::layer(DefaultBodyLimit::max(body_limit).layer(router));
+    axum::serve(
+        listener,
         axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(
             service,
         ),

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Where ingest's CPU goes under load, beside the limit handler's: the release
+# `linktrace-ingest` and `bare-produce` (same body parsing, same rdkafka settings, 202 after
+# the ack) on one in-memory tansu, each driven by wrk (LOAD_CONNECTIONS, 256) for
+# LOAD_SECONDS (10) a run, interleaved over LOAD_ROUNDS (3) rounds. Reports requests/s
+# and each service's own CPU per request (utime+stime), medians, and, from `perf record`
+# (cpu-clock samples, round 1), that CPU split by what the code is doing
+# (bench/code_groups.py), in µs per request, with the difference. Writes
+# bench/load-profile.txt and the load-profile section of BENCHMARKS.md.
+# `bench/profile.sh` counts instructions (repeatable); this one is time, with the
+# kernel, the wake-ups and the cache misses instructions do not show.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN_ID="$(date +%s)"
+export LINKTRACE_STATE_DIR="$REPO/.linktrace/load-profile"
+export LINKTRACE_PROFILE=release
+export INGEST_ADDR=127.0.0.1:9481 API_ADDR=127.0.0.1:9482
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_load_$RUN_ID"
+export CLICKHOUSE_DATABASE="linktrace_load_$RUN_ID"
+export KAFKA_BROKERS=127.0.0.1:9496
+export KAFKA_EVENTS_TOPIC="linktrace.load.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.load.$RUN_ID.dlq"
+export INGEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
+source "$REPO/deploy/lib.sh"
+source "$REPO/bench/lib.sh"
+CONNECTIONS="${LOAD_CONNECTIONS:-256}"
+SECONDS_EACH="${LOAD_SECONDS:-10}"
+ROUNDS="${LOAD_ROUNDS:-3}"
+OUT="$REPO/bench/load-profile.txt"
+RESULTS="$STATE/results.$RUN_ID"
+CODE="$(git -C "$REPO" rev-parse --short HEAD)"
+if [[ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]]; then CODE+=" + uncommitted changes"; fi
+
+cleanup() {
+  for name in api ingest bare tansu_load; do stop_pid "$name"; done
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_load_$RUN_ID" >/dev/null 2>&1 || true
+  curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS linktrace_load_$RUN_ID" >/dev/null || true
+}
+trap cleanup EXIT
+
+apt_install wrk
+start_postgres
+start_clickhouse
+(cd "$REPO" && cargo build --release -q -p linktrace-ingest -p linktrace-api -p linktrace-bench --bins)
+mkdir -p "$STATE/tansu-memory"
+: >"$RESULTS"
+daemonize tansu_load "$STATE/tansu-memory" "" "$LOGS/tansu-load.log" "$(command -v tansu)" broker \
+  --listener-url "tcp://$KAFKA_BROKERS" --advertised-listener-url "tcp://$KAFKA_BROKERS" --storage-engine memory://
+wait_for "in-memory tansu" 30 bash -c "exec 3<>/dev/tcp/${KAFKA_BROKERS/://}"
+for topic in "$KAFKA_EVENTS_TOPIC" "$KAFKA_EVENTS_TOPIC.bare"; do
+  tansu topic create "$topic" --partitions "$KAFKA_EVENTS_PARTITIONS" --broker "tcp://$KAFKA_BROKERS" >>"$LOGS/topics.log" 2>&1
+done
+
+start_service api
+bench_account load bench load1234
+stop_pid api
+export LT_CODE=load1234
+(export KAFKA_EVENTS_TOPIC="$KAFKA_EVENTS_TOPIC.bare"
+ daemonize bare "$REPO" "" "$LOGS/bare.log" "$REPO/target/release/bare-produce" 127.0.0.1:9491)
+wait_for "bare-produce" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/9491"
+start_service ingest
+
+# switches PID: context switches so far, voluntary + involuntary, over all its threads.
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s }'; }
+
+# run NAME PIDNAME URL ROUND: one wrk run; its figures (and in round 1 a perf profile).
+run() {
+  local name="$1" pid before after line tmp switched
+  pid="$(cat "$RUN/$2.pid")"
+  if [[ "$4" == 1 ]]; then
+    (sleep 1; perf record -e cpu-clock -F 999 -g -p "$pid" -o "$STATE/perf-$name.data" -- sleep "$((SECONDS_EACH - 2))" >/dev/null 2>&1) &
+  fi
+  tmp="$(mktemp --suffix=.lua)"
+  cat "$REPO/bench/wrk/event.lua" "$REPO/bench/wrk/report.lua" >"$tmp"
+  log "measuring $name, round $4 ($CONNECTIONS connections, ${SECONDS_EACH}s)"
+  before="$(proc_ticks "$pid")"; switched="$(switches "$pid")"
+  line="$(wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --timeout 10s -s "$tmp" "$3" | grep '^WRK_JSON' | sed 's/^WRK_JSON //')"
+  after="$(proc_ticks "$pid")"; switched=$(( $(switches "$pid") - switched ))
+  rm -f "$tmp"
+  wait
+  echo "${name}_r$4 $line" >>"$RESULTS"
+  echo "ticks_${name}_r$4 $((after - before))" >>"$RESULTS"
+  echo "switches_${name}_r$4 $switched" >>"$RESULTS"
+}
+for round in $(seq 1 "$ROUNDS"); do
+  run limit bare "http://127.0.0.1:9491/api/v1/events" "$round"
+  run ingest ingest "http://$INGEST_ADDR/api/v1/events" "$round"
+done
+
+python3 "$REPO/bench/load_profile_report.py" "$RESULTS" "$STATE/perf-limit.data" "$STATE/perf-ingest.data" \
+  "$CONNECTIONS" "$SECONDS_EACH" "$ROUNDS" "$CODE" "$OUT" "$REPO/BENCHMARKS.md"
+cat "$OUT"

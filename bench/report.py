@@ -105,6 +105,19 @@ lag_trend = slope(lags)
 keeps_up = bool(lags) and lag_trend < 0.05 * load_rps
 mem = {n: int(other[f"memory_{n}"][0]) / 1024 for n in ("ingest", "consumer", "api")}
 
+lag_ok = keeps_up
+goals = [
+    ("ingest ≥ 0.9× the limit, durable broker, 32 connections", f"{rps('ingest_c32') / rps('limit_c32'):.2f}×", rps('ingest_c32') / rps('limit_c32') >= 0.9),
+    ("same, durable, 256", f"{rps('ingest_c256') / rps('limit_c256'):.2f}×", rps('ingest_c256') / rps('limit_c256') >= 0.9),
+    ("same, in-memory, 32", f"{rps('ingest_memory_c32') / rps('limit_memory_c32'):.2f}×", rps('ingest_memory_c32') / rps('limit_memory_c32') >= 0.9),
+    ("same, in-memory, 256", f"{rps('ingest_memory_c256') / rps('limit_memory_c256'):.2f}×", rps('ingest_memory_c256') / rps('limit_memory_c256') >= 0.9),
+    ("ingest CPU per event ≤ 1.3× the limit's (durable, 32)", f"{cpu_us('ingest_c32'):.1f} vs {cpu_us('limit_c32'):.1f} µs: {cpu_us('ingest_c32') / cpu_us('limit_c32'):.2f}×", cpu_us('ingest_c32') <= 1.3 * cpu_us('limit_c32')),
+    ("live key within 5% of a test key", f"{rps('quota_live') / rps('quota_test'):.2f}×", rps('quota_live') >= 0.95 * rps('quota_test')),
+    ("dedup path ≥ 0.5× the plain path", f"{rps('dedup') / rps('plain'):.2f}×", rps('dedup') >= 0.5 * rps('plain')),
+    ("the consumer keeps up with the batch endpoint (lag flat while it runs at its peak)", f"lag trend {lag_trend:+,.0f} messages/s at {load_rps:,.0f} events/s", lag_ok),
+    ("202 → visible p99 < 1 s meanwhile", f"{e2e['p99_ms']:.0f} ms", e2e['p99_ms'] < 1000),
+]
+
 lines = [
     "# Benchmarks",
     "",
@@ -140,6 +153,26 @@ lines = [
     f"| test key, same (no quota) | {rps('quota_test'):,.0f} | {p99('quota_test'):.1f} | {cpu_us('quota_test'):.0f} | |",
     f"| dedup path, a fresh `entityId` each ({connections} connections, durable broker) | {rps('dedup'):,.0f} | {p99('dedup'):.1f} | {cpu_us('dedup'):.0f} | {rps('dedup') / rps('plain'):.2f} of the plain path |",
     f"| plain path, same | {rps('plain'):,.0f} | {p99('plain'):.1f} | {cpu_us('plain'):.0f} | |",
+    "",
+    "## Issue 16's goals in this run",
+    "",
+    "| goal | this run | |",
+    "|---|---|---|",
+    *[f"| {goal} | {figure} | {'**met**' if met else 'not met'} |" for goal, figure, met in goals],
+    "",
+    "What bounds the ones not met, with the profiles to show it: at 256 connections ingest, wrk",
+    "and the broker share two cores, so ingest's throughput is its CPU per request against the",
+    "limit handler's — `bench/load-profile.sh` (section below) splits both by what the code does",
+    "under that load, and `bench/profile.sh` counts the instructions. On the durable broker the",
+    "broker's own CPU (tansu's sqlite writes, in *Where the time goes*) takes a larger share of",
+    "the same cores as well.",
+    *([] if e2e['p99_ms'] < 1000 else [
+        "The 202 → visible delay under that load is the consumer's batch window",
+        "(`CONSUMER_BATCH_MAX_WAIT_MS`, 250 ms) plus a batch's ClickHouse write (its",
+        "partitions written at once), both slowed by the same two cores running wrk, ingest",
+        "and the broker at the batch endpoint's peak; without that load it is under 1 s (the",
+        "consumer fetch section).",
+    ]),
     "",
     "## Other paths",
     "",
@@ -181,7 +214,7 @@ try:
     previous = open(out_path).read()
 except FileNotFoundError:
     previous = ""
-for section in ("analytics-benchmark", "profile", "load-profile", "consumer-fetch", "redirect", "webhooks", "quota"):
+for section in ("analytics-benchmark", "profile", "load-profile", "consumer-fetch", "consumer-latency", "redirect", "webhooks", "quota"):
     START, END = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     if START in previous and END in previous:
         lines += ["", previous[previous.index(START): previous.index(END) + len(END)]]

@@ -28,10 +28,13 @@ pub struct ConsumerConfig {
     /// librdkafka's fetch settings (see bench/consumer-fetch.sh for what they change):
     /// the broker answers a fetch once it has `fetch.min.bytes` or after
     /// `fetch.wait.max.ms`; at most `max.partition.fetch.bytes` per partition per fetch;
-    /// the client prefetches until `queued.min.messages` wait in its queue.
+    /// the client prefetches until `queued.min.messages` wait in its queue. The wait
+    /// showed in every event's 202 → visible delay against tansu (a caught-up consumer got
+    /// new events about once per wait, data or not): 100 ms, not librdkafka's 500
+    /// (bench/consumer-latency.sh: p99 under the batch endpoint's peak).
     #[envconfig(from = "CONSUMER_FETCH_MIN_BYTES", default = "1")]
     pub fetch_min_bytes: u32,
-    #[envconfig(from = "CONSUMER_FETCH_WAIT_MAX_MS", default = "500")]
+    #[envconfig(from = "CONSUMER_FETCH_WAIT_MAX_MS", default = "100")]
     pub fetch_wait_max_ms: u32,
     #[envconfig(from = "CONSUMER_MAX_PARTITION_FETCH_BYTES", default = "1048576")]
     pub max_partition_fetch_bytes: u32,

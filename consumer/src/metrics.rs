@@ -65,3 +65,19 @@ pub static WRITE_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
     )
     .expect("registers once")
 });
+pub static COMMIT_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "consumer_commit_duration_seconds",
+        "Offset commit latency per batch (the broker's answer)",
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("registers once")
+});
+pub static BATCH_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "consumer_batch_duration_seconds",
+        "A batch from its last message gathered to its offsets committed: decode, dedup, write, commit",
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("registers once")
+});

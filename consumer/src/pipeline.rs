@@ -31,8 +31,8 @@ use uuid::Uuid;
 
 use crate::exactly_once::{self, HighWaterMarks};
 use crate::metrics::{
-    ALREADY_STORED, BATCH_SIZE, CLICKHOUSE_ERRORS, CONSUMED, DEAD_LETTERED, DEDUPLICATED,
-    WRITE_LATENCY, WRITTEN,
+    ALREADY_STORED, BATCH_LATENCY, BATCH_SIZE, CLICKHOUSE_ERRORS, COMMIT_LATENCY, CONSUMED,
+    DEAD_LETTERED, DEDUPLICATED, WRITE_LATENCY, WRITTEN,
 };
 use crate::recent::RecentEvents;
 use crate::row::{EventRow, StreamPosition};
@@ -108,6 +108,7 @@ impl Pipeline {
         batch: Vec<OwnedMessage>,
         stop: &tokio::sync::watch::Receiver<bool>,
     ) -> bool {
+        let started = Instant::now();
         let mut records = Vec::with_capacity(batch.len());
         for message in &batch {
             match EventRecord::from_json(message.payload().unwrap_or_default()) {
@@ -148,7 +149,10 @@ impl Pipeline {
             let _ = std::fs::write(marker, b"written, not committed");
             std::future::pending::<()>().await;
         }
+        let committing = Instant::now();
         self.commit(&batch).await;
+        COMMIT_LATENCY.observe(committing.elapsed().as_secs_f64());
+        BATCH_LATENCY.observe(started.elapsed().as_secs_f64());
         true
     }
 

@@ -35,7 +35,7 @@ pub async fn serve(
     body_limit: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = crate::request_id::layer(DefaultBodyLimit::max(body_limit).layer(router));
+    let service = what_every_request_gets(router, body_limit);
     axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service(service),
@@ -52,7 +52,7 @@ pub async fn serve_with_peer_addresses(
     body_limit: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = crate::request_id::layer(DefaultBodyLimit::max(body_limit).layer(router));
+    let service = what_every_request_gets(router, body_limit);
     axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(
@@ -61,6 +61,18 @@ pub async fn serve_with_peer_addresses(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// `router` inside the request id stack, with its default body limit.
+fn what_every_request_gets(
+    router: Router,
+    body_limit: usize,
+) -> impl tower::Service<Request, Response = Response, Error = std::convert::Infallible, Future: Send>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
+    crate::request_id::layer(DefaultBodyLimit::max(body_limit).layer(router))
 }
 
 /// The body limit of a service none of whose routes reads a body.

@@ -19,8 +19,7 @@ SETTINGS="${LATENCY_SETTINGS:-fetch_wait_500 CONSUMER_FETCH_WAIT_MAX_MS=500
 fetch_wait_100 CONSUMER_FETCH_WAIT_MAX_MS=100}"
 STATE_DIR="$LINKTRACE_STATE_DIR"; mkdir -p "$STATE_DIR"
 RESULTS="$STATE_DIR/results.$(date +%s)"
-CODE="$(git -C "$REPO" rev-parse --short HEAD)"
-if [[ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]]; then CODE+=" + uncommitted changes"; fi
+CODE="$(code_under_test)"
 cleanup() { for name in nginx api ingest consumer; do stop_pid "$name"; done; }
 trap cleanup EXIT
 

@@ -25,3 +25,14 @@ bench_account() {
   curl -sf -X POST "http://$API_ADDR/api/v1/referral-links" -H "x-api-key: $LT_KEY" -H 'content-type: application/json' \
     -d "{\"destinationUrl\":\"https://example.com\",\"shortCode\":\"$code\"}" >/dev/null
 }
+
+# code_under_test: the commit the services are built from, and "+ uncommitted changes" when
+# the working tree differs from it in anything but the benchmarks' own outputs (BENCHMARKS.md
+# and the reports under bench/, which an earlier benchmark of the same code may have written).
+code_under_test() {
+  local code; code="$(git -C "$REPO" rev-parse --short HEAD)"
+  if [[ -n "$(git -C "$REPO" status --porcelain --untracked-files=no -- . ':!BENCHMARKS.md' ':!bench/*.txt' ':!bench/results.json')" ]]; then
+    code+=" + uncommitted changes"
+  fi
+  echo "$code"
+}

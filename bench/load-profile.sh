@@ -27,8 +27,7 @@ SECONDS_EACH="${LOAD_SECONDS:-10}"
 ROUNDS="${LOAD_ROUNDS:-3}"
 OUT="$REPO/bench/load-profile.txt"
 RESULTS="$STATE/results.$RUN_ID"
-CODE="$(git -C "$REPO" rev-parse --short HEAD)"
-if [[ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]]; then CODE+=" + uncommitted changes"; fi
+CODE="$(code_under_test)"
 
 cleanup() {
   for name in api ingest bare tansu_load; do stop_pid "$name"; done

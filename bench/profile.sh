@@ -25,8 +25,7 @@ PATH_KIND="${PROFILE_PATH:-events}"
 KEY_KIND="${PROFILE_KEY:-live}"
 OUT="$REPO/bench/profile.txt"
 # Which code is measured, read before this script writes anything of its own.
-CODE="$(git -C "$REPO" rev-parse --short HEAD)"
-if [[ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]]; then CODE+=" + uncommitted changes"; fi
+CODE="$(code_under_test)"
 
 cleanup() {
   for name in api ingest bare tansu_profile; do stop_pid "$name"; done

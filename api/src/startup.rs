@@ -105,10 +105,10 @@ pub struct Application {
     clicks_in_flight: TaskTracker,
 }
 
-/// How long shutdown waits for clicks still on their way to the broker.
 /// The largest request body any api route reads.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// How long shutdown waits for clicks still on their way to the broker.
 const CLICK_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Application {

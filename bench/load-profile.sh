@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Where ingest's CPU goes under load, beside the limit handler's: the release
 # `linktrace-ingest` and `bare-produce` (same body parsing, same rdkafka settings, 202 after
-# the ack) on one in-memory tansu, each driven by wrk (LOAD_CONNECTIONS, 256) for
-# LOAD_SECONDS (10) a run, interleaved over LOAD_ROUNDS (3) rounds. Reports requests/s
-# and each service's own CPU per request (utime+stime), medians, and, from `perf record`
+# the ack) on one tansu of their own (LOAD_STORAGE: memory, or sqlite for the durable
+# broker), each driven by wrk (LOAD_CONNECTIONS, 256) for LOAD_SECONDS (10) a run,
+# interleaved over LOAD_ROUNDS (3) rounds. Reports requests/s, each service's own CPU per
+# request (utime+stime) and the broker's, medians, and, from `perf record`
 # (cpu-clock samples, round 1), that CPU split by what the code is doing
 # (bench/code_groups.py), in µs per request, with the difference. Writes
 # bench/load-profile.txt and the load-profile section of BENCHMARKS.md.
@@ -25,7 +26,9 @@ source "$REPO/bench/lib.sh"
 CONNECTIONS="${LOAD_CONNECTIONS:-256}"
 SECONDS_EACH="${LOAD_SECONDS:-10}"
 ROUNDS="${LOAD_ROUNDS:-3}"
+STORAGE="${LOAD_STORAGE:-memory}"
 OUT="$REPO/bench/load-profile.txt"
+[[ "$STORAGE" == memory ]] || OUT="$REPO/bench/load-profile-$STORAGE.txt"
 RESULTS="$STATE/results.$RUN_ID"
 CODE="$(code_under_test)"
 
@@ -40,11 +43,16 @@ apt_install wrk
 start_postgres
 start_clickhouse
 (cd "$REPO" && cargo build --release -q -p linktrace-ingest -p linktrace-api -p linktrace-bench --bins)
-mkdir -p "$STATE/tansu-memory"
+rm -rf "$STATE/tansu-load"; mkdir -p "$STATE/tansu-load"
 : >"$RESULTS"
-daemonize tansu_load "$STATE/tansu-memory" "" "$LOGS/tansu-load.log" "$(command -v tansu)" broker \
-  --listener-url "tcp://$KAFKA_BROKERS" --advertised-listener-url "tcp://$KAFKA_BROKERS" --storage-engine memory://
-wait_for "in-memory tansu" 30 bash -c "exec 3<>/dev/tcp/${KAFKA_BROKERS/://}"
+case "$STORAGE" in
+  memory) engine=memory:// ;;
+  sqlite) engine=sqlite://tansu.db ;;
+  *) echo "LOAD_STORAGE is memory or sqlite" >&2; exit 2 ;;
+esac
+daemonize tansu_load "$STATE/tansu-load" "" "$LOGS/tansu-load.log" "$(command -v tansu)" broker \
+  --listener-url "tcp://$KAFKA_BROKERS" --advertised-listener-url "tcp://$KAFKA_BROKERS" --storage-engine "$engine"
+wait_for "tansu ($STORAGE)" 30 bash -c "exec 3<>/dev/tcp/${KAFKA_BROKERS/://}"
 for topic in "$KAFKA_EVENTS_TOPIC" "$KAFKA_EVENTS_TOPIC.bare"; do
   tansu topic create "$topic" --partitions "$KAFKA_EVENTS_PARTITIONS" --broker "tcp://$KAFKA_BROKERS" >>"$LOGS/topics.log" 2>&1
 done
@@ -71,14 +79,16 @@ run() {
   tmp="$(mktemp --suffix=.lua)"
   cat "$REPO/bench/wrk/event.lua" "$REPO/bench/wrk/report.lua" >"$tmp"
   log "measuring $name, round $4 ($CONNECTIONS connections, ${SECONDS_EACH}s)"
-  before="$(proc_ticks "$pid")"; switched="$(switches "$pid")"
+  before="$(proc_ticks "$pid")"; switched="$(switches "$pid")"; broker="$(proc_ticks "$(cat "$RUN/tansu_load.pid")")"
   line="$(wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --timeout 10s -s "$tmp" "$3" | grep '^WRK_JSON' | sed 's/^WRK_JSON //')"
   after="$(proc_ticks "$pid")"; switched=$(( $(switches "$pid") - switched ))
+  broker=$(( $(proc_ticks "$(cat "$RUN/tansu_load.pid")") - broker ))
   rm -f "$tmp"
   wait
   echo "${name}_r$4 $line" >>"$RESULTS"
   echo "ticks_${name}_r$4 $((after - before))" >>"$RESULTS"
   echo "switches_${name}_r$4 $switched" >>"$RESULTS"
+  echo "broker_ticks_${name}_r$4 $broker" >>"$RESULTS"
 }
 for round in $(seq 1 "$ROUNDS"); do
   run limit bare "http://127.0.0.1:9491/api/v1/events" "$round"
@@ -86,5 +96,5 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 python3 "$REPO/bench/load_profile_report.py" "$RESULTS" "$STATE/perf-limit.data" "$STATE/perf-ingest.data" \
-  "$CONNECTIONS" "$SECONDS_EACH" "$ROUNDS" "$CODE" "$OUT" "$REPO/BENCHMARKS.md"
+  "$CONNECTIONS" "$SECONDS_EACH" "$ROUNDS" "$CODE" "$OUT" "$REPO/BENCHMARKS.md" "$STORAGE"
 cat "$OUT"

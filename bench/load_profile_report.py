@@ -3,7 +3,7 @@
 limit handler (medians over the rounds), and the CPU of round 1 split by what the code is
 doing (perf cpu-clock samples, grouped by bench/code_groups.py) in µs per request.
 Usage: load_profile_report.py RESULTS PERF_LIMIT PERF_INGEST CONNECTIONS SECONDS ROUNDS CODE
-OUT BENCHMARKS_MD."""
+OUT BENCHMARKS_MD STORAGE."""
 import datetime
 import os
 import re
@@ -15,7 +15,8 @@ from code_groups import group_of
 from sections import read_results, replace_section
 
 (results_path, perf_limit, perf_ingest, connections, seconds, rounds, code, out_path,
- benchmarks) = sys.argv[1:10]
+ benchmarks, storage) = sys.argv[1:11]
+broker_name = {"memory": "in-memory tansu", "sqlite": "durable tansu (sqlite)"}[storage]
 rows = read_results(results_path)
 tick = os.sysconf("SC_CLK_TCK")
 
@@ -24,7 +25,10 @@ def figures(name):
     runs = [(rows[f"{name}_r{r}"], int(rows[f"ticks_{name}_r{r}"])) for r in range(1, int(rounds) + 1)]
     switches = [int(rows[f"switches_{name}_r{r}"]) / max(rows[f"{name}_r{r}"]["requests"], 1)
                 for r in range(1, int(rounds) + 1)]
+    broker = [int(rows[f"broker_ticks_{name}_r{r}"]) / tick * 1e6 / max(rows[f"{name}_r{r}"]["requests"], 1)
+              for r in range(1, int(rounds) + 1)]
     return {
+        "broker_us": statistics.median(broker),
         "switches": statistics.median(switches),
         "rps": statistics.median(r["rps"] for r, _ in runs),
         "cpu_us": statistics.median(t / tick * 1e6 / max(r["requests"], 1) for r, t in runs),
@@ -58,14 +62,14 @@ ingest_groups, limit_groups = groups(perf_ingest), groups(perf_limit)
 when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 lines = [
     f"`bench/load-profile.sh` — {when}, code `{code}`: release ingest and `bare-produce` on one "
-    f"in-memory tansu, wrk with {connections} connections, {seconds} s a run, {rounds} interleaved "
-    f"rounds (medians); CPU is each service's own utime+stime per request.",
+    f"{broker_name}, wrk with {connections} connections, {seconds} s a run, {rounds} interleaved "
+    f"rounds (medians); CPU is each service's own utime+stime per request, and the broker's.",
     "",
-    "| service | requests/s | p99 ms | CPU µs/request | context switches/request | errors |",
-    "|---|---:|---:|---:|---:|---:|",
-    f"| ingest | {ingest['rps']:,.0f} | {ingest['p99_ms']:.1f} | {ingest['cpu_us']:.1f} | {ingest['switches']:.2f} | {ingest['errors']} |",
-    f"| limit (`bare-produce`) | {limit['rps']:,.0f} | {limit['p99_ms']:.1f} | {limit['cpu_us']:.1f} | {limit['switches']:.2f} | {limit['errors']} |",
-    f"| **ingest / limit** | **{ingest['rps'] / limit['rps']:.2f}** | | **{ingest['cpu_us'] / limit['cpu_us']:.2f}** | {ingest['switches'] / max(limit['switches'], 1e-9):.2f} | |",
+    "| service | requests/s | p99 ms | CPU µs/request | broker CPU µs/request | context switches/request | errors |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+    f"| ingest | {ingest['rps']:,.0f} | {ingest['p99_ms']:.1f} | {ingest['cpu_us']:.1f} | {ingest['broker_us']:.1f} | {ingest['switches']:.2f} | {ingest['errors']} |",
+    f"| limit (`bare-produce`) | {limit['rps']:,.0f} | {limit['p99_ms']:.1f} | {limit['cpu_us']:.1f} | {limit['broker_us']:.1f} | {limit['switches']:.2f} | {limit['errors']} |",
+    f"| **ingest / limit** | **{ingest['rps'] / limit['rps']:.2f}** | | **{ingest['cpu_us'] / limit['cpu_us']:.2f}** | {ingest['broker_us'] / max(limit['broker_us'], 1e-9):.2f} | {ingest['switches'] / max(limit['switches'], 1e-9):.2f} | |",
     "",
     "Round 1's CPU per request split by what the code is doing (perf cpu-clock samples, "
     "`bench/code_groups.py`), heaviest difference first:",
@@ -83,4 +87,6 @@ for group, mine, theirs in table:
 lines.append(f"| **total** | {sum(r[1] for r in table):.2f} | {sum(r[2] for r in table):.2f} | "
              f"{sum(r[1] - r[2] for r in table):+.2f} |")
 open(out_path, "w").write("\n".join(lines) + "\n")
-replace_section(benchmarks, "load-profile", ["## Ingest's CPU under load, by what it does", "", *lines])
+section = "load-profile" if storage == "memory" else f"load-profile-{storage}"
+title = "## Ingest's CPU under load, by what it does" + ("" if storage == "memory" else f" ({broker_name})")
+replace_section(benchmarks, section, [title, "", *lines])

@@ -217,7 +217,7 @@ try:
     previous = open(out_path).read()
 except FileNotFoundError:
     previous = ""
-for section in ("analytics-benchmark", "profile", "load-profile", "consumer-fetch", "consumer-latency", "redirect", "webhooks", "quota"):
+for section in ("analytics-benchmark", "profile", "load-profile", "load-profile-sqlite", "consumer-fetch", "consumer-latency", "redirect", "webhooks", "quota"):
     START, END = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     if START in previous and END in previous:
         lines += ["", previous[previous.index(START): previous.index(END) + len(END)]]

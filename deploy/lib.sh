@@ -160,9 +160,10 @@ start_broker() {
 }
 
 # index_tansu_headers DB: tansu 0.6's sqlite schema has no index on header(topition,
-# offset_id), and a fetch reads each record's headers with that join: once every message
-# carries a header (our request id), a fetch scans the whole header table per record and a
-# drain of 300k events stalls the broker. The index makes it a look-up. Idempotent.
+# offset_id), and a fetch reads each record's headers with that join: when many messages
+# carry headers (dead letters do; events did, with their request id), a fetch scans the whole
+# header table per record and a drain of 300k events stalls the broker. The index makes it a
+# look-up. Idempotent.
 index_tansu_headers() {
   [[ "$TANSU_STORAGE" == sqlite://* && -f "$1" ]] || return 0
   python3 - "$1" <<'PY'

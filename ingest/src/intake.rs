@@ -189,6 +189,7 @@ impl Intake {
             properties: draft.properties,
             revenue: draft.revenue,
             event_time,
+            request_id: linktrace_platform::request_id::current(),
             ..EventRecord::new(
                 event_id,
                 key.account_id,

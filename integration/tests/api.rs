@@ -713,6 +713,7 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
         source: linktrace_domain::EventSource::Api,
         client: None,
         event_time: chrono::Utc::now(),
+        request_id: None,
         received_at: chrono::Utc::now(),
     };
     env.produce(&replayed).await;
@@ -930,6 +931,7 @@ async fn analytics_equal_the_raw_count_truth_with_two_consumers_and_redeliveries
             source: linktrace_domain::EventSource::Api,
             client: None,
             event_time: chrono::Utc::now(),
+            request_id: None,
             received_at: chrono::Utc::now(),
         };
         env.produce(&replayed).await;

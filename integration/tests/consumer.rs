@@ -34,6 +34,7 @@ fn record(account: Uuid, code: &str, name: &str) -> EventRecord {
         source: EventSource::Api,
         client: None,
         event_time: Utc::now(),
+        request_id: None,
         received_at: Utc::now(),
     }
 }

@@ -1,11 +1,10 @@
 //! A request id follows each request: taken from `X-Request-Id` or generated, returned on
-//! the answer, and carried on the Kafka message of the event the request produced.
+//! the answer, and written into the record of the event the request produced.
 
 use std::time::Duration;
 
 use linktrace_integration::{event, TestEnv};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Headers;
 use rdkafka::Message;
 
 async fn post_with_id(
@@ -84,14 +83,7 @@ async fn the_request_id_is_kept_or_made_returned_and_put_on_the_event_message() 
             .expect("the events are on the topic")
             .unwrap();
         let record = linktrace_domain::EventRecord::from_json(message.payload().unwrap()).unwrap();
-        let header = message.headers().and_then(|headers| {
-            headers
-                .iter()
-                .find(|h| h.key == "linktrace-request-id")
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        });
-        seen.push((record.event_name, header));
+        seen.push((record.event_name, record.request_id));
     }
     seen.sort();
     assert_eq!(

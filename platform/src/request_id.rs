@@ -1,7 +1,7 @@
 //! A request id that follows a request: taken from `X-Request-Id` (the gateway sets one) or
 //! generated, returned on the answer, recorded on the request's span (so every log line
-//! of the request carries it), and put on the Kafka message of every event the request
-//! produces (header `linktrace-request-id`).
+//! of the request carries it), and written into every event the request produces
+//! (`EventRecord::request_id`, read here with [`current`]).
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -15,8 +15,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub const HEADER: &str = "x-request-id";
-/// The Kafka message header that carries it.
-pub const KAFKA_HEADER: &str = "linktrace-request-id";
 
 tokio::task_local! {
     static CURRENT: String;
@@ -24,13 +22,8 @@ tokio::task_local! {
 
 /// The id of the request this task is serving, if any.
 pub fn current() -> Option<String> {
-    with_current(str::to_owned)
-}
-
-/// `f` of the id of the request this task is serving (not empty), if any, without copying it.
-pub fn with_current<R>(f: impl FnOnce(&str) -> R) -> Option<R> {
     CURRENT
-        .try_with(|id| (!id.is_empty()).then(|| f(id)))
+        .try_with(|id| (!id.is_empty()).then(|| id.clone()))
         .ok()
         .flatten()
 }

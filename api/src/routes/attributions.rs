@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use linktrace_domain::{AttributionMatch, ClientFacts, Endpoint, EventRecord, ShortCode};
 use linktrace_platform::openapi::{errors, Yes};
 use linktrace_platform::request::{JsonBody, RequestError, Text};
+use linktrace_platform::request_id;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -188,7 +189,8 @@ pub async fn create(
         match_type,
         client,
         state.clock.now(),
-    );
+    )
+    .with_request_id(request_id::current());
     if let Err(error) = state.sink.send(&install).await {
         // Without its install event the attribution must not stand: undo it so a retry
         // records both.

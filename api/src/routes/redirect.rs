@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use linktrace_domain::{EventRecord, ShortCode};
 use linktrace_platform::request::PathSegment;
+use linktrace_platform::request_id;
 use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, IntCounterVec};
 use uuid::Uuid;
 
@@ -136,7 +137,8 @@ pub async fn follow(
             click_id,
             click.client,
             now,
-        ),
+        )
+        .with_request_id(request_id::current()),
         bot,
     );
     if preview {

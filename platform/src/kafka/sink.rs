@@ -167,16 +167,7 @@ impl EventSink for KafkaSink {
         let payload = record.to_json();
         let key = record.partition_key();
         let message = FutureRecord::to(&self.topic).key(&key).payload(&payload);
-        let headers = crate::request_id::with_current(|id| {
-            rdkafka::message::OwnedHeaders::new_with_capacity(1).insert(rdkafka::message::Header {
-                key: crate::request_id::KAFKA_HEADER,
-                value: Some(id),
-            })
-        });
-        match headers {
-            Some(headers) => self.deliver(message.headers(headers)).await,
-            None => self.deliver(message).await,
-        }
+        self.deliver(message).await
     }
 }
 

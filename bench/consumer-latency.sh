@@ -58,6 +58,9 @@ measure() {
     for name in nginx api ingest consumer; do stop_pid "$name"; done
     psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_latency_$run_id" >/dev/null 2>&1 || true
     curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS linktrace_latency_$run_id" >/dev/null || true
+    for topic in "$KAFKA_EVENTS_TOPIC" "$KAFKA_DEAD_LETTER_TOPIC"; do
+      tansu topic delete "$topic" --broker "tcp://$KAFKA_BROKERS" >/dev/null 2>&1 || true
+    done
   )
 }
 for round in $(seq 1 "$ROUNDS"); do

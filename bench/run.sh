@@ -32,6 +32,11 @@ cleanup() {
   for db in "linktrace_bench_$RUN_ID" "linktrace_bench_${RUN_ID}_x2"; do
     curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null || true
   done
+  # The durable broker is the machine's own: a run's millions of events would stay in its
+  # sqlite file (gigabytes after a few runs, and a slower broker for everything else).
+  for topic in "$KAFKA_EVENTS_TOPIC" "$KAFKA_EVENTS_TOPIC.bare" "$KAFKA_DEAD_LETTER_TOPIC"; do
+    tansu topic delete "$topic" --broker "tcp://$KAFKA_BROKERS" >/dev/null 2>&1 || true
+  done
 }
 trap cleanup EXIT
 

@@ -61,7 +61,7 @@ ingest, limit = figures("ingest"), figures("limit")
 ingest_groups, limit_groups = groups(perf_ingest), groups(perf_limit)
 when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 lines = [
-    f"`bench/load-profile.sh` — {when}, code `{code}`: release ingest and `bare-produce` on one "
+    f"`{'' if storage == 'memory' else f'LOAD_STORAGE={storage} '}LOAD_CONNECTIONS={connections} bench/load-profile.sh` — {when}, code `{code}`: release ingest and `bare-produce` on one "
     f"{broker_name}, wrk with {connections} connections, {seconds} s a run, {rounds} interleaved "
     f"rounds (medians); CPU is each service's own utime+stime per request, and the broker's.",
     "",

@@ -8,7 +8,7 @@ GROUPS = [
     ("kernel (network, scheduling, syscalls)", r"\[kernel"),
     ("request body (serde_json, serde_path_to_error)", r"serde_json|serde_path_to_error|serde::de|serde_core"),
     ("metrics (prometheus)", r"prometheus"),
-    ("caches (moka)", r"moka|crossbeam|quanta|tagptr"),
+    ("caches (quick_cache, moka)", r"quick_cache|moka|crossbeam|quanta|tagptr"),
     ("tracing", r"tracing"),
     ("request id, trace and panic layers (tower-http)", r"tower_http"),
     ("router and middleware (axum, tower)", r"axum|tower::|tower_service|matchit"),

@@ -4,26 +4,32 @@
 //! (`EventRecord::request_id`, read here with [`current`]).
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::HeaderName;
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service, ServiceBuilder};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tracing::instrument::Instrumented;
+use tracing::Instrument;
 
 pub const HEADER: &str = "x-request-id";
 
+/// The longest id taken from a caller; a longer (or non-printable) one is replaced by a
+/// generated id rather than written into every event the request produces.
+pub const MAX_LEN: usize = 128;
+
 tokio::task_local! {
-    static CURRENT: String;
+    static CURRENT: HeaderValue;
 }
 
 /// The id of the request this task is serving, if any.
 pub fn current() -> Option<String> {
     CURRENT
-        .try_with(|id| (!id.is_empty()).then(|| id.clone()))
+        .try_with(|id| id.to_str().ok().map(str::to_owned))
         .ok()
         .flatten()
 }
@@ -31,9 +37,9 @@ pub fn current() -> Option<String> {
 /// Wraps the whole of a router (once, around the routing, not around each route: a layer
 /// on every route is boxed and cloned per request at each step — `bench/profile.sh` counted
 /// 88 allocations a request with them there) in what every request gets before it is
-/// routed: a request id, a tracing span, the id on the answer and readable by
-/// [`current`], and a panic caught into the 500 envelope. A service of its own, not a
-/// `Router` (a router around it would route every request twice).
+/// routed: a request id (given or made), a tracing span carrying it, the id on the answer
+/// and readable by [`current`], and a panic caught into the 500 envelope. A service of its
+/// own, not a `Router` (a router around it would route every request twice).
 pub fn layer<S>(
     inner: S,
 ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send>
@@ -45,65 +51,111 @@ where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
     S::Future: Send,
 {
-    let header = HeaderName::from_static(HEADER);
     ServiceBuilder::new()
         .map_response(IntoResponse::into_response)
-        .layer(SetRequestIdLayer::new(header.clone(), MakeRequestUuid))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id = request
-                        .headers()
-                        .get(HEADER)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or(""),
-                )
-            }),
-        )
-        .layer(PropagateRequestIdLayer::new(header))
-        .layer(ScopeLayer)
+        .layer(RequestIdLayer)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             crate::http::panic_response,
         ))
         .service(inner)
 }
 
-/// Makes the id readable by [`current`] for everything the handler does.
-#[derive(Debug, Clone, Copy)]
-struct ScopeLayer;
+/// The caller's id if it is a usable one, else a new UUID.
+fn id_of(request: &Request) -> HeaderValue {
+    request
+        .headers()
+        .get(HEADER)
+        .filter(|given| {
+            !given.is_empty()
+                && given.len() <= MAX_LEN
+                && given.as_bytes().iter().all(|b| b.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let made = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+            HeaderValue::from_str(made).expect("a UUID is a valid header value")
+        })
+}
 
-impl<S> Layer<S> for ScopeLayer {
-    type Service = Scope<S>;
-    fn layer(&self, inner: S) -> Scope<S> {
-        Scope { inner }
+/// One step for the whole of the request id: tower-http's three layers for it (set,
+/// trace, propagate) plus a task-local scope cost half again as many instructions and an
+/// extension map per request (`bench/profile.sh`).
+#[derive(Debug, Clone, Copy)]
+struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+    fn layer(&self, inner: S) -> RequestIdService<S> {
+        RequestIdService { inner }
     }
 }
 
 #[derive(Debug, Clone)]
-struct Scope<S> {
+struct RequestIdService<S> {
     inner: S,
 }
 
-impl<S: Service<Request>> Service<Request> for Scope<S> {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = TaskLocalFuture<String, S::Future>;
+impl<S, B> Service<Request> for RequestIdService<S>
+where
+    S: Service<Request, Response = axum::http::Response<B>, Error = Infallible>,
+{
+    type Response = axum::http::Response<B>;
+    type Error = Infallible;
+    type Future = Answer<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
-        let id = request
-            .headers()
-            .get(HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        CURRENT.scope(id, self.inner.call(request))
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let id = id_of(&request);
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %request.uri().path(),
+            request_id = id.to_str().unwrap_or_default(),
+        );
+        request
+            .headers_mut()
+            .insert(HeaderName::from_static(HEADER), id.clone());
+        Answer {
+            inner: CURRENT
+                .scope(id.clone(), self.inner.call(request))
+                .instrument(span),
+            id: Some(id),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner answer, inside the request's span and id scope, given the id back.
+    struct Answer<F: Future> {
+        #[pin]
+        inner: Instrumented<TaskLocalFuture<HeaderValue, F>>,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, B> Future for Answer<F>
+where
+    F: Future<Output = Result<axum::http::Response<B>, Infallible>>,
+{
+    type Output = Result<axum::http::Response<B>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Ok(mut response) = std::task::ready!(this.inner.as_mut().poll(cx));
+        if response.status().is_server_error() {
+            let _inside = this.inner.span().enter();
+            tracing::error!(status = response.status().as_u16(), "request failed");
+        }
+        if let Some(id) = this.id.take() {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(HEADER), id);
+        }
+        Poll::Ready(Ok(response))
     }
 }
 
@@ -164,6 +216,22 @@ mod tests {
         let (_, generated, body) = call("/items/7", None).await;
         let generated = generated.expect("an id is made when none is sent");
         assert_eq!(body, generated);
+    }
+
+    #[tokio::test]
+    async fn an_unusable_id_is_replaced_by_a_made_one() {
+        let too_long = "a".repeat(MAX_LEN + 1);
+        for given in [too_long.as_str(), "has space", ""] {
+            let (status, echoed, body) = call("/items/7", Some(given)).await;
+            let echoed = echoed.expect("an id is always given back");
+            assert_eq!(status, 200);
+            assert_ne!(echoed, given);
+            assert!(uuid::Uuid::parse_str(&echoed).is_ok(), "{echoed}");
+            assert_eq!(body, echoed, "the handler sees the id it is given back");
+        }
+        let longest = "b".repeat(MAX_LEN);
+        let (_, echoed, _) = call("/items/7", Some(&longest)).await;
+        assert_eq!(echoed.as_deref(), Some(longest.as_str()));
     }
 
     #[tokio::test]

@@ -101,35 +101,62 @@ wait_for "bare-produce (in-memory broker)" 10 bash -c "exec 3<>/dev/tcp/127.0.0.
 (export KAFKA_BROKERS=127.0.0.1:9295; start_service_as ingest_memory ingest 127.0.0.1:9285)
 
 cpu_ticks() { proc_ticks "$(cat "$RUN/$1.pid")"; }
-# wrk_cpu NAME PIDNAME SCRIPT URL CONNECTIONS: wrk_json, plus PIDNAME's CPU µs per request.
+# The broker's own CPU per request too: the durable one is the machine's (found by its port).
+broker_pid() { ss -ltnpH "sport = :${1##*:}" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
+DURABLE_BROKER_PID="$(broker_pid "$KAFKA_BROKERS")"
+# wrk_cpu NAME PIDNAME SCRIPT URL CONNECTIONS [BROKER_PID]: wrk_json, plus PIDNAME's (and
+# the broker's) CPU µs per request.
 wrk_cpu() {
-  local name="$1" pidname="$2" before after line
+  local name="$1" pidname="$2" broker="${6:-}" before after broker_before=0 broker_after=0 line
   before="$(cpu_ticks "$pidname")"
+  [[ -n "$broker" ]] && broker_before="$(proc_ticks "$broker")"
   line="$(wrk_json "$name" "$3" "$4" "$5")"
   after="$(cpu_ticks "$pidname")"
-  python3 -c "import json,sys,os; r=json.loads(sys.argv[1]); t=os.sysconf('SC_CLK_TCK'); print('cpu_us_$name', round((int(sys.argv[3])-int(sys.argv[2]))/t*1e6/max(r['requests'],1),1))" \
-    "$line" "$before" "$after" >>"$RESULTS"
+  [[ -n "$broker" ]] && broker_after="$(proc_ticks "$broker")"
+  python3 -c "
+import json,sys,os
+r=json.loads(sys.argv[1]); t=os.sysconf('SC_CLK_TCK'); n=max(r['requests'],1)
+print('cpu_us_$name', round((int(sys.argv[3])-int(sys.argv[2]))/t*1e6/n,1))
+if sys.argv[5] != sys.argv[4]: print('broker_us_$name', round((int(sys.argv[5])-int(sys.argv[4]))/t*1e6/n,1))" \
+    "$line" "$before" "$after" "$broker_before" "$broker_after" >>"$RESULTS"
 }
+# measure WHO BROKER CONNS ROUND: the limit handler or ingest, on the durable ("") or the
+# in-memory ("_memory") broker. In round 1 at 32 connections `top` records where the CPU
+# goes, for both alike.
+measure() {
+  local who="$1" broker="$2" conns="$3" round="$4" pidname url broker_pid
+  case "$who$broker" in
+    limit) pidname=bare url="http://127.0.0.1:9191/api/v1/events" ;;
+    limit_memory) pidname=bare_memory url="http://127.0.0.1:9192/api/v1/events" ;;
+    ingest) pidname=ingest url="http://$INGEST_ADDR/api/v1/events" ;;
+    ingest_memory) pidname=ingest_memory url="http://127.0.0.1:9285/api/v1/events" ;;
+  esac
+  if [[ -z "$broker" ]]; then broker_pid="$DURABLE_BROKER_PID"; else broker_pid="$(cat "$RUN/tansu_memory.pid")"; fi
+  ((conns == 32 && round == 1)) && { cpu_during "$who$broker" "$((SECONDS_EACH - 3))" & }
+  wrk_cpu "$who${broker}_c${conns}_r$round" "$pidname" event.lua "$url" "$conns" "$broker_pid"
+  wait
+}
+# Each round runs both on each broker, the order alternating from round to round (limit
+# first in odd rounds, ingest first in even ones), so that neither always runs on the
+# broker the other has just filled.
 for conns in 32 256; do
   for round in $(seq 1 "$ROUNDS"); do
-    wrk_cpu "limit_c${conns}_r$round" bare event.lua "http://127.0.0.1:9191/api/v1/events" "$conns"
-    ((conns == 32 && round == 1)) && { cpu_during ingest "$((SECONDS_EACH - 3))" & }
-    wrk_cpu "ingest_c${conns}_r$round" ingest event.lua "http://$INGEST_ADDR/api/v1/events" "$conns"
-    wait
-    wrk_cpu "limit_memory_c${conns}_r$round" bare_memory event.lua "http://127.0.0.1:9192/api/v1/events" "$conns"
-    ((conns == 32 && round == 1)) && { cpu_during ingest_memory "$((SECONDS_EACH - 3))" & }
-    wrk_cpu "ingest_memory_c${conns}_r$round" ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" "$conns"
-    wait
+    for broker in "" _memory; do
+      if ((round % 2)); then order="limit ingest"; else order="ingest limit"; fi
+      for who in $order; do measure "$who" "$broker" "$conns" "$round"; done
+    done
   done
 done
 # The quota lease on a hot account: the live key (quota) against the test key (none), one
 # account, 256 connections, in-memory broker; and the dedup path (a fresh entityId each)
 # against the plain path on the durable broker.
+quota_live() { wrk_cpu "quota_live_r$1" ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" 256; }
+quota_test() { LT_KEY="$LT_TEST_KEY" wrk_cpu "quota_test_r$1" ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" 256; }
+plain() { wrk_cpu "plain_r$1" ingest event.lua "http://$INGEST_ADDR/api/v1/events" "$CONNECTIONS"; }
+dedup() { wrk_cpu "dedup_r$1" ingest event_entity.lua "http://$INGEST_ADDR/api/v1/events" "$CONNECTIONS"; }
 for round in $(seq 1 "$ROUNDS"); do
-  wrk_cpu "quota_live_r$round" ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" 256
-  LT_KEY="$LT_TEST_KEY" wrk_cpu "quota_test_r$round" ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" 256
-  wrk_cpu "plain_r$round" ingest event.lua "http://$INGEST_ADDR/api/v1/events" "$CONNECTIONS"
-  wrk_cpu "dedup_r$round" ingest event_entity.lua "http://$INGEST_ADDR/api/v1/events" "$CONNECTIONS"
+  if ((round % 2)); then quota_live "$round"; quota_test "$round"; plain "$round"; dedup "$round"
+  else quota_test "$round"; quota_live "$round"; dedup "$round"; plain "$round"; fi
 done
 stop_pid ingest_memory; stop_pid bare; stop_pid bare_memory; stop_pid tansu_memory
 accepted_by_stopped=0

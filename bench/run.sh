@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Measures LinkTrace on this machine and writes BENCHMARKS.md. Brings up its own stack
 # (release build, ports 928x, its own databases and topics) beside any running one, drives
-# it with wrk on loopback, and stops what it started. Bounded: about 5 minutes after the
-# build. Knobs: BENCH_SECONDS (15), BENCH_CONNECTIONS (32), BENCH_BATCH (100).
+# it with wrk on loopback, and stops what it started. Bounded: about 15 minutes after the
+# build with BENCH_SECONDS=10 (each wrk run; 30 of them) and BENCH_ROUNDS=3. Knobs:
+# BENCH_SECONDS (15), BENCH_ROUNDS (3), BENCH_CONNECTIONS (32), BENCH_BATCH (100).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN_ID="$(date +%s)"
@@ -83,7 +84,7 @@ stop_pid consumer
 #      measurement of the service without the broker's fsync, never a deployment
 #      setting), at 32 and 256 connections, interleaved over BENCH_ROUNDS rounds, with
 #      each service's own CPU (utime+stime) per request.
-ROUNDS="${BENCH_ROUNDS:-2}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 mkdir -p "$STATE/tansu-memory"
 daemonize tansu_memory "$STATE/tansu-memory" "" "$LOGS/tansu-memory.log" "$(command -v tansu)" broker \
   --listener-url tcp://127.0.0.1:9295 --advertised-listener-url tcp://127.0.0.1:9295 --storage-engine memory://

@@ -53,7 +53,7 @@ pub struct StreamPosition {
 
 impl EventRow {
     pub fn new(record: &EventRecord, topic: &str, position: StreamPosition) -> Self {
-        let client = record.client.clone().unwrap_or_default();
+        let client = record.client.as_deref().cloned().unwrap_or_default();
         let facts = client.facts.unwrap_or_default();
         Self {
             event_id: record.event_id.to_string(),

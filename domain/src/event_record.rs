@@ -84,8 +84,10 @@ pub struct EventRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revenue: Option<Revenue>,
     pub source: EventSource,
+    /// Boxed: only clicks and installs carry it, and inline it more than doubled every
+    /// record (and every future holding one: `bench/load-profile.sh`'s memcpy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client: Option<ClientFacts>,
+    pub client: Option<Box<ClientFacts>>,
     /// The id of the request that produced the event (`X-Request-Id`, given or made at the
     /// gateway or the service), so an event can be followed from a log line to the stream.
     /// In the value, not a Kafka header: a durable tansu stores each header as a row of its
@@ -232,7 +234,7 @@ impl EventRecord {
     ) -> Self {
         Self {
             link_short_code: Some(link.to_owned()),
-            client: Some(client),
+            client: Some(Box::new(client)),
             ..Self::new(
                 click_id,
                 account_id,
@@ -259,7 +261,7 @@ impl EventRecord {
             link_short_code: link,
             user_id: Some(user_id.to_owned()),
             properties: Some(serde_json::json!({ "matchType": matched.as_str() })),
-            client: Some(client),
+            client: Some(Box::new(client)),
             ..Self::new(
                 Self::install_event_id(account_id, user_id),
                 account_id,
@@ -498,10 +500,12 @@ mod tests {
                         EventSource::Redirect,
                         EventSource::Attribution,
                     ][source],
-                    client: client.map(|(ip, user_agent)| ClientFacts {
-                        ip,
-                        user_agent,
-                        ..ClientFacts::default()
+                    client: client.map(|(ip, user_agent)| {
+                        Box::new(ClientFacts {
+                            ip,
+                            user_agent,
+                            ..ClientFacts::default()
+                        })
                     }),
                     request_id,
                     event_time,

@@ -125,7 +125,8 @@ impl Intake {
             }
             Ok(Accepted::Deduplicated) => Ok(Accepted::Deduplicated),
             Err(error) => {
-                in_flight.undo().await;
+                // Boxed, like the claim: the accepted path's future carries neither.
+                Box::pin(in_flight.undo()).await;
                 Err(error)
             }
         }
@@ -152,7 +153,8 @@ impl Intake {
                     event_name: draft.event_name.as_str().to_owned(),
                     entity_id: entity.as_str().to_owned(),
                 };
-                match self.claims.claim(&entity_key, event_id, now).await? {
+                // Boxed: the plain path's future need not carry room for a claim's.
+                match Box::pin(self.claims.claim(&entity_key, event_id, now)).await? {
                     ClaimOutcome::Duplicate => return Ok(Accepted::Deduplicated),
                     ClaimOutcome::StillInFlight => {
                         return Err(IngestError::Unavailable(anyhow::anyhow!(

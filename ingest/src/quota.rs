@@ -219,18 +219,53 @@ impl QuotaLimiter {
     ) -> Result<QuotaDecision, sqlx::Error> {
         let month = BillingMonth::containing(self.clock.now());
         let account = self.lease_for((account_id, month));
+        if let Some(permit) = self.take(&account, account_id, month, monthly_quota) {
+            return Ok(QuotaDecision::Granted(permit));
+        }
+        // Boxed: only a request that finds the block spent carries the (large) future that
+        // waits for Postgres; every other request's future stays small.
+        Box::pin(self.acquire_waiting(account, account_id, month, monthly_quota)).await
+    }
+
+    /// The hot path, without a lock: one unit of the block being spent, if any is left;
+    /// arms the lease of the next block once half of this one is gone.
+    fn take(
+        self: &Arc<Self>,
+        account: &Arc<AccountLease>,
+        account_id: Uuid,
+        month: BillingMonth,
+        monthly_quota: i64,
+    ) -> Option<QuotaPermit> {
+        let left = account.try_take()?;
+        let taken = account.taken.fetch_add(1, Ordering::Relaxed) + 1;
+        // Written when the millisecond changes, not on every event: a write on every one
+        // moved the line between the cores each time.
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        if account.last_used_ms.load(Ordering::Relaxed) != now_ms {
+            account.last_used_ms.store(now_ms, Ordering::Relaxed);
+        }
+        if left <= taken
+            && account.prefetch_armed.load(Ordering::Relaxed)
+            && account.prefetch_armed.swap(false, Ordering::AcqRel)
+        {
+            self.prefetch(account, account_id, month, monthly_quota);
+        }
+        Some(QuotaPermit { account_id, month })
+    }
+
+    /// The block being spent is gone: swap in the one leased ahead, or lease one (or wait
+    /// for the lease under way), or answer that the quota is spent.
+    async fn acquire_waiting(
+        self: &Arc<Self>,
+        account: Arc<AccountLease>,
+        account_id: Uuid,
+        month: BillingMonth,
+        monthly_quota: i64,
+    ) -> Result<QuotaDecision, sqlx::Error> {
         let mut waited = false;
         loop {
-            // The hot path: no lock.
-            if let Some(left) = account.try_take() {
-                let taken = account.taken.fetch_add(1, Ordering::Relaxed) + 1;
-                account
-                    .last_used_ms
-                    .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-                if left <= taken && account.prefetch_armed.swap(false, Ordering::AcqRel) {
-                    self.prefetch(&account, account_id, month, monthly_quota);
-                }
-                return Ok(QuotaDecision::Granted(QuotaPermit { account_id, month }));
+            if let Some(permit) = self.take(&account, account_id, month, monthly_quota) {
+                return Ok(QuotaDecision::Granted(permit));
             }
             let wait_for_lease = {
                 let mut lease = account.state.lock().expect("lease lock");

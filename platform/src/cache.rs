@@ -94,7 +94,9 @@ where
             return Ok(answer);
         }
         self.count(false);
-        let loaded = load().await?;
+        // Boxed: only a miss pays for the (large) loading future, and every caller's own
+        // future stays small (each is moved, and boxed, once per request).
+        let loaded = Box::pin(load()).await?;
         let now = Instant::now();
         match &loaded {
             Some(value) => {

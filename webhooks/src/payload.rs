@@ -57,7 +57,7 @@ fn iso(at: DateTime<Utc>) -> String {
 /// The exact bytes POSTed for `record` (every attempt sends these; the signature covers
 /// them).
 pub fn body(record: &EventRecord) -> String {
-    let client = record.client.as_ref();
+    let client = record.client.as_deref();
     let delivery = Delivery {
         id: record.event_id,
         event_type: &record.event_name,

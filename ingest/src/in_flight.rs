@@ -9,15 +9,17 @@ use std::sync::Arc;
 use crate::claims::{EntityClaims, EntityKey};
 use crate::quota::{QuotaLimiter, QuotaPermit};
 
-pub struct InFlight {
-    claims: Arc<EntityClaims>,
-    quota: Arc<QuotaLimiter>,
+/// Borrows the services it gives back to (no reference counts touched per event); only a
+/// drop midway, which gives back in the background, takes its own references.
+pub struct InFlight<'a> {
+    claims: &'a Arc<EntityClaims>,
+    quota: &'a Arc<QuotaLimiter>,
     claim: Option<EntityKey>,
     permit: Option<QuotaPermit>,
 }
 
-impl InFlight {
-    pub fn new(claims: Arc<EntityClaims>, quota: Arc<QuotaLimiter>) -> Self {
+impl<'a> InFlight<'a> {
+    pub fn new(claims: &'a Arc<EntityClaims>, quota: &'a Arc<QuotaLimiter>) -> Self {
         Self {
             claims,
             quota,
@@ -44,8 +46,8 @@ impl InFlight {
     /// The event was not accepted: refund the permit and free the tuple for a retry.
     pub async fn undo(mut self) {
         give_back(
-            &self.claims,
-            &self.quota,
+            self.claims,
+            self.quota,
             self.claim.take(),
             self.permit.take(),
         )
@@ -53,7 +55,7 @@ impl InFlight {
     }
 }
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let (claim, permit) = (self.claim.take(), self.permit.take());
         if claim.is_none() && permit.is_none() {

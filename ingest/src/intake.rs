@@ -101,7 +101,7 @@ impl Intake {
         source: EventSource,
         draft: EventDraft,
     ) -> Result<Accepted, IngestError> {
-        let mut in_flight = InFlight::new(self.claims.clone(), self.quota.clone());
+        let mut in_flight = InFlight::new(&self.claims, &self.quota);
         match self
             .claim_and_produce(key, source, draft, &mut in_flight)
             .await
@@ -139,7 +139,7 @@ impl Intake {
         key: &KeyOwner,
         source: EventSource,
         draft: EventDraft,
-        in_flight: &mut InFlight,
+        in_flight: &mut InFlight<'_>,
     ) -> Result<Accepted, IngestError> {
         let now = self.clock.now();
         let mut event_time = now;

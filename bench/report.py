@@ -168,7 +168,7 @@ lines = [
     "The limit is `bare-produce` (bench/src/bin): an axum handler that parses the same body,",
     "produces it with ingest's rdkafka settings, awaits the broker's acknowledgement and answers",
     "202 — any service that answers after the ack is bound by it. Medians of "
-    f"{len(rounds('ingest_c32'))} interleaved runs each (the order alternating from round to round); a",
+    f"{len(rounds('ingest_c32'))} interleaved runs of {rounds('ingest_c32')[0]['seconds']:.0f} s each (the order alternating from round to round); a",
     "ratio is taken within each round, then its median over the rounds.",
     "CPU is each process's own utime+stime per request: the service's, and the broker's",
     "during the same run.",

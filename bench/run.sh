@@ -2,8 +2,9 @@
 # Measures LinkTrace on this machine and writes BENCHMARKS.md. Brings up its own stack
 # (release build, ports 928x, its own databases and topics) beside any running one, drives
 # it with wrk on loopback, and stops what it started. Bounded: about 15 minutes after the
-# build with BENCH_SECONDS=10 (each wrk run; 30 of them) and BENCH_ROUNDS=3. Knobs:
-# BENCH_SECONDS (15), BENCH_ROUNDS (3), BENCH_CONNECTIONS (32), BENCH_BATCH (100).
+# build with BENCH_SECONDS=10. Knobs: BENCH_SECONDS (15: each run outside the paired
+# comparisons), BENCH_ROUNDS (6) and BENCH_PAIR_SECONDS (half of BENCH_SECONDS, at least 3:
+# each run of the paired comparisons), BENCH_CONNECTIONS (32), BENCH_BATCH (100).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN_ID="$(date +%s)"
@@ -58,9 +59,10 @@ wrk_json() {
   local name="$1" script="$2" url="$3" conns="${4:-$CONNECTIONS}" tmp
   tmp="$(mktemp --suffix=.lua)"
   cat "$REPO/bench/wrk/$script" "$REPO/bench/wrk/report.lua" >"$tmp"
-  log "measuring $name ($conns connections, ${SECONDS_EACH}s)"
+  local seconds="${WRK_SECONDS:-$SECONDS_EACH}"
+  log "measuring $name ($conns connections, ${seconds}s)"
   local line
-  line="$(wrk -t2 -c"$conns" -d"${SECONDS_EACH}s" --timeout 10s -s "$tmp" "$url" | grep '^WRK_JSON' | sed 's/^WRK_JSON //')"
+  line="$(wrk -t2 -c"$conns" -d"${seconds}s" --timeout 10s -s "$tmp" "$url" | grep '^WRK_JSON' | sed 's/^WRK_JSON //')"
   rm -f "$tmp"
   echo "$name $line" >>"$RESULTS"
   echo "$line"
@@ -84,7 +86,11 @@ stop_pid consumer
 #      measurement of the service without the broker's fsync, never a deployment
 #      setting), at 32 and 256 connections, interleaved over BENCH_ROUNDS rounds, with
 #      each service's own CPU (utime+stime) per request.
-ROUNDS="${BENCH_ROUNDS:-3}"
+# Many short rounds rather than a few long ones: this machine's speed drifts over tens of
+# seconds (the limit handler's own CPU per request moved from 14 to 22 µs between two
+# neighbouring 10 s runs), and a ratio is only as good as its two runs' sharing conditions.
+ROUNDS="${BENCH_ROUNDS:-6}"
+export WRK_SECONDS="${BENCH_PAIR_SECONDS:-$(( SECONDS_EACH / 2 > 3 ? SECONDS_EACH / 2 : 3 ))}"
 mkdir -p "$STATE/tansu-memory"
 daemonize tansu_memory "$STATE/tansu-memory" "" "$LOGS/tansu-memory.log" "$(command -v tansu)" broker \
   --listener-url tcp://127.0.0.1:9295 --advertised-listener-url tcp://127.0.0.1:9295 --storage-engine memory://
@@ -133,7 +139,7 @@ measure() {
     ingest_memory) pidname=ingest_memory url="http://127.0.0.1:9285/api/v1/events" ;;
   esac
   if [[ -z "$broker" ]]; then broker_pid="$DURABLE_BROKER_PID"; else broker_pid="$(cat "$RUN/tansu_memory.pid")"; fi
-  ((conns == 32 && round == 1)) && { cpu_during "$who$broker" "$((SECONDS_EACH - 3))" & }
+  ((conns == 32 && round == 1)) && { cpu_during "$who$broker" "$((WRK_SECONDS > 2 ? WRK_SECONDS - 2 : 1))" & }
   wrk_cpu "$who${broker}_c${conns}_r$round" "$pidname" event.lua "$url" "$conns" "$broker_pid"
   wait
 }
@@ -159,6 +165,7 @@ for round in $(seq 1 "$ROUNDS"); do
   if ((round % 2)); then quota_live "$round"; quota_test "$round"; plain "$round"; dedup "$round"
   else quota_test "$round"; quota_live "$round"; dedup "$round"; plain "$round"; fi
 done
+unset WRK_SECONDS
 stop_pid ingest_memory; stop_pid bare; stop_pid bare_memory; stop_pid tansu_memory
 accepted_by_stopped=0
 

@@ -160,7 +160,9 @@ done
 quota_live() { wrk_cpu "quota_live_r$1" ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" 256; }
 quota_test() { LT_KEY="$LT_TEST_KEY" wrk_cpu "quota_test_r$1" ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" 256; }
 plain() { wrk_cpu "plain_r$1" ingest event.lua "http://$INGEST_ADDR/api/v1/events" "$CONNECTIONS"; }
-dedup() { wrk_cpu "dedup_r$1" ingest event_entity.lua "http://$INGEST_ADDR/api/v1/events" "$CONNECTIONS"; }
+# (Entity ids are fresh in every round: wrk's counter starts again at each run, so the run
+# id names the round too, or a later round would be deduplicated, not claimed.)
+dedup() { LT_RUN="$RUN_ID-r$1" wrk_cpu "dedup_r$1" ingest event_entity.lua "http://$INGEST_ADDR/api/v1/events" "$CONNECTIONS"; }
 for round in $(seq 1 "$ROUNDS"); do
   if ((round % 2)); then quota_live "$round"; quota_test "$round"; plain "$round"; dedup "$round"
   else quota_test "$round"; quota_live "$round"; dedup "$round"; plain "$round"; fi

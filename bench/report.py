@@ -200,8 +200,8 @@ lines = [
     "what the code does under that load, and `bench/profile.sh` counts the instructions — plus, on",
     "the durable broker, the broker's own CPU per event (the column above): ingest's record (ids,",
     "account, times, request id: about 260 bytes against the limit's 65) costs tansu's sqlite",
-    "writes about a tenth more per event. That makes durable at 256 connections the thinnest",
-    "margin: its rounds' ratios spread by ±0.05 on this machine.",
+    "writes about a tenth more per event. The rounds' ratios at 256 connections spread by ±0.05",
+    "to ±0.1 on this machine.",
     *([] if e2e['p99_ms'] < 1000 else [
         "The 202 → visible delay under that load is the consumer's batch window",
         "(`CONSUMER_BATCH_MAX_WAIT_MS`, 250 ms) plus a batch's ClickHouse write (its",

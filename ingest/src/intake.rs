@@ -1,8 +1,10 @@
 //! The path every event takes once its request is parsed: link ownership, dedup claim,
 //! quota, produce, and the bookkeeping that keeps "accepted" and "stored" in step.
 
-use linktrace_platform::error::CommonError;
 use std::sync::Arc;
+
+use chrono::SubsecRound;
+use linktrace_platform::error::CommonError;
 
 use linktrace_domain::{
     Endpoint, EntityId, Environment, EventName, EventRecord, EventSource, Revenue, ShortCode,
@@ -141,7 +143,9 @@ impl Intake {
         draft: EventDraft,
         in_flight: &mut InFlight<'_>,
     ) -> Result<Accepted, IngestError> {
-        let now = self.clock.now();
+        // Microseconds, what the record and Postgres keep: an event without a time of its own
+        // then has `eventTime` equal to `receivedAt` (one time text on the wire).
+        let now = self.clock.now().trunc_subsecs(6);
         let mut event_time = now;
         let event_id = match (&draft.link, &draft.entity) {
             (Some(link), Some(entity)) => {

@@ -43,7 +43,7 @@ async fn produce_all(env: &TestEnv, records: &[EventRecord]) {
     let producer = env.producer();
     let sends = records.iter().map(|r| {
         let payload = r.to_json();
-        let key = r.partition_key();
+        let key = r.partition_key().into_owned();
         let producer = producer.clone();
         let topic = env.kafka.events_topic.clone();
         async move {

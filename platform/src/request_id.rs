@@ -18,6 +18,9 @@ use tracing::Instrument;
 
 pub const HEADER: &str = "x-request-id";
 
+/// [`HEADER`] as a header name, made once (`from_static` checks its text every call).
+const HEADER_NAME: HeaderName = HeaderName::from_static(HEADER);
+
 /// The longest id taken from a caller; a longer (or non-printable) one is replaced by a
 /// generated id rather than written into every event the request produces.
 pub const MAX_LEN: usize = 128;
@@ -64,7 +67,7 @@ where
 fn id_of(request: &Request) -> HeaderValue {
     request
         .headers()
-        .get(HEADER)
+        .get(HEADER_NAME)
         .filter(|given| {
             !given.is_empty()
                 && given.len() <= MAX_LEN
@@ -108,7 +111,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         let id = id_of(&request);
         let span = tracing::info_span!(
             "request",
@@ -116,9 +119,6 @@ where
             path = %request.uri().path(),
             request_id = id.to_str().unwrap_or_default(),
         );
-        request
-            .headers_mut()
-            .insert(HeaderName::from_static(HEADER), id.clone());
         Answer {
             inner: CURRENT
                 .scope(id.clone(), self.inner.call(request))
@@ -151,9 +151,7 @@ where
             tracing::error!(status = response.status().as_u16(), "request failed");
         }
         if let Some(id) = this.id.take() {
-            response
-                .headers_mut()
-                .insert(HeaderName::from_static(HEADER), id);
+            response.headers_mut().insert(HEADER_NAME, id);
         }
         Poll::Ready(Ok(response))
     }

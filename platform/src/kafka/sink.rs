@@ -166,7 +166,9 @@ impl EventSink for KafkaSink {
     async fn send(&self, record: &EventRecord) -> Result<(), SinkError> {
         let payload = record.to_json();
         let key = record.partition_key();
-        let message = FutureRecord::to(&self.topic).key(&key).payload(&payload);
+        let message = FutureRecord::to(&self.topic)
+            .key(key.as_ref())
+            .payload(&payload);
         self.deliver(message).await
     }
 }

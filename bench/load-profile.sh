@@ -8,6 +8,9 @@
 # (cpu-clock samples, round 1), that CPU split by what the code is doing
 # (bench/code_groups.py), in µs per request, with the difference. Writes
 # bench/load-profile.txt and the load-profile section of BENCHMARKS.md.
+# LOAD_PADDED_LIMIT_BYTES=N adds a third service to every round: the limit handler with
+# each produced value padded to N bytes (329: ingest's record for this load), so that the
+# broker's cost of ingest's larger record is told apart from ingest's own cost.
 # `bench/profile.sh` counts instructions (repeatable); this one is time, with the
 # kernel, the wake-ups and the cache misses instructions do not show.
 set -euo pipefail
@@ -27,13 +30,14 @@ CONNECTIONS="${LOAD_CONNECTIONS:-256}"
 SECONDS_EACH="${LOAD_SECONDS:-10}"
 ROUNDS="${LOAD_ROUNDS:-3}"
 STORAGE="${LOAD_STORAGE:-memory}"
+PADDED="${LOAD_PADDED_LIMIT_BYTES:-0}"
 OUT="$REPO/bench/load-profile.txt"
 [[ "$STORAGE" == memory ]] || OUT="$REPO/bench/load-profile-$STORAGE.txt"
 RESULTS="$STATE/results.$RUN_ID"
 CODE="$(code_under_test)"
 
 cleanup() {
-  for name in api ingest bare tansu_load; do stop_pid "$name"; done
+  for name in api ingest bare padded tansu_load; do stop_pid "$name"; done
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_load_$RUN_ID" >/dev/null 2>&1 || true
   curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS linktrace_load_$RUN_ID" >/dev/null || true
 }
@@ -53,7 +57,7 @@ esac
 daemonize tansu_load "$STATE/tansu-load" "" "$LOGS/tansu-load.log" "$(command -v tansu)" broker \
   --listener-url "tcp://$KAFKA_BROKERS" --advertised-listener-url "tcp://$KAFKA_BROKERS" --storage-engine "$engine"
 wait_for "tansu ($STORAGE)" 30 bash -c "exec 3<>/dev/tcp/${KAFKA_BROKERS/://}"
-for topic in "$KAFKA_EVENTS_TOPIC" "$KAFKA_EVENTS_TOPIC.bare"; do
+for topic in "$KAFKA_EVENTS_TOPIC" "$KAFKA_EVENTS_TOPIC.bare" "$KAFKA_EVENTS_TOPIC.padded"; do
   tansu topic create "$topic" --partitions "$KAFKA_EVENTS_PARTITIONS" --broker "tcp://$KAFKA_BROKERS" >>"$LOGS/topics.log" 2>&1
 done
 
@@ -64,6 +68,11 @@ export LT_CODE=load1234
 (export KAFKA_EVENTS_TOPIC="$KAFKA_EVENTS_TOPIC.bare"
  daemonize bare "$REPO" "" "$LOGS/bare.log" "$REPO/target/release/bare-produce" 127.0.0.1:9491)
 wait_for "bare-produce" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/9491"
+if (( PADDED > 0 )); then
+  (export KAFKA_EVENTS_TOPIC="$KAFKA_EVENTS_TOPIC.padded" BARE_PAD_BYTES="$PADDED"
+   daemonize padded "$REPO" "" "$LOGS/padded.log" "$REPO/target/release/bare-produce" 127.0.0.1:9493)
+  wait_for "bare-produce, padded" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/9493"
+fi
 start_service ingest
 
 # switches PID: context switches so far, voluntary + involuntary, over all its threads.
@@ -92,9 +101,10 @@ run() {
 }
 for round in $(seq 1 "$ROUNDS"); do
   run limit bare "http://127.0.0.1:9491/api/v1/events" "$round"
+  if (( PADDED > 0 )); then run padded padded "http://127.0.0.1:9493/api/v1/events" "$round"; fi
   run ingest ingest "http://$INGEST_ADDR/api/v1/events" "$round"
 done
 
 python3 "$REPO/bench/load_profile_report.py" "$RESULTS" "$STATE/perf-limit.data" "$STATE/perf-ingest.data" \
-  "$CONNECTIONS" "$SECONDS_EACH" "$ROUNDS" "$CODE" "$OUT" "$REPO/BENCHMARKS.md" "$STORAGE"
+  "$CONNECTIONS" "$SECONDS_EACH" "$ROUNDS" "$CODE" "$OUT" "$REPO/BENCHMARKS.md" "$STORAGE" "$PADDED"
 cat "$OUT"

@@ -3,7 +3,8 @@
 limit handler (medians over the rounds), and the CPU of round 1 split by what the code is
 doing (perf cpu-clock samples, grouped by bench/code_groups.py) in µs per request.
 Usage: load_profile_report.py RESULTS PERF_LIMIT PERF_INGEST CONNECTIONS SECONDS ROUNDS CODE
-OUT BENCHMARKS_MD STORAGE."""
+OUT BENCHMARKS_MD STORAGE [PADDED_BYTES] (PADDED_BYTES > 0: a row for the limit handler
+with its values padded to that size, run in every round beside the other two)."""
 import datetime
 import os
 import re
@@ -16,6 +17,7 @@ from sections import read_results, replace_section
 
 (results_path, perf_limit, perf_ingest, connections, seconds, rounds, code, out_path,
  benchmarks, storage) = sys.argv[1:11]
+padded_bytes = int(sys.argv[11]) if len(sys.argv) > 11 else 0
 broker_name = {"memory": "in-memory tansu", "sqlite": "durable tansu (sqlite)"}[storage]
 rows = read_results(results_path)
 tick = os.sysconf("SC_CLK_TCK")
@@ -58,10 +60,11 @@ def groups(perf_data):
 
 
 ingest, limit = figures("ingest"), figures("limit")
+padded = figures("padded") if padded_bytes else None
 ingest_groups, limit_groups = groups(perf_ingest), groups(perf_limit)
 when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 lines = [
-    f"`{'' if storage == 'memory' else f'LOAD_STORAGE={storage} '}LOAD_CONNECTIONS={connections} bench/load-profile.sh` — {when}, code `{code}`: release ingest and `bare-produce` on one "
+    f"`{'' if storage == 'memory' else f'LOAD_STORAGE={storage} '}{f'LOAD_PADDED_LIMIT_BYTES={padded_bytes} ' if padded_bytes else ''}LOAD_CONNECTIONS={connections} bench/load-profile.sh` — {when}, code `{code}`: release ingest and `bare-produce` on one "
     f"{broker_name}, wrk with {connections} connections, {seconds} s a run, {rounds} interleaved "
     f"rounds (medians); CPU is each service's own utime+stime per request, and the broker's.",
     "",
@@ -69,6 +72,10 @@ lines = [
     "|---|---:|---:|---:|---:|---:|---:|",
     f"| ingest | {ingest['rps']:,.0f} | {ingest['p99_ms']:.1f} | {ingest['cpu_us']:.1f} | {ingest['broker_us']:.1f} | {ingest['switches']:.2f} | {ingest['errors']} |",
     f"| limit (`bare-produce`) | {limit['rps']:,.0f} | {limit['p99_ms']:.1f} | {limit['cpu_us']:.1f} | {limit['broker_us']:.1f} | {limit['switches']:.2f} | {limit['errors']} |",
+    *([f"| limit, values padded to {padded_bytes} bytes | {padded['rps']:,.0f} | {padded['p99_ms']:.1f} | {padded['cpu_us']:.1f} | {padded['broker_us']:.1f} | {padded['switches']:.2f} | {padded['errors']} |",
+       f"| padded limit / limit | {padded['rps'] / limit['rps']:.2f} | | {padded['cpu_us'] / limit['cpu_us']:.2f} | {padded['broker_us'] / max(limit['broker_us'], 1e-9):.2f} | | |",
+       f"| **ingest / padded limit** | **{ingest['rps'] / padded['rps']:.2f}** | | **{ingest['cpu_us'] / padded['cpu_us']:.2f}** | {ingest['broker_us'] / max(padded['broker_us'], 1e-9):.2f} | | |"]
+      if padded else []),
     f"| **ingest / limit** | **{ingest['rps'] / limit['rps']:.2f}** | | **{ingest['cpu_us'] / limit['cpu_us']:.2f}** | {ingest['broker_us'] / max(limit['broker_us'], 1e-9):.2f} | {ingest['switches'] / max(limit['switches'], 1e-9):.2f} | |",
     "",
     "Round 1's CPU per request split by what the code is doing (perf cpu-clock samples, "

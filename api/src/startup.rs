@@ -8,7 +8,7 @@ use linktrace_platform::clickhouse::ClickHouseReadiness;
 use linktrace_platform::clock::{Clock, SystemClock};
 use linktrace_platform::health::Readiness;
 use linktrace_platform::http;
-use linktrace_platform::http_metrics::HttpMetricsLayer;
+use linktrace_platform::http_metrics::RouteTemplates;
 use linktrace_platform::kafka::{EventSink, KafkaReadiness, KafkaSink};
 use linktrace_platform::keys::KeyDirectory;
 use linktrace_platform::postgres::{self, PostgresReadiness};
@@ -86,17 +86,29 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().split_for_parts().1
 }
 
+/// The api's routes that are not in its OpenAPI description.
+const DASHBOARD: &str = "/dashboard";
+const SHORT_LINK: &str = "/{short_code}";
+
 pub fn build_router(state: AppState, readiness: Readiness) -> Router {
     let (documented, _) = routes().split_for_parts();
     let api = documented
-        .route("/dashboard", get(dashboard::page))
+        .route(DASHBOARD, get(dashboard::page))
         // Static routes win over this one, so no short code shadows a service path.
-        .route("/{short_code}", get(redirect::follow))
+        .route(SHORT_LINK, get(redirect::follow))
         .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(state);
     api.merge(http::operational_routes(readiness))
         .fallback(http::not_found)
-        .layer(HttpMetricsLayer)
+}
+
+/// The templates of every route [`build_router`] serves, for the request metrics.
+pub fn route_templates() -> RouteTemplates {
+    let undocumented = [DASHBOARD, SHORT_LINK];
+    RouteTemplates::documented(
+        &openapi(),
+        http::OPERATIONAL_PATHS.into_iter().chain(undocumented),
+    )
 }
 
 pub struct Application {
@@ -155,8 +167,14 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "api listening");
-        http::serve_with_peer_addresses(self.listener, self.router, MAX_BODY_BYTES, shutdown)
-            .await?;
+        http::serve_with_peer_addresses(
+            self.listener,
+            self.router,
+            route_templates(),
+            MAX_BODY_BYTES,
+            shutdown,
+        )
+        .await?;
         self.clicks_in_flight.close();
         if tokio::time::timeout(CLICK_DRAIN_TIMEOUT, self.clicks_in_flight.wait())
             .await

@@ -6,7 +6,7 @@ use axum::Router;
 use linktrace_platform::clickhouse::ClickHouseReadiness;
 use linktrace_platform::health::Readiness;
 use linktrace_platform::http;
-use linktrace_platform::http_metrics::HttpMetricsLayer;
+use linktrace_platform::http_metrics::RouteTemplates;
 use linktrace_platform::kafka::{KafkaReadiness, KafkaSink, ObservedContext};
 use linktrace_platform::postgres::{self, PostgresReadiness};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -61,7 +61,7 @@ impl Application {
             .with(Arc::new(PostgresReadiness(pool.clone())))
             .with(Arc::new(ClickHouseReadiness(config.clickhouse.client())))
             .with(Arc::new(KafkaReadiness::new(&dead_letters)));
-        let router = http::operational_routes(readiness).layer(HttpMetricsLayer);
+        let router = http::operational_routes(readiness);
         let pipeline = Pipeline {
             consumer: Arc::new(consumer),
             topic: config.kafka.events_topic.clone(),
@@ -102,6 +102,7 @@ impl Application {
         let server = tokio::spawn(http::serve(
             self.listener,
             self.router,
+            RouteTemplates::new(http::OPERATIONAL_PATHS),
             http::NO_BODIES,
             async move {
                 let _ = stopped.await;

@@ -9,7 +9,7 @@ use axum::Router;
 use linktrace_platform::clock::{Clock, SystemClock};
 use linktrace_platform::health::Readiness;
 use linktrace_platform::http;
-use linktrace_platform::http_metrics::HttpMetricsLayer;
+use linktrace_platform::http_metrics::RouteTemplates;
 use linktrace_platform::kafka::{EventSink, KafkaReadiness, KafkaSink};
 use linktrace_platform::keys::KeyDirectory;
 use linktrace_platform::postgres::{self, PostgresReadiness};
@@ -57,7 +57,11 @@ pub fn build_router(intake: Arc<Intake>, readiness: Readiness) -> Router {
         .with_state(intake)
         .merge(http::operational_routes(readiness))
         .fallback(http::not_found)
-        .layer(HttpMetricsLayer)
+}
+
+/// The templates of every route [`build_router`] serves, for the request metrics.
+pub fn route_templates() -> RouteTemplates {
+    RouteTemplates::documented(&openapi(), http::OPERATIONAL_PATHS)
 }
 
 /// Ingest's public routes, each with its OpenAPI description (`openapi()` takes the
@@ -139,7 +143,14 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "ingest listening");
         let returner = self.quota.spawn_returner();
-        let served = http::serve(self.listener, self.router, self.max_body_bytes, shutdown).await;
+        let served = http::serve(
+            self.listener,
+            self.router,
+            route_templates(),
+            self.max_body_bytes,
+            shutdown,
+        )
+        .await;
         returner.stop().await;
         self.quota.return_unused(true).await?;
         tracing::info!("ingest stopped");

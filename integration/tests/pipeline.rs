@@ -97,5 +97,40 @@ async fn every_service_reports_health_readiness_and_metrics() {
             .await
             .unwrap();
         assert!(metrics.contains("http_requests_total"), "{metrics}");
+        assert!(metrics.contains(r#"route="/healthz""#), "{metrics}");
     }
+
+    // Requests are labelled by their route's template, documented or not, never by the path.
+    let (api, ingest) = (&services[0], &services[1]);
+    env.get(&api.url("/dashboard"), None).await;
+    env.get(&api.url("/nosuchcode"), None).await;
+    env.get(&api.url("/l/nosuchcode"), None).await;
+    env.get(&api.url("/api/v1/referral-links/nosuchcode"), None)
+        .await;
+    env.get(&api.url("/no/such/path"), None).await;
+    env.post(&ingest.url("/api/v1/events"), None, serde_json::json!({}))
+        .await;
+    let text = |url: String| {
+        let http = env.http.clone();
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let api_metrics = text(api.url("/metrics")).await;
+    for route in [
+        "/dashboard",
+        "/{short_code}",
+        "/l/{shortCode}",
+        "/api/v1/referral-links/{shortCode}",
+        "unmatched",
+    ] {
+        assert!(
+            api_metrics.contains(&format!("route=\"{route}\"")),
+            "{route}: {api_metrics}"
+        );
+    }
+    assert!(!api_metrics.contains("nosuchcode"), "{api_metrics}");
+    let ingest_metrics = text(ingest.url("/metrics")).await;
+    assert!(
+        ingest_metrics.contains(r#"route="/api/v1/events",status="401""#),
+        "{ingest_metrics}"
+    );
 }

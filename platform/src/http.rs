@@ -9,33 +9,40 @@ use axum::routing::get;
 use axum::{Json, Router};
 use linktrace_domain::{ErrorCode, ErrorEnvelope};
 use tokio::net::TcpListener;
-use tower::Layer;
 
 use crate::health::{self, Readiness};
+use crate::http_metrics::{HttpMetricsLayer, RouteTemplates};
+use crate::request_id::RequestIdLayer;
 use crate::{metrics, openapi};
+
+const HEALTHZ: &str = "/healthz";
+const READYZ: &str = "/readyz";
+const METRICS: &str = "/metrics";
+const OPENAPI: &str = "/openapi.json";
+
+/// The paths of [`operational_routes`], for a service's [`RouteTemplates`].
+pub const OPERATIONAL_PATHS: [&str; 4] = [HEALTHZ, READYZ, METRICS, OPENAPI];
 
 /// `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
 pub fn operational_routes(readiness: Readiness) -> Router {
     Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .route(HEALTHZ, get(health::healthz))
+        .route(READYZ, get(health::readyz))
         .with_state(readiness)
-        .route("/metrics", get(metrics::handler))
-        .route("/openapi.json", get(openapi::handler))
+        .route(METRICS, get(metrics::handler))
+        .route(OPENAPI, get(openapi::handler))
 }
 
-/// Serves `router` on `listener`, inside what every request gets first (a request id, its
-/// span, a caught panic: [`crate::request_id::layer`]), until `shutdown` resolves, then
-/// drains in-flight requests. A route reads a body of at most `body_limit` bytes unless it
-/// sets its own `DefaultBodyLimit` (set here, around the router, it costs no per-route
-/// layer: `bench/profile.sh`).
+/// Serves `router` (whose routes are `routes`) on `listener` as [`app`], until `shutdown`
+/// resolves, then drains in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    routes: RouteTemplates,
     body_limit: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = what_every_request_gets(router, body_limit);
+    let service = app(router, routes, body_limit);
     axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service(service),
@@ -49,10 +56,11 @@ pub async fn serve(
 pub async fn serve_with_peer_addresses(
     listener: TcpListener,
     router: Router,
+    routes: RouteTemplates,
     body_limit: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = what_every_request_gets(router, body_limit);
+    let service = app(router, routes, body_limit);
     axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(
@@ -63,16 +71,31 @@ pub async fn serve_with_peer_addresses(
     .await
 }
 
-/// `router` inside the request id stack, with its default body limit.
-fn what_every_request_gets(
+/// `router` inside what every request gets before it is routed: a request id (given or
+/// made) and its span, the request metrics (labelled by `routes`), a panic caught into the
+/// 500 envelope, and a body limit of `body_limit` bytes unless a route sets its own
+/// `DefaultBodyLimit`. Each once, around the routing: a layer on the router (`Router::layer`)
+/// wraps every route, and axum boxes and clones each such route per request
+/// (`bench/profile.sh` counted 88 allocations a request with all of them there). A service
+/// of its own, not a `Router` (a router around it would route every request twice).
+pub fn app(
     router: Router,
+    routes: RouteTemplates,
     body_limit: usize,
 ) -> impl tower::Service<Request, Response = Response, Error = std::convert::Infallible, Future: Send>
        + Clone
        + Send
        + Sync
        + 'static {
-    crate::request_id::layer(DefaultBodyLimit::max(body_limit).layer(router))
+    tower::ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
+        .layer(RequestIdLayer)
+        .layer(HttpMetricsLayer::new(routes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .service(router)
 }
 
 /// The body limit of a service none of whose routes reads a body.

@@ -1,20 +1,20 @@
-//! Request metrics for every router: `http_requests_total{route,method,status}` and
+//! Request metrics for every service: `http_requests_total{route,method,status}` and
 //! `http_request_duration_seconds{route,method}`, labelled by the route's template (never
 //! the raw path, so short codes do not explode label cardinality).
 //!
-//! A tower layer with its own future rather than `axum::middleware::from_fn`: that one
-//! boxes each request's future and clones the service it wraps, on every route, per request
-//! (`bench/profile.sh`). Add it with `Router::layer`, which puts it around every route (the
-//! template is known only once routed) and the fallback (`unmatched`).
+//! One layer around the whole router, the template found by matching the path against the
+//! service's [`RouteTemplates`] (the matcher axum routes with): as `Router::layer` it wrapped
+//! every route, and axum then boxed and cloned that route's service and future on every
+//! request, about 2,300 instructions of ingest's ~78k (`bench/profile.sh`).
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use prometheus::{
@@ -24,6 +24,9 @@ use prometheus::{
 use tower::{Layer, Service};
 
 use crate::metrics::LATENCY_BUCKETS;
+
+/// The label of a request whose path is no route's.
+const UNMATCHED: &str = "unmatched";
 
 static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
@@ -44,27 +47,83 @@ static HTTP_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
-/// Counts and times every request of the routes it wraps.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HttpMetricsLayer;
+/// The route templates of a service (`/api/v1/links/{id}`), matched the way axum matches
+/// them: a request is labelled by the template its path matches, else `unmatched`.
+#[derive(Clone, Default)]
+pub struct RouteTemplates {
+    matcher: Arc<matchit::Router<Arc<str>>>,
+}
+
+impl RouteTemplates {
+    pub fn new<I, T>(templates: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let mut matcher = matchit::Router::<Arc<str>>::new();
+        for template in templates {
+            let template = template.as_ref();
+            // The same template twice (two methods) is one route; a conflict is a bug.
+            if matcher.at(template).map(|m| &**m.value) != Ok(template) {
+                matcher
+                    .insert(template, Arc::from(template))
+                    .unwrap_or_else(|error| panic!("route template {template}: {error}"));
+            }
+        }
+        Self {
+            matcher: Arc::new(matcher),
+        }
+    }
+
+    /// Every path an OpenAPI description documents, and `more`.
+    pub fn documented<T: AsRef<str>>(
+        api: &utoipa::openapi::OpenApi,
+        more: impl IntoIterator<Item = T>,
+    ) -> Self {
+        let documented = api.paths.paths.keys().map(String::as_str);
+        let more: Vec<T> = more.into_iter().collect();
+        Self::new(documented.chain(more.iter().map(AsRef::as_ref)))
+    }
+
+    /// The template `path` matches.
+    fn template(&self, path: &str) -> Option<Arc<str>> {
+        self.matcher.at(path).ok().map(|m| Arc::clone(m.value))
+    }
+}
+
+/// Counts and times every request of the service it wraps (a whole router).
+#[derive(Clone)]
+pub struct HttpMetricsLayer {
+    routes: RouteTemplates,
+}
+
+impl HttpMetricsLayer {
+    pub fn new(routes: RouteTemplates) -> Self {
+        Self { routes }
+    }
+}
 
 impl<S> Layer<S> for HttpMetricsLayer {
     type Service = HttpMetrics<S>;
     fn layer(&self, inner: S) -> HttpMetrics<S> {
-        HttpMetrics { inner }
+        HttpMetrics {
+            inner,
+            routes: self.routes.clone(),
+        }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpMetrics<S> {
     inner: S,
+    routes: RouteTemplates,
 }
 
-impl<S> Service<Request> for HttpMetrics<S>
+impl<S, B> Service<Request> for HttpMetrics<S>
 where
-    S: Service<Request, Response = Response>,
+    S: Service<Request, Response = Response<B>>,
 {
-    type Response = Response;
+    type Response = Response<B>;
     type Error = S::Error;
     type Future = Tracked<S::Future>;
 
@@ -73,8 +132,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        // Both are cheap clones (an `Arc<str>`, a standard method), not allocations.
-        let route = request.extensions().get::<MatchedPath>().cloned();
+        let route = self.routes.template(request.uri().path());
         let method = request.method().clone();
         Tracked {
             inner: self.inner.call(request),
@@ -90,23 +148,23 @@ pin_project_lite::pin_project! {
     pub struct Tracked<F> {
         #[pin]
         inner: F,
-        route: Option<MatchedPath>,
+        route: Option<Arc<str>>,
         method: Method,
         started: Instant,
     }
 }
 
-impl<F, E> Future for Tracked<F>
+impl<F, B, E> Future for Tracked<F>
 where
-    F: Future<Output = Result<Response, E>>,
+    F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response, E>;
+    type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let outcome = std::task::ready!(this.inner.poll(cx));
         if let Ok(response) = &outcome {
-            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            let route = this.route.as_deref().unwrap_or(UNMATCHED);
             record(
                 route,
                 this.method,
@@ -198,14 +256,19 @@ mod tests {
 
     #[tokio::test]
     async fn counts_and_times_each_answer_by_route_template_method_and_status() {
-        let app = Router::new()
+        let router = Router::new()
             .route("/metrics-test/{id}", get(|| async { "ok" }))
-            .layer(HttpMetricsLayer);
+            .route("/metrics-test/static", get(|| async { "ok" }))
+            .fallback(crate::http::not_found);
+        let templates = RouteTemplates::new(["/metrics-test/{id}", "/metrics-test/static"]);
+        let app = crate::http::app(router, templates, crate::http::NO_BODIES);
+        let unmatched_before = requests(UNMATCHED, "GET", "404");
         for path in [
             "/metrics-test/a",
             "/metrics-test/b",
             "/metrics-test/a",
-            "/nowhere",
+            "/metrics-test/static",
+            "/metrics-test/a/b",
         ] {
             let request = Request::builder().uri(path).body(Body::empty()).unwrap();
             app.clone().oneshot(request).await.unwrap();
@@ -217,8 +280,39 @@ mod tests {
 
         assert_eq!(requests("/metrics-test/{id}", "GET", "200"), 3);
         assert_eq!(timed("/metrics-test/{id}", "GET"), 3);
+        assert_eq!(requests("/metrics-test/static", "GET", "200"), 1);
         assert_eq!(requests("/metrics-test/{id}", "POST", "405"), 1);
         assert_eq!(timed("/metrics-test/{id}", "POST"), 1);
+        assert!(requests(UNMATCHED, "GET", "404") > unmatched_before);
+    }
+
+    #[test]
+    fn templates_match_as_axum_routes_and_take_a_documented_api() {
+        let templates = RouteTemplates::new([
+            "/{short_code}",
+            "/dashboard",
+            "/api/v1/links/{id}",
+            "/api/v1/links/{id}",
+        ]);
+        let template = |path: &str| templates.template(path).map(|t| t.to_string());
+        assert_eq!(template("/dashboard").as_deref(), Some("/dashboard"));
+        assert_eq!(template("/abc123").as_deref(), Some("/{short_code}"));
+        assert_eq!(
+            template("/api/v1/links/7").as_deref(),
+            Some("/api/v1/links/{id}")
+        );
+        assert_eq!(template("/api/v1/links"), None);
+        assert_eq!(template("/abc123/more"), None);
+
+        let mut api = utoipa::openapi::OpenApi::default();
+        api.paths.paths.insert(
+            "/api/v1/events".to_owned(),
+            utoipa::openapi::PathItem::default(),
+        );
+        let documented = RouteTemplates::documented(&api, crate::http::OPERATIONAL_PATHS);
+        for path in ["/api/v1/events", "/healthz", "/metrics"] {
+            assert_eq!(documented.template(path).as_deref(), Some(path));
+        }
     }
 
     #[test]

@@ -10,9 +10,8 @@ use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::response::{IntoResponse, Response};
 use tokio::task::futures::TaskLocalFuture;
-use tower::{Layer, Service, ServiceBuilder};
+use tower::{Layer, Service};
 use tracing::instrument::Instrumented;
 use tracing::Instrument;
 
@@ -37,32 +36,6 @@ pub fn current() -> Option<String> {
         .flatten()
 }
 
-/// Wraps the whole of a router (once, around the routing, not around each route: a layer
-/// on every route is boxed and cloned per request at each step — `bench/profile.sh` counted
-/// 88 allocations a request with them there) in what every request gets before it is
-/// routed: a request id (given or made), a tracing span carrying it, the id on the answer
-/// and readable by [`current`], and a panic caught into the 500 envelope. A service of its
-/// own, not a `Router` (a router around it would route every request twice).
-pub fn layer<S>(
-    inner: S,
-) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send>
-       + Clone
-       + Send
-       + Sync
-       + 'static
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
-    S::Future: Send,
-{
-    ServiceBuilder::new()
-        .map_response(IntoResponse::into_response)
-        .layer(RequestIdLayer)
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            crate::http::panic_response,
-        ))
-        .service(inner)
-}
-
 /// The caller's id if it is a usable one, else a new UUID.
 fn id_of(request: &Request) -> HeaderValue {
     request
@@ -81,11 +54,12 @@ fn id_of(request: &Request) -> HeaderValue {
         })
 }
 
-/// One step for the whole of the request id: tower-http's three layers for it (set,
-/// trace, propagate) plus a task-local scope cost half again as many instructions and an
-/// extension map per request (`bench/profile.sh`).
+/// The request id, given or made, its span, the id on the answer and readable by
+/// [`current`]: one step around the whole router (`crate::http::app`). One step for all of
+/// it: tower-http's three layers for it (set, trace, propagate) plus a task-local scope cost
+/// half again as many instructions and an extension map per request (`bench/profile.sh`).
 #[derive(Debug, Clone, Copy)]
-struct RequestIdLayer;
+pub struct RequestIdLayer;
 
 impl<S> Layer<S> for RequestIdLayer {
     type Service = RequestIdService<S>;
@@ -95,7 +69,7 @@ impl<S> Layer<S> for RequestIdLayer {
 }
 
 #[derive(Debug, Clone)]
-struct RequestIdService<S> {
+pub struct RequestIdService<S> {
     inner: S,
 }
 
@@ -130,7 +104,7 @@ where
 
 pin_project_lite::pin_project! {
     /// The inner answer, inside the request's span and id scope, given the id back.
-    struct Answer<F: Future> {
+    pub struct Answer<F: Future> {
         #[pin]
         inner: Instrumented<TaskLocalFuture<HeaderValue, F>>,
         id: Option<HeaderValue>,
@@ -166,7 +140,7 @@ mod tests {
 
     use super::*;
 
-    fn app() -> impl Service<Request, Response = Response, Error = Infallible> {
+    fn app() -> impl Service<Request, Response = axum::response::Response, Error = Infallible> {
         let routes = Router::new()
             .route(
                 "/items/{id}",
@@ -179,9 +153,9 @@ mod tests {
                     #[allow(unreachable_code)]
                     ""
                 }),
-            )
-            .layer(crate::http_metrics::HttpMetricsLayer);
-        layer(routes)
+            );
+        let templates = crate::http_metrics::RouteTemplates::new(["/items/{id}", "/boom"]);
+        crate::http::app(routes, templates, crate::http::NO_BODIES)
     }
 
     async fn call(path: &str, id: Option<&str>) -> (u16, Option<String>, String) {

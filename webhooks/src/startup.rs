@@ -6,7 +6,7 @@ use axum::Router;
 use linktrace_platform::clickhouse::ClickHouseReadiness;
 use linktrace_platform::health::Readiness;
 use linktrace_platform::http;
-use linktrace_platform::http_metrics::HttpMetricsLayer;
+use linktrace_platform::http_metrics::RouteTemplates;
 use linktrace_platform::kafka::ObservedContext;
 use linktrace_platform::postgres::{self, PostgresReadiness};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -44,7 +44,7 @@ impl Application {
         let readiness = Readiness::new()
             .with(Arc::new(PostgresReadiness(pool.clone())))
             .with(Arc::new(ClickHouseReadiness(config.clickhouse.client())));
-        let router = http::operational_routes(readiness).layer(HttpMetricsLayer);
+        let router = http::operational_routes(readiness);
         let outbox = Outbox::new(pool.clone());
         let wake = Arc::new(Notify::new());
         // One view of the webhooks for both halves (each refresh is one query a second).
@@ -97,10 +97,16 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "webhook worker running");
         let (stop_sender, stop) = watch::channel(false);
-        let server = tokio::spawn(http::serve(self.listener, self.router, http::NO_BODIES, {
-            let mut stop = stop.clone();
-            async move { linktrace_platform::shutdown::stopped(&mut stop).await }
-        }));
+        let server = tokio::spawn(http::serve(
+            self.listener,
+            self.router,
+            RouteTemplates::new(http::OPERATIONAL_PATHS),
+            http::NO_BODIES,
+            {
+                let mut stop = stop.clone();
+                async move { linktrace_platform::shutdown::stopped(&mut stop).await }
+            },
+        ));
         let housekeeping = tokio::spawn(housekeeping(self.outbox, self.retention, stop.clone()));
         let intake = tokio::spawn(self.intake.run(stop.clone()));
         let dispatcher = tokio::spawn(self.dispatcher.run(stop));

@@ -125,24 +125,35 @@ fn rfc3339_micros_text(at: &DateTime<Utc>) -> Option<[u8; 27]> {
     if !(0..=9999).contains(&year) {
         return None;
     }
-    fn put(buffer: &mut [u8], mut value: u32) {
-        for digit in buffer.iter_mut().rev() {
-            *digit = b'0' + (value % 10) as u8;
-            value /= 10;
+    // Two digits a step, from a table: `value % 100` as text.
+    const PAIRS: [u8; 200] = {
+        let mut pairs = [0u8; 200];
+        let mut n = 0;
+        while n < 100 {
+            pairs[2 * n] = b'0' + (n / 10) as u8;
+            pairs[2 * n + 1] = b'0' + (n % 10) as u8;
+            n += 1;
         }
+        pairs
+    };
+    fn put2(buffer: &mut [u8], value: u32) {
+        let at = (value % 100) as usize * 2;
+        buffer.copy_from_slice(&PAIRS[at..at + 2]);
     }
-    let mut text = *b"0000-00-00T00:00:00.000000Z";
-    put(&mut text[0..4], year as u32);
-    put(&mut text[5..7], month);
-    put(&mut text[8..10], day);
-    put(&mut text[11..13], of_day / 3600);
-    put(&mut text[14..16], of_day / 60 % 60);
-    put(&mut text[17..19], of_day % 60);
+    let year = year as u32;
     // A leap second's nanoseconds run past 1e9: keep it inside its second.
-    put(
-        &mut text[20..26],
-        (at.timestamp_subsec_micros()).min(999_999),
-    );
+    let micros = at.timestamp_subsec_micros().min(999_999);
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    put2(&mut text[0..2], year / 100);
+    put2(&mut text[2..4], year);
+    put2(&mut text[5..7], month);
+    put2(&mut text[8..10], day);
+    put2(&mut text[11..13], of_day / 3600);
+    put2(&mut text[14..16], of_day / 60 % 60);
+    put2(&mut text[17..19], of_day % 60);
+    put2(&mut text[20..22], micros / 10_000);
+    put2(&mut text[22..24], micros / 100);
+    put2(&mut text[24..26], micros);
     Some(text)
 }
 
@@ -174,61 +185,68 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// properties, client facts) still goes through serde_json.
 struct JsonWriter(Vec<u8>);
 
+/// A field's key as the writer takes it, `,"name":`, made at compile time (one copy a field
+/// rather than three).
+macro_rules! key {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":")
+    };
+}
+
 impl JsonWriter {
     fn raw(&mut self, bytes: &[u8]) {
         self.0.extend_from_slice(bytes);
     }
 
-    /// `,"name":` then `value` through serde_json.
-    fn field<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) {
-        self.name(name);
+    /// `key` then `value` through serde_json.
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) {
+        self.raw(key.as_bytes());
         serde_json::to_writer(&mut self.0, value).expect("record fields always serialise");
     }
 
-    fn optional<T: Serialize>(&mut self, name: &str, value: &Option<T>) {
+    fn optional<T: Serialize>(&mut self, key: &str, value: &Option<T>) {
         if let Some(value) = value {
-            self.field(name, value);
+            self.field(key, value);
         }
     }
 
-    /// `,"name":"value"`: copied as it is when nothing in it needs escaping (serde_json
-    /// escapes exactly the control characters, `"` and `\`), else through serde_json.
-    fn string(&mut self, name: &str, value: &str) {
-        if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-            self.text(name, value);
+    /// `key"value"`: copied as it is when nothing in it needs escaping (serde_json escapes
+    /// exactly the control characters, `"` and `\`), else through serde_json. (The check
+    /// looks at every byte, without stopping early, so the compiler can check many a step.)
+    fn string(&mut self, key: &str, value: &str) {
+        let needs_escaping = value.bytes().fold(false, |seen, b| {
+            seen | (b < 0x20) | (b == b'"') | (b == b'\\')
+        });
+        if needs_escaping {
+            self.field(key, value);
         } else {
-            self.field(name, value);
+            self.text(key, value);
         }
     }
 
-    fn optional_string(&mut self, name: &str, value: &Option<String>) {
+    fn optional_string(&mut self, key: &str, value: &Option<String>) {
         if let Some(value) = value {
-            self.string(name, value);
+            self.string(key, value);
         }
     }
 
-    fn name(&mut self, name: &str) {
-        self.raw(b",\"");
-        self.raw(name.as_bytes());
-        self.raw(b"\":");
-    }
-
-    fn text(&mut self, name: &str, value: &str) {
-        self.name(name);
-        self.raw(b"\"");
+    /// `key"value"`, for a value that needs no escaping.
+    fn text(&mut self, key: &str, value: &str) {
+        self.raw(key.as_bytes());
+        self.0.push(b'"');
         self.raw(value.as_bytes());
-        self.raw(b"\"");
+        self.0.push(b'"');
     }
 
-    fn uuid(&mut self, name: &str, id: &Uuid) {
+    fn uuid(&mut self, key: &str, id: &Uuid) {
         let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        self.text(name, id.hyphenated().encode_lower(&mut text));
+        self.text(key, id.hyphenated().encode_lower(&mut text));
     }
 
-    fn time(&mut self, name: &str, at: &DateTime<Utc>) {
+    fn time(&mut self, key: &str, at: &DateTime<Utc>) {
         match rfc3339_micros_text(at) {
-            Some(text) => self.text(name, std::str::from_utf8(&text).expect("ASCII digits")),
-            None => self.field(name, at),
+            Some(text) => self.text(key, std::str::from_utf8(&text).expect("ASCII digits")),
+            None => self.field(key, at),
         }
     }
 
@@ -238,12 +256,12 @@ impl JsonWriter {
         match rfc3339_micros_text(event_time) {
             Some(text) if event_time == received_at => {
                 let text = std::str::from_utf8(&text).expect("ASCII digits");
-                self.text("eventTime", text);
-                self.text("receivedAt", text);
+                self.text(key!("eventTime"), text);
+                self.text(key!("receivedAt"), text);
             }
             _ => {
-                self.time("eventTime", event_time);
-                self.time("receivedAt", received_at);
+                self.time(key!("eventTime"), event_time);
+                self.time(key!("receivedAt"), received_at);
             }
         }
     }
@@ -375,18 +393,18 @@ impl EventRecord {
         let mut out = JsonWriter(Vec::with_capacity(512));
         out.raw(b"{\"v\":");
         serde_json::to_writer(&mut out.0, &self.schema_version).expect("a number serialises");
-        out.uuid("eventId", &self.event_id);
-        out.uuid("accountId", &self.account_id);
-        out.text("environment", self.environment.as_str());
-        out.optional_string("linkShortCode", &self.link_short_code);
-        out.string("eventName", &self.event_name);
-        out.optional_string("entityId", &self.entity_id);
-        out.optional_string("userId", &self.user_id);
-        out.optional("properties", &self.properties);
-        out.optional("revenue", &self.revenue);
-        out.text("source", self.source.as_str());
-        out.optional("client", &self.client);
-        out.optional_string("requestId", &self.request_id);
+        out.uuid(key!("eventId"), &self.event_id);
+        out.uuid(key!("accountId"), &self.account_id);
+        out.text(key!("environment"), self.environment.as_str());
+        out.optional_string(key!("linkShortCode"), &self.link_short_code);
+        out.string(key!("eventName"), &self.event_name);
+        out.optional_string(key!("entityId"), &self.entity_id);
+        out.optional_string(key!("userId"), &self.user_id);
+        out.optional(key!("properties"), &self.properties);
+        out.optional(key!("revenue"), &self.revenue);
+        out.text(key!("source"), self.source.as_str());
+        out.optional(key!("client"), &self.client);
+        out.optional_string(key!("requestId"), &self.request_id);
         out.times(&self.event_time, &self.received_at);
         out.raw(b"}");
         out.0

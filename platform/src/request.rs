@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linktrace_domain::{ErrorCode, ErrorEnvelope, ParseError};
@@ -211,11 +211,15 @@ impl<S: Send + Sync> FromRequestParts<S> for PathSegment {
     }
 }
 
-/// The secret from the first of `names` present in `headers`.
-pub fn header_value<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+/// The header an API key comes in.
+pub const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// The secret from the first of `names` present in `headers`. (Names, not text: a look-up
+/// by text parses the name every time.)
+pub fn header_value<'a>(headers: &'a HeaderMap, names: &[HeaderName]) -> Option<&'a str> {
     names
         .iter()
-        .find_map(|name| headers.get(*name))
+        .find_map(|name| headers.get(name))
         .and_then(|v| v.to_str().ok())
 }
 

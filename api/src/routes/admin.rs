@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = header_value(headers, &["authorization"])
+    let presented = header_value(headers, &[axum::http::header::AUTHORIZATION])
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     let expected = state.settings.admin_token.as_bytes();

@@ -13,7 +13,7 @@ pub mod webhooks;
 use axum::http::HeaderMap;
 use linktrace_platform::error::CommonError;
 use linktrace_platform::keys::KeyOwner;
-use linktrace_platform::request::header_value;
+use linktrace_platform::request::{self, header_value};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -25,7 +25,7 @@ pub type Caller = KeyOwner;
 pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     state
         .keys
-        .resolve(header_value(headers, &["x-api-key"]))
+        .resolve(header_value(headers, &[request::API_KEY]))
         .await?
         .ok_or(ApiError::Common(CommonError::Unauthorized))
 }

@@ -10,7 +10,7 @@ use axum::Json;
 use futures::StreamExt;
 use linktrace_domain::{Endpoint, ErrorEnvelope};
 use linktrace_platform::openapi::{errors, Yes};
-use linktrace_platform::request::{from_json, header_value, JsonBody, RequestError};
+use linktrace_platform::request::{self, from_json, header_value, JsonBody, RequestError};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -107,7 +107,10 @@ pub async fn create(
 ) -> Response {
     let outcome = async {
         let key = intake
-            .authenticate(header_value(&headers, &["x-api-key"]), Endpoint::Events)
+            .authenticate(
+                header_value(&headers, &[request::API_KEY]),
+                Endpoint::Events,
+            )
             .await?;
         let JsonBody(BatchBody { events }) = body?;
         if events.is_empty() || events.len() > MAX_EVENTS {

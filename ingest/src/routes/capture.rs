@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linktrace_domain::{Endpoint, EventName, EventSource, ShortCode};
 use linktrace_platform::openapi::errors;
-use linktrace_platform::request::{header_value, JsonBody, RequestError, Text};
+use linktrace_platform::request::{self, header_value, JsonBody, RequestError, Text};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -18,6 +18,10 @@ use utoipa::ToSchema;
 use crate::conversion;
 use crate::error::IngestError;
 use crate::intake::{EventDraft, Intake};
+
+/// Linkrunner's own header for the key, taken before `x-api-key`.
+const LINKRUNNER_KEY: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("linkrunner-key");
 
 /// Linkrunner's capture body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -68,7 +72,7 @@ pub async fn create(
     body: Result<JsonBody<CaptureBody>, RequestError>,
 ) -> Response {
     let outcome = async {
-        let secret = header_value(&headers, &["linkrunner-key", "x-api-key"]);
+        let secret = header_value(&headers, &[LINKRUNNER_KEY, request::API_KEY]);
         let key = intake.authenticate(secret, Endpoint::CaptureEvent).await?;
         let JsonBody(capture) = body?;
         let revenue = match &capture.event_data {

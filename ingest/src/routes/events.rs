@@ -9,7 +9,7 @@ use axum::Json;
 use linktrace_domain::{Endpoint, EntityId, EventName, EventSource, ParseError, ShortCode};
 use linktrace_platform::keys::KeyOwner;
 use linktrace_platform::openapi::{errors, Yes};
-use linktrace_platform::request::{header_value, JsonBody, RequestError};
+use linktrace_platform::request::{self, header_value, JsonBody, RequestError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -113,7 +113,10 @@ pub async fn create(
 ) -> Response {
     let outcome = async {
         let key = intake
-            .authenticate(header_value(&headers, &["x-api-key"]), Endpoint::Events)
+            .authenticate(
+                header_value(&headers, &[request::API_KEY]),
+                Endpoint::Events,
+            )
             .await?;
         let JsonBody(event) = body?;
         ingest_one(&intake, &key, event).await

@@ -72,6 +72,13 @@ def paired(a, b, value):
     return median(pairs) if pairs else 0.0
 
 
+def round_ratios(broker, conns):
+    """Each round's ingest / limit requests/s, in round order, as text."""
+    ingest, limit = f"ingest{broker}_c{conns}", f"limit{broker}_c{conns}"
+    return ", ".join(f"{wrk[x]['rps'] / wrk[y]['rps']:.2f}"
+                     for x, y in zip(rounds_named(ingest), rounds_named(limit)) if wrk[y]["rps"])
+
+
 def rounds_named(prefix):
     return sorted(k for k in wrk if k.startswith(prefix + "_r"))
 
@@ -180,6 +187,10 @@ lines = [
     limit_row("in-memory", "_memory", 32),
     limit_row("in-memory", "_memory", 256),
     "",
+    "Each round's ingest / limit, in order: durable 32: " + round_ratios("", 32)
+    + "; durable 256: " + round_ratios("", 256) + "; in-memory 32: " + round_ratios("_memory", 32)
+    + "; in-memory 256: " + round_ratios("_memory", 256) + ".",
+    "",
     "| hot path | requests/s | p99 ms | CPU µs/req | ratio |",
     "|---|---:|---:|---:|---:|",
     f"| live key, one account, 256 connections, in-memory broker (quota lease) | {rps('quota_live'):,.0f} | {p99('quota_live'):.1f} | {cpu_us('quota_live'):.0f} | {speed('quota_live', 'quota_test'):.2f} of the test key |",
@@ -197,11 +208,13 @@ lines = [
     "wait on the broker's acknowledgement (the cores are not busy: *Where the time goes*). At 256",
     "connections ingest, wrk and the broker share two cores, so ingest's throughput is its CPU per",
     "request against the limit handler's — `bench/load-profile.sh` (sections below) splits both by",
-    "what the code does under that load, and `bench/profile.sh` counts the instructions — plus, on",
-    "the durable broker, the broker's own CPU per event (the column above): ingest's record (ids,",
-    "account, times, request id: about 260 bytes against the limit's 65) costs tansu's sqlite",
-    "writes about a tenth more per event. The rounds' ratios at 256 connections spread by ±0.05",
-    "to ±0.1 on this machine.",
+    "what the code does under that load, and `bench/profile.sh` counts the instructions — plus the",
+    "broker's own CPU per event (the column above). Ingest's record (ids, account, times, request",
+    "id: 329 bytes against the limit's 67) is not what the durable broker's CPU follows: the",
+    "limit handler with its values padded to 329 bytes (`LOAD_PADDED_LIMIT_BYTES=329",
+    "bench/load-profile.sh`) costs it the same per event. The in-memory broker at 256 connections",
+    "is the most CPU-bound case, and the noisiest: the same service's CPU per request moves by a",
+    "third between neighbouring 5 s runs, so its rounds' ratios spread by ±0.1.",
     *([] if e2e['p99_ms'] < 1000 else [
         "The 202 → visible delay under that load is the consumer's batch window",
         "(`CONSUMER_BATCH_MAX_WAIT_MS`, 250 ms) plus a batch's ClickHouse write (its",

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use chrono::SubsecRound;
-use linktrace_platform::error::CommonError;
-
 use linktrace_domain::{
     Endpoint, EntityId, Environment, EventName, EventRecord, EventSource, Revenue, ShortCode,
 };
 use linktrace_platform::clock::Clock;
+use linktrace_platform::error::CommonError;
 use linktrace_platform::kafka::{EventSink, SinkError};
 use linktrace_platform::keys::{KeyDirectory, KeyOwner};
 use uuid::Uuid;

@@ -250,19 +250,20 @@ impl JsonWriter {
         }
     }
 
-    /// `eventTime` and `receivedAt`, the text written once when they are the same instant
-    /// (an event without its own time, most of them).
+    /// `eventTime` and `receivedAt`, the text made once when they are the same instant (an
+    /// event without its own time, most of them).
     fn times(&mut self, event_time: &DateTime<Utc>, received_at: &DateTime<Utc>) {
-        match rfc3339_micros_text(event_time) {
-            Some(text) if event_time == received_at => {
-                let text = std::str::from_utf8(&text).expect("ASCII digits");
-                self.text(key!("eventTime"), text);
-                self.text(key!("receivedAt"), text);
-            }
-            _ => {
-                self.time(key!("eventTime"), event_time);
-                self.time(key!("receivedAt"), received_at);
-            }
+        let event_text = rfc3339_micros_text(event_time);
+        let event_text = event_text
+            .as_ref()
+            .map(|text| std::str::from_utf8(text).expect("ASCII digits"));
+        match event_text {
+            Some(text) => self.text(key!("eventTime"), text),
+            None => self.field(key!("eventTime"), event_time),
+        }
+        match event_text {
+            Some(text) if received_at == event_time => self.text(key!("receivedAt"), text),
+            _ => self.time(key!("receivedAt"), received_at),
         }
     }
 }

@@ -51,7 +51,7 @@ static HTTP_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
 
 /// The route templates of a service (`/api/v1/links/{id}`), matched the way axum matches
 /// them: a request is labelled by the template its path matches, else `unmatched`.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RouteTemplates {
     matcher: Arc<matchit::Router<Arc<str>>>,
 }

@@ -9,6 +9,11 @@ impl EntityId {
     pub const MAX_LEN: usize = 255;
 
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        Self::parse_owned(raw.to_owned())
+    }
+
+    /// [`parse`](Self::parse), keeping `raw` as the id rather than copying it.
+    pub fn parse_owned(raw: String) -> Result<Self, ParseError> {
         if raw.is_empty() {
             return Err(ParseError::new("must not be empty"));
         }
@@ -21,15 +26,19 @@ impl EntityId {
                 Self::MAX_LEN
             )));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(raw))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
-crate::text_value!(EntityId);
+crate::text_value!(EntityId, EntityId::parse_owned);
 
 impl utoipa::PartialSchema for EntityId {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {

@@ -14,8 +14,15 @@ impl EventName {
 
     /// Parses a name a customer sent: normalised to lowercase first, then checked.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        Self::parse_owned(raw.to_owned())
+    }
+
+    /// [`parse`](Self::parse), lowercasing `raw` in place when it is ASCII rather than
+    /// copying it.
+    pub fn parse_owned(mut raw: String) -> Result<Self, ParseError> {
         let name = if raw.is_ascii() {
-            raw.to_ascii_lowercase()
+            raw.make_ascii_lowercase();
+            raw
         } else {
             raw.to_lowercase()
         };
@@ -54,11 +61,15 @@ impl EventName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 // A name read from a request is a name a customer sent: `parse`'s rule, reserved names
 // refused.
-crate::text_value!(EventName);
+crate::text_value!(EventName, EventName::parse_owned);
 
 impl utoipa::PartialSchema for EventName {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {

@@ -275,7 +275,7 @@ impl EventRecord {
         event_id: Uuid,
         account_id: Uuid,
         environment: Environment,
-        event_name: &str,
+        event_name: impl Into<String>,
         source: EventSource,
         at: DateTime<Utc>,
     ) -> Self {
@@ -286,7 +286,7 @@ impl EventRecord {
             account_id,
             environment,
             link_short_code: None,
-            event_name: event_name.to_owned(),
+            event_name: event_name.into(),
             entity_id: None,
             user_id: None,
             properties: None,

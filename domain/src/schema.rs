@@ -6,14 +6,20 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 
 /// Implements `TryFrom<String>`, `Serialize` and `Deserialize` for a text newtype with
-/// `parse(&str) -> Result<Self, ParseError>` and `as_str()`.
+/// `parse(&str) -> Result<Self, ParseError>` and `as_str()`; given a second argument, a
+/// `String` → `Result<Self, ParseError>` function, the text read is parsed by it instead.
 #[macro_export]
 macro_rules! text_value {
     ($type:ty) => {
+        $crate::text_value!($type, |raw: String| <$type>::parse(&raw));
+    };
+    // `$parse_owned` takes the text read from a request as it is, so that a value read
+    // once is not copied again into its newtype (`parse` takes a `&str` and copies it).
+    ($type:ty, $parse_owned:expr) => {
         impl TryFrom<String> for $type {
             type Error = $crate::ParseError;
             fn try_from(raw: String) -> Result<Self, Self::Error> {
-                Self::parse(&raw)
+                ($parse_owned)(raw)
             }
         }
 
@@ -26,7 +32,7 @@ macro_rules! text_value {
         impl<'de> serde::Deserialize<'de> for $type {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let raw = String::deserialize(deserializer)?;
-                Self::parse(&raw).map_err(serde::de::Error::custom)
+                Self::try_from(raw).map_err(serde::de::Error::custom)
             }
         }
     };

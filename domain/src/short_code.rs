@@ -13,6 +13,11 @@ impl ShortCode {
     pub const MAX_LEN: usize = 32;
 
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        Self::parse_owned(raw.to_owned())
+    }
+
+    /// [`parse`](Self::parse), keeping `raw` as the code rather than copying it.
+    pub fn parse_owned(raw: String) -> Result<Self, ParseError> {
         let len = raw.len();
         if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
             return Err(ParseError::new(format!(
@@ -26,7 +31,7 @@ impl ShortCode {
                 "must contain only ASCII letters and digits",
             ));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(raw))
     }
 
     /// A fresh code of 8 lowercase hex characters, as documented for links created
@@ -38,6 +43,10 @@ impl ShortCode {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
@@ -53,7 +62,7 @@ impl AsRef<str> for ShortCode {
     }
 }
 
-crate::text_value!(ShortCode);
+crate::text_value!(ShortCode, ShortCode::parse_owned);
 
 impl utoipa::PartialSchema for ShortCode {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {

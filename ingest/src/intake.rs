@@ -188,8 +188,8 @@ impl Intake {
         }
 
         let record = EventRecord {
-            link_short_code: draft.link.map(|l| l.as_str().to_owned()),
-            entity_id: draft.entity.map(|e| e.as_str().to_owned()),
+            link_short_code: draft.link.map(ShortCode::into_string),
+            entity_id: draft.entity.map(EntityId::into_string),
             user_id: draft.user_id,
             properties: draft.properties,
             revenue: draft.revenue,
@@ -199,7 +199,7 @@ impl Intake {
                 event_id,
                 key.account_id,
                 key.environment,
-                draft.event_name.as_str(),
+                draft.event_name.into_string(),
                 source,
                 now,
             )

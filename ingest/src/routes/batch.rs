@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use linktrace_domain::{Endpoint, ErrorEnvelope};
 use linktrace_platform::openapi::{errors, Yes};
-use linktrace_platform::request::{self, from_json, header_value, JsonBody, RequestError};
+use linktrace_platform::request::{from_json, JsonBody, PresentedKey, RequestError};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -102,15 +102,12 @@ pub struct BatchResults {
 )]
 pub async fn create(
     State(intake): State<Arc<Intake>>,
-    headers: HeaderMap,
+    presented: PresentedKey,
     body: Result<JsonBody<BatchBody>, RequestError>,
 ) -> Response {
     let outcome = async {
         let key = intake
-            .authenticate(
-                header_value(&headers, &[request::API_KEY]),
-                Endpoint::Events,
-            )
+            .authenticate(presented.secret(), Endpoint::Events)
             .await?;
         let JsonBody(BatchBody { events }) = body?;
         if events.is_empty() || events.len() > MAX_EVENTS {

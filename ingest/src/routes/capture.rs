@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
+use axum::extract::FromRequestParts;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use linktrace_domain::{Endpoint, EventName, EventSource, ShortCode};
 use linktrace_platform::openapi::errors;
-use linktrace_platform::request::{self, header_value, JsonBody, RequestError, Text};
+use linktrace_platform::request::{self, JsonBody, PresentedKey, RequestError, Text};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -22,6 +24,20 @@ use crate::intake::{EventDraft, Intake};
 /// Linkrunner's own header for the key, taken before `x-api-key`.
 const LINKRUNNER_KEY: axum::http::HeaderName =
     axum::http::HeaderName::from_static("linkrunner-key");
+
+/// The key a capture call presents: in [`LINKRUNNER_KEY`], else in `x-api-key`.
+pub struct CaptureKey(PresentedKey);
+
+impl<S: Sync> FromRequestParts<S> for CaptureKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(PresentedKey::from_headers(
+            &parts.headers,
+            &[LINKRUNNER_KEY, request::API_KEY],
+        )))
+    }
+}
 
 /// Linkrunner's capture body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -68,12 +84,13 @@ fn always_null() -> utoipa::openapi::Object {
 )]
 pub async fn create(
     State(intake): State<Arc<Intake>>,
-    headers: HeaderMap,
+    CaptureKey(presented): CaptureKey,
     body: Result<JsonBody<CaptureBody>, RequestError>,
 ) -> Response {
     let outcome = async {
-        let secret = header_value(&headers, &[LINKRUNNER_KEY, request::API_KEY]);
-        let key = intake.authenticate(secret, Endpoint::CaptureEvent).await?;
+        let key = intake
+            .authenticate(presented.secret(), Endpoint::CaptureEvent)
+            .await?;
         let JsonBody(capture) = body?;
         let revenue = match &capture.event_data {
             Some(data) => conversion::from_event_data(data)

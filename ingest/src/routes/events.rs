@@ -1,15 +1,16 @@
 //! `POST /api/v1/events` (Scale only).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use linktrace_domain::{Endpoint, EntityId, EventName, EventSource, ParseError, ShortCode};
 use linktrace_platform::keys::KeyOwner;
 use linktrace_platform::openapi::{errors, Yes};
-use linktrace_platform::request::{self, header_value, JsonBody, RequestError};
+use linktrace_platform::request::{JsonBody, PresentedKey, RequestError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -46,7 +47,7 @@ impl TryFrom<String> for OptionalEntityId {
     fn try_from(raw: String) -> Result<Self, ParseError> {
         match raw.as_str() {
             "" => Ok(Self(None)),
-            raw => EntityId::parse(raw).map(|id| Self(Some(id))),
+            _ => EntityId::parse_owned(raw).map(|id| Self(Some(id))),
         }
     }
 }
@@ -108,15 +109,12 @@ pub struct Deduplicated {
 )]
 pub async fn create(
     State(intake): State<Arc<Intake>>,
-    headers: HeaderMap,
+    presented: PresentedKey,
     body: Result<JsonBody<EventBody>, RequestError>,
 ) -> Response {
     let outcome = async {
         let key = intake
-            .authenticate(
-                header_value(&headers, &[request::API_KEY]),
-                Endpoint::Events,
-            )
+            .authenticate(presented.secret(), Endpoint::Events)
             .await?;
         let JsonBody(event) = body?;
         ingest_one(&intake, &key, event).await
@@ -142,22 +140,70 @@ pub async fn ingest_one(
 }
 
 fn accepted_response(accepted: Accepted) -> Response {
-    match accepted {
-        Accepted::Queued => (
-            StatusCode::ACCEPTED,
-            Json(Queued {
-                success: Yes,
-                queued: Yes,
-            }),
-        )
-            .into_response(),
-        Accepted::Deduplicated => (
-            StatusCode::OK,
-            Json(Deduplicated {
-                success: Yes,
-                deduplicated: Yes,
-            }),
-        )
-            .into_response(),
+    /// The two answers, serialised once from their types (`Json` would serialise and
+    /// allocate again on every request).
+    static QUEUED: LazyLock<&'static [u8]> = LazyLock::new(|| {
+        serialised(&Queued {
+            success: Yes,
+            queued: Yes,
+        })
+    });
+    static DEDUPLICATED: LazyLock<&'static [u8]> = LazyLock::new(|| {
+        serialised(&Deduplicated {
+            success: Yes,
+            deduplicated: Yes,
+        })
+    });
+    let (status, body) = match accepted {
+        Accepted::Queued => (StatusCode::ACCEPTED, *QUEUED),
+        Accepted::Deduplicated => (StatusCode::OK, *DEDUPLICATED),
+    };
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        Bytes::from_static(body),
+    )
+        .into_response()
+}
+
+fn serialised(answer: &impl Serialize) -> &'static [u8] {
+    let text = serde_json::to_vec(answer).expect("an answer serialises");
+    Vec::leak(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The answers made once are the documented types, as JSON, with their status.
+    #[tokio::test]
+    async fn accepted_answers_are_their_types_serialised() {
+        let cases = [
+            (
+                Accepted::Queued,
+                StatusCode::ACCEPTED,
+                json!({ "success": true, "queued": true }),
+            ),
+            (
+                Accepted::Deduplicated,
+                StatusCode::OK,
+                json!({ "success": true, "deduplicated": true }),
+            ),
+        ];
+        for (accepted, status, body) in cases {
+            let response = accepted_response(accepted);
+            assert_eq!(response.status(), status);
+            assert_eq!(
+                response.headers().get(CONTENT_TYPE).unwrap(),
+                "application/json"
+            );
+            let bytes = axum::body::to_bytes(response.into_body(), 1024)
+                .await
+                .unwrap();
+            let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(answer, body);
+        }
     }
 }

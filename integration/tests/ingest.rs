@@ -275,8 +275,44 @@ async fn malformed_bodies_are_400_envelopes_never_500() {
         let answer: Value = response.json().await.expect("a JSON envelope");
         assert_envelope(status, &answer, expected, code);
     }
+    // A chunked body declares no length of its own: it is held to the limit all the same.
+    let answer = chunked_post(&url, &account.live_key, &[b' '; 70_000]).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413") && answer.contains("PAYLOAD_TOO_LARGE"),
+        "{answer}"
+    );
+    let event = br#"{"linkShortCode":"abcd1234","eventName":"x"}"#;
+    let answer = chunked_post(&url, &account.live_key, event).await;
+    assert!(!answer.starts_with("HTTP/1.1 413"), "{answer}");
     let (status, answer) = env.get(&ingest.url("/api/v1/nope"), None).await;
     assert_eq!((status, answer["success"].clone()), (404, json!(false)));
+}
+
+/// POSTs `body` as JSON in 1,000-byte chunks (`Transfer-Encoding: chunked`, no
+/// `Content-Length`) over a connection of its own; the raw answer.
+async fn chunked_post(url: &str, key: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = reqwest::Url::parse(url).unwrap();
+    let address = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut request = format!(
+        "POST {} HTTP/1.1\r\nhost: {}\r\nx-api-key: {key}\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+        url.path(),
+        url.host_str().unwrap()
+    )
+    .into_bytes();
+    for chunk in body.chunks(1000) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    // The server may answer (and close) before it has read the whole body.
+    let _ = stream.write_all(&request).await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]

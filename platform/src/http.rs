@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use linktrace_domain::{ErrorCode, ErrorEnvelope};
 use tokio::net::TcpListener;
 
+use crate::body_limit::BodyLimitLayer;
 use crate::health::{self, Readiness};
 use crate::http_metrics::{HttpMetricsLayer, RouteTemplates};
 use crate::request_id::RequestIdLayer;
@@ -74,10 +75,11 @@ pub async fn serve_with_peer_addresses(
 /// `router` inside what every request gets before it is routed: a request id (given or
 /// made) and its span, the request metrics (labelled by `routes`), a panic caught into the
 /// 500 envelope, and a body limit of `body_limit` bytes unless a route sets its own
-/// `DefaultBodyLimit`. Each once, around the routing: a layer on the router (`Router::layer`)
-/// wraps every route, and axum boxes and clones each such route per request
-/// (`bench/profile.sh` counted 88 allocations a request with all of them there). A service
-/// of its own, not a `Router` (a router around it would route every request twice).
+/// `DefaultBodyLimit` (given only to bodies that could exceed it: `body_limit`). Each
+/// once, around the routing: a layer on the router (`Router::layer`) wraps every route,
+/// and axum boxes and clones each such route per request (`bench/profile.sh` counted 88
+/// allocations a request with all of them there). A service of its own, not a `Router` (a
+/// router around it would route every request twice).
 pub fn app(
     router: Router,
     routes: RouteTemplates,
@@ -94,7 +96,7 @@ pub fn app(
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(BodyLimitLayer::max(body_limit))
         .service(router)
 }
 

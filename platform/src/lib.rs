@@ -1,6 +1,7 @@
 //! Plumbing every LinkTrace service shares. Each module owns one dependency or concern and
 //! the configuration that goes with it.
 
+pub mod body_limit;
 pub mod cache;
 pub mod clickhouse;
 pub mod clock;

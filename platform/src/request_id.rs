@@ -30,8 +30,10 @@ tokio::task_local! {
 
 /// The id of the request this task is serving, if any.
 pub fn current() -> Option<String> {
+    // The id is visible ASCII (`id_of` keeps no other), so UTF-8's check is enough: cheaper
+    // than `HeaderValue::to_str`'s byte by byte one.
     CURRENT
-        .try_with(|id| id.to_str().ok().map(str::to_owned))
+        .try_with(|id| std::str::from_utf8(id.as_bytes()).ok().map(str::to_owned))
         .ok()
         .flatten()
 }
@@ -94,20 +96,17 @@ where
             request_id = id.to_str().unwrap_or_default(),
         );
         Answer {
-            inner: CURRENT
-                .scope(id.clone(), self.inner.call(request))
-                .instrument(span),
-            id: Some(id),
+            inner: CURRENT.scope(id, self.inner.call(request)).instrument(span),
         }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The inner answer, inside the request's span and id scope, given the id back.
+    /// The inner answer, inside the request's span and id scope, given the id back (the
+    /// scope's own, taken from it once the answer is made: no copy of the id to keep).
     pub struct Answer<F: Future> {
         #[pin]
         inner: Instrumented<TaskLocalFuture<HeaderValue, F>>,
-        id: Option<HeaderValue>,
     }
 }
 
@@ -124,7 +123,7 @@ where
             let _inside = this.inner.span().enter();
             tracing::error!(status = response.status().as_u16(), "request failed");
         }
-        if let Some(id) = this.id.take() {
+        if let Some(id) = this.inner.inner_pin_mut().take_value() {
             response.headers_mut().insert(HEADER_NAME, id);
         }
         Poll::Ready(Ok(response))

@@ -79,6 +79,21 @@ def round_ratios(broker, conns):
                      for x, y in zip(rounds_named(ingest), rounds_named(limit)) if wrk[y]["rps"])
 
 
+def live_rounds():
+    """Each round's live / test requests/s and CPU per request, with the leases the live
+    run took and its requests that waited for Postgres, as text."""
+    parts = []
+    for n, (live, test) in enumerate(zip(rounds_named("quota_live"), rounds_named("quota_test")), 1):
+        if not wrk[test]["rps"]:
+            continue
+        cpu = lambda k: other.get(f"cpu_us_{k}", ["?"])[0]
+        leases = other.get(f"quota_leases_r{n}", ["?"])[0]
+        waits = other.get(f"quota_waits_r{n}", ["?"])[0]
+        parts.append(f"{wrk[live]['rps'] / wrk[test]['rps']:.2f} ({cpu(live)} / {cpu(test)} µs, "
+                     f"{leases} leases, {waits} waited)")
+    return "; ".join(parts)
+
+
 def rounds_named(prefix):
     return sorted(k for k in wrk if k.startswith(prefix + "_r"))
 
@@ -197,6 +212,9 @@ lines = [
     f"| test key, same (no quota) | {rps('quota_test'):,.0f} | {p99('quota_test'):.1f} | {cpu_us('quota_test'):.0f} | |",
     f"| dedup path, a fresh `entityId` each ({connections} connections, durable broker) | {rps('dedup'):,.0f} | {p99('dedup'):.1f} | {cpu_us('dedup'):.0f} | {speed('dedup', 'plain'):.2f} of the plain path |",
     f"| plain path, same | {rps('plain'):,.0f} | {p99('plain'):.1f} | {cpu_us('plain'):.0f} | |",
+    "",
+    "Each round's live / test, in order (CPU µs per request live / test, the quota leases the",
+    "live run took, its requests that waited for Postgres): " + live_rounds() + ".",
     "",
     "## Issue 16's goals in this run",
     "",

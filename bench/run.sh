@@ -157,7 +157,14 @@ done
 # The quota lease on a hot account: the live key (quota) against the test key (none), one
 # account, 256 connections, in-memory broker; and the dedup path (a fresh entityId each)
 # against the plain path on the durable broker.
-quota_live() { wrk_cpu "quota_live_r$1" ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" 256; }
+# A live round also records the leases it took and the requests that waited for Postgres.
+quota_live() {
+  local url=http://127.0.0.1:9285 leases waits
+  leases="$(metric "$url" ingest_quota_leases_total)"; waits="$(metric "$url" ingest_quota_waits_total)"
+  wrk_cpu "quota_live_r$1" ingest_memory event.lua "$url/api/v1/events" 256
+  echo "quota_leases_r$1 $(( $(metric "$url" ingest_quota_leases_total) - leases ))" >>"$RESULTS"
+  echo "quota_waits_r$1 $(( $(metric "$url" ingest_quota_waits_total) - waits ))" >>"$RESULTS"
+}
 quota_test() { LT_KEY="$LT_TEST_KEY" wrk_cpu "quota_test_r$1" ingest_memory event.lua "http://127.0.0.1:9285/api/v1/events" 256; }
 plain() { wrk_cpu "plain_r$1" ingest event.lua "http://$INGEST_ADDR/api/v1/events" "$CONNECTIONS"; }
 # (Entity ids are fresh in every round: wrk's counter starts again at each run, so the run

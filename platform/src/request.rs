@@ -217,10 +217,11 @@ pub const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 /// The secret from the first of `names` present in `headers`. (Names, not text: a look-up
 /// by text parses the name every time.)
 pub fn header_value<'a>(headers: &'a HeaderMap, names: &[HeaderName]) -> Option<&'a str> {
-    names
-        .iter()
-        .find_map(|name| headers.get(name))
-        .and_then(|v| v.to_str().ok())
+    first_present(headers, names).and_then(|v| v.to_str().ok())
+}
+
+fn first_present<'a>(headers: &'a HeaderMap, names: &[HeaderName]) -> Option<&'a HeaderValue> {
+    names.iter().find_map(|name| headers.get(name))
 }
 
 /// The API key a request presents, as an extractor: the first of the key headers present,
@@ -233,7 +234,7 @@ pub struct PresentedKey(Option<HeaderValue>);
 impl PresentedKey {
     /// The first of `names` present in `headers`.
     pub fn from_headers(headers: &HeaderMap, names: &[HeaderName]) -> Self {
-        Self(names.iter().find_map(|name| headers.get(name)).cloned())
+        Self(first_present(headers, names).cloned())
     }
 
     /// The key as text; `None` when absent or not visible ASCII.

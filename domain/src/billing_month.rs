@@ -7,9 +7,14 @@ pub struct BillingMonth {
 }
 
 impl BillingMonth {
+    /// The month `instant` falls in. UTC's date is the one the instant holds: no offset is
+    /// applied (`year()`/`month()` on the `DateTime` apply one each; this runs on every
+    /// production event, `bench/profile.sh`).
     pub fn containing(instant: DateTime<Utc>) -> Self {
-        let first_day = NaiveDate::from_ymd_opt(instant.year(), instant.month(), 1)
-            .expect("the first day of an existing month is a valid date");
+        let first_day = instant
+            .date_naive()
+            .with_day(1)
+            .expect("every month has a first day");
         Self { first_day }
     }
 
@@ -63,6 +68,15 @@ mod tests {
             "2027-01-01T00:00:00.000Z"
         );
         let jan = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(
+            BillingMonth::containing(jan).first_day(),
+            NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()
+        );
+        let leap = Utc.with_ymd_and_hms(2028, 2, 29, 12, 0, 0).unwrap();
+        assert_eq!(
+            BillingMonth::containing(leap).first_day(),
+            NaiveDate::from_ymd_opt(2028, 2, 1).unwrap()
+        );
         assert_eq!(
             BillingMonth::containing(jan),
             BillingMonth::containing(at).next()

@@ -177,7 +177,7 @@ impl Intake {
         if key.environment == Environment::Live {
             match self
                 .quota
-                .acquire(key.account_id, key.monthly_event_quota)
+                .acquire(key.account_id, key.monthly_event_quota, now)
                 .await?
             {
                 QuotaDecision::Granted(permit) => in_flight.hold_permit(permit),

@@ -103,7 +103,6 @@ impl Application {
         };
         let quota = Arc::new(QuotaLimiter::new(
             deps.pool.clone(),
-            deps.clock.clone(),
             config.quota_lease_block,
             Duration::from_millis(config.quota_lease_idle_ms),
         ));

@@ -5,16 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
+
 use linktrace_ingest::quota::{QuotaDecision, QuotaLimiter};
 use linktrace_integration::TestEnv;
-use linktrace_platform::clock::SystemClock;
 
 const QUOTA: i64 = 1_000_000;
 
 fn limiter(env: &TestEnv, most: i64) -> Arc<QuotaLimiter> {
     Arc::new(QuotaLimiter::new(
         env.pool.clone(),
-        Arc::new(SystemClock),
         most,
         Duration::from_secs(60),
     ))
@@ -27,7 +27,7 @@ async fn a_hot_account_waits_for_postgres_only_for_its_first_block() {
     // Blocks of at most 25: 400 events at ~1 ms apart cross at least 16 block boundaries.
     let quota = limiter(&env, 25);
     for _ in 0..400 {
-        let decision = quota.acquire(account.id, QUOTA).await.unwrap();
+        let decision = quota.acquire(account.id, QUOTA, Utc::now()).await.unwrap();
         assert!(matches!(decision, QuotaDecision::Granted(_)));
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -50,7 +50,7 @@ async fn a_block_boundary_under_a_stuck_lease_waits_and_then_proceeds() {
     let account = env.create_account("scale").await;
     let quota = limiter(&env, 10);
     // The first event leases the first block (10).
-    quota.acquire(account.id, QUOTA).await.unwrap();
+    quota.acquire(account.id, QUOTA, Utc::now()).await.unwrap();
     // Postgres stalls every lease of this account from now on (a row lock).
     let mut blocker = env.pool.begin().await.unwrap();
     sqlx::query("SELECT leased FROM quota_usage WHERE account_id = $1 FOR UPDATE")
@@ -60,17 +60,19 @@ async fn a_block_boundary_under_a_stuck_lease_waits_and_then_proceeds() {
         .unwrap();
     // The rest of the block is spent without waiting, though the lease ahead is stuck.
     for _ in 0..9 {
-        let granted =
-            tokio::time::timeout(Duration::from_millis(200), quota.acquire(account.id, QUOTA))
-                .await
-                .expect("no wait while the block lasts")
-                .unwrap();
+        let granted = tokio::time::timeout(
+            Duration::from_millis(200),
+            quota.acquire(account.id, QUOTA, Utc::now()),
+        )
+        .await
+        .expect("no wait while the block lasts")
+        .unwrap();
         assert!(matches!(granted, QuotaDecision::Granted(_)));
     }
     // The eleventh needs the stuck lease, and gets it once Postgres answers.
     let waiting = tokio::spawn({
         let quota = quota.clone();
-        async move { quota.acquire(account.id, QUOTA).await }
+        async move { quota.acquire(account.id, QUOTA, Utc::now()).await }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished(), "nothing was left to grant");
@@ -102,8 +104,10 @@ async fn concurrent_takers_get_exactly_the_quota_and_leases_balance() {
         tokio::spawn(async move {
             let mut granted = 0;
             for _ in 0..25 {
-                if let QuotaDecision::Granted(_) =
-                    quota.acquire(account.id, QUOTA_HERE).await.unwrap()
+                if let QuotaDecision::Granted(_) = quota
+                    .acquire(account.id, QUOTA_HERE, Utc::now())
+                    .await
+                    .unwrap()
                 {
                     granted += 1;
                 }
@@ -124,4 +128,43 @@ async fn concurrent_takers_get_exactly_the_quota_and_leases_balance() {
         .await
         .unwrap();
     assert_eq!(leased, QUOTA_HERE);
+}
+
+async fn leased(env: &TestEnv, account_id: uuid::Uuid) -> i64 {
+    sqlx::query_scalar("SELECT leased FROM quota_usage WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_lease_unused_for_two_whole_returner_passes_is_given_back_and_a_busy_one_kept() {
+    let env = TestEnv::new().await;
+    let busy = env.create_account("scale").await;
+    let idle = env.create_account("scale").await;
+    let quota = limiter(&env, 10);
+    let now = Utc::now();
+    // Each leases a first block of 10 and spends one unit of it.
+    quota.acquire(busy.id, QUOTA, now).await.unwrap();
+    quota.acquire(idle.id, QUOTA, now).await.unwrap();
+    assert_eq!(leased(&env, idle.id).await, 10);
+    for pass in 1..=3 {
+        quota.return_unused(false).await.unwrap();
+        // The busy account spends between every two passes.
+        quota.acquire(busy.id, QUOTA, now).await.unwrap();
+        let idle_leased = leased(&env, idle.id).await;
+        if pass < 3 {
+            // Passes run every half idle time: two are not yet the whole of it.
+            assert_eq!(idle_leased, 10, "given back after {pass} passes");
+        } else {
+            assert_eq!(idle_leased, 1, "the 9 unused units go back after 3 passes");
+        }
+    }
+    assert_eq!(leased(&env, busy.id).await, 10, "a busy lease is kept");
+    // The idle account comes back: it leases again and is counted exactly.
+    quota.acquire(idle.id, QUOTA, now).await.unwrap();
+    quota.return_unused(true).await.unwrap();
+    assert_eq!(leased(&env, idle.id).await, 2);
+    assert_eq!(leased(&env, busy.id).await, 4);
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Measures LinkTrace on this machine and writes BENCHMARKS.md. Brings up its own stack
 # (release build, ports 928x, its own databases and topics) beside any running one, drives
-# it with wrk on loopback, and stops what it started. Bounded: about 15 minutes after the
+# it with wrk on loopback, and stops what it started. Bounded: about 22 minutes after the
 # build with BENCH_SECONDS=10. Knobs: BENCH_SECONDS (15: each run outside the paired
-# comparisons), BENCH_ROUNDS (6) and BENCH_PAIR_SECONDS (half of BENCH_SECONDS, at least 3:
+# comparisons), BENCH_ROUNDS (10) and BENCH_PAIR_SECONDS (half of BENCH_SECONDS, at least 3:
 # each run of the paired comparisons), BENCH_CONNECTIONS (32), BENCH_BATCH (100).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -89,7 +89,9 @@ stop_pid consumer
 # Many short rounds rather than a few long ones: this machine's speed drifts over tens of
 # seconds (the limit handler's own CPU per request moved from 14 to 22 µs between two
 # neighbouring 10 s runs), and a ratio is only as good as its two runs' sharing conditions.
-ROUNDS="${BENCH_ROUNDS:-6}"
+# Ten rounds: single rounds' ratios have spread by ±0.2 in the noisiest runs, and with six
+# the median still moved by ±0.05 from run to run, the whole margin of some goals.
+ROUNDS="${BENCH_ROUNDS:-10}"
 export WRK_SECONDS="${BENCH_PAIR_SECONDS:-$(( SECONDS_EACH / 2 > 3 ? SECONDS_EACH / 2 : 3 ))}"
 mkdir -p "$STATE/tansu-memory"
 daemonize tansu_memory "$STATE/tansu-memory" "" "$LOGS/tansu-memory.log" "$(command -v tansu)" broker \

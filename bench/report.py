@@ -130,6 +130,9 @@ def drain(name):
 
 drain1, drain2 = drain("drain_x1"), drain("drain_x2")
 stored_after, backlog_total = (int(x) for x in other["stored_after_drain"])
+# The first drain has a deadline (bench/run.sh): one that ran out leaves the consumer behind
+# for what follows, and its rows short of the backlog.
+drained = drain1[1] >= drain1[0]
 x2 = [wrk["ingest_x2_a"], wrk["ingest_x2_b"]]
 x2_rps = sum(r["rps"] for r in x2)
 x2_p99 = max(r["p99_ms"] for r in x2)
@@ -157,7 +160,7 @@ lag_trend = slope(lags)
 keeps_up = bool(lags) and lag_trend < 0.05 * load_rps
 mem = {n: int(other[f"memory_{n}"][0]) / 1024 for n in ("ingest", "consumer", "api")}
 
-lag_ok = keeps_up
+lag_ok = keeps_up and drained
 goals = [
     ("ingest ≥ 0.9× the limit, durable broker, 32 connections", f"{speed('ingest_c32', 'limit_c32'):.3f}×", speed('ingest_c32', 'limit_c32') >= 0.9),
     ("same, durable, 256", f"{speed('ingest_c256', 'limit_c256'):.3f}×", speed('ingest_c256', 'limit_c256') >= 0.9),
@@ -166,8 +169,8 @@ goals = [
     ("ingest CPU per event ≤ 1.3× the limit's (durable, 32)", f"{cpu_us('ingest_c32'):.1f} vs {cpu_us('limit_c32'):.1f} µs: {cpu_ratio('ingest_c32', 'limit_c32'):.2f}×", cpu_ratio('ingest_c32', 'limit_c32') <= 1.3),
     ("live key within 5% of a test key", f"{speed('quota_live', 'quota_test'):.3f}×", speed('quota_live', 'quota_test') >= 0.95),
     ("dedup path ≥ 0.5× the plain path", f"{speed('dedup', 'plain'):.3f}×", speed('dedup', 'plain') >= 0.5),
-    ("the consumer keeps up with the batch endpoint (lag flat while it runs at its peak)", f"lag trend {lag_trend:+,.0f} messages/s at {load_rps:,.0f} events/s", lag_ok),
-    ("202 → visible p99 < 1 s meanwhile", f"{e2e['p99_ms']:.0f} ms", e2e['p99_ms'] < 1000),
+    ("the consumer keeps up with the batch endpoint (lag flat while it runs at its peak)", f"lag trend {lag_trend:+,.0f} messages/s at {load_rps:,.0f} events/s" + ("" if drained else " (not measured: the drain before it did not finish)"), lag_ok),
+    ("202 → visible p99 < 1 s meanwhile", f"{e2e['p99_ms']:.0f} ms", drained and e2e['p99_ms'] < 1000),
 ]
 
 lines = [
@@ -256,7 +259,7 @@ lines = [
     f"| two ingest instances, {int(connections) // 2} connections each (same 2 cores) | **{x2_rps:,.0f} requests/s** in all, p99 {x2_p99:.2f} ms ({x2_rps / rps('ingest_c32'):.2f}× one instance at 32 connections) |",
     f"| consumer drain, 1 consumer: backlog → ClickHouse | **{drain1[3]:,.0f} events/s** ({drain1[1]:,} events in {drain1[2]:.1f} s) |",
     f"| consumer drain, 2 consumers in one group (fresh group, first 400k events of the same backlog) | **{drain2[3]:,.0f} events/s** ({drain2[1]:,} events in {drain2[2]:.1f} s; {drain2[3] / drain1[3] if drain1[3] else 0:.2f}× one) |",
-    f"| stored by the first drain (plain `count()` over `events`: rows, not distinct ids) | {stored_after:,} rows for {backlog_total:,} answered 202 (more: requests wrk abandoned at each run's deadline were produced, but never answered) |",
+    f"| stored by the first drain (plain `count()` over `events`: rows, not distinct ids) | {stored_after:,} rows for {backlog_total:,} answered 202 " + ("(more: requests wrk abandoned at each run's deadline were produced, but never answered) |" if drained else f"(**the drain did not finish**: it consumed {drain1[1]:,} of {drain1[0]:,} events before its deadline) |"),
     f"| the consumer under the batch endpoint's peak (8 connections, {batch} events a request, {load_seconds} s, consumer running) | **{load_rps:,.0f} events/s accepted**; consumer lag every second: first {lags[0] if lags else 0:,}, max {max(lags, default=0):,}, last {lags[-1] if lags else 0:,} messages; trend {lag_trend:+,.0f} messages/s ({lag_trend / load_rps if load_rps else 0:+.1%} of the rate): **{'keeps up' if keeps_up else 'falls behind'}** |",
     f"| end-to-end delay meanwhile, 202 at the gateway → visible in ClickHouse (200 events/s probe) | **p50 {e2e['p50_ms']:.0f} ms, p99 {e2e['p99_ms']:.0f} ms**, max {e2e['max_ms']:.0f} ms ({e2e['seen']} of {e2e['sent']} seen) |",
     f"| peak memory (VmHWM) | ingest {mem['ingest']:.0f} MiB, consumer {mem['consumer']:.0f} MiB, api {mem['api']:.0f} MiB |",

@@ -9,7 +9,7 @@
 # (bench/code_groups.py), in µs per request, with the difference. Writes
 # bench/load-profile.txt and the load-profile section of BENCHMARKS.md.
 # LOAD_PADDED_LIMIT_BYTES=N adds a third service to every round: the limit handler with
-# each produced value padded to N bytes (329: ingest's record for this load), so that the
+# each produced value padded to N bytes (287: ingest's record for this load in layout 2, 329 in layout 1), so that the
 # broker's cost of ingest's larger record is told apart from ingest's own cost.
 # `bench/profile.sh` counts instructions (repeatable); this one is time, with the
 # kernel, the wake-ups and the cache misses instructions do not show.

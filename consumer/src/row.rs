@@ -96,8 +96,8 @@ impl EventRow {
                 .map(|r| r.currency.as_str().to_owned())
                 .unwrap_or_default(),
             revenue_micros: record.revenue.as_ref().map_or(0, |r| r.micros),
-            event_time: seconds(record.event_time),
-            event_time_ms: record.event_time.timestamp_millis().max(0) as u64,
+            event_time: seconds(record.occurred_at()),
+            event_time_ms: record.occurred_at().timestamp_millis().max(0) as u64,
             received_at: seconds(record.received_at),
             kafka_topic: topic.to_owned(),
             kafka_partition: u16::try_from(position.partition).unwrap_or_default(),

@@ -33,7 +33,10 @@ pub use entity_state::EntityState;
 pub use envelope::{ErrorCode, ErrorEnvelope};
 pub use environment::Environment;
 pub use event_name::{EventName, SystemEvent};
-pub use event_record::{ClientFacts, DecodeError, EventRecord, EventSource, SCHEMA_VERSION};
+pub use event_record::{
+    ClientFacts, DecodeError, EventRecord, EventSource, WriteLayout, OLDEST_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+};
 pub use plan::{Endpoint, PlanName};
 pub use revenue::{Currency, Revenue};
 pub use short_code::ShortCode;

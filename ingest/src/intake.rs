@@ -143,7 +143,7 @@ impl Intake {
         in_flight: &mut InFlight<'_>,
     ) -> Result<Accepted, IngestError> {
         // Microseconds, what the record and Postgres keep: an event without a time of its own
-        // then has `eventTime` equal to `receivedAt` (one time text on the wire).
+        // then has no `eventTime` on the wire (it happened when it was received).
         let now = self.clock.now().trunc_subsecs(6);
         let mut event_time = now;
         let event_id = match (&draft.link, &draft.entity) {
@@ -193,7 +193,6 @@ impl Intake {
             user_id: draft.user_id,
             properties: draft.properties,
             revenue: draft.revenue,
-            event_time,
             request_id: linktrace_platform::request_id::current(),
             ..EventRecord::new(
                 event_id,
@@ -203,7 +202,8 @@ impl Intake {
                 source,
                 now,
             )
-        };
+        }
+        .happened_at(event_time);
         self.sink.send(&record).await.map_err(|error| match error {
             SinkError::TooLarge => IngestError::validation("event is too large"),
             SinkError::Unavailable(_) => IngestError::Unavailable(error.into()),

@@ -712,7 +712,7 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
         revenue: None,
         source: linktrace_domain::EventSource::Api,
         client: None,
-        event_time: chrono::Utc::now(),
+        event_time: None,
         request_id: None,
         received_at: chrono::Utc::now(),
     };
@@ -930,7 +930,7 @@ async fn analytics_equal_the_raw_count_truth_with_two_consumers_and_redeliveries
             revenue: None,
             source: linktrace_domain::EventSource::Api,
             client: None,
-            event_time: chrono::Utc::now(),
+            event_time: None,
             request_id: None,
             received_at: chrono::Utc::now(),
         };

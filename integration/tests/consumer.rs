@@ -12,7 +12,7 @@ use linktrace_consumer::exactly_once::HighWaterMarks;
 use linktrace_consumer::row::EventRow;
 use linktrace_consumer::startup::Application;
 use linktrace_consumer::writer::{ClickHouseWriter, EventWriter, WriteError};
-use linktrace_domain::{Environment, EventRecord, EventSource, SCHEMA_VERSION};
+use linktrace_domain::{Environment, EventRecord, EventSource, WriteLayout, SCHEMA_VERSION};
 use linktrace_integration::{Running, TestEnv};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
@@ -33,7 +33,7 @@ fn record(account: Uuid, code: &str, name: &str) -> EventRecord {
         revenue: None,
         source: EventSource::Api,
         client: None,
-        event_time: Utc::now(),
+        event_time: None,
         request_id: None,
         received_at: Utc::now(),
     }
@@ -96,6 +96,70 @@ async fn n_events_with_redeliveries_mixed_in_are_stored_exactly_n_times() {
 }
 
 #[tokio::test]
+async fn records_of_both_layouts_are_stored_with_their_times() {
+    // A rolling upgrade: older writers' layout 1 (`eventTime` always) and this build's layout
+    // 2 (`eventTime` only where it differs from `receivedAt`) on one stream.
+    let env = TestEnv::with_partitions(1).await;
+    let account = Uuid::new_v4();
+    let received = chrono::DateTime::parse_from_rfc3339("2026-11-24T21:00:50.123456Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let earlier = received - chrono::Duration::milliseconds(90_250);
+    let plain = |name: &str| EventRecord {
+        received_at: received,
+        ..record(account, "abcd1234", name)
+    };
+    let (v1, v2): (WriteLayout, _) = ("1".parse().unwrap(), WriteLayout::CURRENT);
+    let cases = [
+        (plain("v1-plain").to_json_as(v1), received),
+        (
+            plain("v1-own-time").happened_at(earlier).to_json_as(v1),
+            earlier,
+        ),
+        (plain("v2-plain").to_json_as(v2), received),
+        (
+            plain("v2-own-time").happened_at(earlier).to_json_as(v2),
+            earlier,
+        ),
+    ];
+    for (payload, _) in &cases {
+        env.produce_raw("abcd1234", payload).await;
+    }
+    let consumer = env.spawn_consumer().await;
+    assert_eq!(
+        env.wait_for_stored(&account_filter(account), 4, Duration::from_secs(30))
+            .await,
+        4
+    );
+    let stored: Vec<(String, u64, u32)> = env
+        .clickhouse
+        .client()
+        .query(
+            "SELECT event_name, event_time_ms, toUInt32(received_at) FROM events \
+             WHERE account_id = ? ORDER BY event_name",
+        )
+        .bind(account.to_string())
+        .fetch_all()
+        .await
+        .unwrap();
+    let mut expected: Vec<(String, u64, u32)> = cases
+        .iter()
+        .map(|(payload, at)| {
+            let name = EventRecord::from_json(payload).unwrap().event_name;
+            (
+                name,
+                at.timestamp_millis() as u64,
+                received.timestamp() as u32,
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(stored, expected);
+    assert_eq!(dead_letter_count(&env).await, 0);
+    consumer.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn poison_messages_go_to_the_dead_letter_topic_and_the_rest_is_written() {
     let env = TestEnv::with_partitions(1).await;
     let account = Uuid::new_v4();
@@ -103,7 +167,7 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_the_rest_is_written() {
     env.produce_raw("abcd1234", b"\x00\x01 definitely not json")
         .await;
     let mut future_version = serde_json::to_value(record(account, "abcd1234", "future")).unwrap();
-    future_version["v"] = 2.into();
+    future_version["v"] = (SCHEMA_VERSION + 1).into();
     env.produce_raw("abcd1234", &serde_json::to_vec(&future_version).unwrap())
         .await;
     produce_all(&env, &[record(account, "abcd1234", "after")]).await;

@@ -77,7 +77,7 @@ pub fn body(record: &EventRecord) -> String {
             source: record.source.as_str(),
             platform: client.and_then(|c| c.platform.as_deref()),
             click: client.and_then(|c| c.facts.as_ref()),
-            occurred_at: iso(record.event_time),
+            occurred_at: iso(record.occurred_at()),
             received_at: iso(record.received_at),
         },
     };
@@ -126,5 +126,26 @@ mod tests {
                 }
             })
         );
+    }
+
+    #[test]
+    fn occurred_at_is_the_events_own_time_where_it_has_one() {
+        let received: DateTime<Utc> = "2026-11-24T10:00:00.250Z".parse().unwrap();
+        let earlier: DateTime<Utc> = "2026-11-24T09:58:30Z".parse().unwrap();
+        let record = EventRecord::new(
+            Uuid::nil(),
+            Uuid::nil(),
+            Environment::Live,
+            "purchase",
+            EventSource::Api,
+            received,
+        )
+        .happened_at(earlier);
+        // Through the wire, as the worker reads it.
+        let read = EventRecord::from_json(&record.to_json()).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&body(&read)).unwrap();
+        assert_eq!(body["data"]["occurredAt"], "2026-11-24T09:58:30.000Z");
+        assert_eq!(body["data"]["receivedAt"], "2026-11-24T10:00:00.250Z");
+        assert_eq!(body["createdAt"], "2026-11-24T10:00:00.250Z");
     }
 }

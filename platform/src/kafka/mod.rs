@@ -7,6 +7,7 @@ mod observed;
 mod sink;
 
 use envconfig::Envconfig;
+use linktrace_domain::WriteLayout;
 use rdkafka::ClientConfig;
 
 pub use admin::create_topic;
@@ -35,6 +36,12 @@ pub struct KafkaConfig {
     /// `event_id` that storage deduplicates on, so a retry's copy is never counted.
     #[envconfig(from = "KAFKA_PRODUCER_IDEMPOTENT", default = "true")]
     pub producer_idempotent: bool,
+    /// The event record's layout producers write (`linktrace_domain::event_record`): this
+    /// build's own (2) unless a rolling upgrade from a build that reads layout 1 only still
+    /// runs older consumers or webhook workers — then 1 on ingest and the api until those
+    /// are upgraded (an older reader dead-letters a layout it does not know).
+    #[envconfig(from = "KAFKA_RECORD_SCHEMA_VERSION", default = "2")]
+    pub record_layout: WriteLayout,
     /// Messages the producer may hold in memory before sends wait (and then fail).
     #[envconfig(from = "KAFKA_PRODUCER_QUEUE_MAX_MESSAGES", default = "100000")]
     pub producer_queue_max_messages: u32,
@@ -88,5 +95,33 @@ impl KafkaConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
         config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(settings: &[(&str, &str)]) -> Result<KafkaConfig, envconfig::Error> {
+        let settings: HashMap<String, String> = settings
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        KafkaConfig::init_from_hashmap(&settings)
+    }
+
+    #[test]
+    fn producers_write_this_builds_layout_unless_told_an_older_one() {
+        assert_eq!(config(&[]).unwrap().record_layout, WriteLayout::CURRENT);
+        let older = config(&[("KAFKA_RECORD_SCHEMA_VERSION", "1")]).unwrap();
+        assert_eq!(older.record_layout.get(), 1);
+        for refused in ["0", "3", "latest"] {
+            assert!(
+                config(&[("KAFKA_RECORD_SCHEMA_VERSION", refused)]).is_err(),
+                "{refused}"
+            );
+        }
     }
 }

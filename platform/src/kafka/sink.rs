@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use linktrace_domain::EventRecord;
+use linktrace_domain::{EventRecord, WriteLayout};
 use prometheus::{
     register_histogram, register_int_counter_vec, register_int_gauge, Histogram, IntCounterVec,
     IntGauge,
@@ -77,6 +77,7 @@ pub struct KafkaSink {
     producer: FutureProducer,
     topic: String,
     deadline: Duration,
+    layout: WriteLayout,
 }
 
 impl KafkaSink {
@@ -90,6 +91,7 @@ impl KafkaSink {
             producer,
             topic: topic.to_owned(),
             deadline: Duration::from_millis(config.producer_message_timeout_ms.into()),
+            layout: config.record_layout,
         })
     }
 
@@ -164,7 +166,7 @@ fn classify(error: KafkaError) -> SinkError {
 impl EventSink for KafkaSink {
     #[tracing::instrument(name = "produce", skip_all, fields(event_id = %record.event_id))]
     async fn send(&self, record: &EventRecord) -> Result<(), SinkError> {
-        let payload = record.to_json();
+        let payload = record.to_json_as(self.layout);
         let key = record.partition_key();
         let message = FutureRecord::to(&self.topic)
             .key(key.as_ref())

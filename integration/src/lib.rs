@@ -152,6 +152,15 @@ impl TestEnv {
         pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 
+    /// [`TestEnv::service_env`] with some settings changed.
+    pub fn service_env_with(&self, settings: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut env = self.service_env();
+        for (name, value) in settings {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
+        env
+    }
+
     pub fn ingest_config(&self) -> IngestConfig {
         IngestConfig::init_from_hashmap(&self.service_env()).expect("ingest config")
     }
@@ -165,7 +174,14 @@ impl TestEnv {
     }
 
     pub async fn spawn_ingest(&self) -> Running {
-        let app = linktrace_ingest::startup::Application::build(self.ingest_config())
+        self.spawn_ingest_with(&[]).await
+    }
+
+    /// An ingest with some settings changed from [`TestEnv::service_env`]'s.
+    pub async fn spawn_ingest_with(&self, settings: &[(&str, &str)]) -> Running {
+        let config = IngestConfig::init_from_hashmap(&self.service_env_with(settings))
+            .expect("ingest config");
+        let app = linktrace_ingest::startup::Application::build(config)
             .await
             .expect("ingest starts");
         let port = app.port();
@@ -186,11 +202,8 @@ impl TestEnv {
 
     /// An api with some settings changed from [`TestEnv::service_env`]'s.
     pub async fn spawn_api_with(&self, settings: &[(&str, &str)]) -> Running {
-        let mut env = self.service_env();
-        for (name, value) in settings {
-            env.insert((*name).to_owned(), (*value).to_owned());
-        }
-        let config = ApiConfig::init_from_hashmap(&env).expect("api config");
+        let config =
+            ApiConfig::init_from_hashmap(&self.service_env_with(settings)).expect("api config");
         let app = linktrace_api::startup::Application::build(config)
             .await
             .expect("api starts");
@@ -199,11 +212,8 @@ impl TestEnv {
     }
 
     pub fn webhooks_config(&self, settings: &[(&str, &str)]) -> WebhooksConfig {
-        let mut env = self.service_env();
-        for (name, value) in settings {
-            env.insert((*name).to_owned(), (*value).to_owned());
-        }
-        WebhooksConfig::init_from_hashmap(&env).expect("webhooks config")
+        WebhooksConfig::init_from_hashmap(&self.service_env_with(settings))
+            .expect("webhooks config")
     }
 
     /// The webhook worker, with some settings changed from [`TestEnv::service_env`]'s.

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
+use linktrace_domain::SCHEMA_VERSION;
 use linktrace_integration::{event, TestEnv, ADMIN_TOKEN};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
 use serde_json::json;
 
 #[tokio::test]
@@ -133,4 +136,66 @@ async fn every_service_reports_health_readiness_and_metrics() {
         ingest_metrics.contains(r#"route="/api/v1/events",status="401""#),
         "{ingest_metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_rolling_upgrade_writes_layout_1_until_every_reader_takes_layout_2() {
+    // Mid-upgrade: one ingest still told to write layout 1 (what older readers need), one
+    // writing this build's layout; both reach the topic and are stored alike.
+    let env = TestEnv::new().await;
+    let account = env.create_account("scale").await;
+    env.create_link(&account, "upgrade1").await;
+    let older = env
+        .spawn_ingest_with(&[("KAFKA_RECORD_SCHEMA_VERSION", "1")])
+        .await;
+    let current = env.spawn_ingest().await;
+    for (ingest, name) in [(&older, "layout_1"), (&current, "layout_2")] {
+        let (status, body) = env
+            .post(
+                &ingest.url("/api/v1/events"),
+                Some(&account.live_key),
+                event("upgrade1", name, None),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+
+    let reader: StreamConsumer = env
+        .kafka
+        .client_config()
+        .set("group.id", format!("layouts-{}", env.id))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&[&env.kafka.events_topic]).unwrap();
+    let mut written = Vec::new();
+    for _ in 0..2 {
+        let message = tokio::time::timeout(Duration::from_secs(20), reader.recv())
+            .await
+            .expect("the events are on the topic")
+            .unwrap();
+        let raw: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        written.push((
+            raw["eventName"].as_str().unwrap().to_owned(),
+            raw["v"].as_u64().unwrap(),
+            raw.get("eventTime").is_some(),
+        ));
+    }
+    written.sort();
+    assert_eq!(
+        written,
+        vec![
+            ("layout_1".to_owned(), 1, true),
+            ("layout_2".to_owned(), SCHEMA_VERSION as u64, false),
+        ]
+    );
+
+    let consumer = env.spawn_consumer().await;
+    let filter = format!("account_id = '{}' AND event_time = received_at", account.id);
+    assert_eq!(
+        env.wait_for_stored(&filter, 2, Duration::from_secs(30))
+            .await,
+        2
+    );
+    consumer.stop().await.unwrap();
 }

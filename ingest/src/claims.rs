@@ -12,6 +12,13 @@
 //! one `INSERT … SELECT FROM unnest(…) ON CONFLICT … RETURNING`, their marks one `UPDATE`.
 //! Rows are locked in key order in both, so two batches cannot deadlock on each other
 //! (and a batch that still loses one is run again).
+//!
+//! Both are prepared once per connection (a run is then one round trip, not a parse and
+//! describe first) and planned for their parameters at every run: ingest's pool sets
+//! `plan_cache_mode = force_custom_plan` (`startup`). A plan Postgres cached for all runs
+//! was made while `entity_events` was small, scanned it whole per batch, and on a fresh
+//! database slowed the dedup path run after run as the table grew (`bench/run.sh` starts
+//! each run on a fresh database); unprepared statements avoided that at a round trip each.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -205,8 +212,6 @@ async fn claim_batch(
         .bind(unique.iter().map(|r| r.event_time).collect::<Vec<_>>())
         .bind(stale_after.as_secs_f64())
         .bind(EntityState::Pending.as_str())
-        // Planned at every run (see `mark_batch`).
-        .persistent(false)
         .fetch_all(&pool)
         .await?;
     let found: HashMap<EntityKey, Attempt> = rows
@@ -271,11 +276,6 @@ async fn mark_batch(pool: PgPool, keys: Arc<Vec<EntityKey>>) -> Result<Vec<()>, 
     .bind(sorted.iter().map(|k| k.entity_id.as_str()).collect::<Vec<_>>())
     .bind(EntityState::Pending.as_str())
     .bind(EntityState::Queued.as_str())
-    // Not a cached prepared statement: Postgres would keep a generic plan made while the
-    // table was small (a scan of `entity_events` per batch), and on a fresh database the
-    // dedup path slowed run after run as the table grew (`bench/run.sh` starts each run
-    // on a fresh database). One plan per batch costs little next to that.
-    .persistent(false)
     .execute(&pool)
     .await?;
     Ok(vec![(); keys.len()])

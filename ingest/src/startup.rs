@@ -25,6 +25,12 @@ use crate::quota::QuotaLimiter;
 use crate::rate_limit::KeyRateLimiter;
 use crate::routes;
 
+/// How ingest's Postgres sessions start: statements planned for their parameters at every
+/// run. The entity claims' table grows from empty, and a plan Postgres cached for all runs
+/// (a generic plan) made while it was small scans it whole (see `claims`). Ingest's other
+/// statements are key look-ups behind caches.
+pub const POSTGRES_SETTINGS: &[(&str, &str)] = &[("plan_cache_mode", "force_custom_plan")];
+
 /// What ingest needs from the outside world; tests swap the sink or the clock.
 pub struct Dependencies {
     pub pool: PgPool,
@@ -36,7 +42,7 @@ pub struct Dependencies {
 impl Dependencies {
     /// The real ones: Postgres (migrated) and the Kafka producer.
     pub async fn connect(config: &IngestConfig) -> anyhow::Result<Self> {
-        let pool = postgres::connect_and_migrate(&config.postgres).await?;
+        let pool = postgres::connect_and_migrate_with(&config.postgres, POSTGRES_SETTINGS).await?;
         let sink = Arc::new(KafkaSink::new(&config.kafka)?);
         let readiness = Readiness::new()
             .with(Arc::new(PostgresReadiness(pool.clone())))

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use linktrace_ingest::startup::{Application, Dependencies};
+use linktrace_ingest::startup::{Application, Dependencies, POSTGRES_SETTINGS};
 use linktrace_integration::{event, ManualClock, TestAccount, TestEnv};
 use linktrace_platform::health::Readiness;
 use linktrace_platform::kafka::KafkaSink;
@@ -585,12 +585,35 @@ async fn two_ingest_instances_share_one_quota_exactly() {
     assert_eq!(leased, 50);
 }
 
+#[tokio::test]
+async fn ingests_postgres_sessions_plan_every_run_of_a_statement() {
+    // The entity claims are prepared statements; each run must still get a plan for its
+    // own parameters (see `claims`), so every session ingest opens starts with that.
+    let env = TestEnv::new().await;
+    let deps = Dependencies::connect(&env.ingest_config()).await.unwrap();
+    for _ in 0..3 {
+        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+            .fetch_one(&deps.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "force_custom_plan");
+    }
+    let other = linktrace_platform::postgres::connect(&env.ingest_config().postgres)
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(&other)
+        .await
+        .unwrap();
+    assert_eq!(mode, "auto", "other services keep Postgres's default");
+}
+
 async fn spawn_ingest_with_clock(
     env: &TestEnv,
     clock: ManualClock,
 ) -> linktrace_integration::Running {
     let config = env.ingest_config();
-    let pool = linktrace_platform::postgres::connect(&config.postgres)
+    let pool = linktrace_platform::postgres::connect_with(&config.postgres, POSTGRES_SETTINGS)
         .await
         .unwrap();
     let sink = Arc::new(KafkaSink::new(&config.kafka).unwrap());

@@ -15,6 +15,8 @@ use linktrace_platform::clickhouse::ClickHouseConfig;
 use linktrace_platform::kafka::{self, KafkaConfig};
 use linktrace_platform::postgres::{self, PostgresConfig};
 use linktrace_webhooks::config::WebhooksConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -328,6 +330,31 @@ impl TestEnv {
             .await
             .map_err(|(e, _)| e)
             .expect("produce");
+    }
+
+    /// The first `n` messages on `topic`, read from its start by a consumer group of their
+    /// own (so any number of readers, in any test, each see them all).
+    pub async fn read_topic(&self, topic: &str, n: usize) -> Vec<OwnedMessage> {
+        let reader: StreamConsumer = self
+            .kafka
+            .client_config()
+            .set(
+                "group.id",
+                format!("lt-test-{}-reader-{}", self.id, Uuid::new_v4()),
+            )
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("reader");
+        reader.subscribe(&[topic]).expect("subscribe");
+        let mut messages = Vec::with_capacity(n);
+        while messages.len() < n {
+            let message = tokio::time::timeout(Duration::from_secs(20), reader.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{} of {n} messages on {topic}", messages.len()))
+                .expect("a message");
+            messages.push(message.detach());
+        }
+        messages
     }
 
     pub async fn produce(&self, record: &EventRecord) {

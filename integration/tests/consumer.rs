@@ -15,7 +15,7 @@ use linktrace_consumer::writer::{ClickHouseWriter, EventWriter, WriteError};
 use linktrace_domain::{Environment, EventRecord, EventSource, WriteLayout, SCHEMA_VERSION};
 use linktrace_integration::{Running, TestEnv};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Headers;
+use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::Message;
 use uuid::Uuid;
 
@@ -179,27 +179,9 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_the_rest_is_written() {
         2
     );
 
-    let reader: StreamConsumer = env
-        .kafka
-        .client_config()
-        .set("group.id", format!("dlq-reader-{}", env.id))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    reader.subscribe(&[&env.kafka.dead_letter_topic]).unwrap();
     let mut reasons = Vec::new();
-    for _ in 0..2 {
-        let message = tokio::time::timeout(Duration::from_secs(20), reader.recv())
-            .await
-            .expect("a dead letter")
-            .unwrap();
-        let headers = message.headers().expect("headers");
-        let reason = headers
-            .iter()
-            .find(|h| h.key == "dlq-reason")
-            .and_then(|h| h.value)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap();
+    for message in env.read_topic(&env.kafka.dead_letter_topic, 2).await {
+        let reason = dlq_reason(&message).unwrap();
         reasons.push(reason);
     }
     reasons.sort();
@@ -365,30 +347,22 @@ async fn rows_clickhouse_refuses_are_isolated_and_dead_lettered_and_the_rest_is_
         "each refused row dead-lettered once"
     );
     assert!(refusals.load(Ordering::SeqCst) >= 3);
-    let reader: StreamConsumer = env
-        .kafka
-        .client_config()
-        .set("group.id", format!("dlq-refused-{}", env.id))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    reader.subscribe(&[&env.kafka.dead_letter_topic]).unwrap();
-    for _ in 0..3 {
-        let message = tokio::time::timeout(Duration::from_secs(20), reader.recv())
-            .await
-            .expect("a dead letter")
-            .unwrap();
-        let reason = message
-            .headers()
-            .unwrap()
-            .iter()
-            .find(|h| h.key == "dlq-reason")
-            .and_then(|h| h.value)
-            .map(|v| String::from_utf8_lossy(v).into_owned());
+    for message in env.read_topic(&env.kafka.dead_letter_topic, 3).await {
+        let reason = dlq_reason(&message);
         assert_eq!(reason.as_deref(), Some("clickhouse_refused"));
         let decoded = EventRecord::from_json(message.payload().unwrap()).unwrap();
         assert_eq!(decoded.event_name, "poisoned");
     }
+}
+
+/// Why the consumer dead-lettered `message` (its `dlq-reason` header).
+fn dlq_reason(message: &OwnedMessage) -> Option<String> {
+    message
+        .headers()?
+        .iter()
+        .find(|h| h.key == "dlq-reason")
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 async fn dead_letter_count(env: &TestEnv) -> i64 {

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use linktrace_domain::SCHEMA_VERSION;
 use linktrace_integration::{event, TestEnv, ADMIN_TOKEN};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
 use serde_json::json;
 
@@ -160,20 +159,8 @@ async fn a_rolling_upgrade_writes_layout_1_until_every_reader_takes_layout_2() {
         assert_eq!(status, 202, "{body}");
     }
 
-    let reader: StreamConsumer = env
-        .kafka
-        .client_config()
-        .set("group.id", format!("layouts-{}", env.id))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    reader.subscribe(&[&env.kafka.events_topic]).unwrap();
     let mut written = Vec::new();
-    for _ in 0..2 {
-        let message = tokio::time::timeout(Duration::from_secs(20), reader.recv())
-            .await
-            .expect("the events are on the topic")
-            .unwrap();
+    for message in env.read_topic(&env.kafka.events_topic, 2).await {
         let raw: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
         written.push((
             raw["eventName"].as_str().unwrap().to_owned(),

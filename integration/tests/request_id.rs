@@ -1,10 +1,7 @@
 //! A request id follows each request: taken from `X-Request-Id` or generated, returned on
 //! the answer, and written into the record of the event the request produced.
 
-use std::time::Duration;
-
 use linktrace_integration::{event, TestEnv};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
 
 async fn post_with_id(
@@ -68,20 +65,8 @@ async fn the_request_id_is_kept_or_made_returned_and_put_on_the_event_message() 
         .unwrap();
     assert_eq!(answered.headers()["x-request-id"], "api-req-7");
 
-    let reader: StreamConsumer = env
-        .kafka
-        .client_config()
-        .set("group.id", format!("reqid-{}", env.id))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    reader.subscribe(&[&env.kafka.events_topic]).unwrap();
     let mut seen = Vec::new();
-    for _ in 0..2 {
-        let message = tokio::time::timeout(Duration::from_secs(20), reader.recv())
-            .await
-            .expect("the events are on the topic")
-            .unwrap();
+    for message in env.read_topic(&env.kafka.events_topic, 2).await {
         let payload = message.payload().unwrap();
         // This build's layout: a plain event happened when it was received, so its
         // `eventTime` is not written.

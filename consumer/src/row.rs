@@ -55,6 +55,7 @@ impl EventRow {
     pub fn new(record: &EventRecord, topic: &str, position: StreamPosition) -> Self {
         let client = record.client.as_deref().cloned().unwrap_or_default();
         let facts = client.facts.unwrap_or_default();
+        let occurred_at = record.occurred_at();
         Self {
             event_id: record.event_id.to_string(),
             account_id: record.account_id.to_string(),
@@ -96,8 +97,8 @@ impl EventRow {
                 .map(|r| r.currency.as_str().to_owned())
                 .unwrap_or_default(),
             revenue_micros: record.revenue.as_ref().map_or(0, |r| r.micros),
-            event_time: seconds(record.occurred_at()),
-            event_time_ms: record.occurred_at().timestamp_millis().max(0) as u64,
+            event_time: seconds(occurred_at),
+            event_time_ms: occurred_at.timestamp_millis().max(0) as u64,
             received_at: seconds(record.received_at),
             kafka_topic: topic.to_owned(),
             kafka_partition: u16::try_from(position.partition).unwrap_or_default(),

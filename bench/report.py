@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Turns bench/run.sh's raw results into BENCHMARKS.md."""
 import json
+import re
 import os
 import platform
 import subprocess
@@ -285,14 +286,14 @@ lines = [
     "- The consumer was stopped while the load ran, so the drain figures measure a real backlog:",
     "  fetch from tansu (sqlite storage), decode, dedup, write batches of up to 20,000 rows (`CONSUMER_BATCH_MAX_EVENTS`), commit.",
 ]
-# Other benchmarks (bench/analytics/run.sh, bench/profile.sh, bench/load-profile.sh, bench/consumer-fetch.sh,
-# bench/redirect.sh, bench/webhooks.sh, bench/quota.sh) keep
-# their own sections of the same file.
+# Other benchmarks (bench/analytics/run.sh, bench/profile.sh, bench/load-profile.sh, bench/quota.sh,
+# bench/claim-statement.sh, …) keep their own marked sections of the same file (bench/sections.py):
+# every one found is kept, in its order.
 try:
     previous = open(out_path).read()
 except FileNotFoundError:
     previous = ""
-for section in ("analytics-benchmark", "profile", "load-profile", "load-profile-sqlite", "consumer-fetch", "consumer-latency", "redirect", "webhooks", "quota"):
+for section in dict.fromkeys(re.findall(r"<!-- ([A-Za-z0-9_-]+):start -->", previous)):
     START, END = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     if START in previous and END in previous:
         lines += ["", previous[previous.index(START): previous.index(END) + len(END)]]

@@ -43,9 +43,15 @@ dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked
 from statistics import median
 
 
+def round_order(key):
+    """A round's key (`NAME_rN`) by its round number: `_r10` after `_r9`, not after `_r1`."""
+    name, _, n = key.rpartition("_r")
+    return name, int(n) if n.isdigit() else 0
+
+
 def rounds(prefix):
     """The runs of one measurement, one per round (bench/run.sh interleaves them)."""
-    return [wrk[k] for k in sorted(wrk) if k.startswith(prefix + "_r")]
+    return [wrk[k] for k in rounds_named(prefix)]
 
 
 def rps(prefix):
@@ -57,7 +63,7 @@ def p99(prefix):
 
 
 def cpu_us(prefix, whose="cpu_us"):
-    values = [float(other[k][0]) for k in sorted(other) if k.startswith(f"{whose}_{prefix}_r")]
+    values = [float(other[k][0]) for k in sorted(other, key=round_order) if k.startswith(f"{whose}_{prefix}_r")]
     return median(values) if values else 0.0
 
 
@@ -96,7 +102,7 @@ def live_rounds():
 
 
 def rounds_named(prefix):
-    return sorted(k for k in wrk if k.startswith(prefix + "_r"))
+    return sorted((k for k in wrk if k.startswith(prefix + "_r")), key=round_order)
 
 
 def speed(a, b):
@@ -194,7 +200,8 @@ lines = [
     "The limit is `bare-produce` (bench/src/bin): an axum handler that parses the same body,",
     "produces it with ingest's rdkafka settings, awaits the broker's acknowledgement and answers",
     "202 — any service that answers after the ack is bound by it. Medians of "
-    f"{len(rounds('ingest_c32'))} interleaved runs of {rounds('ingest_c32')[0]['seconds']:.0f} s each (the order alternating from round to round); a",
+    f"{len(rounds('ingest_c32'))} interleaved rounds at 32 connections and {len(rounds('ingest_c256'))} at 256, "
+    f"runs of {rounds('ingest_c32')[0]['seconds']:.0f} s each (the order alternating from round to round); a",
     "ratio is taken within each round, then its median over the rounds.",
     "CPU is each process's own utime+stime per request: the service's, and the broker's",
     "during the same run.",

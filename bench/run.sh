@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Measures LinkTrace on this machine and writes BENCHMARKS.md. Brings up its own stack
 # (release build, ports 928x, its own databases and topics) beside any running one, drives
-# it with wrk on loopback, and stops what it started. Bounded: about 22 minutes after the
+# it with wrk on loopback, and stops what it started. Bounded: about 26 minutes after the
 # build with BENCH_SECONDS=10. Knobs: BENCH_SECONDS (15: each run outside the paired
-# comparisons), BENCH_ROUNDS (10) and BENCH_PAIR_SECONDS (half of BENCH_SECONDS, at least 3:
-# each run of the paired comparisons), BENCH_CONNECTIONS (32), BENCH_BATCH (100).
+# comparisons), BENCH_ROUNDS (10; at 256 connections BENCH_ROUNDS_256, twice that) and
+# BENCH_PAIR_SECONDS (half of BENCH_SECONDS, at least 3: each run of the paired
+# comparisons), BENCH_CONNECTIONS (32), BENCH_BATCH (100).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN_ID="$(date +%s)"
@@ -92,8 +93,13 @@ stop_pid consumer
 # seconds (the limit handler's own CPU per request moved from 14 to 22 µs between two
 # neighbouring 10 s runs), and a ratio is only as good as its two runs' sharing conditions.
 # Ten rounds: single rounds' ratios have spread by ±0.2 in the noisiest runs, and with six
-# the median still moved by ±0.05 from run to run, the whole margin of some goals.
+# the median still moved by ±0.05 from run to run, the whole margin of some goals. Twice as
+# many at 256 connections (BENCH_ROUNDS_256): there the cores are saturated, so any other
+# process's burst of CPU comes straight off the measured service's rate; the rounds' ratios
+# spread 0.75-1.11 in runs G and H against 0.88-1.10 at 32 connections, and a run's median
+# moved 0.865-1.010 over eight runs with ten rounds.
 ROUNDS="${BENCH_ROUNDS:-10}"
+ROUNDS_256="${BENCH_ROUNDS_256:-$((ROUNDS * 2))}"
 export WRK_SECONDS="${BENCH_PAIR_SECONDS:-$(( SECONDS_EACH / 2 > 3 ? SECONDS_EACH / 2 : 3 ))}"
 mkdir -p "$STATE/tansu-memory"
 daemonize tansu_memory "$STATE/tansu-memory" "" "$LOGS/tansu-memory.log" "$(command -v tansu)" broker \
@@ -152,7 +158,7 @@ measure() {
 # first in odd rounds, ingest first in even ones), so that neither always runs on the
 # broker the other has just filled.
 for conns in 32 256; do
-  for round in $(seq 1 "$ROUNDS"); do
+  for round in $(seq 1 "$( ((conns == 256)) && echo "$ROUNDS_256" || echo "$ROUNDS")"); do
     for broker in "" _memory; do
       if ((round % 2)); then order="limit ingest"; else order="ingest limit"; fi
       for who in $order; do measure "$who" "$broker" "$conns" "$round"; done

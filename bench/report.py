@@ -115,8 +115,17 @@ def cpu_ratio(a, b):
     return paired(a, b, lambda k: float(other.get(f"cpu_us_{k}", [0])[0]))
 
 
-def errors(prefix):
-    return sum(r["errors"] for r in rounds(prefix))
+ERROR_KINDS = [("non_2xx", "non-2xx"), ("connect_errors", "connect"), ("read_errors", "read"),
+               ("write_errors", "write"), ("timeouts", "timeout")]
+
+
+def error_text(*prefixes):
+    """The errors of `prefixes`' runs, with their kinds where wrk told them apart."""
+    runs = [r for prefix in prefixes for r in rounds(prefix)]
+    kinds = [f"{sum(r.get(key, 0) for r in runs)} {label}" for key, label in ERROR_KINDS
+             if sum(r.get(key, 0) for r in runs)]
+    total = sum(r["errors"] for r in runs)
+    return f"{total} ({', '.join(kinds)})" if kinds else f"{total}"
 
 
 def limit_row(label, broker, conns):
@@ -124,7 +133,7 @@ def limit_row(label, broker, conns):
     return (f"| {label}, {conns} | {rps(ingest):,.0f} | {rps(limit):,.0f} | **{speed(ingest, limit):.2f}** "
             f"| {p99(ingest):.1f} / {p99(limit):.1f} | {cpu_us(ingest):.0f} | {cpu_us(limit):.0f} "
             f"| {cpu_us(ingest) - cpu_us(limit):.0f} | {broker_us(ingest):.0f} / {broker_us(limit):.0f} "
-            f"| {errors(ingest) + errors(limit)} |")
+            f"| {error_text(ingest, limit)} |")
 
 
 batch_events = int(other["batch_events"][0])

@@ -122,8 +122,8 @@ ERROR_KINDS = [("non_2xx", "non-2xx"), ("connect_errors", "connect"), ("read_err
 def error_text(*prefixes):
     """The errors of `prefixes`' runs, with their kinds where wrk told them apart."""
     runs = [r for prefix in prefixes for r in rounds(prefix)]
-    kinds = [f"{sum(r.get(key, 0) for r in runs)} {label}" for key, label in ERROR_KINDS
-             if sum(r.get(key, 0) for r in runs)]
+    counts = [(sum(r.get(key, 0) for r in runs), label) for key, label in ERROR_KINDS]
+    kinds = [f"{count} {label}" for count, label in counts if count]
     total = sum(r["errors"] for r in runs)
     return f"{total} ({', '.join(kinds)})" if kinds else f"{total}"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures LinkTrace on this machine and writes BENCHMARKS.md. Brings up its own stack
 # (release build, ports 928x, its own databases and topics) beside any running one, drives
-# it with wrk on loopback, and stops what it started. Bounded: about 26 minutes after the
+# it with wrk on loopback, and stops what it started. Bounded: about 20 minutes after the
 # build with BENCH_SECONDS=10. Knobs: BENCH_SECONDS (15: each run outside the paired
 # comparisons), BENCH_ROUNDS (10; at 256 connections BENCH_ROUNDS_256, twice that) and
 # BENCH_PAIR_SECONDS (half of BENCH_SECONDS, at least 3: each run of the paired

@@ -158,7 +158,8 @@ measure() {
 # first in odd rounds, ingest first in even ones), so that neither always runs on the
 # broker the other has just filled.
 for conns in 32 256; do
-  for round in $(seq 1 "$( ((conns == 256)) && echo "$ROUNDS_256" || echo "$ROUNDS")"); do
+  rounds="$ROUNDS"; ((conns == 256)) && rounds="$ROUNDS_256"
+  for round in $(seq 1 "$rounds"); do
     for broker in "" _memory; do
       if ((round % 2)); then order="limit ingest"; else order="ingest limit"; fi
       for who in $order; do measure "$who" "$broker" "$conns" "$round"; done

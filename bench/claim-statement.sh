@@ -22,7 +22,10 @@ WORK="$(mktemp -d)"
 trap 'psql "${PG[@]}" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1; rm -rf "$WORK"' EXIT
 
 psql "${PG[@]}" -qc "CREATE DATABASE $DB"
+# The statement measured is the one of `entity_events`, which migration 0011 replaced by
+# `entity_claims` (bench/entity-claims.sh compares the two): migrations before 0011 only.
 for migration in "$REPO"/migrations/postgres/*.sql; do
+  [[ "$(basename "$migration")" < 0011 ]] || continue
   psql "${PG[@]}" -d "$DB" -q -v ON_ERROR_STOP=1 -f "$migration" >/dev/null
 done
 

@@ -15,7 +15,7 @@ export INGEST_ADDR=127.0.0.1:9481 API_ADDR=127.0.0.1:9482 GATEWAY_ADDR=127.0.0.1
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_fetch_$RUN_ID"
 export CLICKHOUSE_DATABASE="linktrace_fetch_$RUN_ID"
 export KAFKA_EVENTS_TOPIC="linktrace.fetch.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.fetch.$RUN_ID.dlq"
-export INGEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
+export INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
 source "$REPO/deploy/lib.sh"
 source "$REPO/bench/lib.sh"
 SEED="${FETCH_SEED_SECONDS:-20}"

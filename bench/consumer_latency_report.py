@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The report of bench/consumer-latency.sh: per setting, the median over rounds of the
 202 → visible delay under the batch endpoint's peak, and the consumer's own timings.
-Usage: consumer_latency_report.py RESULTS BENCHMARKS_MD CODE LOAD_SECONDS ROUNDS SETTINGS."""
+Usage: consumer_latency_report.py RESULTS BENCHMARKS_MD CODE LOAD_SECONDS ROUNDS SETTINGS [SECTION]."""
 import datetime
 import statistics
 import sys
@@ -9,18 +9,23 @@ import sys
 from sections import read_results, replace_section
 
 results, benchmarks, code, load, rounds, settings = sys.argv[1:7]
+section = sys.argv[7] if len(sys.argv) > 7 else "consumer-latency"
+titles = {
+    "consumer-latency": "The 202 → visible delay under the batch endpoint's peak (`bench/consumer-latency.sh`)",
+    "cluster": "Single node against the cluster (`bench/cluster.sh`)",
+}
 rows = read_results(results)
 when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 lines = [
-    "## The 202 → visible delay under the batch endpoint's peak (`bench/consumer-latency.sh`)",
+    f"## {titles.get(section, section)}",
     "",
     f"{when}, code `{code}`. Each run a fresh stack (durable tansu), warmed up, then the batch",
     f"endpoint at its peak (8 connections, 100 events a request) for {load} s with a 200 events/s",
     f"probe through the gateway; medians of {rounds} interleaved rounds. Consumer timings are",
     "per batch, from its /metrics.",
     "",
-    "| setting | events/s accepted | 202 → visible p50 / p99 / max ms | batches | events a batch | write ms | commit ms | whole batch ms |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    "| setting | events/s accepted | 202 → visible p50 / p99 / max ms | batches | events a batch | write ms | commit ms | whole batch ms | server INSERTs/s | ZooKeeper transactions (all nodes) per consumer write |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 for line in settings.strip().splitlines():
     name, _, env = line.strip().partition(" ")
@@ -36,7 +41,9 @@ for line in settings.strip().splitlines():
         f"| {med(lambda r: r['consumer_batch_size_sum'] / max(r['consumer_batch_size_count'], 1)):,.0f} "
         f"| {med(lambda r: per_batch(r, 'write_duration_seconds')):.0f} "
         f"| {med(lambda r: per_batch(r, 'commit_duration_seconds')):.0f} "
-        f"| {med(lambda r: per_batch(r, 'batch_duration_seconds')):.0f} |"
+        f"| {med(lambda r: per_batch(r, 'batch_duration_seconds')):.0f} "
+        f"| {med(lambda r: r.get('server_inserts', 0) / r['seconds']):,.0f} "
+        f"| {med(lambda r: r.get('zookeeper_transactions', 0) / max(r['consumer_write_duration_seconds_count'], 1)):,.0f} |"
     )
-replace_section(benchmarks, "consumer-latency", lines)
+replace_section(benchmarks, section, lines)
 print("\n".join(lines))

@@ -23,7 +23,7 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_load_$RUN_ID"
 export CLICKHOUSE_DATABASE="linktrace_load_$RUN_ID"
 export KAFKA_BROKERS=127.0.0.1:9496
 export KAFKA_EVENTS_TOPIC="linktrace.load.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.load.$RUN_ID.dlq"
-export INGEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
+export INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
 source "$REPO/deploy/lib.sh"
 source "$REPO/bench/lib.sh"
 CONNECTIONS="${LOAD_CONNECTIONS:-256}"

@@ -17,7 +17,7 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_profile_$RUN_I
 export CLICKHOUSE_DATABASE="linktrace_profile_$RUN_ID"
 export KAFKA_BROKERS=127.0.0.1:9396
 export KAFKA_EVENTS_TOPIC="linktrace.profile.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.profile.$RUN_ID.dlq"
-export INGEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
+export INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
 source "$REPO/deploy/lib.sh"
 source "$REPO/bench/lib.sh"
 REQUESTS="${PROFILE_REQUESTS:-2000}"

@@ -16,7 +16,7 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_quota_$RUN_ID"
 export CLICKHOUSE_DATABASE="linktrace_quota_$RUN_ID"
 export KAFKA_EVENTS_TOPIC="linktrace.quota.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.quota.$RUN_ID.dlq"
 export KAFKA_CONSUMER_GROUP="linktrace-quota-$RUN_ID" KAFKA_CONSUMER_INSTANCE_ID=""
-export RUST_LOG=warn INGEST_RATE_LIMIT_PER_SEC=0
+export RUST_LOG=warn INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0
 source "$REPO/deploy/lib.sh"
 source "$REPO/bench/lib.sh"
 SECONDS_EACH="${BENCH_SECONDS:-10}"

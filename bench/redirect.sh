@@ -5,7 +5,9 @@
 # headers (a bot without a user agent: no user-agent parsing), interleaved over
 # BENCH_ROUNDS (3) rounds of BENCH_SECONDS (10); the redirect with the broker unreachable;
 # then every recorded click drained and counted in ClickHouse; and where an enriched
-# click's time goes: step by step (click-enrichment) and in the running api (perf). Writes the "redirect" section of
+# click's time goes: step by step (click-enrichment) and in the running api (perf). The mix
+# also runs, interleaved, against a second api with the repeated-click check off
+# (CLICK_REPEAT_WINDOW_SECS=0): what deciding repeats costs. Writes the "redirect" section of
 # BENCHMARKS.md. Release build; ports 958x; its own databases and topics.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +20,8 @@ export CLICKHOUSE_DATABASE="linktrace_redirect_$RUN_ID"
 export KAFKA_EVENTS_TOPIC="linktrace.redirect.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.redirect.$RUN_ID.dlq"
 export KAFKA_CONSUMER_GROUP="linktrace-redirect-$RUN_ID" KAFKA_CONSUMER_INSTANCE_ID=""
 export RUST_LOG=warn
+# wrk plays the gateway from 127.0.0.1 (its X-Forwarded-For names the clicks' countries).
+export TRUSTED_PROXIES=127.0.0.1,::1
 source "$REPO/deploy/lib.sh"
 source "$REPO/bench/lib.sh"
 SECONDS_EACH="${BENCH_SECONDS:-10}"
@@ -27,7 +31,7 @@ RESULTS="$STATE/results.$RUN_ID"
 mkdir -p "$STATE"; : >"$RESULTS"
 
 cleanup() {
-  for name in api api_down consumer; do stop_pid "$name"; done
+  for name in api api_down api_norepeat consumer; do stop_pid "$name"; done
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_redirect_$RUN_ID" >/dev/null 2>&1 || true
   curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $CLICKHOUSE_DATABASE" >/dev/null || true
 }
@@ -41,6 +45,8 @@ stop_pid consumer
 start_service api
 (export KAFKA_BROKERS=127.0.0.1:9 KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS=2000
  start_service_as api_down api 127.0.0.1:9584)
+(export CLICK_REPEAT_WINDOW_SECS=0
+ start_service_as api_norepeat api 127.0.0.1:9585)
 export LT_CODE=click123
 bench_account redirect free "$LT_CODE"
 echo "settings {\"geoip\":\"$(basename "$GEOIP_DATABASE")\",\"trusted_proxies\":\"$TRUSTED_PROXIES\",\"connections\":$CONNECTIONS,\"seconds\":$SECONDS_EACH,\"rounds\":$ROUNDS}" >>"$RESULTS"
@@ -67,15 +73,20 @@ wrk_cpu() {
 }
 for round in $(seq 1 "$ROUNDS"); do
   wrk_cpu "mix_r$round" api clicks.lua "http://$API_ADDR/l/$LT_CODE"
+  wrk_cpu "norepeat_r$round" api_norepeat clicks.lua "http://127.0.0.1:9585/l/$LT_CODE"
   wrk_cpu "bare_r$round" api get.lua "http://$API_ADDR/l/$LT_CODE"
 done
 wrk_cpu broker_down api_down clicks.lua "http://127.0.0.1:9584/l/$LT_CODE"
 sleep 3   # the last unreachable clicks time out (KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS)
 echo "down_counters {\"lost\":$(curl -s "http://127.0.0.1:9584/metrics" | awk '/^redirect_clicks_total\{/ && /recorded="false"/ { s += $2 } END { printf "%d", s }')}" >>"$RESULTS"
 stop_pid api_down
+# The repeat-off api's clicks are drained and counted with the rest.
+norepeat_recorded="$(curl -s "http://127.0.0.1:9585/metrics" | awk '/^redirect_clicks_total\{/ && /recorded="true"/ { s += $2 } END { printf "%d", s }')"
+stop_pid api_norepeat
 
 # Every click the broker took is stored once; the facts are there.
 recorded="$(curl -s "http://$API_ADDR/metrics" | awk '/^redirect_clicks_total\{/ && /recorded="true"/ { s += $2 } END { printf "%d", s }')"
+recorded=$((recorded + norepeat_recorded))
 lost="$(curl -s "http://$API_ADDR/metrics" | awk '/^redirect_clicks_total\{/ && /recorded="false"/ { s += $2 } END { printf "%d", s }')"
 start_service consumer
 log "draining $recorded clicks"
@@ -83,7 +94,7 @@ deadline=$((SECONDS + 300))
 while (( $(metric "http://$CONSUMER_ADDR" consumer_events_consumed_total) < recorded && SECONDS < deadline )); do sleep 0.5; done
 sleep 2
 ch() { curl -s "$CLICKHOUSE_URL/?database=$CLICKHOUSE_DATABASE" --data-binary "$1 FORMAT JSONCompact" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["data"]))'; }
-echo "stored {\"recorded\":$recorded,\"lost\":$lost,\"rows\":$(ch "SELECT count() FROM events" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][0])'),\"bots\":$(ch "SELECT countIf(bot = 1) FROM events" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][0])'),\"countries\":$(ch "SELECT country, count() AS n FROM events GROUP BY country ORDER BY n DESC, country LIMIT 8"),\"devices\":$(ch "SELECT device, count() AS n FROM events GROUP BY device ORDER BY n DESC, device")}" >>"$RESULTS"
+echo "stored {\"recorded\":$recorded,\"lost\":$lost,\"rows\":$(ch "SELECT count() FROM events" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][0])'),\"bots\":$(ch "SELECT countIf(bot = 1) FROM events" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][0])'),\"repeats\":$(ch "SELECT countIf(is_repeat = 1) FROM events" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][0])'),\"countries\":$(ch "SELECT country, count() AS n FROM events GROUP BY country ORDER BY n DESC, country LIMIT 8"),\"devices\":$(ch "SELECT device, count() AS n FROM events GROUP BY device ORDER BY n DESC, device")}" >>"$RESULTS"
 stop_pid consumer
 
 log "timing each enrichment step"

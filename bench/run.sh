@@ -18,7 +18,7 @@ export KAFKA_EVENTS_TOPIC="linktrace.bench.$RUN_ID.events" KAFKA_DEAD_LETTER_TOP
 export KAFKA_CONSUMER_GROUP="linktrace-bench-$RUN_ID" KAFKA_CONSUMER_INSTANCE_ID="bench-$RUN_ID"
 export RUST_LOG=warn
 # Capacity, not the per-key limiter, is what is measured (one key sends everything).
-export INGEST_RATE_LIMIT_PER_SEC=0
+export INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0
 source "$REPO/deploy/lib.sh"
 source "$REPO/bench/lib.sh"
 

@@ -3,7 +3,8 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STATE="${LINKTRACE_STATE_DIR:-$REPO/.linktrace}"
+# Absolute, whatever the caller gave: daemons are started from other folders.
+STATE="$(realpath -m "${LINKTRACE_STATE_DIR:-$REPO/.linktrace}")"
 RUN="$STATE/run"
 LOGS="$STATE/logs"
 mkdir -p "$RUN" "$LOGS"
@@ -30,8 +31,10 @@ export KAFKA_CONSUMER_INSTANCE_ID="${KAFKA_CONSUMER_INSTANCE_ID:-consumer-$(host
 export GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:8080}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://$GATEWAY_ADDR}"
 export LINKTRACE_ADMIN_TOKEN="${LINKTRACE_ADMIN_TOKEN:-lt_admin_local_dev_token}"
-# The gateway (nginx on loopback) is the one proxy whose X-Forwarded-For the api believes.
-export TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1,::1}"
+# The gateway (nginx on loopback) is the one proxy whose X-Forwarded-For the api believes:
+# it reaches the services from 127.0.0.2 (proxy_bind), which nothing else uses.
+export GATEWAY_PROXY_BIND="${GATEWAY_PROXY_BIND:-127.0.0.2}"
+export TRUSTED_PROXIES="${TRUSTED_PROXIES:-$GATEWAY_PROXY_BIND}"
 # IP -> country: ip-location-db's geo-whois-asn-country (CC0), from the npm registry,
 # installed by install_dependencies (never downloaded by the services).
 GEOIP_PACKAGE="@ip-location-db/geo-whois-asn-country-mmdb"
@@ -97,12 +100,31 @@ apt_install() {
 }
 
 install_dependencies() {
+  begin_tansu_install
   apt_install clickhouse-server clickhouse-client nginx-light curl postgresql-client gettext-base
-  if ! command -v tansu >/dev/null 2>&1; then
-    log "installing the tansu broker (cargo install, about 10 minutes once)"
-    cargo install tansu --version 0.6.0 --locked --features dynostore,postgres,libsql >"$LOGS/tansu-install.log" 2>&1
-  fi
   install_geoip
+}
+
+# The broker is built once from crates.io, in the background so that the rest of the first run
+# (Debian packages, ClickHouse, the services' own build) goes on beside it. Only the storage
+# engines the stack uses: sqlite (libsql) for one broker, postgres for brokers that share one
+# cluster. finish_tansu_install waits for it.
+begin_tansu_install() {
+  if command -v tansu >/dev/null 2>&1 || [[ -n "${TANSU_INSTALL_PID:-}" ]]; then return 0; fi
+  log "building the tansu broker in the background (cargo install, once; $LOGS/tansu-install.log)"
+  cargo install tansu --version 0.6.0 --locked --features postgres,libsql \
+    >"$LOGS/tansu-install.log" 2>&1 &
+  TANSU_INSTALL_PID=$!
+}
+
+finish_tansu_install() {
+  [[ -n "${TANSU_INSTALL_PID:-}" ]] || return 0
+  log "waiting for the tansu build to finish"
+  if ! wait "$TANSU_INSTALL_PID"; then
+    log "building tansu failed: see $LOGS/tansu-install.log"
+    exit 1
+  fi
+  unset TANSU_INSTALL_PID
 }
 
 install_geoip() {
@@ -183,9 +205,21 @@ create_topics() {
 }
 
 start_infrastructure() {
+  start_databases
+  start_broker_and_topics
+}
+
+# The first half of start_infrastructure: everything but the broker, whose first build may
+# still be running in the background.
+start_databases() {
   install_dependencies
   start_postgres
-  start_clickhouse
+  # In cluster mode (deploy/up.sh --cluster) the cluster's node 1 is CLICKHOUSE_URL.
+  [[ -n "${CLICKHOUSE_SKIP_SINGLE:-}" ]] || start_clickhouse
+}
+
+start_broker_and_topics() {
+  finish_tansu_install
   start_broker
   create_topics
 }
@@ -204,22 +238,68 @@ start_service() {
   start_service_as "$1" "$1" "${!addr_var}"
 }
 
-# start_service_as PIDNAME SERVICE ADDRESS: one more instance of SERVICE, known as PIDNAME.
+# start_service_as PIDNAME SERVICE ADDRESS [VAR=VALUE...]: one more instance of SERVICE,
+# known as PIDNAME, with some settings of its own.
 start_service_as() {
-  local name="$1" service="$2" address="$3"
+  local name="$1" service="$2" address="$3"; shift 3
   if pid_alive "$name"; then return 0; fi
   log "starting $name on $address"
   local addr_var
   addr_var="$(echo "$service" | tr '[:lower:]' '[:upper:]')_ADDR"
-  (export "$addr_var=$address"; daemonize "$name" "$REPO" "" "$LOGS/$name.log" "$REPO/target/$LINKTRACE_PROFILE/linktrace-$service")
+  (export "$addr_var=$address" "$@"; daemonize "$name" "$REPO" "" "$LOGS/$name.log" "$REPO/target/$LINKTRACE_PROFILE/linktrace-$service")
   wait_for "$name" 60 curl -sf "http://$address/healthz"
+}
+
+# SERVICE_INSTANCES of each service (deploy/up.sh --cluster: 2). One instance keeps today's
+# names and ports; with more, instance K of SERVICE is SERVICE-K on $SERVICE_ADDR's port
+# + 10*(K-1). The consumers and webhook workers are then dynamic members of their groups:
+# with two static members, tansu 0.6 left the group without an assignment for good once one
+# of them rejoined (seen here: five minutes, and nothing; dynamic members were assigned at
+# once). A SIGKILLed dynamic member's partitions move once the broker drops it from the group.
+SERVICE_INSTANCES="${SERVICE_INSTANCES:-1}"
+
+# service_addresses SERVICE: the addresses of SERVICE's instances, one per line.
+service_addresses() {
+  local addr_var address
+  addr_var="$(echo "$1" | tr '[:lower:]' '[:upper:]')_ADDR"
+  address="${!addr_var}"
+  for k in $(seq 1 "$SERVICE_INSTANCES"); do
+    echo "${address%:*}:$((${address##*:} + 10 * (k - 1)))"
+  done
+}
+
+start_services() {
+  local service k address
+  for service in consumer webhooks ingest api; do
+    if ((SERVICE_INSTANCES == 1)); then start_service "$service"; continue; fi
+    k=0
+    for address in $(service_addresses "$service"); do
+      k=$((k + 1))
+      start_service_as "$service-$k" "$service" "$address" \
+        KAFKA_CONSUMER_INSTANCE_ID= WEBHOOKS_CONSUMER_INSTANCE_ID=
+    done
+  done
+}
+
+# The pid names of the services' instances, for down.sh and test.sh.
+service_pid_names() {
+  local service
+  for service in api ingest webhooks consumer; do
+    echo "$service"
+    for k in 1 2 3 4 5 6 7 8 9; do echo "$service-$k"; done
+  done
 }
 
 start_gateway() {
   if pid_alive nginx; then return 0; fi
   mkdir -p "$STATE/nginx"
-  LT_INGEST_UPSTREAM="$INGEST_ADDR" LT_API_UPSTREAM="$API_ADDR" LT_GATEWAY_LISTEN="$GATEWAY_ADDR" \
-    envsubst '${LT_INGEST_UPSTREAM} ${LT_API_UPSTREAM} ${LT_GATEWAY_LISTEN}' \
+  # Every instance behind its upstream: "a; server b; ..." fills `server ${LT_..._UPSTREAM};`.
+  local ingest api
+  ingest="$(service_addresses ingest | paste -sd';' | sed 's/;/; server /g')"
+  api="$(service_addresses api | paste -sd';' | sed 's/;/; server /g')"
+  LT_INGEST_UPSTREAM="$ingest" LT_API_UPSTREAM="$api" LT_GATEWAY_LISTEN="$GATEWAY_ADDR" \
+    LT_PROXY_BIND="$GATEWAY_PROXY_BIND" \
+    envsubst '${LT_INGEST_UPSTREAM} ${LT_API_UPSTREAM} ${LT_GATEWAY_LISTEN} ${LT_PROXY_BIND}' \
     <"$REPO/deploy/nginx/gateway.conf.template" >"$STATE/nginx/gateway.conf"
   sed -e "s#@STATE@#$STATE/nginx#g" -e "s#@RUN@#$RUN#g" "$REPO/deploy/nginx/local.conf" >"$STATE/nginx/nginx.conf"
   log "starting the gateway on $GATEWAY_ADDR"

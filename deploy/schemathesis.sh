@@ -8,13 +8,26 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 python3 -m pip install -q "schemathesis==$SCHEMATHESIS_VERSION" >/dev/null 2>&1
 base="http://$GATEWAY_ADDR"
+# Says what is wrong when the stack does not take our admin token (one started with another
+# LINKTRACE_ADMIN_TOKEN, say) instead of failing further on.
 create_account() {
-  curl -sf -X POST "$base/admin/v1/accounts" -H "Authorization: Bearer $LINKTRACE_ADMIN_TOKEN" \
-    -H 'content-type: application/json' -d "{\"name\":\"$1\",\"plan\":\"scale\"}"
+  local answer status
+  answer="$(curl -s -w '\n%{http_code}' -X POST "$base/admin/v1/accounts" \
+    -H "Authorization: Bearer $LINKTRACE_ADMIN_TOKEN" \
+    -H 'content-type: application/json' -d "{\"name\":\"$1\",\"plan\":\"scale\"}")" || true
+  status="${answer##*$'\n'}"
+  if [[ "$status" != 200 && "$status" != 201 ]]; then
+    log "schemathesis: the stack at $base did not create an account (HTTP ${status:-none})."
+    log "  It is not up, or it was started with another LINKTRACE_ADMIN_TOKEN: stop it (deploy/down.sh) or export its token, then run again."
+    return 1
+  fi
+  printf '%s' "${answer%$'\n'*}"
 }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
-key="$(create_account schemathesis | field apiKey)"
-spare="$(create_account schemathesis-spare | field accountId)"
+account="$(create_account schemathesis)"
+key="$(field apiKey <<<"$account")"
+spare_account="$(create_account schemathesis-spare)"
+spare="$(field accountId <<<"$spare_account")"
 link="st$(date +%s)"
 curl -sf -X POST "$base/api/v1/referral-links" -H "x-api-key: $key" -H 'content-type: application/json' \
   -d "{\"destinationUrl\":\"https://example.com\",\"shortCode\":\"$link\"}" >/dev/null

@@ -468,74 +468,12 @@ pub async fn top_links(
         .await
 }
 
-#[derive(Debug, Row, Deserialize)]
-pub struct ClickMatch {
-    pub link_short_code: String,
-    pub click_id: String,
-}
-
-pub fn click_by_id_query(client: &Client, account_id: Uuid, click_id: &str) -> Query {
-    client
-        .query(
-            "SELECT link_short_code, click_id FROM clicks_by_id \
-             WHERE account_id = ? AND click_id = ? LIMIT 1",
-        )
-        .bind(account_id.to_string())
-        .bind(click_id)
-}
-
-/// The click with this id, in the account.
-pub async fn click_by_id(
-    client: &Client,
-    account_id: Uuid,
-    click_id: &str,
-) -> Result<Option<ClickMatch>, clickhouse::error::Error> {
-    click_by_id_query(client, account_id, click_id)
-        .fetch_optional::<ClickMatch>()
-        .await
-}
-
-pub fn click_by_fingerprint_query(
-    client: &Client,
-    account_id: Uuid,
-    ip: &str,
-    platform: &str,
-    since: DateTime<Utc>,
-) -> Query {
-    client
-        .query(
-            "SELECT link_short_code, click_id FROM clicks_by_ip \
-             WHERE account_id = ? AND ip = ? AND event_time >= toDateTime(?) AND (? = '' OR platform = ?) \
-             ORDER BY event_time_ms DESC LIMIT 1",
-        )
-        .bind(account_id.to_string())
-        .bind(ip)
-        .bind(secs(since))
-        .bind(platform)
-        .bind(platform)
-}
-
-/// The account's latest click from this device (same IP, and the same platform when
-/// known) since `since`.
-pub async fn click_by_fingerprint(
-    client: &Client,
-    account_id: Uuid,
-    ip: &str,
-    platform: &str,
-    since: DateTime<Utc>,
-) -> Result<Option<ClickMatch>, clickhouse::error::Error> {
-    click_by_fingerprint_query(client, account_id, ip, platform, since)
-        .fetch_optional::<ClickMatch>()
-        .await
-}
-
 /// Every read above as the SQL it sends for a sample scope, by name: what the test suite
 /// runs on current ClickHouse (chdb) as well as on the server.
 pub fn catalog(client: &Client, scope: &Scope) -> Vec<(&'static str, String)> {
     let show = |query: Query| query.sql_display().to_string();
     let mut by_link = scope.clone();
     by_link.short_code = "alpha123".into();
-    let since = scope.from;
     vec![
         (
             "link_totals",
@@ -575,20 +513,6 @@ pub fn catalog(client: &Client, scope: &Scope) -> Vec<(&'static str, String)> {
             show(funnel_users_query(client, &by_link)),
         ),
         ("top_links", show(top_links_query(client, scope, 10))),
-        (
-            "click_by_id",
-            show(click_by_id_query(client, scope.account_id, "click-1")),
-        ),
-        (
-            "click_by_fingerprint",
-            show(click_by_fingerprint_query(
-                client,
-                scope.account_id,
-                "203.0.113.9",
-                "ios",
-                since,
-            )),
-        ),
     ]
 }
 

@@ -14,7 +14,7 @@ use chrono::{DateTime, Datelike, Duration, DurationRound, NaiveDate, TimeZone, T
 use chrono_tz::Tz;
 use clickhouse::query::Query;
 use clickhouse::{Client, Row};
-use linktrace_domain::{Environment, SystemEvent};
+use linktrace_domain::{AmountSum, Environment, SystemEvent, OS_FAMILY_SQL};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -77,7 +77,7 @@ impl GroupBy {
             GroupBy::Countries => ("country", "country"),
             GroupBy::Cities => ("city", "city"),
             GroupBy::Devices => ("device", "device"),
-            GroupBy::Os => ("os", "os"),
+            GroupBy::Os => ("os_family", "os"),
             GroupBy::Browsers => ("browser", "browser"),
             GroupBy::Referrers => ("referrer_host", "referrer"),
             GroupBy::UtmSources => ("utm_source", "utmSource"),
@@ -119,6 +119,8 @@ pub struct Selection {
     pub event: EventSelector,
     pub filters: Vec<Filter>,
     pub include_bots: bool,
+    /// Count repeated clicks (a visitor's clicks on a link within an hour of a counted one).
+    pub include_repeats: bool,
 }
 
 impl Selection {
@@ -148,15 +150,28 @@ pub fn ceil(at: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
-/// The facts' columns, as both sources name them.
-const COLUMNS: &str = "event_name, link_short_code, bot, country, city, device, os, browser, \
-    referrer_host, utm_source, utm_medium, utm_campaign, utm_term, utm_content, revenue_currency";
+/// The facts' columns, as both sources name them; the OS as its family (`os_family`), so
+/// clicks stored before families were kept group and filter with the rest.
+static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "event_name, link_short_code, bot, country, city, device, {OS_FAMILY_SQL} AS os_family, \
+         browser, referrer_host, utm_source, utm_medium, utm_campaign, utm_term, utm_content, \
+         revenue_currency"
+    )
+});
 
-/// The rows the read runs over, as a sub-query with `bucket`, the facts' columns, `events`
-/// and `revenue_micros`: the rollup's whole buckets, and the raw events of partial ones.
+/// The rows the read runs over, as a sub-query with `bucket`, the facts' columns, `counted`
+/// (events, less repeated clicks unless the selection includes them) and `revenue_micros`:
+/// the rollup's whole buckets, and the raw events of partial ones.
 fn source(selection: &Selection) -> String {
+    let columns = COLUMNS.as_str();
+    let (rollup_counted, event_counted) = if selection.include_repeats {
+        ("events", "toUInt64(1)")
+    } else {
+        ("toUInt64(events - repeats)", "toUInt64(1 - is_repeat)")
+    };
     let rollup = format!(
-        "SELECT bucket, {COLUMNS}, events, revenue_micros FROM event_breakdowns_15m \
+        "SELECT bucket, {columns}, {rollup_counted} AS counted, revenue_micros FROM event_breakdowns_15m \
           WHERE account_id = ? AND environment = ? AND bucket >= toDateTime(?) AND bucket < toDateTime(?)"
     );
     if !selection.has_partial_buckets() {
@@ -164,7 +179,8 @@ fn source(selection: &Selection) -> String {
     }
     format!(
         "({rollup} UNION ALL \
-          SELECT toStartOfFifteenMinutes(event_time) AS bucket, {COLUMNS}, toUInt64(1) AS events, revenue_micros \
+          SELECT toStartOfFifteenMinutes(event_time) AS bucket, {columns}, {event_counted} AS counted, \
+                 toDecimal128(revenue_micros, 0) AS revenue_micros \
             FROM events \
            WHERE account_id = ? AND environment = ? \
              AND event_time >= toDateTime(?) AND event_time < toDateTime(?) \
@@ -243,8 +259,8 @@ fn grouped_query(client: &Client, selection: &Selection, key: &str, limit: Optio
     };
     let sql = format!(
         "SELECT key, sum(events) AS count, groupArray(revenue_currency) AS currencies, \
-                groupArray(revenue) AS revenues \
-           FROM (SELECT {key} AS key, revenue_currency, sum(events) AS events, \
+                groupArray(toString(revenue)) AS revenues \
+           FROM (SELECT {key} AS key, revenue_currency, sum(counted) AS events, \
                         sum(revenue_micros) AS revenue \
                    FROM {} WHERE {conditions} GROUP BY key, revenue_currency) \
           GROUP BY key {order}",
@@ -280,18 +296,19 @@ struct GroupedRow<K> {
     key: K,
     count: u64,
     currencies: Vec<String>,
-    revenues: Vec<i64>,
+    /// Decimal128 sums of micros, as text (exact at any size).
+    revenues: Vec<String>,
 }
 
 /// Sums per ISO currency (major units), for the rows that carry revenue.
-pub type Revenue = BTreeMap<String, f64>;
+pub type Revenue = BTreeMap<String, AmountSum>;
 
-fn revenue(currencies: &[String], revenues: &[i64]) -> Option<Revenue> {
+fn revenue(currencies: &[String], revenues: &[String]) -> Option<Revenue> {
     let sums: Revenue = currencies
         .iter()
         .zip(revenues)
         .filter(|(currency, _)| !currency.is_empty())
-        .map(|(currency, micros)| (currency.clone(), *micros as f64 / 1e6))
+        .filter_map(|(currency, micros)| Some((currency.clone(), AmountSum(micros.parse().ok()?))))
         .collect();
     (!sums.is_empty()).then_some(sums)
 }
@@ -459,6 +476,7 @@ pub fn catalog(client: &Client, selection: &Selection) -> Vec<(&'static str, Str
     };
     let filtered = Selection {
         include_bots: true,
+        include_repeats: false,
         filters: vec![
             Filter {
                 column: "country",
@@ -580,6 +598,7 @@ mod tests {
             event: EventSelector::Clicks,
             filters: vec![],
             include_bots: false,
+            include_repeats: false,
         };
         assert!(!source(&selection).contains("FROM events"));
         let ragged = Selection {
@@ -607,6 +626,7 @@ mod tests {
                 exclude: vec!["US".into()],
             }],
             include_bots: true,
+            include_repeats: false,
         };
         let (sql, values) = conditions(&selection);
         assert_eq!(

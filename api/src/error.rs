@@ -21,6 +21,11 @@ pub enum ApiError {
     Analytics(#[from] clickhouse::error::Error),
     #[error("the event stream is unavailable; retry later")]
     Stream(String),
+    /// A test key asked to change what live traffic uses (spec, "Keys, limits and abuse").
+    #[error("a test key cannot change what live traffic uses; use the live key")]
+    LiveOnly,
+    #[error("too many requests for this API key; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
 }
 
 impl ApiError {
@@ -34,6 +39,8 @@ impl ApiError {
             ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ShortCodeTaken => StatusCode::CONFLICT,
+            ApiError::LiveOnly => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Analytics(_) | ApiError::Stream(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -44,6 +51,8 @@ impl ApiError {
             ApiError::AdminUnauthorized => ErrorCode::Unauthorized,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::ShortCodeTaken => ErrorCode::ShortCodeTaken,
+            ApiError::LiveOnly => ErrorCode::Forbidden,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::Analytics(_) | ApiError::Stream(_) => ErrorCode::Unavailable,
         }
     }
@@ -61,10 +70,16 @@ impl IntoResponse for ApiError {
             ApiError::Stream(cause) => tracing::error!(error = %cause, "event stream error"),
             _ => {}
         }
-        (
+        let mut response = (
             self.status(),
             Json(ErrorEnvelope::new(self.code(), self.to_string())),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        }
+        response
     }
 }

@@ -22,6 +22,64 @@ const COLUMNS: &str = "\
     os, browser, referrer_host, utm_source, utm_medium, utm_campaign, utm_term, utm_content, bot, \
     visitor";
 
+/// The text columns a visitor or a customer's client can fill, which CSV neutralises.
+const TEXT_COLUMNS: &[&str] = &[
+    "event_id",
+    "event_name",
+    "link_short_code",
+    "entity_id",
+    "user_id",
+    "source",
+    "properties",
+    "revenue_currency",
+    "click_id",
+    "ip",
+    "user_agent",
+    "country",
+    "city",
+    "device",
+    "os",
+    "browser",
+    "referrer_host",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "visitor",
+];
+
+/// [`COLUMNS`] for CSV: a text cell that a spreadsheet would read as a formula (it starts
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`, so opening the
+/// export runs nothing a visitor wrote (spec, "Keys, limits and abuse"). Numeric columns
+/// stay numbers.
+static CSV_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    TEXT_COLUMNS
+        .iter()
+        .fold(COLUMNS.to_owned(), |columns, column| {
+            neutralise(&columns, column)
+        })
+});
+
+/// `column` in `columns` (as a whole word, where it is selected) wrapped in the formula
+/// guard. The computed `event_time` is built from digits and never needs it.
+fn neutralise(columns: &str, column: &str) -> String {
+    let guarded = format!(
+        r"if(match({column}, '^[-=+@\t\r]'), concat('\'', {column}), {column}) AS {column}"
+    );
+    columns
+        .split(", ")
+        .map(|part| {
+            if part.trim() == column {
+                part.replace(column, &guarded)
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// CSV (with a header row) or newline-delimited JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -65,6 +123,7 @@ pub struct ExportScope {
     pub to: DateTime<Utc>,
     /// `None`: every event.
     pub event: Option<EventSelector>,
+    pub format: Format,
 }
 
 pub fn export_query(client: &Client, scope: &ExportScope) -> Query {
@@ -74,8 +133,12 @@ pub fn export_query(client: &Client, scope: &ExportScope) -> Query {
         .map_or(("1".to_owned(), None), EventSelector::condition);
     // Filtered in a sub-query: the outer `event_time` (ISO text) would otherwise shadow the
     // column in the conditions on current ClickHouse.
+    let columns = match scope.format {
+        Format::Csv => CSV_COLUMNS.as_str(),
+        Format::Ndjson => COLUMNS,
+    };
     let sql = format!(
-        "SELECT {COLUMNS} FROM (SELECT * FROM events \
+        "SELECT {columns} FROM (SELECT * FROM events \
           WHERE account_id = ? AND environment = ? \
             AND event_time >= toDateTime(?) AND event_time <= toDateTime(?) \
             AND event_time_ms >= ? AND event_time_ms < ? AND {event_condition}) \
@@ -109,6 +172,18 @@ pub fn catalog(client: &Client, scope: &ExportScope) -> Vec<(&'static str, Strin
         (
             "export_purchases",
             export_query(client, &purchases).sql_display().to_string(),
+        ),
+        (
+            "export_all_csv",
+            export_query(
+                client,
+                &ExportScope {
+                    format: Format::Csv,
+                    ..scope.clone()
+                },
+            )
+            .sql_display()
+            .to_string(),
         ),
     ]
 }

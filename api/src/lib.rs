@@ -1,9 +1,11 @@
 //! LinkTrace api: accounts and plans (admin), referral links, the click redirect, install
 //! attribution, and analytics reads over ClickHouse.
 
+pub mod access;
 pub mod accounts;
 pub mod analytics;
 pub mod apps;
+pub mod attributions;
 pub mod breakdowns;
 pub mod clicks;
 pub mod config;

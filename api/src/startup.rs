@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 
 use tokio_util::task::TaskTracker;
 
+use crate::access;
 use crate::clicks::ClickEnricher;
 use crate::config::ApiConfig;
 use crate::routes::{
@@ -57,11 +58,21 @@ impl Dependencies {
 /// The api's public routes, each with its OpenAPI description (`openapi()` takes the
 /// description, `build_router` the routes).
 fn routes() -> OpenApiRouter<AppState> {
+    admin_routes().merge(key_routes())
+}
+
+/// `/admin/v1/*`: served to `ADMIN_NETWORKS` only (`access`).
+fn admin_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(admin::create_account))
         .routes(routes!(admin::change_plan))
         .routes(routes!(admin::revoke_key))
         .routes(routes!(admin::rotate_key))
+}
+
+/// Everything else: key-authenticated `/api/v1/*`, the redirect and the link host's files.
+fn key_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(links::create, links::list))
         .routes(routes!(links::metadata))
         .routes(routes!(links::update, links::delete))
@@ -91,7 +102,17 @@ const DASHBOARD: &str = "/dashboard";
 const SHORT_LINK: &str = "/{short_code}";
 
 pub fn build_router(state: AppState, readiness: Readiness) -> Router {
-    let (documented, _) = routes().split_for_parts();
+    let (admin, _) = admin_routes().split_for_parts();
+    let (keyed, _) = key_routes().split_for_parts();
+    let documented = admin
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::admin_only,
+        ))
+        .merge(keyed.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::throttle_failed_keys,
+        )));
     let api = documented
         .route(DASHBOARD, get(dashboard::page))
         // Static routes win over this one, so no short code shadows a service path.
@@ -115,6 +136,20 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     clicks_in_flight: TaskTracker,
+    /// Change notifications for the key cache, for as long as the service runs.
+    _listening: linktrace_platform::invalidation::Listening,
+    /// The visitor-salt keeper and the click-window sweeper, for as long as the service runs.
+    _salt_keeper: AbortOnDrop,
+    _repeat_sweeper: AbortOnDrop,
+}
+
+/// A background task that ends with the service holding it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The largest request body any api route reads.
@@ -130,12 +165,63 @@ impl Application {
     }
 
     pub async fn build_with(config: &ApiConfig, deps: Dependencies) -> anyhow::Result<Self> {
+        access::check_production(&config.deployment, &config.admin_token)?;
+        let admin_networks = config
+            .admin_networks
+            .parse()
+            .map_err(|e| anyhow::anyhow!("ADMIN_NETWORKS: {e}"))?;
+        let keys = Arc::new(KeyDirectory::new(deps.pool.clone(), &config.lookup_cache));
+        // A key revoked or a plan changed by another api instance is seen here at once.
+        let redirect_cache = AppState::redirect_cache();
+        let listening = linktrace_platform::invalidation::spawn_listener(
+            &deps.pool,
+            vec![
+                keys.clone(),
+                Arc::new(crate::state::RedirectCacheInvalidation(
+                    redirect_cache.clone(),
+                )),
+            ],
+        )
+        .await?;
+        let clicks = Arc::new(ClickEnricher::from_config(&config.clicks)?);
+        let repeats = Arc::new(crate::clicks::repeats::RepeatClicks::new(
+            deps.pool.clone(),
+            Duration::from_secs(config.clicks.repeat_window_secs),
+        ));
+        let repeat_sweeper = {
+            let repeats = repeats.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(300));
+                loop {
+                    every.tick().await;
+                    if let Err(error) = repeats.sweep(chrono::Utc::now()).await {
+                        tracing::warn!(%error, "could not sweep closed click windows");
+                    }
+                }
+            })
+        };
+        // Each day's visitor salt, shared through Postgres and destroyed after its day.
+        let salt_keeper = crate::clicks::VisitorSalts::new(deps.pool.clone())
+            .keep(clicks.visitors.clone())
+            .await?;
         let state = AppState {
-            keys: Arc::new(KeyDirectory::new(deps.pool.clone(), &config.lookup_cache)),
+            keys,
             pool: deps.pool,
             clickhouse: deps.clickhouse,
             sink: deps.sink,
             clock: deps.clock,
+            repeats: repeats.clone(),
+            rate_limiter: Arc::new(linktrace_platform::rate_limit::KeyRateLimiter::new(
+                config.rate_limit_per_sec,
+                config.rate_limit_burst,
+            )),
+            access: Arc::new(access::Access::new(
+                admin_networks,
+                linktrace_platform::failed_auth::FailedAuthentications::new(
+                    config.auth_failures_per_minute,
+                    config.clicks.trusted_proxies.parse()?,
+                ),
+            )),
             settings: Arc::new(Settings {
                 public_base_url: config.public_base_url.clone(),
                 admin_token: config.admin_token.clone(),
@@ -144,8 +230,8 @@ impl Application {
                 ),
                 endpoint_policy: config.endpoint_policy.policy(),
             }),
-            redirect_cache: AppState::redirect_cache(),
-            clicks: Arc::new(ClickEnricher::from_config(&config.clicks)?),
+            redirect_cache,
+            clicks,
             clicks_in_flight: TaskTracker::new(),
         };
         let clicks_in_flight = state.clicks_in_flight.clone();
@@ -155,6 +241,9 @@ impl Application {
             listener,
             router,
             clicks_in_flight,
+            _listening: listening,
+            _salt_keeper: AbortOnDrop(salt_keeper),
+            _repeat_sweeper: AbortOnDrop(repeat_sweeper),
         })
     }
 

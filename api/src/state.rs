@@ -22,6 +22,12 @@ pub struct AppState {
     pub sink: Arc<dyn EventSink>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
+    /// Admin networks and the failed-authentication throttle.
+    pub access: Arc<crate::access::Access>,
+    /// Requests per second per API key.
+    pub rate_limiter: Arc<linktrace_platform::rate_limit::KeyRateLimiter>,
+    /// Which clicks repeat a visitor's counted click on a link within the hour.
+    pub repeats: Arc<crate::clicks::repeats::RepeatClicks>,
     /// Links by short code for the redirect (`None`: no such link), briefly cached.
     pub redirect_cache: Cache<String, Option<Arc<Link>>>,
     /// Trusted proxies, user agents, geo and visitor keys of the redirect.
@@ -37,6 +43,24 @@ pub struct Settings {
     pub attribution_window: Duration,
     /// Which addresses a webhook URL may name.
     pub endpoint_policy: AddressPolicy,
+}
+
+/// The redirect's cache, told of link changes made by any api instance (a deleted or
+/// re-created short code never redirects for the old owner once the change commits).
+pub struct RedirectCacheInvalidation(pub Cache<String, Option<Arc<Link>>>);
+
+impl linktrace_platform::invalidation::Invalidate for RedirectCacheInvalidation {
+    fn invalidate(&self, change: &linktrace_platform::invalidation::Change) {
+        use linktrace_platform::invalidation::Change;
+        match change {
+            Change::Link(code) => {
+                let (cache, code) = (self.0.clone(), code.clone());
+                tokio::spawn(async move { cache.invalidate(&code).await });
+            }
+            Change::Everything => self.0.invalidate_all(),
+            Change::Keys => {}
+        }
+    }
 }
 
 impl AppState {

@@ -43,6 +43,11 @@ pub struct ConsumerConfig {
     /// The longest pause between retries of a failed ClickHouse write.
     #[envconfig(from = "CONSUMER_RETRY_MAX_BACKOFF_MS", default = "5000")]
     pub retry_max_backoff_ms: u64,
+    /// How long one INSERT may take before the consumer gives up on it and retries. A
+    /// write left open (its consumer died) is resolved by the partition's next owner
+    /// once this and a margin have passed (see `linktrace_platform::stream_ledger`).
+    #[envconfig(from = "CONSUMER_WRITE_TIMEOUT_SECS", default = "30")]
+    pub write_timeout_secs: u64,
     /// How many recent event ids per partition are remembered to drop a producer retry's
     /// copy that arrives at a later offset.
     #[envconfig(from = "CONSUMER_RECENT_EVENT_WINDOW", default = "100000")]
@@ -57,4 +62,16 @@ pub struct ConsumerConfig {
     pub clickhouse: ClickHouseConfig,
     #[envconfig(nested)]
     pub postgres: PostgresConfig,
+}
+
+impl ConsumerConfig {
+    pub fn write_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.write_timeout_secs.max(1))
+    }
+
+    /// When a write left open may be resolved by another consumer: the writer's own
+    /// timeout and a margin for the server to finish what it received.
+    pub fn write_deadline(&self) -> std::time::Duration {
+        self.write_timeout() * 2
+    }
 }

@@ -3,20 +3,16 @@
 //!
 //! Every row carries its topic, partition and offset. A partition's rows are written in
 //! increasing offset order, as runs that are each one INSERT into one table partition (one
-//! ClickHouse part, so each run is stored whole or not at all). Before writing, the consumer
-//! reads the highest offset ClickHouse already holds per partition (the `events_kafka_offsets`
-//! rollup, filled by the same INSERT) and writes only the rows above it. Whatever was
-//! redelivered — after a crash between write and commit, a failed commit, a rebalance, or a
-//! write that timed out on our side but succeeded on the server — is at or below that mark.
-
-use std::collections::HashMap;
+//! ClickHouse part, so each run is stored whole or not at all). How far a partition is
+//! settled comes from the stream ledger in Postgres (`linktrace_platform::stream_ledger`),
+//! never from ClickHouse, whose replicas may lag; the consumer writes only the rows above
+//! it. Whatever was redelivered — after a crash between write and commit, a failed commit,
+//! a rebalance, or a write that timed out on our side but succeeded on the server — is at
+//! or below it once the ledger is settled or the open write resolved.
 
 use chrono::{DateTime, Datelike};
 
 use crate::row::EventRow;
-
-/// The highest offset stored, per partition of one topic.
-pub type HighWaterMarks = HashMap<i32, i64>;
 
 /// Sorts `rows` by (partition, offset) and cuts them into runs: a run ends where the
 /// partition changes, or where the UTC month of `event_time` does (the events table is
@@ -39,15 +35,9 @@ pub fn runs(rows: &mut [EventRow]) -> Vec<&[EventRow]> {
     out
 }
 
-/// The rows of `run` (sorted by offset, one partition) that ClickHouse does not hold yet.
-pub fn above_high_water<'a>(run: &'a [EventRow], marks: &HighWaterMarks) -> &'a [EventRow] {
-    let Some(first) = run.first() else {
-        return run;
-    };
-    match marks.get(&i32::from(first.kafka_partition)) {
-        Some(&high) => &run[run.partition_point(|row| (row.kafka_offset as i64) <= high)..],
-        None => run,
-    }
+/// The rows of `run` (sorted by offset, one partition) above `settled_through`.
+pub fn above(run: &[EventRow], settled_through: i64) -> &[EventRow] {
+    &run[run.partition_point(|row| (row.kafka_offset as i64) <= settled_through)..]
 }
 
 fn month(seconds: u32) -> (i32, u32) {
@@ -109,20 +99,14 @@ mod tests {
     }
 
     #[test]
-    fn only_rows_above_the_high_water_mark_are_written() {
+    fn only_rows_above_the_settled_offset_are_written() {
         let mut rows: Vec<EventRow> = (10..20).map(|o| row(2, o, NOV_30_2026_2359)).collect();
         let runs = runs(&mut rows);
-        let marks = HighWaterMarks::from([(2, 14)]);
         assert_eq!(
-            offsets(above_high_water(runs[0], &marks)),
+            offsets(above(runs[0], 14)),
             (15..20).map(|o| (2, o)).collect::<Vec<_>>()
         );
-        assert!(above_high_water(runs[0], &HighWaterMarks::from([(2, 19)])).is_empty());
-        assert_eq!(above_high_water(runs[0], &HighWaterMarks::new()).len(), 10);
-        assert_eq!(
-            above_high_water(runs[0], &HighWaterMarks::from([(3, 99)])).len(),
-            10,
-            "another partition's mark does not apply"
-        );
+        assert!(above(runs[0], 19).is_empty());
+        assert_eq!(above(runs[0], -1).len(), 10);
     }
 }

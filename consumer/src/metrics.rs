@@ -27,10 +27,17 @@ pub static DEDUPLICATED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("registers once")
 });
+pub static FENCED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "consumer_fenced_writes_total",
+        "Partition writes not made because another consumer took the partition's lease"
+    )
+    .expect("registers once")
+});
 pub static ALREADY_STORED: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "consumer_events_already_stored_total",
-        "Redelivered events not written again: at or below the partition's stored offset"
+        "Redelivered events not written again: at or below the partition's settled offset"
     )
     .expect("registers once")
 });

@@ -32,6 +32,8 @@ pub struct EventRow {
     pub utm_term: String,
     pub utm_content: String,
     pub bot: u8,
+    /// A repeated click (`ClickFacts::repeat`).
+    pub is_repeat: u8,
     pub visitor: String,
     pub revenue_currency: String,
     pub revenue_micros: i64,
@@ -90,6 +92,7 @@ impl EventRow {
             utm_term: facts.utm.term,
             utm_content: facts.utm.content,
             bot: u8::from(facts.bot),
+            is_repeat: u8::from(facts.repeat),
             visitor: facts.visitor,
             revenue_currency: record
                 .revenue

@@ -9,6 +9,7 @@ use linktrace_platform::http;
 use linktrace_platform::http_metrics::RouteTemplates;
 use linktrace_platform::kafka::{KafkaReadiness, KafkaSink, ObservedContext};
 use linktrace_platform::postgres::{self, PostgresReadiness};
+use linktrace_platform::stream_ledger::StreamLedger;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio::net::TcpListener;
 
@@ -28,7 +29,10 @@ impl Application {
     /// Applies the ClickHouse and Postgres migrations, joins the consumer group and binds
     /// the operational HTTP port.
     pub async fn build(config: ConsumerConfig) -> anyhow::Result<Self> {
-        let writer = Arc::new(ClickHouseWriter::new(config.clickhouse.client()));
+        let writer = Arc::new(
+            ClickHouseWriter::new(config.clickhouse.writer_client(), config.write_timeout())
+                .with_shards(config.clickhouse.shard_writer_clients()),
+        );
         Self::build_with(&config, writer).await
     }
 
@@ -64,8 +68,17 @@ impl Application {
         let router = http::operational_routes(readiness);
         let pipeline = Pipeline {
             consumer: Arc::new(consumer),
+            kafka: config.kafka.clone(),
             topic: config.kafka.events_topic.clone(),
             writer,
+            ledger: StreamLedger::new(pool.clone(), &config.kafka.events_topic),
+            owner: format!(
+                "{}/{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()),
+                std::process::id()
+            ),
+            leases: Default::default(),
+            write_deadline: config.write_deadline(),
             stored: StoredEntities::new(pool),
             recent: RecentEvents::new(config.recent_event_window),
             dead_letters,
@@ -98,6 +111,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "consumer running");
+        let sweep = spawn_skip_sweep(self.pipeline.ledger.clone());
         let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(http::serve(
             self.listener,
@@ -109,9 +123,30 @@ impl Application {
             },
         ));
         self.pipeline.run(shutdown).await;
+        sweep.abort();
         let _ = stop_server.send(());
         server.await??;
         tracing::info!("consumer stopped");
         Ok(())
     }
+}
+
+/// How long the stream ledger keeps the offsets it skipped: the webhook worker reads them
+/// only for events it has in hand, which is seconds behind storage (days after an outage).
+pub const SKIPS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Forgets skipped offsets older than [`SKIPS_KEPT`], every ten minutes (every instance:
+/// the statement is cheap and idempotent).
+fn spawn_skip_sweep(ledger: StreamLedger) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            match ledger.forget_skips_older_than(SKIPS_KEPT).await {
+                Ok(0) => {}
+                Ok(forgotten) => tracing::info!(forgotten, "forgot old skipped offsets"),
+                Err(error) => tracing::warn!(%error, "could not forget old skipped offsets"),
+            }
+        }
+    })
 }

@@ -111,14 +111,60 @@ pub struct ClickFacts {
     /// A crawler, a preview fetcher, a monitor, a `HEAD` or a request with no user agent.
     #[serde(default)]
     pub bot: bool,
+    /// The same visitor clicked the same link less than an hour before (a click that was
+    /// counted): stored, but counted once by default (`includeRepeats=true` counts it) and
+    /// sent to no webhook.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repeat: bool,
     /// A salted hash of IP, user agent and day: counts unique visitors without raw IPs.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub visitor: String,
 }
 
+/// The operating system's family, as analytics groups and filters clicks: `iOS`, `iPadOS`,
+/// `Android`, `Windows`, `Windows Phone`, `macOS`, `Linux`, `ChromeOS` (others as the
+/// user-agent parser names them). `os` is the parser's (woothee's) name, which says `iPhone`
+/// or `Windows 10`; clicks stored before families were kept it, and [`OS_FAMILY_SQL`] reads
+/// them the same way.
+pub fn os_family(os: &str) -> &str {
+    match os {
+        "iPhone" | "iPod" => "iOS",
+        "iPad" => "iPadOS",
+        "Mac OSX" | "Mac OS Classic" => "macOS",
+        other if other.starts_with("Windows Phone") => "Windows Phone",
+        other if other.starts_with("Windows") => "Windows",
+        other => other,
+    }
+}
+
+/// [`os_family`] in ClickHouse SQL, over a column `os` (runs on 18.16 and current releases).
+pub const OS_FAMILY_SQL: &str = "multiIf(os IN ('iPhone', 'iPod'), 'iOS', os = 'iPad', 'iPadOS', \
+     os IN ('Mac OSX', 'Mac OS Classic'), 'macOS', os LIKE 'Windows Phone%', 'Windows Phone', \
+     os LIKE 'Windows%', 'Windows', os)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn os_families() {
+        for (os, family) in [
+            ("iPhone", "iOS"),
+            ("iPod", "iOS"),
+            ("iPad", "iPadOS"),
+            ("Android", "Android"),
+            ("Windows 10", "Windows"),
+            ("Windows 7", "Windows"),
+            ("Windows Phone OS", "Windows Phone"),
+            ("Mac OSX", "macOS"),
+            ("Linux", "Linux"),
+            ("ChromeOS", "ChromeOS"),
+            ("iOS", "iOS"),
+            ("", ""),
+        ] {
+            assert_eq!(os_family(os), family, "{os}");
+        }
+    }
 
     #[test]
     fn defaults_fill_only_what_the_click_left_empty() {

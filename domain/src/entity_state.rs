@@ -1,5 +1,5 @@
 /// Where an entity tuple (account, link, event name, entity id) stands in the dedup index
-/// (Postgres `entity_events.state`): ingest claims it (`Pending`), marks it `Queued` once
+/// (Postgres `entity_claims.state`): ingest claims it (`Pending`), marks it `Queued` once
 /// the broker has the event, and the consumer marks it `Stored` once ClickHouse has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntityState {

@@ -13,6 +13,7 @@ pub enum ErrorCode {
     ShortCodeTaken,
     PayloadTooLarge,
     QuotaExceeded,
+    IdempotencyKeyReused,
     RateLimited,
     Unavailable,
     InternalError,

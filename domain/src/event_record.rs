@@ -122,6 +122,11 @@ pub struct EventRecord {
     /// What a conversion earned (`revenue`, capture-event's `event_data.amount`/`currency`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revenue: Option<Revenue>,
+    /// The event holds a dedup claim in Postgres under its id although it has no entity id
+    /// (an event of a request with an `Idempotency-Key`): the consumer checks and marks it
+    /// stored by its id, as it does entity events. Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub claimed: bool,
     pub source: EventSource,
     /// Boxed: only clicks and installs carry it, and inline it more than doubled every
     /// record (and every future holding one: `bench/load-profile.sh`'s memcpy).
@@ -316,6 +321,24 @@ impl JsonWriter {
     }
 }
 
+/// The key of an entity tuple's dedup claim, a v5 uuid of `(environment, account, link,
+/// event, entity)`: Postgres's `entity_claim_key()` (migration 0011) computes the same, and
+/// [`EventRecord::entity_event_id`] gives it to the tuple's event.
+pub fn entity_claim_key(
+    account_id: Uuid,
+    environment: Environment,
+    link: &str,
+    event: &str,
+    entity: &str,
+) -> Uuid {
+    // Unit separators keep ("ab","c") and ("a","bc") apart.
+    let key = format!(
+        "{}\u{1f}{account_id}\u{1f}{link}\u{1f}{event}\u{1f}{entity}",
+        environment.as_str()
+    );
+    Uuid::new_v5(&ENTITY_EVENT_NAMESPACE, key.as_bytes())
+}
+
 impl EventRecord {
     /// An event that happened, and was received, `at`: no link, entity, user, properties or
     /// client facts yet (the other constructors, or the caller, add them).
@@ -339,6 +362,7 @@ impl EventRecord {
             user_id: None,
             properties: None,
             revenue: None,
+            claimed: false,
             source,
             client: None,
             request_id: None,
@@ -387,7 +411,7 @@ impl EventRecord {
             properties: Some(serde_json::json!({ "matchType": matched.as_str() })),
             client: Some(Box::new(client)),
             ..Self::new(
-                Self::install_event_id(account_id, user_id),
+                Self::install_event_id(account_id, environment, user_id),
                 account_id,
                 environment,
                 SystemEvent::Install.as_str(),
@@ -397,27 +421,51 @@ impl EventRecord {
         }
     }
 
-    /// The one id every delivery of `(account, link, event, entity)` gets.
+    /// The one id every delivery of `(account, environment, link, event, entity)` gets. The
+    /// environment is part of it, so a test event never shares an id (and so a row that
+    /// ClickHouse collapses) with a live one. It is also the key of the tuple's dedup claim
+    /// in Postgres ([`entity_claim_key`]); a claim made before the environment was part of
+    /// it keeps the id its event was stored with (`entity_claims.stored_event_id`).
     pub fn entity_event_id(
         account_id: Uuid,
+        environment: Environment,
         link: &ShortCode,
         event: &EventName,
         entity: &EntityId,
     ) -> Uuid {
-        // Unit separators keep ("ab","c") and ("a","bc") apart.
-        let key = format!(
-            "{account_id}\u{1f}{}\u{1f}{}\u{1f}{}",
+        entity_claim_key(
+            account_id,
+            environment,
             link.as_str(),
             event.as_str(),
-            entity.as_str()
-        );
-        Uuid::new_v5(&ENTITY_EVENT_NAMESPACE, key.as_bytes())
+            entity.as_str(),
+        )
     }
 
-    /// The one id of a user's install in an account (first attribution wins, so there is
-    /// only ever one).
-    pub fn install_event_id(account_id: Uuid, user_id: &str) -> Uuid {
-        let key = format!("{account_id}\u{1f}install\u{1f}{user_id}");
+    /// The key of the Postgres dedup claim this record's event holds (`entity_claims`): its
+    /// entity tuple's ([`entity_claim_key`]), or, for an event of an idempotent request
+    /// (`claimed`), its own id. A record of a claim made before the environment was part of
+    /// the id has another id than its tuple's key; the key is what the claim is found by.
+    pub fn claim_key(&self) -> Uuid {
+        match (&self.link_short_code, &self.entity_id) {
+            (Some(link), Some(entity)) if !self.claimed => entity_claim_key(
+                self.account_id,
+                self.environment,
+                link,
+                &self.event_name,
+                entity,
+            ),
+            _ => self.event_id,
+        }
+    }
+
+    /// The one id of a user's install in an account's environment (first attribution wins,
+    /// so there is only ever one).
+    pub fn install_event_id(account_id: Uuid, environment: Environment, user_id: &str) -> Uuid {
+        let key = format!(
+            "{}\u{1f}{account_id}\u{1f}install\u{1f}{user_id}",
+            environment.as_str()
+        );
         Uuid::new_v5(&ENTITY_EVENT_NAMESPACE, key.as_bytes())
     }
 
@@ -476,6 +524,10 @@ impl EventRecord {
         out.optional_string(key!("userId"), &self.user_id);
         out.optional(key!("properties"), &self.properties);
         out.optional(key!("revenue"), &self.revenue);
+        if self.claimed {
+            out.raw(key!("claimed").as_bytes());
+            out.raw(b"true");
+        }
         out.text(key!("source"), self.source.as_str());
         out.optional(key!("client"), &self.client);
         out.optional_string(key!("requestId"), &self.request_id);
@@ -560,6 +612,7 @@ mod tests {
                 currency: crate::Currency::parse("EUR").unwrap(),
                 micros: 3_000_000,
             }),
+            claimed: true,
             source: EventSource::Api,
             client: None,
             request_id: Some("req-1".into()),
@@ -649,7 +702,13 @@ mod tests {
         }
 
         fn record() -> impl Strategy<Value = EventRecord> {
-            let ids = (any::<u128>(), any::<u128>(), any::<bool>(), 0usize..4);
+            let ids = (
+                any::<u128>(),
+                any::<u128>(),
+                any::<bool>(),
+                0usize..4,
+                any::<bool>(),
+            );
             let names = (
                 proptest::option::of(text()),
                 text(),
@@ -670,7 +729,7 @@ mod tests {
             );
             (ids, names, extras).prop_map(
                 |(
-                    (event, account, live, source),
+                    (event, account, live, source, claimed),
                     (link, name, entity, user, request_id),
                     (properties, revenue, client, event_time, received_at),
                 )| EventRecord {
@@ -688,6 +747,7 @@ mod tests {
                         currency: crate::Currency::parse(currency).unwrap(),
                         micros,
                     }),
+                    claimed,
                     source: [
                         EventSource::Api,
                         EventSource::Capture,
@@ -834,20 +894,23 @@ mod tests {
         let account = Uuid::new_v4();
         let link = ShortCode::parse("abcd1234").unwrap();
         let event = EventName::parse("purchase").unwrap();
-        let a =
-            EventRecord::entity_event_id(account, &link, &event, &EntityId::parse("o-1").unwrap());
-        let b =
-            EventRecord::entity_event_id(account, &link, &event, &EntityId::parse("o-1").unwrap());
-        let c =
-            EventRecord::entity_event_id(account, &link, &event, &EntityId::parse("o-2").unwrap());
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        let other = EventRecord::entity_event_id(
-            Uuid::new_v4(),
-            &link,
-            &event,
-            &EntityId::parse("o-1").unwrap(),
+        let id = |account, environment, entity: &str| {
+            EventRecord::entity_event_id(
+                account,
+                environment,
+                &link,
+                &event,
+                &EntityId::parse(entity).unwrap(),
+            )
+        };
+        let a = id(account, Environment::Live, "o-1");
+        assert_eq!(a, id(account, Environment::Live, "o-1"));
+        assert_ne!(a, id(account, Environment::Live, "o-2"));
+        assert_ne!(a, id(account, Environment::Test, "o-1"));
+        assert_ne!(a, id(Uuid::new_v4(), Environment::Live, "o-1"));
+        assert_ne!(
+            EventRecord::install_event_id(account, Environment::Live, "u"),
+            EventRecord::install_event_id(account, Environment::Test, "u")
         );
-        assert_ne!(a, other);
     }
 }

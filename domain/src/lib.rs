@@ -26,7 +26,7 @@ pub use api_key::{ApiKey, ApiKeyHash};
 pub use app_ids::{AndroidPackage, AppleTeamId, BundleId, CertFingerprint};
 pub use attribution::AttributionMatch;
 pub use billing_month::BillingMonth;
-pub use click_facts::{ClickFacts, Device, Utm};
+pub use click_facts::{os_family, ClickFacts, Device, Utm, OS_FAMILY_SQL};
 pub use endpoint_address::AddressPolicy;
 pub use entity_id::EntityId;
 pub use entity_state::EntityState;
@@ -34,11 +34,11 @@ pub use envelope::{ErrorCode, ErrorEnvelope};
 pub use environment::Environment;
 pub use event_name::{EventName, SystemEvent};
 pub use event_record::{
-    ClientFacts, DecodeError, EventRecord, EventSource, WriteLayout, OLDEST_SCHEMA_VERSION,
-    SCHEMA_VERSION,
+    entity_claim_key, ClientFacts, DecodeError, EventRecord, EventSource, WriteLayout,
+    OLDEST_SCHEMA_VERSION, SCHEMA_VERSION,
 };
 pub use plan::{Endpoint, PlanName};
-pub use revenue::{Currency, Revenue};
+pub use revenue::{AmountSum, Currency, Revenue};
 pub use short_code::ShortCode;
 pub use web_url::WebUrl;
 pub use webhook::{EventTypes, WebhookSecret};

@@ -67,6 +67,41 @@ impl Revenue {
     }
 }
 
+/// A sum of amounts in micro-units, exact at any size an account can reach (sums are
+/// Decimal128 in ClickHouse). Serialised as a JSON number in major units written out
+/// exactly (`12.5`, `10000000000000.000001`), never through a float.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AmountSum(pub i128);
+
+impl AmountSum {
+    /// Major units, exactly, as decimal text (`12.5`, `100.0`).
+    pub fn to_decimal_string(self) -> String {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let magnitude = self.0.unsigned_abs();
+        let (whole, fraction) = (magnitude / 1_000_000, magnitude % 1_000_000);
+        if fraction == 0 {
+            // As a float prints a whole number: the answers' numbers keep their form.
+            return format!("{sign}{whole}.0");
+        }
+        let fraction = format!("{fraction:06}");
+        format!("{sign}{whole}.{}", fraction.trim_end_matches('0'))
+    }
+}
+
+impl std::ops::AddAssign for AmountSum {
+    fn add_assign(&mut self, more: Self) {
+        self.0 = self.0.saturating_add(more.0);
+    }
+}
+
+impl Serialize for AmountSum {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let number = serde_json::value::RawValue::from_string(self.to_decimal_string())
+            .map_err(serde::ser::Error::custom)?;
+        number.serialize(serializer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +113,20 @@ mod tests {
         assert!(Currency::parse("XXY").is_err());
         assert!(Currency::parse("EURO").is_err());
         assert!(Currency::parse("").is_err());
+    }
+
+    #[test]
+    fn sums_are_written_exactly() {
+        let text = |micros: i128| serde_json::to_string(&AmountSum(micros)).unwrap();
+        assert_eq!(text(12_500_000), "12.5");
+        assert_eq!(text(-3_990_000), "-3.99");
+        assert_eq!(text(0), "0.0");
+        assert_eq!(text(100_000_000), "100.0");
+        assert_eq!(text(10_000_000_000_000_000_001), "10000000000000.000001");
+        assert_eq!(text(-1), "-0.000001");
+        let value: serde_json::Value =
+            serde_json::from_str(&text(10_000_000_000_000_000_000)).unwrap();
+        assert_eq!(value, serde_json::json!(1e13));
     }
 
     #[test]

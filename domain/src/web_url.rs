@@ -3,7 +3,11 @@ use std::fmt;
 use crate::ParseError;
 
 /// Where a link sends a visitor (or where its preview image lives): an absolute http(s)
-/// URL of at most 2,048 characters.
+/// URL of at most 2,048 characters, with no control character (NUL, CR, LF, tab…), space or
+/// backslash. Those are refused, not cleaned: a URL parser drops tabs and newlines and
+/// reads a backslash as `/`, so such a URL means another host to a browser than to a reader
+/// of the raw text, and a raw CR or LF cannot go in a `Location` header at all. Written
+/// percent-encoded (`%5C`, `%0A`) they are fine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebUrl(String);
 
@@ -16,6 +20,11 @@ impl WebUrl {
                 "must be at most {} characters",
                 Self::MAX_LEN
             )));
+        }
+        if raw.chars().any(|c| c.is_control() || c == ' ' || c == '\\') {
+            return Err(ParseError::new(
+                "must not contain control characters, spaces or backslashes (percent-encode them)",
+            ));
         }
         let absolute = url::Url::parse(raw)
             .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some());
@@ -80,6 +89,13 @@ mod tests {
             "example.com",
             "mailto:a@b.c",
             "http://",
+            "https://example.com/a\0b",
+            "https://example.com/a\r\nSet-Cookie: x=1",
+            "https://example.com/\tx",
+            "https:/\\evil.example",
+            "https://evil.example\\@a.example",
+            "https://example.com/a b",
+            "https://example.com/\u{85}",
         ] {
             assert!(WebUrl::parse(bad).is_err(), "{bad}");
         }

@@ -1,5 +1,9 @@
-//! Deduplication of entity events: one row per (account, link, event, entity) tuple in
-//! Postgres.
+//! Deduplication of entity events: one row per (account, environment, link, event, entity)
+//! tuple in Postgres `entity_claims`, under the tuple's claim key (test and live never
+//! deduplicate each other: the environment is part of the key). The key is the id the
+//! tuple's event is produced with (`EventRecord::entity_event_id`; for an idempotent
+//! request's event, its id from the request's nonce), so every statement names the table's
+//! one key, which is also its hash-partition column (migration 0011).
 //!
 //! A request first *claims* the tuple ([`EntityState::Pending`]), then produces, then marks
 //! it `Queued`; the consumer marks it `Stored` once ClickHouse has it. A tuple already `queued` or
@@ -16,7 +20,7 @@
 //! Both are prepared once per connection (a run is then one round trip, not a parse and
 //! describe first) and planned for their parameters at every run: ingest's pool sets
 //! `plan_cache_mode = force_custom_plan` (`startup`). A plan Postgres cached for all runs
-//! was made while `entity_events` was small, scanned it whole per batch, and on a fresh
+//! was made while `entity_events` (now `entity_claims`) was small, scanned it whole per batch, and on a fresh
 //! database slowed the dedup path run after run as the table grew (`bench/run.sh` starts
 //! each run on a fresh database); unprepared statements avoided that at a round trip each.
 
@@ -31,18 +35,22 @@ use uuid::Uuid;
 
 use crate::group_commit::GroupCommit;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EntityKey {
+/// A dedup claim: its key (the id of the event that holds it, one per tuple) and the
+/// account it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClaimKey {
+    pub event_id: Uuid,
     pub account_id: Uuid,
-    pub link_short_code: String,
-    pub event_name: String,
-    pub entity_id: String,
 }
 
 #[derive(Debug)]
 pub enum ClaimOutcome {
-    /// This request owns the tuple: produce it with this event time, then `mark_queued`.
-    Claimed { event_time: DateTime<Utc> },
+    /// This request owns the tuple: produce it with this id and event time (the row's: a
+    /// claim taken over keeps the abandoned one's), then `mark_queued`.
+    Claimed {
+        event_id: Uuid,
+        event_time: DateTime<Utc>,
+    },
     /// The tuple was already accepted.
     Duplicate,
     /// Another request still holds the claim after the produce deadline: try again later.
@@ -51,27 +59,19 @@ pub enum ClaimOutcome {
 
 /// One claim attempt of a batch.
 struct ClaimRequest {
-    key: EntityKey,
-    event_id: Uuid,
+    key: ClaimKey,
     event_time: DateTime<Utc>,
 }
 
-/// A row of the claim statement: the tuple, the event time if this batch claimed it, and
-/// its state before the statement.
-type ClaimRow = (
-    Uuid,
-    String,
-    String,
-    String,
-    Option<DateTime<Utc>>,
-    Option<String>,
-);
+/// A row of the claim statement: the claim's key, the event id and time if this batch
+/// claimed it, and its state before the statement.
+type ClaimRow = (Uuid, Option<Uuid>, Option<DateTime<Utc>>, Option<String>);
 
 /// What one attempt found: the claim is ours, or the tuple's current state (none: the row
 /// went away, a released claim).
 #[derive(Debug, Clone, Copy)]
 enum Attempt {
-    Claimed(DateTime<Utc>),
+    Claimed(Uuid, DateTime<Utc>),
     Held(Option<EntityState>),
 }
 
@@ -86,7 +86,7 @@ pub struct EntityClaims {
     pool: PgPool,
     stale_after: Duration,
     claims: GroupCommit<ClaimRequest, Attempt>,
-    marks: GroupCommit<EntityKey, ()>,
+    marks: GroupCommit<ClaimKey, ()>,
 }
 
 impl EntityClaims {
@@ -112,23 +112,20 @@ impl EntityClaims {
     #[tracing::instrument(name = "claim", skip_all)]
     pub async fn claim(
         &self,
-        key: &EntityKey,
-        event_id: Uuid,
+        key: ClaimKey,
         event_time: DateTime<Utc>,
     ) -> Result<ClaimOutcome, sqlx::Error> {
         let poll = Duration::from_millis(20);
         let give_up = tokio::time::Instant::now() + self.stale_after + Duration::from_secs(2);
         loop {
-            let attempt = self
-                .claims
-                .submit(ClaimRequest {
-                    key: key.clone(),
-                    event_id,
-                    event_time,
-                })
-                .await?;
+            let attempt = self.claims.submit(ClaimRequest { key, event_time }).await?;
             match attempt {
-                Attempt::Claimed(event_time) => return Ok(ClaimOutcome::Claimed { event_time }),
+                Attempt::Claimed(event_id, event_time) => {
+                    return Ok(ClaimOutcome::Claimed {
+                        event_id,
+                        event_time,
+                    })
+                }
                 Attempt::Held(Some(state)) if state.is_accepted() => {
                     return Ok(ClaimOutcome::Duplicate)
                 }
@@ -148,23 +145,17 @@ impl EntityClaims {
     }
 
     /// The broker has the event.
-    pub async fn mark_queued(&self, key: &EntityKey) -> Result<(), sqlx::Error> {
-        self.marks.submit(key.clone()).await
+    pub async fn mark_queued(&self, key: ClaimKey) -> Result<(), sqlx::Error> {
+        self.marks.submit(key).await
     }
 
     /// The event was not accepted: free the tuple for a retry.
-    pub async fn release(&self, key: &EntityKey) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "DELETE FROM entity_events WHERE account_id = $1 AND link_short_code = $2 \
-             AND event_name = $3 AND entity_id = $4 AND state = $5",
-        )
-        .bind(key.account_id)
-        .bind(&key.link_short_code)
-        .bind(&key.event_name)
-        .bind(&key.entity_id)
-        .bind(EntityState::Pending.as_str())
-        .execute(&self.pool)
-        .await?;
+    pub async fn release(&self, key: ClaimKey) -> Result<(), sqlx::Error> {
+        sqlx::query(sql::RELEASE)
+            .bind(key.event_id)
+            .bind(EntityState::Pending.as_str())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }
@@ -177,106 +168,93 @@ async fn claim_batch(
     batch: Arc<Vec<ClaimRequest>>,
     stale_after: Duration,
 ) -> Result<Vec<Attempt>, sqlx::Error> {
-    let mut first: HashMap<&EntityKey, &ClaimRequest> = HashMap::with_capacity(batch.len());
+    let mut first: HashMap<&ClaimKey, &ClaimRequest> = HashMap::with_capacity(batch.len());
     for request in batch.iter() {
         first.entry(&request.key).or_insert(request);
     }
     let mut unique: Vec<&ClaimRequest> = first.into_values().collect();
-    unique.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    let rows: Vec<ClaimRow> =
-        sqlx::query_as(
-            "WITH input AS ( \
-               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[]) \
-                 AS t(account_id, link_short_code, event_name, entity_id, event_id, event_time)), \
-             claimed AS ( \
-               INSERT INTO entity_events \
-                 (account_id, link_short_code, event_name, entity_id, event_id, event_time, state, claimed_at) \
-               SELECT account_id, link_short_code, event_name, entity_id, event_id, event_time, $8, now() \
-               FROM input ORDER BY account_id, link_short_code, event_name, entity_id \
-               ON CONFLICT (account_id, link_short_code, event_name, entity_id) DO UPDATE SET claimed_at = now() \
-                 WHERE entity_events.state = $8 \
-                   AND entity_events.claimed_at < now() - make_interval(secs => $7) \
-               RETURNING account_id, link_short_code, event_name, entity_id, event_time) \
-             SELECT i.account_id, i.link_short_code, i.event_name, i.entity_id, c.event_time, e.state \
-             FROM input i \
-             LEFT JOIN claimed c ON (c.account_id, c.link_short_code, c.event_name, c.entity_id) \
-                                  = (i.account_id, i.link_short_code, i.event_name, i.entity_id) \
-             LEFT JOIN entity_events e ON (e.account_id, e.link_short_code, e.event_name, e.entity_id) \
-                                  = (i.account_id, i.link_short_code, i.event_name, i.entity_id)",
-        )
+    unique.sort_unstable_by_key(|r| r.key);
+    let rows: Vec<ClaimRow> = sqlx::query_as(sql::CLAIM)
+        .bind(unique.iter().map(|r| r.key.event_id).collect::<Vec<_>>())
         .bind(unique.iter().map(|r| r.key.account_id).collect::<Vec<_>>())
-        .bind(unique.iter().map(|r| r.key.link_short_code.as_str()).collect::<Vec<_>>())
-        .bind(unique.iter().map(|r| r.key.event_name.as_str()).collect::<Vec<_>>())
-        .bind(unique.iter().map(|r| r.key.entity_id.as_str()).collect::<Vec<_>>())
-        .bind(unique.iter().map(|r| r.event_id).collect::<Vec<_>>())
         .bind(unique.iter().map(|r| r.event_time).collect::<Vec<_>>())
         .bind(stale_after.as_secs_f64())
         .bind(EntityState::Pending.as_str())
         .fetch_all(&pool)
         .await?;
-    let found: HashMap<EntityKey, Attempt> = rows
+    let found: HashMap<Uuid, Attempt> = rows
         .into_iter()
-        .map(
-            |(account_id, link_short_code, event_name, entity_id, claimed, state)| {
-                let key = EntityKey {
-                    account_id,
-                    link_short_code,
-                    event_name,
-                    entity_id,
-                };
-                let attempt = match claimed {
-                    Some(event_time) => Attempt::Claimed(event_time),
-                    None => Attempt::Held(state.as_deref().and_then(EntityState::parse)),
-                };
-                (key, attempt)
-            },
-        )
+        .map(|(key, claimed_id, claimed_time, state)| {
+            let attempt = match (claimed_id, claimed_time) {
+                (Some(event_id), Some(event_time)) => Attempt::Claimed(event_id, event_time),
+                _ => Attempt::Held(state.as_deref().and_then(EntityState::parse)),
+            };
+            (key, attempt)
+        })
         .collect();
-    let mut answered: HashMap<&EntityKey, ()> = HashMap::with_capacity(batch.len());
+    let mut answered: HashMap<&ClaimKey, ()> = HashMap::with_capacity(batch.len());
     Ok(batch
         .iter()
         .map(|request| {
             let attempt = found
-                .get(&request.key)
+                .get(&request.key.event_id)
                 .copied()
                 .unwrap_or(Attempt::Held(None));
             match (answered.insert(&request.key, ()), attempt) {
                 // A second ask of a tuple this batch claimed: it is held by the first.
-                (Some(()), Attempt::Claimed(_)) => Attempt::Held(Some(EntityState::Pending)),
+                (Some(()), Attempt::Claimed(..)) => Attempt::Held(Some(EntityState::Pending)),
                 (_, attempt) => attempt,
             }
         })
         .collect())
 }
 
-/// One statement for a batch of marks: each tuple still pending becomes queued. The rows
+/// One statement for a batch of marks: each claim still pending becomes queued. The rows
 /// are locked in key order first, as the claims lock them.
-async fn mark_batch(pool: PgPool, keys: Arc<Vec<EntityKey>>) -> Result<Vec<()>, sqlx::Error> {
-    let mut sorted: Vec<&EntityKey> = keys.iter().collect();
+async fn mark_batch(pool: PgPool, keys: Arc<Vec<ClaimKey>>) -> Result<Vec<()>, sqlx::Error> {
+    let mut sorted: Vec<Uuid> = keys.iter().map(|k| k.event_id).collect();
     sorted.sort_unstable();
     sorted.dedup();
-    sqlx::query(
-        "WITH k AS ( \
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) \
-             AS k(account_id, link_short_code, event_name, entity_id)), \
-         locked AS ( \
-           SELECT e.account_id, e.link_short_code, e.event_name, e.entity_id \
-           FROM entity_events e JOIN k ON (e.account_id, e.link_short_code, e.event_name, e.entity_id) \
-                                        = (k.account_id, k.link_short_code, k.event_name, k.entity_id) \
-           WHERE e.state = $5 \
-           ORDER BY e.account_id, e.link_short_code, e.event_name, e.entity_id \
-           FOR UPDATE OF e) \
-         UPDATE entity_events e SET state = $6 FROM locked l \
-         WHERE (e.account_id, e.link_short_code, e.event_name, e.entity_id) \
-             = (l.account_id, l.link_short_code, l.event_name, l.entity_id)",
-    )
-    .bind(sorted.iter().map(|k| k.account_id).collect::<Vec<_>>())
-    .bind(sorted.iter().map(|k| k.link_short_code.as_str()).collect::<Vec<_>>())
-    .bind(sorted.iter().map(|k| k.event_name.as_str()).collect::<Vec<_>>())
-    .bind(sorted.iter().map(|k| k.entity_id.as_str()).collect::<Vec<_>>())
-    .bind(EntityState::Pending.as_str())
-    .bind(EntityState::Queued.as_str())
-    .execute(&pool)
-    .await?;
+    sqlx::query(sql::MARK_QUEUED)
+        .bind(sorted)
+        .bind(EntityState::Pending.as_str())
+        .bind(EntityState::Queued.as_str())
+        .execute(&pool)
+        .await?;
     Ok(vec![(); keys.len()])
+}
+
+/// The statements, each by the claims' keys alone (the partition column).
+pub mod sql {
+    /// A batch of claims ($1 keys, $2 accounts, $3 event times, in key order): a key not
+    /// claimed yet, or pending for longer than $4 seconds (abandoned), is claimed ($5 =
+    /// pending). Returns, per key asked, the id and time the event is to be produced with if
+    /// this statement claimed it (a taken-over claim keeps the abandoned one's; a claim from
+    /// before the environment was in the key, the id its event was stored with), and the
+    /// state it found.
+    pub const CLAIM: &str = "\
+        WITH input AS ( \
+          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS t(event_id, account_id, event_time)), \
+        claimed AS ( \
+          INSERT INTO entity_claims (event_id, account_id, event_time, state, claimed_at) \
+          SELECT event_id, account_id, event_time, $5, now() FROM input ORDER BY event_id \
+          ON CONFLICT (event_id) DO UPDATE SET claimed_at = now() \
+            WHERE entity_claims.state = $5 \
+              AND entity_claims.claimed_at < now() - make_interval(secs => $4) \
+          RETURNING event_id, coalesce(stored_event_id, event_id) AS produce_id, event_time) \
+        SELECT i.event_id, c.produce_id, c.event_time, e.state \
+        FROM input i \
+        LEFT JOIN claimed c ON c.event_id = i.event_id \
+        LEFT JOIN entity_claims e ON e.event_id = i.event_id";
+
+    /// Pending claims ($1, keys in order) become queued ($2 pending, $3 queued).
+    pub const MARK_QUEUED: &str = "\
+        WITH locked AS ( \
+          SELECT event_id FROM entity_claims \
+          WHERE event_id = ANY($1) AND state = $2 \
+          ORDER BY event_id FOR UPDATE) \
+        UPDATE entity_claims e SET state = $3 FROM locked l WHERE e.event_id = l.event_id";
+
+    /// A claim whose event was not accepted ($1) is freed, if still pending ($2).
+    pub const RELEASE: &str = "DELETE FROM entity_claims WHERE event_id = $1 AND state = $2";
 }

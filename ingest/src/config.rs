@@ -29,12 +29,25 @@ pub struct IngestConfig {
     /// Unused quota an instance holds is given back after this long without use.
     #[envconfig(from = "QUOTA_LEASE_IDLE_MS", default = "1000")]
     pub quota_lease_idle_ms: u64,
-    /// Requests per second each API key may make (0: unlimited), and the burst it may
-    /// save up. Over it: 429 RATE_LIMITED with Retry-After.
+    /// Events per second each live API key may send (0: unlimited; a batch counts its
+    /// events), and the burst it may save up. Over it: 429 RATE_LIMITED with Retry-After.
     #[envconfig(from = "INGEST_RATE_LIMIT_PER_SEC", default = "10000")]
     pub rate_limit_per_sec: u32,
     #[envconfig(from = "INGEST_RATE_LIMIT_BURST", default = "20000")]
     pub rate_limit_burst: u32,
+    /// Events per second each test key may send (its bucket holds two seconds' worth): test
+    /// events count against no quota, so this is what bounds them. Generous for any test
+    /// suite, far below what a live key may send.
+    #[envconfig(from = "INGEST_TEST_RATE_LIMIT_PER_SEC", default = "1000")]
+    pub test_rate_limit_per_sec: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (the gateway), for the failed
+    /// authentication throttle; empty: the TCP peer is the client.
+    #[envconfig(from = "TRUSTED_PROXIES", default = "")]
+    pub trusted_proxies: String,
+    /// Failed authentications one address may make in a minute before it gets
+    /// `429 RATE_LIMITED` until the minute is over.
+    #[envconfig(from = "AUTH_FAILURES_PER_MINUTE", default = "20")]
+    pub auth_failures_per_minute: u32,
     /// The largest request body, in bytes (the batch endpoint's limit is 1 MiB).
     #[envconfig(from = "INGEST_MAX_BODY_BYTES", default = "65536")]
     pub max_body_bytes: usize,

@@ -1,7 +1,7 @@
 //! What a conversion may carry besides its name: free-form `properties` and `revenue`
 //! (`/events` and each batch item), or `event_data.amount` / `currency` (capture-event).
 
-use linktrace_domain::{Currency, ParseError, Revenue};
+use linktrace_domain::{Currency, Revenue};
 use linktrace_platform::request::JsonObject;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -42,28 +42,15 @@ impl utoipa::PartialSchema for RevenueField {
 }
 impl utoipa::ToSchema for RevenueField {}
 
-/// Capture-event's revenue: `event_data.amount` and `event_data.currency`, both or neither.
-pub fn from_event_data(data: &Map<String, Value>) -> Result<Option<Revenue>, ParseError> {
-    let (amount, currency) = (data.get("amount"), data.get("currency"));
-    if amount.is_none() && currency.is_none() {
-        return Ok(None);
-    }
-    let amount = amount.and_then(Value::as_f64).ok_or_else(|| {
-        ParseError::new("event_data.amount must be a number when event_data.currency is given")
-    })?;
-    let currency = currency
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ParseError::new(
-                "event_data.currency must be an ISO 4217 code when event_data.amount is given",
-            )
-        })
-        .and_then(|code| {
-            Currency::parse(code).map_err(|e| ParseError::new(format!("event_data.currency {e}")))
-        })?;
-    Revenue::new(amount, currency)
-        .map(Some)
-        .map_err(|e| ParseError::new(format!("event_data.amount {e}")))
+/// Capture-event's revenue: `event_data.amount` and `event_data.currency` when they form a
+/// valid pair (a finite number within [`linktrace_domain::revenue::MAX_AMOUNT`] and an ISO 4217
+/// code). `event_data` is free-form in the fixed contract, so anything else (a `currency` beside
+/// a `price`, an amount given as text, an unknown code) is never a reason to refuse the event:
+/// it is stored without revenue, and `event_data` stays its properties.
+pub fn from_event_data(data: &Map<String, Value>) -> Option<Revenue> {
+    let amount = data.get("amount")?.as_f64()?;
+    let currency = Currency::parse(data.get("currency")?.as_str()?).ok()?;
+    Revenue::new(amount, currency).ok()
 }
 
 #[cfg(test)]
@@ -80,19 +67,25 @@ mod tests {
     }
 
     #[test]
-    fn capture_revenue_needs_both_fields() {
+    fn capture_revenue_is_a_valid_pair_or_none() {
         let data = |v: Value| v.as_object().unwrap().clone();
-        assert_eq!(from_event_data(&data(json!({"sku": "x"}))).unwrap(), None);
-        let revenue = from_event_data(&data(json!({"amount": 9.99, "currency": "usd"})))
-            .unwrap()
-            .unwrap();
+        assert_eq!(from_event_data(&data(json!({"sku": "x"}))), None);
+        let revenue = from_event_data(&data(json!({"amount": 9.99, "currency": "usd"}))).unwrap();
         assert_eq!(
             (revenue.currency.as_str(), revenue.micros),
             ("USD", 9_990_000)
         );
-        assert!(from_event_data(&data(json!({"amount": 9.99}))).is_err());
-        assert!(from_event_data(&data(json!({"amount": "9.99", "currency": "USD"}))).is_err());
-        assert!(from_event_data(&data(json!({"amount": 1, "currency": "ZZZ"}))).is_err());
+        // Not a valid pair: no revenue, and never an error (event_data is free-form).
+        for other in [
+            json!({"amount": 9.99}),
+            json!({"price": 249.99, "currency": "USD"}),
+            json!({"amount": "9.99", "currency": "USD"}),
+            json!({"amount": 1, "currency": "ZZZ"}),
+            json!({"amount": 1e300, "currency": "USD"}),
+            json!({"amount": 1, "currency": 840}),
+        ] {
+            assert_eq!(from_event_data(&data(other.clone())), None, "{other}");
+        }
     }
 
     #[test]

@@ -5,14 +5,16 @@
 
 use std::time::Duration;
 
+use linktrace_domain::Environment;
 use linktrace_platform::cache::TwoSpeedCache;
+use linktrace_platform::invalidation::{Change, Invalidate};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 pub struct Directory {
     pool: PgPool,
     links: TwoSpeedCache<String, Uuid>,
-    installs: TwoSpeedCache<(Uuid, String), Option<String>>,
+    installs: TwoSpeedCache<(Uuid, Environment, String), Option<String>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +38,18 @@ impl Directory {
         }
     }
 
+    /// Forgets what was cached about `change` (`platform::invalidation`).
+    fn forget(&self, change: &Change) {
+        match change {
+            Change::Link(code) => self.links.invalidate(code.as_str()),
+            Change::Everything => {
+                self.links.clear();
+                self.installs.clear();
+            }
+            Change::Keys => {}
+        }
+    }
+
     /// The account that owns `short_code`, if any.
     pub async fn link_owner(&self, short_code: &str) -> Result<Option<Uuid>, sqlx::Error> {
         let pool = &self.pool;
@@ -49,27 +63,36 @@ impl Directory {
             .await
     }
 
-    /// The link that drove `user_id`'s install: `Some(None)` for an organic install,
-    /// `None` when the user was never attributed.
+    /// The link that drove `user_id`'s install in `environment`: `None` when the user's
+    /// install was organic or never attributed there.
     pub async fn install_link(
         &self,
         account_id: Uuid,
+        environment: Environment,
         user_id: &str,
     ) -> Result<Option<String>, sqlx::Error> {
         let pool = &self.pool;
-        let key = (account_id, user_id.to_owned());
+        let key = (account_id, environment, user_id.to_owned());
         let found = self
             .installs
             .get_or_load(&key, || async move {
                 sqlx::query_scalar::<_, Option<String>>(
-                    "SELECT short_code FROM attributions WHERE account_id = $1 AND user_id = $2",
+                    "SELECT short_code FROM attributions \
+                     WHERE account_id = $1 AND environment = $3 AND user_id = $2",
                 )
                 .bind(account_id)
                 .bind(user_id)
+                .bind(environment.as_str())
                 .fetch_optional(pool)
                 .await
             })
             .await?;
         Ok(found.flatten())
+    }
+}
+
+impl Invalidate for Directory {
+    fn invalidate(&self, change: &Change) {
+        self.forget(change);
     }
 }

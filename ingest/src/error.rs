@@ -15,6 +15,8 @@ pub enum IngestError {
     RateLimited { retry_after_secs: u64 },
     #[error("monthly event quota exceeded")]
     QuotaExceeded { resets_on: String },
+    #[error("this Idempotency-Key was used with another request body")]
+    IdempotencyKeyReused,
     #[error("the event stream is unavailable; retry later")]
     Unavailable(#[source] anyhow::Error),
 }
@@ -30,6 +32,7 @@ impl IngestError {
             IngestError::QuotaExceeded { .. } | IngestError::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
+            IngestError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -40,6 +43,7 @@ impl IngestError {
             IngestError::Common(common) => common.reason(),
             IngestError::QuotaExceeded { .. } => "quota",
             IngestError::RateLimited { .. } => "rate_limited",
+            IngestError::IdempotencyKeyReused => "idempotency_key_reused",
             IngestError::Unavailable(_) => "stream_unavailable",
         }
     }
@@ -52,6 +56,9 @@ impl IngestError {
             }
             IngestError::QuotaExceeded { resets_on } => {
                 ErrorEnvelope::quota_exceeded(resets_on.clone())
+            }
+            IngestError::IdempotencyKeyReused => {
+                ErrorEnvelope::new(ErrorCode::IdempotencyKeyReused, self.to_string())
             }
             IngestError::Unavailable(_) => {
                 ErrorEnvelope::new(ErrorCode::Unavailable, self.to_string())

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::claims::{EntityClaims, EntityKey};
+use crate::claims::{ClaimKey, EntityClaims};
 use crate::quota::{QuotaLimiter, QuotaPermit};
 
 /// Borrows the services it gives back to (no reference counts touched per event); only a
@@ -14,7 +14,7 @@ use crate::quota::{QuotaLimiter, QuotaPermit};
 pub struct InFlight<'a> {
     claims: &'a Arc<EntityClaims>,
     quota: &'a Arc<QuotaLimiter>,
-    claim: Option<EntityKey>,
+    claim: Option<ClaimKey>,
     permit: Option<QuotaPermit>,
 }
 
@@ -28,7 +28,7 @@ impl<'a> InFlight<'a> {
         }
     }
 
-    pub fn hold_claim(&mut self, claim: EntityKey) {
+    pub fn hold_claim(&mut self, claim: ClaimKey) {
         self.claim = Some(claim);
     }
 
@@ -38,7 +38,7 @@ impl<'a> InFlight<'a> {
 
     /// The broker has the event: the permit is spent, and the claim (if any) is handed
     /// back to be marked queued.
-    pub fn accept(mut self) -> Option<EntityKey> {
+    pub fn accept(mut self) -> Option<ClaimKey> {
         self.permit = None;
         self.claim.take()
     }
@@ -71,14 +71,14 @@ impl Drop for InFlight<'_> {
 async fn give_back(
     claims: &EntityClaims,
     quota: &QuotaLimiter,
-    claim: Option<EntityKey>,
+    claim: Option<ClaimKey>,
     permit: Option<QuotaPermit>,
 ) {
     if let Some(permit) = permit {
         quota.refund(permit).await;
     }
-    if let Some(entity_key) = claim {
-        if let Err(error) = claims.release(&entity_key).await {
+    if let Some(key) = claim {
+        if let Err(error) = claims.release(key).await {
             // The claim stays pending and is taken over once stale.
             tracing::warn!(%error, "could not release entity claim");
         }

@@ -13,13 +13,14 @@ use linktrace_platform::kafka::{EventSink, SinkError};
 use linktrace_platform::keys::{KeyDirectory, KeyOwner};
 use uuid::Uuid;
 
-use crate::claims::{ClaimOutcome, EntityClaims, EntityKey};
+use crate::claims::{ClaimKey, ClaimOutcome, EntityClaims};
 use crate::directory::Directory;
 use crate::error::IngestError;
+use crate::idempotency::{IdempotencyStore, IdempotentRequest};
 use crate::in_flight::InFlight;
 use crate::metrics::{EVENTS_ACCEPTED, EVENTS_DEDUPLICATED, EVENTS_REJECTED};
 use crate::quota::{QuotaDecision, QuotaLimiter};
-use crate::rate_limit::KeyRateLimiter;
+use linktrace_platform::rate_limit::KeyRateLimiter;
 
 /// An event as parsed from a request, before it is stamped and produced.
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub struct EventDraft {
     pub user_id: Option<String>,
     pub properties: Option<serde_json::Value>,
     pub revenue: Option<Revenue>,
+    /// The request's `Idempotency-Key` (its nonce) and this event's place in the request.
+    pub idempotent: Option<(IdempotentRequest, usize)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +48,11 @@ pub struct Intake {
     pub claims: Arc<EntityClaims>,
     pub sink: Arc<dyn EventSink>,
     pub clock: Arc<dyn Clock>,
+    /// Events per second per key; test keys have a bucket of their own (`test_rate_limiter`),
+    /// their only bound since the quota counts live events only.
     pub rate_limiter: Arc<KeyRateLimiter>,
+    pub test_rate_limiter: Arc<KeyRateLimiter>,
+    pub idempotency: Arc<IdempotencyStore>,
 }
 
 impl Intake {
@@ -61,16 +68,23 @@ impl Intake {
             .resolve(secret)
             .await?
             .ok_or(IngestError::Common(CommonError::Unauthorized))?;
-        if let Err(wait) = self
-            .rate_limiter
-            .check(resolved.account_id, resolved.environment)
-        {
-            return Err(IngestError::RateLimited {
-                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-            });
-        }
+        self.take_rate(&resolved, 1)?;
         resolved.require(endpoint)?;
         Ok(resolved)
+    }
+
+    /// Takes `events` units of the key's rate (a request is one; a batch then takes one per
+    /// further event it carries).
+    pub fn take_rate(&self, key: &KeyOwner, events: u32) -> Result<(), IngestError> {
+        let limiter = match key.environment {
+            Environment::Live => &self.rate_limiter,
+            Environment::Test => &self.test_rate_limiter,
+        };
+        limiter
+            .check_n(key.account_id, key.environment, events)
+            .map_err(|wait| IngestError::RateLimited {
+                retry_after_secs: KeyRateLimiter::retry_after_secs(wait),
+            })
     }
 
     /// Checks that `link` exists and belongs to the caller's account.
@@ -117,7 +131,7 @@ impl Intake {
                     // once stale and produced again under the same event id (stored once).
                     let claims = Arc::clone(&self.claims);
                     tokio::spawn(async move {
-                        if let Err(error) = claims.mark_queued(&entity_key).await {
+                        if let Err(error) = claims.mark_queued(entity_key).await {
                             tracing::warn!(%error, "could not mark entity event queued");
                         }
                     });
@@ -145,33 +159,58 @@ impl Intake {
         // Microseconds, what the record and Postgres keep: an event without a time of its own
         // then has no `eventTime` on the wire (it happened when it was received).
         let now = self.clock.now().trunc_subsecs(6);
-        let mut event_time = now;
-        let event_id = match (&draft.link, &draft.entity) {
-            (Some(link), Some(entity)) => {
-                let event_id =
-                    EventRecord::entity_event_id(key.account_id, link, &draft.event_name, entity);
-                let entity_key = EntityKey {
+        // Which dedup claim the event takes, if any: its entity tuple, or (an event of an
+        // idempotent request without an entity id) a tuple of the request's nonce, so a
+        // retry of a failed attempt stores it once.
+        let claim = match (&draft.link, &draft.entity, &draft.idempotent) {
+            (Some(link), Some(entity), _) => Some((
+                ClaimKey {
+                    event_id: EventRecord::entity_event_id(
+                        key.account_id,
+                        key.environment,
+                        link,
+                        &draft.event_name,
+                        entity,
+                    ),
                     account_id: key.account_id,
-                    link_short_code: link.as_str().to_owned(),
-                    event_name: draft.event_name.as_str().to_owned(),
-                    entity_id: entity.as_str().to_owned(),
-                };
+                },
+                // A tuple recorded before is "deduplicated".
+                Accepted::Deduplicated,
+            )),
+            (_, None, Some((request, index))) => Some((
+                ClaimKey {
+                    event_id: request.event_id(*index),
+                    account_id: key.account_id,
+                },
+                // The failed attempt did put it on the stream: its answer is "queued".
+                Accepted::Queued,
+            )),
+            _ => None,
+        };
+        let mut event_time = now;
+        let (event_id, claimed) = match claim {
+            Some((claim_key, when_recorded)) => {
                 // Boxed: the plain path's future need not carry room for a claim's.
-                match Box::pin(self.claims.claim(&entity_key, event_id, now)).await? {
-                    ClaimOutcome::Duplicate => return Ok(Accepted::Deduplicated),
+                match Box::pin(self.claims.claim(claim_key, now)).await? {
+                    ClaimOutcome::Duplicate => return Ok(when_recorded),
                     ClaimOutcome::StillInFlight => {
                         return Err(IngestError::Unavailable(anyhow::anyhow!(
                             "another request for this event is still being produced"
                         )))
                     }
                     ClaimOutcome::Claimed {
+                        event_id,
                         event_time: claimed_time,
-                    } => event_time = claimed_time,
+                    } => {
+                        event_time = claimed_time;
+                        in_flight.hold_claim(claim_key);
+                        // An entity event is checked by the consumer as such; another
+                        // claimed event says so on the record.
+                        (event_id, draft.entity.is_none())
+                    }
                 }
-                in_flight.hold_claim(entity_key);
-                event_id
             }
-            _ => Uuid::new_v4(),
+            None => (Uuid::new_v4(), false),
         };
 
         if key.environment == Environment::Live {
@@ -193,6 +232,7 @@ impl Intake {
             user_id: draft.user_id,
             properties: draft.properties,
             revenue: draft.revenue,
+            claimed,
             request_id: linktrace_platform::request_id::current(),
             ..EventRecord::new(
                 event_id,

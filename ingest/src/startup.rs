@@ -7,9 +7,11 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use linktrace_platform::clock::{Clock, SystemClock};
+use linktrace_platform::failed_auth::FailedAuthentications;
 use linktrace_platform::health::Readiness;
 use linktrace_platform::http;
 use linktrace_platform::http_metrics::RouteTemplates;
+use linktrace_platform::invalidation;
 use linktrace_platform::kafka::{EventSink, KafkaReadiness, KafkaSink};
 use linktrace_platform::keys::KeyDirectory;
 use linktrace_platform::postgres::{self, PostgresReadiness};
@@ -20,10 +22,11 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::claims::EntityClaims;
 use crate::config::IngestConfig;
 use crate::directory::{Directory, DirectoryTtls};
+use crate::idempotency::IdempotencyStore;
 use crate::intake::Intake;
 use crate::quota::QuotaLimiter;
-use crate::rate_limit::KeyRateLimiter;
 use crate::routes;
+use linktrace_platform::rate_limit::KeyRateLimiter;
 
 /// How ingest's Postgres sessions start: statements planned for their parameters at every
 /// run. The entity claims' table grows from empty, and a plan Postgres cached for all runs
@@ -56,9 +59,23 @@ impl Dependencies {
     }
 }
 
-pub fn build_router(intake: Arc<Intake>, readiness: Readiness) -> Router {
+pub fn build_router(
+    intake: Arc<Intake>,
+    failures: Arc<FailedAuthentications>,
+    readiness: Readiness,
+) -> Router {
     let (routes, _) = routes().split_for_parts();
     routes
+        // Every public route takes an `Idempotency-Key` (`idempotency`).
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&intake),
+            crate::idempotency::layer,
+        ))
+        // Failed authentication is throttled per address, before anything else.
+        .route_layer(axum::middleware::from_fn_with_state(
+            failures,
+            linktrace_platform::failed_auth::layer,
+        ))
         .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(intake)
         .merge(http::operational_routes(readiness))
@@ -89,11 +106,27 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().split_for_parts().1
 }
 
+/// Forgets idempotency keys past their window, every ten minutes (every instance: the
+/// statement is cheap and idempotent).
+fn spawn_idempotency_sweep(store: Arc<IdempotencyStore>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            if let Err(error) = store.sweep().await {
+                tracing::warn!(%error, "could not sweep old idempotency keys");
+            }
+        }
+    });
+}
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
     max_body_bytes: usize,
     quota: Arc<QuotaLimiter>,
+    /// Change notifications for the caches, for as long as the service runs.
+    _listening: invalidation::Listening,
 }
 
 impl Application {
@@ -115,9 +148,14 @@ impl Application {
         // A claim is abandoned once it is older than the produce deadline, plus a margin.
         let stale_after = Duration::from_millis(config.kafka.producer_message_timeout_ms.into())
             + Duration::from_secs(5);
+        let keys = Arc::new(KeyDirectory::new(deps.pool.clone(), &config.lookup_cache));
+        let directory = Arc::new(Directory::new(deps.pool.clone(), ttls));
+        // Changes made through the api reach this instance's caches at once.
+        let listening =
+            invalidation::spawn_listener(&deps.pool, vec![keys.clone(), directory.clone()]).await?;
         let intake = Arc::new(Intake {
-            keys: Arc::new(KeyDirectory::new(deps.pool.clone(), &config.lookup_cache)),
-            directory: Arc::new(Directory::new(deps.pool.clone(), ttls)),
+            keys,
+            directory,
             quota: quota.clone(),
             claims: Arc::new(EntityClaims::new(deps.pool.clone(), stale_after)),
             sink: deps.sink,
@@ -126,14 +164,28 @@ impl Application {
                 config.rate_limit_per_sec,
                 config.rate_limit_burst,
             )),
+            test_rate_limiter: Arc::new(KeyRateLimiter::new(
+                config.test_rate_limit_per_sec,
+                config.test_rate_limit_per_sec.saturating_mul(2),
+            )),
+            idempotency: Arc::new(IdempotencyStore::new(deps.pool.clone())),
         });
-        let router = build_router(intake, deps.readiness);
+        spawn_idempotency_sweep(Arc::clone(&intake.idempotency));
+        let failures = Arc::new(FailedAuthentications::new(
+            config.auth_failures_per_minute,
+            config
+                .trusted_proxies
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ));
+        let router = build_router(intake, failures, deps.readiness);
         let listener = TcpListener::bind(config.address).await?;
         Ok(Self {
             listener,
             router,
             max_body_bytes: config.max_body_bytes,
             quota,
+            _listening: listening,
         })
     }
 
@@ -148,7 +200,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "ingest listening");
         let returner = self.quota.spawn_returner();
-        let served = http::serve(
+        let served = http::serve_with_peer_addresses(
             self.listener,
             self.router,
             route_templates(),

@@ -74,6 +74,8 @@ impl TestEnv {
             database: format!("lt_test_{id}"),
             user: "default".into(),
             password: String::new(),
+            cluster: String::new(),
+            shards: String::new(),
         };
         clickhouse
             .ensure_schema(&pool)
@@ -112,6 +114,8 @@ impl TestEnv {
             ("DATABASE_MAX_CONNECTIONS", "10".into()),
             ("CLICKHOUSE_URL", self.clickhouse.url.clone()),
             ("CLICKHOUSE_DATABASE", self.clickhouse.database.clone()),
+            ("CLICKHOUSE_CLUSTER", self.clickhouse.cluster.clone()),
+            ("CLICKHOUSE_SHARDS", self.clickhouse.shards.clone()),
             ("KAFKA_BROKERS", self.kafka.brokers.clone()),
             (
                 "KAFKA_PRODUCER_IDEMPOTENT",
@@ -146,6 +150,10 @@ impl TestEnv {
             ("CONSUMER_BATCH_MAX_WAIT_MS", "100".into()),
             ("CONSUMER_RETRY_MAX_BACKOFF_MS", "500".into()),
             ("LINKTRACE_ADMIN_TOKEN", ADMIN_TOKEN.into()),
+            // Tests send many wrong keys on purpose; the throttle's own test lowers it.
+            ("AUTH_FAILURES_PER_MINUTE", "1000000".into()),
+            // As ingest's: tests run far faster than a person; the limits' own tests lower them.
+            ("API_RATE_LIMIT_PER_SEC", "0".into()),
             ("PUBLIC_BASE_URL", "http://links.test".into()),
             // As the local gateway: loopback is the trusted proxy in front of the api.
             ("TRUSTED_PROXIES", "127.0.0.1".into()),
@@ -362,6 +370,29 @@ impl TestEnv {
             .await;
     }
 
+    /// Puts `records` on the events topic at once, as ingest instances would (one producer,
+    /// every send in flight together).
+    pub async fn produce_all(&self, records: &[EventRecord]) {
+        let producer = self.producer();
+        let sends = records.iter().map(|r| {
+            let payload = r.to_json();
+            let key = r.partition_key().into_owned();
+            let producer = producer.clone();
+            let topic = self.kafka.events_topic.clone();
+            async move {
+                producer
+                    .send(
+                        FutureRecord::to(&topic).key(&key).payload(&payload),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .expect("produce");
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+
     pub async fn post(&self, url: &str, key: Option<&str>, body: Value) -> (u16, Value) {
         let mut request = self.http.post(url).json(&body);
         if let Some(key) = key {
@@ -508,4 +539,72 @@ pub fn test_geo_database() -> std::path::PathBuf {
         path
     })
     .clone()
+}
+
+/// The real gateway (nginx, `deploy/nginx/gateway.conf.template` as `deploy/up.sh` fills it
+/// in) in front of an ingest and an api, on a port of its own; stopped when dropped.
+pub struct Gateway {
+    pub port: u16,
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Gateway {
+    /// Starts nginx with the gateway's routes, reaching the services from `proxy_bind`.
+    pub async fn start(ingest_port: u16, api_port: u16, proxy_bind: &str) -> Self {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("linktrace-gateway-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let routes = std::fs::read_to_string(root.join("deploy/nginx/gateway.conf.template"))
+            .unwrap()
+            .replace("${LT_INGEST_UPSTREAM}", &format!("127.0.0.1:{ingest_port}"))
+            .replace("${LT_API_UPSTREAM}", &format!("127.0.0.1:{api_port}"))
+            .replace("${LT_GATEWAY_LISTEN}", &format!("127.0.0.1:{port}"))
+            .replace("${LT_PROXY_BIND}", proxy_bind);
+        std::fs::write(dir.join("gateway.conf"), routes).unwrap();
+        let main = std::fs::read_to_string(root.join("deploy/nginx/local.conf"))
+            .unwrap()
+            .replace("@STATE@", &dir.display().to_string())
+            .replace("@RUN@", &dir.display().to_string())
+            .replace("daemon on;", "daemon off;");
+        std::fs::write(dir.join("nginx.conf"), main).unwrap();
+        let child = std::process::Command::new("nginx")
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-p")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx (deploy/up.sh --infra installs it)");
+        let gateway = Self { port, child, dir };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return gateway;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the gateway did not start: see {}", gateway.dir.display());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

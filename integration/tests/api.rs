@@ -666,8 +666,10 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
     env.create_link(&account, "alpha123").await;
     env.create_link(&account, "beta1234").await;
 
-    for _ in 0..3 {
-        follow(&env, &api, "/l/alpha123", DESKTOP, None).await;
+    // Three visitors (one visitor's repeats would count once).
+    for n in 1..=3 {
+        let ip = format!("198.51.100.{n}");
+        follow(&env, &api, "/l/alpha123", DESKTOP, Some(&ip)).await;
     }
     follow(&env, &api, "/l/beta1234", DESKTOP, None).await;
     env.post(
@@ -710,6 +712,7 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
         user_id: None,
         properties: None,
         revenue: None,
+        claimed: false,
         source: linktrace_domain::EventSource::Api,
         client: None,
         event_time: None,
@@ -915,7 +918,7 @@ async fn analytics_equal_the_raw_count_truth_with_two_consumers_and_redeliveries
     // Copies on the stream: the same records again at later offsets, as a producer retry
     // without idempotence leaves them. (The consumer that owns a partition drops a copy it
     // has seen; a copy whose original the partition's previous owner wrote is not caught:
-    // see README, "Stored once".)
+    // see docs/ARCHITECTURE.md, "Never lost, never twice".)
     for i in 0..20 {
         let replayed = linktrace_domain::EventRecord {
             schema_version: linktrace_domain::SCHEMA_VERSION,
@@ -928,6 +931,7 @@ async fn analytics_equal_the_raw_count_truth_with_two_consumers_and_redeliveries
             user_id: None,
             properties: None,
             revenue: None,
+            claimed: false,
             source: linktrace_domain::EventSource::Api,
             client: None,
             event_time: None,
@@ -1035,4 +1039,282 @@ async fn analytics_equal_the_raw_count_truth_with_two_consumers_and_redeliveries
         "{metadata}"
     );
     first.stop().await.unwrap();
+}
+
+/// Test keys send test events and read; they never change what live traffic uses: PATCH
+/// and DELETE of a link and PUT /api/v1/apps with a test key are 403 (spec, "Keys, limits
+/// and abuse"), and the link and apps stay as they were. Before the fix all three succeeded.
+#[tokio::test]
+async fn a_test_key_cannot_change_what_live_traffic_uses() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let account = env.create_account("scale").await;
+    env.create_link(&account, "live1234").await;
+    let link = api.url("/api/v1/referral-links/live1234");
+    let apps = json!({ "ios": { "teamId": "ABCDE12345", "bundleId": "com.acme.app" } });
+    let attempts = [
+        env.http
+            .patch(&link)
+            .header("x-api-key", &account.test_key)
+            .json(&json!({ "destinationUrl": "https://evil.example/" })),
+        env.http
+            .delete(&link)
+            .header("x-api-key", &account.test_key),
+        env.http
+            .put(api.url("/api/v1/apps"))
+            .header("x-api-key", &account.test_key)
+            .json(&apps),
+    ];
+    for attempt in attempts {
+        let response = attempt.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_envelope(status, &body, 403, "FORBIDDEN");
+    }
+    let (status, body) = env
+        .get(
+            &api.url("/api/v1/referral-links/metadata?shortCode=live1234"),
+            Some(&account.live_key),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["link"]["destinationUrl"], "https://example.com/landing",
+        "{body}"
+    );
+    // The live key may.
+    let response = env
+        .http
+        .put(api.url("/api/v1/apps"))
+        .header("x-api-key", &account.live_key)
+        .json(&apps)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = env
+        .http
+        .delete(&link)
+        .header("x-api-key", &account.live_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    api.stop().await.unwrap();
+}
+
+/// The admin door (spec, "Keys, limits and abuse"): `/admin/v1/*` answers only
+/// `ADMIN_NETWORKS` (404 to anyone else, as if it did not exist), the local stack's
+/// development token only from loopback, and failed authentication (admin token or API key)
+/// is throttled per address with 429 `RATE_LIMITED` and `Retry-After`. Before the fix the
+/// gateway served admin on every interface and 2,000 wrong tokens ran at ~30,000/s.
+#[tokio::test]
+async fn the_admin_door_is_closed_to_other_networks_and_guessing_is_throttled() {
+    let env = TestEnv::new().await;
+    let account_body = json!({ "name": "Acme", "plan": "free" });
+    // Admin only from 10.0.0.0/8: loopback gets 404.
+    let elsewhere = env
+        .spawn_api_with(&[("ADMIN_NETWORKS", "10.0.0.0/8")])
+        .await;
+    let (status, body) = admin(
+        &env,
+        &elsewhere,
+        reqwest::Method::POST,
+        "/admin/v1/accounts",
+        Some(ADMIN_TOKEN),
+        account_body.clone(),
+    )
+    .await;
+    assert_envelope(status, &body, 404, "NOT_FOUND");
+    // Through a trusted proxy, a client in 10.0.0.0/8 is let in.
+    let response = env
+        .http
+        .post(elsewhere.url("/admin/v1/accounts"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("x-forwarded-for", "10.1.2.3")
+        .json(&account_body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    // The development token: loopback only, even where the networks are wider.
+    let development = env
+        .spawn_api_with(&[
+            ("ADMIN_NETWORKS", "0.0.0.0/0,::/0"),
+            (
+                "LINKTRACE_ADMIN_TOKEN",
+                linktrace_api::access::DEVELOPMENT_ADMIN_TOKEN,
+            ),
+        ])
+        .await;
+    let from = |ip: Option<&'static str>| {
+        let mut request = env
+            .http
+            .post(development.url("/admin/v1/accounts"))
+            .bearer_auth(linktrace_api::access::DEVELOPMENT_ADMIN_TOKEN)
+            .json(&account_body);
+        if let Some(ip) = ip {
+            request = request.header("x-forwarded-for", ip);
+        }
+        request
+    };
+    assert_eq!(
+        from(Some("198.51.100.7")).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(from(None).send().await.unwrap().status(), 201);
+
+    // Guessing: five failures a minute, then 429 for that address, even with the right token.
+    let throttled = env
+        .spawn_api_with(&[("AUTH_FAILURES_PER_MINUTE", "5")])
+        .await;
+    let guess = |token: &'static str, ip: &'static str| {
+        env.http
+            .post(throttled.url("/admin/v1/accounts"))
+            .bearer_auth(token)
+            .header("x-forwarded-for", ip)
+            .json(&account_body)
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(guess("wrong", "127.0.0.1").await.unwrap().status(), 401);
+    }
+    let response = guess(ADMIN_TOKEN, "127.0.0.1").await.unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "RATE_LIMITED");
+    // Another address is not held back (::1 is loopback too).
+    assert_eq!(guess(ADMIN_TOKEN, "::1").await.unwrap().status(), 201);
+    // Wrong API keys count the same way, per address.
+    let links = |key: &'static str| {
+        env.http
+            .get(throttled.url("/api/v1/referral-links"))
+            .header("x-api-key", key)
+            .header("x-forwarded-for", "198.51.100.9")
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(links("lt_live_nope").await.unwrap().status(), 401);
+    }
+    assert_eq!(links("lt_live_nope").await.unwrap().status(), 429);
+    for api in [elsewhere, development, throttled] {
+        api.stop().await.unwrap();
+    }
+}
+
+/// In production (`LINKTRACE_ENV=production`, what compose sets) the api will not start
+/// without an admin token of its own; compose ships none and publishes only the gateway.
+#[tokio::test]
+async fn production_refuses_to_start_without_an_admin_token_of_its_own() {
+    use envconfig::Envconfig;
+    let env = TestEnv::new().await;
+    for token in [
+        "",
+        linktrace_api::access::DEVELOPMENT_ADMIN_TOKEN,
+        "too-short",
+    ] {
+        let config = linktrace_api::config::ApiConfig::init_from_hashmap(&env.service_env_with(&[
+            ("LINKTRACE_ENV", "production"),
+            ("LINKTRACE_ADMIN_TOKEN", token),
+        ]))
+        .unwrap();
+        let refused = linktrace_api::startup::Application::build(config).await;
+        let error = refused.err().expect("refused").to_string();
+        assert!(
+            error.contains("LINKTRACE_ADMIN_TOKEN"),
+            "{token:?}: {error}"
+        );
+    }
+    let own = "k".repeat(40);
+    let api = env
+        .spawn_api_with(&[
+            ("LINKTRACE_ENV", "production"),
+            ("LINKTRACE_ADMIN_TOKEN", &own),
+        ])
+        .await;
+    api.stop().await.unwrap();
+
+    // Compose: no secret shipped, nothing but the gateway on every interface.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    for absent in [
+        linktrace_api::access::DEVELOPMENT_ADMIN_TOKEN,
+        "postgres:postgres@",
+        "change-me",
+        "CLICKHOUSE_SKIP_USER_SETUP",
+        "GF_AUTH_ANONYMOUS_ENABLED: \"true\"",
+        "\"9090:9090\"",
+        "\"3000:3000\"",
+    ] {
+        assert!(
+            !compose.contains(absent),
+            "docker-compose.yml holds {absent:?}"
+        );
+    }
+    for present in [
+        "LINKTRACE_ENV: production",
+        "${LINKTRACE_ADMIN_TOKEN:?",
+        "${POSTGRES_PASSWORD:?",
+        "${CLICKHOUSE_PASSWORD:?",
+        "${GRAFANA_ADMIN_PASSWORD:?",
+        "\"127.0.0.1:9090:9090\"",
+        "\"127.0.0.1:3000:3000\"",
+    ] {
+        assert!(
+            compose.contains(present),
+            "docker-compose.yml lacks {present:?}"
+        );
+    }
+}
+
+/// The api limits each key's requests (`API_RATE_LIMIT_PER_SEC`, default 100/s): over it,
+/// `429 RATE_LIMITED` with `Retry-After`; another key is not held back. Before the fix one
+/// tenant hammering analytics slowed every other tenant's reads.
+#[tokio::test]
+async fn each_key_is_rate_limited_on_the_api() {
+    let env = TestEnv::new().await;
+    let api = env
+        .spawn_api_with(&[
+            ("API_RATE_LIMIT_PER_SEC", "2"),
+            ("API_RATE_LIMIT_BURST", "5"),
+        ])
+        .await;
+    let busy = env.create_account("scale").await;
+    let quiet = env.create_account("scale").await;
+    let url = api.url("/api/v1/analytics?groupBy=cities");
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response = env
+            .http
+            .get(&url)
+            .header("x-api-key", &busy.live_key)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        if status == 429 {
+            let retry_after: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=2).contains(&retry_after), "{retry_after}");
+            let body: Value = response.json().await.unwrap();
+            assert_envelope(429, &body, 429, "RATE_LIMITED");
+        }
+        statuses.push(status);
+    }
+    let accepted = statuses.iter().filter(|&&s| s == 200).count();
+    assert!((5..=6).contains(&accepted), "{statuses:?}");
+    assert_eq!(env.get(&url, Some(&quiet.live_key)).await.0, 200);
+    api.stop().await.unwrap();
 }

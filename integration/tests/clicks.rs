@@ -379,14 +379,17 @@ async fn every_group_by_and_filter_is_exact_for_a_known_mix_of_clicks() {
         pairs(&q("groupBy=devices&includeBots=true").await, "device"),
         owned(&[("mobile", 4), ("desktop", 3), ("tablet", 2), ("bot", 1)])
     );
+    // OS families, not the parser's names (which said iPhone, iPad, Windows 10).
     assert_eq!(
         pairs(&q("groupBy=os").await, "os"),
-        owned(&[
-            ("Windows 10", 3),
-            ("Android", 2),
-            ("iPad", 2),
-            ("iPhone", 2)
-        ])
+        owned(&[("Windows", 3), ("Android", 2), ("iOS", 2), ("iPadOS", 2)])
+    );
+    assert_eq!(q("os=iOS").await, vec![json!({ "count": 2 })]);
+    assert_eq!(
+        env.stored_events(&format!("{filter} AND os IN ('iOS', 'iPadOS', 'Windows')"))
+            .await,
+        7,
+        "stored as families"
     );
     assert_eq!(
         pairs(&q("groupBy=browsers").await, "browser"),
@@ -434,7 +437,7 @@ async fn every_group_by_and_filter_is_exact_for_a_known_mix_of_clicks() {
         vec![json!({ "count": 2 })]
     );
     assert_eq!(
-        q("os=iPhone,Android&browser=-Chrome").await,
+        q("os=iOS,Android&browser=-Chrome").await,
         vec![json!({ "count": 2 })]
     );
     assert_eq!(q("referrer=t.co").await, vec![json!({ "count": 2 })]);
@@ -465,6 +468,24 @@ async fn every_group_by_and_filter_is_exact_for_a_known_mix_of_clicks() {
         analytics(&env, &api, &other.live_key, "includeBots=true").await,
         vec![json!({ "count": 0 })]
     );
+    // A click stored before families were kept (the parser's name in the rollup) groups
+    // and filters with the rest.
+    env.clickhouse
+        .client()
+        .query(&format!(
+            "INSERT INTO event_breakdowns_15m (account_id, environment, bucket, event_name, link_short_code, os, events) \
+             VALUES ('{}', 'production', toStartOfFifteenMinutes(now()), 'click', 'mixa1234', 'iPhone', 1)",
+            account.id
+        ))
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(
+        pairs(&q("groupBy=os").await, "os"),
+        owned(&[("Windows", 3), ("iOS", 3), ("Android", 2), ("iPadOS", 2)])
+    );
+    assert_eq!(q("os=iOS").await, vec![json!({ "count": 3 })]);
+    assert_eq!(q("os=iPhone").await, vec![json!({ "count": 3 })]);
     api.stop().await.unwrap();
     consumer.stop().await.unwrap();
 }
@@ -777,4 +798,206 @@ async fn anonymised_ips_keep_their_facts_and_still_match_fingerprints() {
     for running in [api, dropping, consumer] {
         running.stop().await.unwrap();
     }
+}
+
+/// The real gateway (nginx with `deploy/nginx/gateway.conf.template`) is the only hop the
+/// api trusts: it sets X-Forwarded-For to the address it saw and reaches the api from an
+/// address of its own (127.0.0.2), so a client on the same machine can choose its recorded
+/// IP neither through the gateway nor by calling the api directly. Before the fix the
+/// gateway appended to the client's header and the api trusted all of loopback: a forged
+/// `X-Forwarded-For: 9.9.9.9` was recorded as the click's IP both ways.
+#[tokio::test]
+async fn a_local_client_cannot_choose_its_ip_through_the_gateway_or_around_it() {
+    let env = TestEnv::new().await;
+    let consumer = env.spawn_consumer().await;
+    let ingest = env.spawn_ingest().await;
+    let api = env
+        .spawn_api_with(&[("TRUSTED_PROXIES", "127.0.0.2")])
+        .await;
+    let gateway = linktrace_integration::Gateway::start(ingest.port, api.port, "127.0.0.2").await;
+    let account = env.create_account("free").await;
+    env.create_link(&account, "ipgate12").await;
+
+    let through = env
+        .http
+        .get(gateway.url("/l/ipgate12"))
+        .header("user-agent", FIREFOX)
+        .header("x-forwarded-for", "9.9.9.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(through.status(), 302);
+    let around = Visit::get("/l/ipgate12", FIREFOX)
+        .from("9.9.9.9")
+        .send(&env, &api)
+        .await;
+    assert_eq!(around.status(), 302);
+    for response in [&through, &around] {
+        assert_eq!(
+            stored_click(&env, &click_id(response), "ip").await,
+            ["127.0.0.1"]
+        );
+    }
+    consumer.stop().await.unwrap();
+}
+
+/// The visitor key's salt is random per UTC day, shared by every api instance through
+/// Postgres (so a visitor clicking through two instances is one visitor: uniques within a
+/// day are exact) and destroyed once its day is over, so a stored key cannot be recomputed
+/// from an IP later. Before the fix it was one fixed salt (`VISITOR_SALT`), and an exported
+/// /24 plus 256 hashes gave back the full IP.
+#[tokio::test]
+async fn visitor_keys_use_a_shared_daily_salt_that_is_destroyed_after_its_day() {
+    use chrono::Utc;
+    use linktrace_api::clicks::{VisitorKeys, VisitorSalts};
+    let env = TestEnv::new().await;
+    let consumer = env.spawn_consumer().await;
+    let first = env.spawn_api().await;
+    let second = env.spawn_api().await;
+    let account = env.create_account("free").await;
+    env.create_link(&account, "salty123").await;
+    let mut visitors = Vec::new();
+    for api in [&first, &second] {
+        let click = Visit::get("/l/salty123", FIREFOX)
+            .from("198.51.100.7")
+            .send(&env, api)
+            .await;
+        assert_eq!(click.status(), 302);
+        visitors.push(stored_click(&env, &click_id(&click), "visitor").await[0].clone());
+    }
+    assert_eq!(
+        visitors[0], visitors[1],
+        "one visitor through two instances"
+    );
+    assert_eq!(visitors[0].len(), 32);
+    let today = Utc::now().date_naive();
+    let days: Vec<chrono::NaiveDate> =
+        sqlx::query_scalar("SELECT day FROM visitor_salts ORDER BY day")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(days, [today, today + chrono::TimeDelta::days(1)]);
+
+    // A day that is over loses its salt, here and in every instance's memory.
+    let yesterday = today - chrono::TimeDelta::days(1);
+    sqlx::query("INSERT INTO visitor_salts (day, salt) VALUES ($1, $2)")
+        .bind(yesterday)
+        .bind(vec![9u8; 32])
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let keys = VisitorKeys::new();
+    keys.install(yesterday, [9; 32]);
+    let ip: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+    let at_yesterday = Utc::now() - chrono::TimeDelta::days(1);
+    let before = keys.key(ip, FIREFOX, at_yesterday);
+    let salts = VisitorSalts::new(env.pool.clone());
+    // Just after midnight the day before is kept (clicks stamped before midnight).
+    let just_after = today.and_hms_opt(0, 2, 0).unwrap().and_utc();
+    salts.refresh(&keys, just_after).await.unwrap();
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM visitor_salts WHERE day = $1")
+        .bind(yesterday)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+    salts
+        .refresh(
+            &keys,
+            Utc::now().max(today.and_hms_opt(0, 10, 0).unwrap().and_utc()),
+        )
+        .await
+        .unwrap();
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM visitor_salts WHERE day < $1")
+        .bind(today)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 0, "destroyed");
+    assert_ne!(
+        keys.key(ip, FIREFOX, at_yesterday),
+        before,
+        "no longer computable"
+    );
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+    consumer.stop().await.unwrap();
+}
+
+/// Repeated clicks (spec, "Keys, limits and abuse"): a visitor's clicks on a link within an
+/// hour of a counted one are all stored, flagged as repeats, counted once by default
+/// (`includeRepeats=true` counts them all) and fire no webhook — even when they arrive
+/// through different api instances. Before the fix 3,000 requests from one IP and user
+/// agent in a second were 3,000 human clicks, each a webhook delivery.
+#[tokio::test]
+async fn repeated_clicks_are_stored_flagged_and_counted_once() {
+    use linktrace_integration::receiver::WebhookReceiver;
+    let env = TestEnv::new().await;
+    let consumer = env.spawn_consumer().await;
+    let first = env.spawn_api().await;
+    let second = env.spawn_api().await;
+    let worker = env.spawn_webhooks_with(&[]).await;
+    let account = env.create_account("scale").await;
+    env.create_link(&account, "again123").await;
+    env.create_link(&account, "other123").await;
+    let receiver = WebhookReceiver::start().await;
+    let (status, body) = env
+        .post(
+            &first.url("/api/v1/webhooks"),
+            Some(&account.live_key),
+            json!({ "url": receiver.url(), "events": ["click"] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let visits = [
+        ("/l/again123", "198.51.100.7", &first),
+        ("/l/again123", "198.51.100.7", &second),
+        ("/l/again123", "198.51.100.7", &first),
+        ("/l/other123", "198.51.100.7", &second),
+        ("/l/again123", "198.51.100.8", &first),
+    ];
+    for (path, ip, api) in visits {
+        let response = Visit::get(path, FIREFOX).from(ip).send(&env, api).await;
+        assert_eq!(response.status(), 302);
+    }
+    let clicks = format!("account_id = '{}' AND event_name = 'click'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&clicks, 5, Duration::from_secs(20))
+            .await,
+        5,
+        "every click stored"
+    );
+    assert_eq!(
+        env.stored_events(&format!("{clicks} AND is_repeat = 1"))
+            .await,
+        2,
+        "the second and third on again123 by the same visitor"
+    );
+    let key = account.live_key.as_str();
+    assert_eq!(
+        analytics(&env, &first, key, "").await,
+        vec![json!({ "count": 3 })]
+    );
+    assert_eq!(
+        analytics(&env, &first, key, "includeRepeats=true").await,
+        vec![json!({ "count": 5 })]
+    );
+    assert_eq!(
+        pairs(
+            &analytics(&env, &first, key, "groupBy=links").await,
+            "shortCode"
+        ),
+        owned(&[("again123", 2), ("other123", 1)])
+    );
+    // Webhooks: the counted clicks only.
+    let got = receiver
+        .wait_until(Duration::from_secs(20), |r| r.len() >= 3)
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.received().len(), 3, "{}", got.len());
+    worker.stop().await.unwrap();
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+    consumer.stop().await.unwrap();
 }

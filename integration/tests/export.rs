@@ -206,3 +206,63 @@ async fn an_export_larger_than_the_memory_allowed_streams_in_flat_memory() {
     );
     api.stop().await.unwrap();
 }
+
+/// A CSV export is safe to open in a spreadsheet: a text cell a visitor or client wrote that
+/// starts with `=`, `+`, `-`, `@`, a tab or a carriage return is written with a leading `'`;
+/// numeric columns stay numbers; NDJSON is unchanged. Before the fix a user agent
+/// `=cmd|' /C calc'!A0` and `utm_source==HYPERLINK(…)` were exported verbatim.
+#[tokio::test]
+async fn csv_exports_neutralise_spreadsheet_formulas() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("scale").await;
+    env.create_link(&account, "csvf1234").await;
+    let click = env
+        .http
+        .get(api.url("/l/csvf1234?utm_source=%3DHYPERLINK(%22http://x%22)&utm_medium=%2Bsum&utm_campaign=-1&utm_term=%40me"))
+        .header("user-agent", "=cmd|' /C calc'!A0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(click.status(), 302);
+    let all = format!("account_id = '{}'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&all, 1, Duration::from_secs(20)).await,
+        1
+    );
+    let export = |format: &'static str| {
+        let (env, api, key) = (&env, &api, account.live_key.clone());
+        async move {
+            env.http
+                .get(api.url(&format!("/api/v1/events/export?format={format}")))
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let csv = export("csv").await;
+    let row = csv.lines().nth(1).expect("one row");
+    for guarded in [
+        r#""'=cmd|' /C calc'!A0""#,
+        r#""'=HYPERLINK(""http://x"")""#,
+        r#""'+sum""#,
+        r#""'-1""#,
+        r#""'@me""#,
+    ] {
+        assert!(row.contains(guarded), "{guarded} in {row}");
+    }
+    assert!(
+        row.ends_with(&format!(",{}", "0,\"\"")) || row.contains(",0,"),
+        "bot stays a number: {row}"
+    );
+    let ndjson: Value =
+        serde_json::from_str(export("ndjson").await.lines().next().unwrap()).unwrap();
+    assert_eq!(ndjson["user_agent"], "=cmd|' /C calc'!A0");
+    api.stop().await.unwrap();
+    consumer.stop().await.unwrap();
+}

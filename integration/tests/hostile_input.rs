@@ -161,3 +161,174 @@ async fn malformed_query_strings_and_paths_get_the_envelope() {
         .get("content-type")
         .is_some_and(|value| value.to_str().unwrap().starts_with("text/html")));
 }
+
+/// Bad bytes in a link's URLs and data, and in a webhook's URL, are a 400 naming the field
+/// — never a 503 (Postgres cannot store a NUL) nor a stored link whose redirect breaks (a raw
+/// CR/LF cannot go in `Location`; a backslash means another host to a browser). Before the
+/// fix a NUL answered 503 and logged an ERROR, and the others were stored raw.
+#[tokio::test]
+async fn bad_bytes_in_urls_and_link_data_are_a_400_naming_the_field() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let account = env.create_account("scale").await;
+    let key = Some(account.live_key.as_str());
+    let links = api.url("/api/v1/referral-links");
+    let bad_urls = [
+        "https://example.com/a\u{0}b",
+        "https://example.com/a\r\nSet-Cookie: x=1",
+        "https://example.com/a\nb",
+        "https:/\\evil.example",
+        "https://evil.example\\@a.example",
+    ];
+    for url in bad_urls {
+        for field in ["destinationUrl", "iosUrl", "androidUrl"] {
+            let mut body = json!({ "destinationUrl": "https://example.com/ok" });
+            body[field] = json!(url);
+            let (status, answer) = env.post(&links, key, body).await;
+            assert_eq!(status, 400, "{field} {url:?}: {answer}");
+            assert_eq!(answer["code"], "VALIDATION_ERROR", "{answer}");
+            assert!(
+                answer["message"].as_str().unwrap().contains(field),
+                "{field}: {answer}"
+            );
+        }
+        let (status, answer) = env
+            .post(
+                &api.url("/api/v1/webhooks"),
+                key,
+                json!({ "url": url, "events": ["*"] }),
+            )
+            .await;
+        assert_eq!(status, 400, "webhook {url:?}: {answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains("url"),
+            "{answer}"
+        );
+    }
+    for data in [json!({ "k": "a\u{0}b" }), json!({ "a\u{0}": "v" })] {
+        let (status, answer) = env
+            .post(
+                &links,
+                key,
+                json!({ "destinationUrl": "https://example.com/ok", "data": data }),
+            )
+            .await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains("data"),
+            "{answer}"
+        );
+    }
+    // Percent-encoded, the same characters are fine, and the redirect carries them.
+    let (status, answer) = env
+        .post(
+            &links,
+            key,
+            json!({ "destinationUrl": "https://example.com/a%0D%0Ab%5C", "shortCode": "enc12345" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let response = env.http.get(api.url("/l/enc12345")).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        response.headers()["location"],
+        "https://example.com/a%0D%0Ab%5C"
+    );
+    api.stop().await.unwrap();
+}
+
+/// A body over the gateway's limit gets the JSON envelope, not nginx's HTML 413 page; a
+/// service that is down gets a 503 envelope.
+#[tokio::test]
+async fn the_gateways_own_errors_are_envelopes() {
+    let env = TestEnv::new().await;
+    let ingest = env.spawn_ingest().await;
+    let api = env.spawn_api().await;
+    let gateway = linktrace_integration::Gateway::start(ingest.port, api.port, "off").await;
+    let account = env.create_account("scale").await;
+    let big = vec![b'x'; 3 * 1024 * 1024];
+    for path in ["/api/v1/events", "/api/v1/referral-links"] {
+        let response = env
+            .http
+            .post(gateway.url(path))
+            .header("x-api-key", &account.live_key)
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 413, "{path}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({ "success": false, "message": "request body is too large", "code": "PAYLOAD_TOO_LARGE" })
+        );
+    }
+    // The services' operational endpoints are not public through the gateway.
+    for path in ["/metrics", "/readyz"] {
+        let response = env.http.get(gateway.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "NOT_FOUND", "{path}");
+    }
+    assert_eq!(
+        env.http
+            .get(gateway.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    ingest.stop().await.unwrap();
+    let response = env
+        .http
+        .post(gateway.url("/api/v1/events"))
+        .header("x-api-key", &account.live_key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "UNAVAILABLE");
+    api.stop().await.unwrap();
+}
+
+/// A request refused before its body is read (here an `Idempotency-Key` that is too long, on
+/// a large batch) still gets its 400 through the gateway. Before, ingest answered and closed
+/// the connection while nginx was still sending the body; nginx failed with "broken pipe" and
+/// answered 503 (schemathesis found it, on two runs in a row).
+#[tokio::test]
+async fn a_request_refused_before_its_body_is_read_gets_its_answer_through_the_gateway() {
+    let env = TestEnv::new().await;
+    let ingest = env.spawn_ingest().await;
+    let api = env.spawn_api().await;
+    let gateway = linktrace_integration::Gateway::start(ingest.port, api.port, "off").await;
+    let account = env.create_account("scale").await;
+    let item = r#"{"eventName":"signup","linkShortCode":"nolink00"}"#;
+    let body = format!(
+        "{{\"events\":[{}]}}{}",
+        vec![item; 1000].join(","),
+        " ".repeat(900_000)
+    );
+    let too_long = "k".repeat(300);
+    let mut statuses = std::collections::BTreeMap::new();
+    for _ in 0..20 {
+        let response = env
+            .http
+            .post(gateway.url("/api/v1/events/batch"))
+            .header("x-api-key", &account.test_key)
+            .header("content-type", "application/json")
+            .header("idempotency-key", &too_long)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        *statuses.entry(response.status().as_u16()).or_insert(0) += 1;
+    }
+    assert_eq!(statuses, std::collections::BTreeMap::from([(400, 20)]));
+    ingest.stop().await.unwrap();
+    api.stop().await.unwrap();
+}

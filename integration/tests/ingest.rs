@@ -866,24 +866,27 @@ async fn each_key_is_rate_limited_with_retry_after() {
 
 #[tokio::test]
 async fn concurrent_claims_of_one_tuple_never_error_and_exactly_one_wins() {
-    use linktrace_ingest::claims::{ClaimOutcome, EntityClaims, EntityKey};
+    use linktrace_ingest::claims::{ClaimKey, ClaimOutcome, EntityClaims};
     let env = TestEnv::new().await;
     let claims = Arc::new(EntityClaims::new(env.pool.clone(), Duration::from_secs(10)));
     let account = uuid::Uuid::new_v4();
     for round in 0..40 {
-        let key = EntityKey {
+        let key = ClaimKey {
+            event_id: linktrace_domain::entity_claim_key(
+                account,
+                linktrace_domain::Environment::Live,
+                "abcd1234",
+                "purchase",
+                &format!("race-{round}"),
+            ),
             account_id: account,
-            link_short_code: "abcd1234".into(),
-            event_name: "purchase".into(),
-            entity_id: format!("race-{round}"),
         };
-        let event_id = uuid::Uuid::new_v4();
         let attempts = (0..16).map(|_| {
-            let (claims, key) = (claims.clone(), key.clone());
+            let claims = claims.clone();
             tokio::spawn(async move {
-                let outcome = claims.claim(&key, event_id, Utc::now()).await;
+                let outcome = claims.claim(key, Utc::now()).await;
                 if matches!(outcome, Ok(ClaimOutcome::Claimed { .. })) {
-                    claims.mark_queued(&key).await.unwrap();
+                    claims.mark_queued(key).await.unwrap();
                 }
                 outcome
             })
@@ -905,32 +908,29 @@ async fn concurrent_claims_of_one_tuple_never_error_and_exactly_one_wins() {
 
 #[tokio::test]
 async fn concurrent_claims_are_group_committed_and_each_answered_right() {
-    use linktrace_ingest::claims::{ClaimOutcome, EntityClaims, EntityKey};
+    use linktrace_ingest::claims::{ClaimKey, ClaimOutcome, EntityClaims};
     let env = TestEnv::new().await;
     let claims = Arc::new(EntityClaims::new(env.pool.clone(), Duration::from_secs(10)));
     let account = uuid::Uuid::new_v4();
-    let key = |i: usize| EntityKey {
+    let key = |i: usize| ClaimKey {
+        event_id: linktrace_domain::entity_claim_key(
+            account,
+            linktrace_domain::Environment::Live,
+            "abcd1234",
+            "purchase",
+            &format!("order-{i}"),
+        ),
         account_id: account,
-        link_short_code: "abcd1234".into(),
-        event_name: "purchase".into(),
-        entity_id: format!("order-{i}"),
     };
     // 300 distinct tuples, each asked for twice at once: 600 concurrent claims.
     let attempts = (0..600).map(|n| {
         let (claims, key) = (claims.clone(), key(n % 300));
         tokio::spawn(async move {
-            let outcome = claims
-                .claim(
-                    &key,
-                    uuid::Uuid::new_v5(&account, key.entity_id.as_bytes()),
-                    Utc::now(),
-                )
-                .await
-                .unwrap();
+            let outcome = claims.claim(key, Utc::now()).await.unwrap();
             if matches!(outcome, ClaimOutcome::Claimed { .. }) {
-                claims.mark_queued(&key).await.unwrap();
+                claims.mark_queued(key).await.unwrap();
             }
-            (key.entity_id, outcome)
+            (format!("order-{}", n % 300), outcome)
         })
     });
     let outcomes: Vec<_> = futures::future::join_all(attempts)
@@ -949,7 +949,7 @@ async fn concurrent_claims_are_group_committed_and_each_answered_right() {
     assert_eq!(claimed.len(), 300, "every tuple claimed");
     assert!(claimed.values().all(|&n| n == 1), "each exactly once");
     let queued: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM entity_events WHERE account_id = $1 AND state = 'queued'",
+        "SELECT count(*) FROM entity_claims WHERE account_id = $1 AND state = 'queued'",
     )
     .bind(account)
     .fetch_one(&env.pool)
@@ -962,4 +962,600 @@ async fn concurrent_claims_are_group_committed_and_each_answered_right() {
         statements < 300,
         "{statements} claim statements for 600 claims"
     );
+}
+
+/// Test traffic never deduplicates or blocks live traffic (spec, "Keys, limits and
+/// abuse"): an entityId sent with the test key, then with the live key, is stored in both
+/// environments; a userId attributed with the test key is attributed afresh with the live
+/// key, and capture-event follows each environment's own attribution. Before the fix the
+/// live event answered `200 deduplicated` and was never stored, and the live attribution
+/// answered `created: false`, organic.
+#[tokio::test]
+async fn test_and_live_never_deduplicate_or_block_each_other() {
+    let (env, ingest, account) = scale_setup().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let events = ingest.url("/api/v1/events");
+    let order = event("abcd1234", "purchase", Some("order-77"));
+    let (status, body) = env
+        .post(&events, Some(&account.test_key), order.clone())
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = env
+        .post(&events, Some(&account.live_key), order.clone())
+        .await;
+    assert_eq!(
+        (status, body),
+        (202, json!({ "success": true, "queued": true }))
+    );
+    // Each environment still deduplicates itself.
+    for key in [&account.test_key, &account.live_key] {
+        let (status, body) = env.post(&events, Some(key), order.clone()).await;
+        assert_eq!(
+            (status, body),
+            (200, json!({ "success": true, "deduplicated": true }))
+        );
+    }
+    let stored = |environment: &str| {
+        format!(
+            "account_id = '{}' AND entity_id = 'order-77' AND environment = '{environment}'",
+            account.id
+        )
+    };
+    for environment in ["test", "production"] {
+        assert_eq!(
+            env.wait_for_stored(&stored(environment), 1, Duration::from_secs(20))
+                .await,
+            1,
+            "{environment}"
+        );
+    }
+
+    // Attribution: the test key's user is not the live key's user.
+    let attributions = api.url("/api/v1/attributions");
+    let (status, test_answer) = env
+        .post(
+            &attributions,
+            Some(&account.test_key),
+            json!({ "userId": "user-1" }),
+        )
+        .await;
+    assert_eq!(
+        (status, &test_answer["created"]),
+        (201, &json!(true)),
+        "{test_answer}"
+    );
+    assert_eq!(test_answer["attribution"]["matchType"], "organic");
+    let (status, live_answer) = env
+        .post(
+            &attributions,
+            Some(&account.live_key),
+            json!({ "userId": "user-1", "shortCode": "abcd1234" }),
+        )
+        .await;
+    assert_eq!(
+        (status, &live_answer["created"]),
+        (201, &json!(true)),
+        "{live_answer}"
+    );
+    assert_eq!(live_answer["attribution"]["matchType"], "short_code");
+    // A repeat in each environment returns that environment's own first answer.
+    let (status, again) = env
+        .post(
+            &attributions,
+            Some(&account.test_key),
+            json!({ "userId": "user-1", "shortCode": "abcd1234" }),
+        )
+        .await;
+    assert_eq!(
+        (status, &again["attribution"]["matchType"]),
+        (200, &json!("organic")),
+        "{again}"
+    );
+
+    // capture-event attributes through the sending environment's install.
+    for key in [&account.test_key, &account.live_key] {
+        let response = env
+            .http
+            .post(ingest.url("/api/v1/capture-event"))
+            .header("linkrunner-key", key.as_str())
+            .json(&json!({ "event_name": "renewal", "user_id": "user-1" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let renewal = |environment: &str, link: &str| {
+        format!(
+            "account_id = '{}' AND event_name = 'renewal' AND environment = '{environment}' AND link_short_code = '{link}'",
+            account.id
+        )
+    };
+    assert_eq!(
+        env.wait_for_stored(
+            &renewal("production", "abcd1234"),
+            1,
+            Duration::from_secs(20)
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        env.wait_for_stored(&renewal("test", ""), 1, Duration::from_secs(20))
+            .await,
+        1
+    );
+    // Two install events, one per environment, with ids of their own (never collapsed).
+    assert_eq!(
+        env.wait_for_stored(
+            &format!(
+                "account_id = '{}' AND event_name = 'install' AND user_id = 'user-1'",
+                account.id
+            ),
+            2,
+            Duration::from_secs(20)
+        )
+        .await,
+        2
+    );
+    consumer.stop().await.unwrap();
+}
+
+/// A POST with an `Idempotency-Key`.
+async fn post_idempotent(
+    env: &TestEnv,
+    url: &str,
+    header: (&str, &str),
+    idempotency_key: &str,
+    body: &Value,
+) -> (u16, Option<String>, Value) {
+    let response = env
+        .http
+        .post(url)
+        .header(header.0, header.1)
+        .header("idempotency-key", idempotency_key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let replayed = response
+        .headers()
+        .get("idempotent-replayed")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (
+        status,
+        replayed,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// `Idempotency-Key` (spec, "Idempotent requests"): a repeat of an answered request, on any
+/// ingest instance, gets the first answer with `Idempotent-Replayed: true` and is not
+/// processed again; another body under the same key is 422 `IDEMPOTENCY_KEY_REUSED`; keys
+/// are per environment; a malformed key is a 400. Before the fix every repeat of a plain
+/// event was stored again.
+#[tokio::test]
+async fn idempotent_requests_are_answered_once_across_instances() {
+    let (env, first, account) = scale_setup().await;
+    let second = env.spawn_ingest().await;
+    let consumer = env.spawn_consumer().await;
+    let live = ("x-api-key", account.live_key.as_str());
+    let plain = event("abcd1234", "signup", None);
+
+    let (status, replayed, answer) =
+        post_idempotent(&env, &first.url("/api/v1/events"), live, "retry-1", &plain).await;
+    assert_eq!(
+        (status, replayed, &answer),
+        (202, None, &json!({ "success": true, "queued": true }))
+    );
+    for ingest in [&first, &second, &second] {
+        let (status, replayed, again) =
+            post_idempotent(&env, &ingest.url("/api/v1/events"), live, "retry-1", &plain).await;
+        assert_eq!(
+            (status, replayed.as_deref(), &again),
+            (202, Some("true"), &answer)
+        );
+    }
+    // The same key with another body.
+    let (status, _, refused) = post_idempotent(
+        &env,
+        &second.url("/api/v1/events"),
+        live,
+        "retry-1",
+        &event("abcd1234", "purchase", None),
+    )
+    .await;
+    assert_envelope(status, &refused, 422, "IDEMPOTENCY_KEY_REUSED");
+    // The test key's "retry-1" is another key.
+    let (status, replayed, _) = post_idempotent(
+        &env,
+        &second.url("/api/v1/events"),
+        ("x-api-key", &account.test_key),
+        "retry-1",
+        &plain,
+    )
+    .await;
+    assert_eq!((status, replayed), (202, None));
+    // A 4xx is an answer too: replayed, not processed again.
+    let unknown_link = event("nosuch99", "signup", None);
+    for (n, ingest) in [&first, &second].into_iter().enumerate() {
+        let (status, replayed, body) = post_idempotent(
+            &env,
+            &ingest.url("/api/v1/events"),
+            live,
+            "retry-404",
+            &unknown_link,
+        )
+        .await;
+        assert_envelope(status, &body, 404, "LINK_NOT_FOUND");
+        assert_eq!(replayed.is_some(), n == 1);
+    }
+    // The batch and capture-event take keys too.
+    let batch = json!({ "events": [plain.clone(), event("abcd1234", "signup", None), "bad"] });
+    let (status, _, batch_answer) = post_idempotent(
+        &env,
+        &first.url("/api/v1/events/batch"),
+        live,
+        "batch-1",
+        &batch,
+    )
+    .await;
+    assert_eq!(status, 200, "{batch_answer}");
+    assert_eq!(batch_answer["queued"], 2);
+    let (status, replayed, again) = post_idempotent(
+        &env,
+        &second.url("/api/v1/events/batch"),
+        live,
+        "batch-1",
+        &batch,
+    )
+    .await;
+    assert_eq!(
+        (status, replayed.as_deref(), &again),
+        (200, Some("true"), &batch_answer)
+    );
+    let capture = json!({ "event_name": "renewal", "user_id": "user-9" });
+    for ingest in [&first, &second] {
+        let (status, _, body) = post_idempotent(
+            &env,
+            &ingest.url("/api/v1/capture-event"),
+            ("linkrunner-key", &account.live_key),
+            "capture-1",
+            &capture,
+        )
+        .await;
+        assert_eq!(
+            (status, body),
+            (
+                201,
+                json!({ "msg": "Event capture request received!", "status": 200, "data": null })
+            )
+        );
+    }
+    // Malformed keys.
+    for bad in ["", &"k".repeat(256)] {
+        let (status, _, body) =
+            post_idempotent(&env, &first.url("/api/v1/events"), live, bad, &plain).await;
+        assert_envelope(status, &body, 400, "VALIDATION_ERROR");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("Idempotency-Key"),
+            "{body}"
+        );
+    }
+
+    let stored = |filter: &str| format!("account_id = '{}' AND {filter}", account.id);
+    // signup: the single one (live), two of the batch (live), the test one.
+    assert_eq!(
+        env.wait_for_stored(&stored("event_name = 'signup'"), 4, Duration::from_secs(20))
+            .await,
+        4
+    );
+    assert_eq!(
+        env.wait_for_stored(
+            &stored("event_name = 'renewal'"),
+            1,
+            Duration::from_secs(20)
+        )
+        .await,
+        1
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(env.stored_events(&stored("event_name = 'signup'")).await, 4);
+    assert_eq!(
+        env.stored_events(&stored("event_name = 'purchase'")).await,
+        0
+    );
+    // Quota: each event accepted once.
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+    let leased: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(leased), 0)::bigint FROM quota_usage WHERE account_id = $1",
+    )
+    .bind(account.id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(leased, 4, "three live signups and one renewal");
+    consumer.stop().await.unwrap();
+}
+
+/// A sink whose first `failures` sends reach the broker but are answered as failures (a
+/// produce acknowledged after the client's deadline): the request answers 503 although
+/// its event is on the stream.
+struct AcknowledgedTooLate {
+    inner: KafkaSink,
+    failures: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl linktrace_platform::kafka::EventSink for AcknowledgedTooLate {
+    async fn send(
+        &self,
+        record: &linktrace_domain::EventRecord,
+    ) -> Result<(), linktrace_platform::kafka::SinkError> {
+        self.inner.send(record).await?;
+        let left = self.failures.load(std::sync::atomic::Ordering::SeqCst);
+        if left > 0 {
+            self.failures
+                .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+            return Err(linktrace_platform::kafka::SinkError::Unavailable(
+                "acknowledged after the deadline".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A retry of a request answered 503 whose event did reach the stream is processed again,
+/// and its event is stored once (spec: "what it carries is stored once even when the first
+/// attempt did reach the stream"). Before the fix the retry was a second event.
+#[tokio::test]
+async fn a_retry_after_a_503_whose_event_reached_the_stream_is_stored_once() {
+    let env = TestEnv::new().await;
+    let account = env.create_account("scale").await;
+    env.create_link(&account, "abcd1234").await;
+    let consumer = env.spawn_consumer().await;
+    let config = env.ingest_config();
+    let pool = linktrace_platform::postgres::connect_with(&config.postgres, POSTGRES_SETTINGS)
+        .await
+        .unwrap();
+    let sink = Arc::new(AcknowledgedTooLate {
+        inner: KafkaSink::new(&config.kafka).unwrap(),
+        failures: 2.into(),
+    });
+    let deps = Dependencies {
+        pool,
+        sink,
+        clock: Arc::new(linktrace_platform::clock::SystemClock),
+        readiness: Readiness::new(),
+    };
+    let ingest = running(Application::build_with(&config, deps).await.unwrap());
+    let live = ("x-api-key", account.live_key.as_str());
+    let plain = event("abcd1234", "signup", None);
+    let url = ingest.url("/api/v1/events");
+    let (status, _, body) = post_idempotent(&env, &url, live, "flaky-1", &plain).await;
+    assert_envelope(status, &body, 503, "UNAVAILABLE");
+    let (status, _, body) = post_idempotent(&env, &url, live, "flaky-1", &plain).await;
+    assert_envelope(status, &body, 503, "UNAVAILABLE");
+    let (status, replayed, body) = post_idempotent(&env, &url, live, "flaky-1", &plain).await;
+    assert_eq!(
+        (status, replayed, body),
+        (202, None, json!({ "success": true, "queued": true }))
+    );
+    let (status, replayed, _) = post_idempotent(&env, &url, live, "flaky-1", &plain).await;
+    assert_eq!((status, replayed.as_deref()), (202, Some("true")));
+
+    let signups = format!("account_id = '{}' AND event_name = 'signup'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&signups, 1, Duration::from_secs(20))
+            .await,
+        1
+    );
+    // Three copies went to the stream; give the later ones time to arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.stored_events(&signups).await, 1, "stored once");
+    assert_eq!(env.rolled_up_events(&signups).await, 1, "counted once");
+    consumer.stop().await.unwrap();
+    ingest.stop().await.unwrap();
+}
+
+/// Polls `check` until it holds, for at most `within`; true if it did.
+async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Changes made through the api reach every ingest instance at once (Postgres
+/// LISTEN/NOTIFY), whatever its cache TTLs: a short code deleted by one account and
+/// created by another takes the new owner's events, and a revoked key stops working.
+/// Before the fix both instances kept the old answers for the whole TTL (here ten
+/// minutes; ~60 s and ~31 s by default).
+#[tokio::test]
+async fn changes_made_through_the_api_reach_every_ingest_at_once() {
+    let env = TestEnv::new().await;
+    let long_ttls = [
+        ("LINK_CACHE_TTL_SECS", "600"),
+        ("AUTH_CACHE_TTL_SECS", "600"),
+        ("NEGATIVE_CACHE_TTL_SECS", "600"),
+    ];
+    let ingests = [
+        env.spawn_ingest_with(&long_ttls).await,
+        env.spawn_ingest_with(&long_ttls).await,
+    ];
+    let api = env.spawn_api().await;
+    let old_owner = env.create_account("scale").await;
+    let new_owner = env.create_account("scale").await;
+    let link = json!({ "destinationUrl": "https://example.com/a", "shortCode": "swap1234" });
+    let (status, body) = env
+        .post(
+            &api.url("/api/v1/referral-links"),
+            Some(&old_owner.live_key),
+            link.clone(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let send = |ingest: &linktrace_integration::Running, key: &str| {
+        let (env, url, key) = (&env, ingest.url("/api/v1/events"), key.to_owned());
+        async move {
+            env.post(&url, Some(&key), event("swap1234", "signup", None))
+                .await
+                .0
+        }
+    };
+    // Both instances cache the owner, and the other account's miss.
+    for ingest in &ingests {
+        assert_eq!(send(ingest, &old_owner.live_key).await, 202);
+        assert_eq!(send(ingest, &new_owner.live_key).await, 404);
+    }
+    let response = env
+        .http
+        .delete(api.url("/api/v1/referral-links/swap1234"))
+        .header("x-api-key", &old_owner.live_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let (status, body) = env
+        .post(
+            &api.url("/api/v1/referral-links"),
+            Some(&new_owner.live_key),
+            link,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for (n, ingest) in ingests.iter().enumerate() {
+        assert!(
+            eventually(Duration::from_secs(3), || async {
+                send(ingest, &new_owner.live_key).await == 202
+            })
+            .await,
+            "instance {n}: the new owner's events are taken"
+        );
+        assert_eq!(send(ingest, &old_owner.live_key).await, 404, "instance {n}");
+    }
+
+    // A revoked key stops working on every instance.
+    let response = env
+        .http
+        .post(api.url(&format!("/admin/v1/accounts/{}/keys/revoke", new_owner.id)))
+        .bearer_auth(linktrace_integration::ADMIN_TOKEN)
+        .json(&json!({ "environment": "live" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    for (n, ingest) in ingests.iter().enumerate() {
+        assert!(
+            eventually(Duration::from_secs(3), || async {
+                send(ingest, &new_owner.live_key).await == 401
+            })
+            .await,
+            "instance {n}: the revoked key is refused"
+        );
+    }
+    api.stop().await.unwrap();
+}
+
+/// The rate counts events, not requests: a batch of N takes N units of its key's bucket
+/// (before the fix a 1,000-event batch counted as one request). Test keys have a bucket of
+/// their own, their only bound since no quota counts them (before the fix: none at all).
+#[tokio::test]
+async fn batches_count_their_events_and_test_keys_have_a_bound_of_their_own() {
+    let env = TestEnv::new().await;
+    let mut config = env.ingest_config();
+    config.rate_limit_per_sec = 1;
+    config.rate_limit_burst = 10;
+    config.test_rate_limit_per_sec = 3;
+    let ingest = running(Application::build(config).await.unwrap());
+    let account = env.create_account("scale").await;
+    env.create_link(&account, "rate1234").await;
+    let batch = |n: usize| json!({ "events": vec![event("rate1234", "signup", None); n] });
+    let batches = ingest.url("/api/v1/events/batch");
+    let (status, body) = env.post(&batches, Some(&account.live_key), batch(8)).await;
+    assert_eq!((status, &body["queued"]), (200, &json!(8)), "{body}");
+    // 8 of 10 taken: 5 more do not fit.
+    let (status, body) = env.post(&batches, Some(&account.live_key), batch(5)).await;
+    assert_envelope(status, &body, 429, "RATE_LIMITED");
+    // Test key: a bucket of 6 (3/s, two seconds' worth), apart from the live key's.
+    let events = ingest.url("/api/v1/events");
+    let mut accepted = 0;
+    for _ in 0..8 {
+        let (status, _) = env
+            .post(
+                &events,
+                Some(&account.test_key),
+                event("rate1234", "signup", None),
+            )
+            .await;
+        if status == 202 {
+            accepted += 1;
+        } else {
+            assert_eq!(status, 429);
+        }
+    }
+    assert!((6..=7).contains(&accepted), "test key accepted {accepted}");
+    // A batch larger than the whole bucket is refused, never let through.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, body) = env.post(&batches, Some(&account.test_key), batch(50)).await;
+    assert_envelope(status, &body, 429, "RATE_LIMITED");
+    ingest.stop().await.unwrap();
+}
+
+/// Failed key authentication on ingest is throttled per client address, as on the api:
+/// after the limit, that address gets 429 `RATE_LIMITED` with `Retry-After`, even with a
+/// right key; another address is not held back. Before, wrong keys ran unthrottled.
+#[tokio::test]
+async fn failed_authentication_is_throttled_per_address() {
+    let env = TestEnv::new().await;
+    let ingest = env
+        .spawn_ingest_with(&[("AUTH_FAILURES_PER_MINUTE", "3")])
+        .await;
+    let account = env.create_account("scale").await;
+    env.create_link(&account, "abcd1234").await;
+    let send = |key: &str, ip: &'static str| {
+        env.http
+            .post(ingest.url("/api/v1/events"))
+            .header("x-api-key", key.to_owned())
+            .header("x-forwarded-for", ip)
+            .json(&event("abcd1234", "signup", None))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            send("lt_live_wrong", "198.51.100.9")
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+    }
+    let response = send(&account.live_key, "198.51.100.9").await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_envelope(429, &body, 429, "RATE_LIMITED");
+    assert_eq!(
+        send(&account.live_key, "198.51.100.10")
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    ingest.stop().await.unwrap();
 }

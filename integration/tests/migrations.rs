@@ -61,7 +61,7 @@ async fn an_existing_install_is_upgraded_in_place_and_keeps_its_data() {
         .await
         .unwrap();
     let client = old.client();
-    migrate_to(&client, 2).await.unwrap();
+    migrate_to(&client, 2, None).await.unwrap();
     let account = "00000000-0000-4000-8000-0000000000aa";
     let row = |id: &str, name: &str, user: &str, click: &str, ip: &str| {
         format!(
@@ -203,4 +203,143 @@ async fn two_runners_at_once_apply_each_migration_once() {
         .unwrap();
     assert_eq!(recorded, MIGRATIONS.len() as u64);
     fresh.drop_database().await.unwrap();
+}
+
+/// Dedup claims and attributions written before Postgres kept their environment (migration
+/// 6) are migrated in place: the ones ClickHouse stored as test traffic become `test`, the
+/// rest `live`, and afterwards a live event or attribution of the same tuple or user is no
+/// longer blocked by the test one.
+#[tokio::test]
+async fn environments_of_older_claims_and_attributions_are_migrated_in_place() {
+    use std::borrow::Cow;
+    let env = TestEnv::new().await;
+    let old_url = format!("{}_env", env.postgres_url);
+    let config = linktrace_platform::postgres::PostgresConfig {
+        url: old_url.clone(),
+        max_connections: 4,
+    };
+    // A database as migrations 1-5 left it.
+    let before = sqlx::migrate::Migrator {
+        migrations: Cow::Owned(MIGRATOR.iter().take(5).cloned().collect()),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    {
+        use sqlx::migrate::MigrateDatabase;
+        sqlx::Postgres::create_database(&old_url).await.unwrap();
+    }
+    let pool = linktrace_platform::postgres::connect(&config)
+        .await
+        .unwrap();
+    before.run(&pool).await.unwrap();
+    let account = uuid::Uuid::new_v4();
+    sqlx::query("INSERT INTO accounts (id, name, plan) VALUES ($1, 'Old Co', 'scale')")
+        .bind(account)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (test_id, live_id) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    for (entity, id) in [("order-t", test_id), ("order-l", live_id)] {
+        sqlx::query(
+            "INSERT INTO entity_events (account_id, link_short_code, event_name, entity_id, event_id, event_time, state) \
+             VALUES ($1, 'abcd1234', 'purchase', $2, $3, now(), 'stored')",
+        )
+        .bind(account)
+        .bind(entity)
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    for user in ["user-t", "user-l"] {
+        sqlx::query(
+            "INSERT INTO attributions (account_id, user_id, match_type) VALUES ($1, $2, 'organic')",
+        )
+        .bind(account)
+        .bind(user)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    // What ClickHouse stored for them.
+    let client = env.clickhouse.client();
+    client
+        .query(&format!(
+            "INSERT INTO events (event_id, account_id, environment, link_short_code, event_name, entity_id, user_id, event_time, received_at) VALUES \
+             ('{test_id}', '{account}', 'test', 'abcd1234', 'purchase', 'order-t', '', now(), now()), \
+             ('{live_id}', '{account}', 'production', 'abcd1234', 'purchase', 'order-l', '', now(), now()), \
+             ('{}', '{account}', 'test', '', 'install', '', 'user-t', now(), now()), \
+             ('{}', '{account}', 'production', '', 'install', '', 'user-l', now(), now())",
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4()
+        ))
+        .execute()
+        .await
+        .unwrap();
+
+    // The upgrade: the rest of the Postgres migrations, then the schema runner (which runs
+    // the data migrations), as a service starting on the new version does.
+    MIGRATOR.run(&pool).await.unwrap();
+    env.clickhouse.ensure_schema(&pool).await.unwrap();
+
+    // Each claim under its tuple's key in its environment (migration 11's compact key),
+    // keeping the id its event was stored with.
+    let key = |environment, entity| {
+        linktrace_domain::entity_claim_key(account, environment, "abcd1234", "purchase", entity)
+    };
+    let mut claims: Vec<(uuid::Uuid, Option<uuid::Uuid>)> =
+        sqlx::query_as("SELECT event_id, stored_event_id FROM entity_claims WHERE account_id = $1")
+            .bind(account)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    claims.sort();
+    let mut expected = vec![
+        (
+            key(linktrace_domain::Environment::Live, "order-l"),
+            Some(live_id),
+        ),
+        (
+            key(linktrace_domain::Environment::Test, "order-t"),
+            Some(test_id),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(claims, expected);
+    // The key is the one ingest computes for the tuple (Postgres's function and Rust's agree).
+    let computed: uuid::Uuid = sqlx::query_scalar(
+        "SELECT entity_claim_key('test', $1, 'abcd1234', 'purchase', 'order-t')",
+    )
+    .bind(account)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        computed,
+        key(linktrace_domain::Environment::Test, "order-t")
+    );
+    let users: Vec<(String, String)> = sqlx::query_as(
+        "SELECT user_id, environment FROM attributions WHERE account_id = $1 ORDER BY user_id",
+    )
+    .bind(account)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        users,
+        [
+            ("user-l".into(), "live".into()),
+            ("user-t".into(), "test".into())
+        ]
+    );
+    // Recorded: a second start does not run it again.
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM data_migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 1);
+    pool.close().await;
+    {
+        use sqlx::migrate::MigrateDatabase;
+        let _ = sqlx::Postgres::drop_database(&old_url).await;
+    }
 }

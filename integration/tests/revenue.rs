@@ -196,24 +196,146 @@ async fn bad_revenue_and_properties_get_a_400_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    for data in [
+}
+
+/// `event_data` is free-form in the fixed contract: Linkrunner's own documented examples
+/// (as they are written there) are accepted with 201 and stored with `event_data` as their
+/// properties; a `currency` beside a `price` or `total_amount` is not revenue. Before the
+/// fix both answered 400 "event_data.amount must be a number when event_data.currency is
+/// given", and the event was lost.
+#[tokio::test]
+async fn capture_event_takes_linkrunners_documented_examples() {
+    let env = TestEnv::new().await;
+    let ingest = env.spawn_ingest().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("scale").await;
+    let examples = [
+        json!({
+            "product_id": "ABC123",
+            "category": "electronics",
+            "price": 249.99,
+            "currency": "USD",
+            "is_featured": true
+        }),
+        json!({
+            "order_id": "ORD-12345",
+            "product_ids": ["ABC123", "DEF456"],
+            "total_amount": 125.99,
+            "currency": "USD",
+            "payment_method": "credit_card"
+        }),
+        // Not a valid pair either: stored, without revenue.
         json!({ "amount": 5 }),
         json!({ "currency": "EUR" }),
         json!({ "amount": 5, "currency": "EURO" }),
-    ] {
+        json!({ "amount": "5", "currency": "EUR" }),
+    ];
+    for (n, data) in examples.iter().enumerate() {
         let response = env
             .http
             .post(ingest.url("/api/v1/capture-event"))
             .header("linkrunner-key", &account.live_key)
-            .json(&json!({ "event_name": "purchase", "user_id": "u", "event_data": data }))
+            .json(&json!({ "event_name": "purchase", "user_id": format!("u{n}"), "event_data": data }))
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 400, "{data}");
-        let answer: Value = response.json().await.unwrap();
-        assert!(
-            answer["message"].as_str().unwrap().contains("event_data."),
-            "{answer}"
+        assert_eq!(response.status(), 201, "{data}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap(),
+            json!({ "msg": "Event capture request received!", "status": 200, "data": null })
         );
     }
+    let all = format!("account_id = '{}'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&all, examples.len() as u64, Duration::from_secs(20))
+            .await,
+        examples.len() as u64
+    );
+    assert_eq!(
+        env.stored_events(&format!(
+            "{all} AND revenue_currency = '' AND revenue_micros = 0"
+        ))
+        .await,
+        examples.len() as u64,
+        "none of them carries revenue"
+    );
+    for (n, data) in examples.iter().enumerate() {
+        let stored: String = env
+            .clickhouse
+            .client()
+            .query(&format!(
+                "SELECT properties FROM events WHERE {all} AND user_id = 'u{n}'"
+            ))
+            .fetch_one()
+            .await
+            .unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&stored).unwrap(), *data);
+    }
+    consumer.stop().await.unwrap();
+}
+
+/// Revenue sums never wrap: ten amounts of 1e12 (the largest accepted) in one batch, and
+/// one more cent, sum to exactly 10,000,000,000,000.01 — in the rollup a dashboard user's
+/// own SQL reads, and in the analytics answer, written out exactly. Before the fix the
+/// rollup's Int64 micros wrapped and analytics showed -8446744073709.552.
+#[tokio::test]
+async fn revenue_sums_are_exact_beyond_int64_micros() {
+    let env = TestEnv::new().await;
+    let ingest = env.spawn_ingest().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("scale").await;
+    env.create_link(&account, "shop1234").await;
+    let key = Some(account.live_key.as_str());
+    let mut events: Vec<Value> = (0..10)
+        .map(|n| purchase("shop1234", &format!("big-{n}"), json!(1e12), "USD"))
+        .collect();
+    events.push(purchase("shop1234", "small", json!(0.01), "USD"));
+    let (status, body) = env
+        .post(
+            &ingest.url("/api/v1/events/batch"),
+            key,
+            json!({ "events": events }),
+        )
+        .await;
+    assert_eq!((status, &body["queued"]), (200, &json!(11)), "{body}");
+    let all = format!("account_id = '{}'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&all, 11, Duration::from_secs(20)).await,
+        11
+    );
+    let rolled_up: String = env
+        .clickhouse
+        .client()
+        .query(&format!(
+            "SELECT toString(sum(revenue_micros)) FROM event_counts_daily WHERE {all}"
+        ))
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(rolled_up, "10000000000000010000");
+    let response = env
+        .http
+        .get(api.url("/api/v1/analytics?event=purchase"))
+        .header("x-api-key", &account.live_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(r#""revenue":{"USD":10000000000000.01}"#),
+        "{text}"
+    );
+    let by_link = env
+        .get(
+            &api.url("/api/v1/analytics?event=purchase&groupBy=links"),
+            key,
+        )
+        .await
+        .1;
+    assert_eq!(by_link["data"][0]["count"], 11, "{by_link}");
+    assert!(by_link["data"][0]["revenue"]["USD"].as_f64().unwrap() > 0.0);
+    api.stop().await.unwrap();
+    consumer.stop().await.unwrap();
 }

@@ -83,6 +83,17 @@ where
     }
 }
 
+/// The most of a refused request's body that is read before answering (the gateway's own
+/// limit, `client_max_body_size 2m`).
+pub const DISCARDED_AT_MOST: usize = 2 * 1024 * 1024;
+
+/// Reads and drops what is left of a request's body before an answer that does not need it
+/// (a refusal). A connection closed while a proxy is still sending the body fails at the
+/// proxy ("broken pipe"), whose caller then gets a 503 instead of the refusal.
+pub async fn discard(body: axum::body::Body) {
+    let _ = axum::body::to_bytes(body, DISCARDED_AT_MOST).await;
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::{Body, Bytes};

@@ -7,6 +7,7 @@
 //! thousand instructions, and ingest makes two a request (`bench/profile.sh`).
 
 use std::borrow::Borrow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use envconfig::Envconfig;
@@ -39,6 +40,9 @@ pub struct TwoSpeedCache<K, V> {
     /// `cache_lookups_total{cache, outcome}`, resolved once (not per look-up).
     hits: prometheus::IntCounter,
     misses: prometheus::IntCounter,
+    /// Bumped by every invalidation: a load that began before one does not cache what it
+    /// read (it may predate the change).
+    generation: AtomicU64,
 }
 
 impl<K, V> TwoSpeedCache<K, V>
@@ -54,6 +58,7 @@ where
             missing: table(capacity),
             ttl,
             negative_ttl,
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -94,9 +99,13 @@ where
             return Ok(answer);
         }
         self.count(false);
+        let generation = self.generation.load(Ordering::Acquire);
         // Boxed: only a miss pays for the (large) loading future, and every caller's own
         // future stays small (each is moved, and boxed, once per request).
         let loaded = Box::pin(load()).await?;
+        if self.generation.load(Ordering::Acquire) != generation {
+            return Ok(loaded);
+        }
         let now = Instant::now();
         match &loaded {
             Some(value) => {
@@ -112,10 +121,22 @@ where
         Ok(loaded)
     }
 
-    /// Forgets every answer (after this process changed what they were loaded from).
+    /// Forgets every answer (after what they were loaded from changed).
     pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.found.clear();
         self.missing.clear();
+    }
+
+    /// Forgets the answer for `key` (what it was loaded from changed).
+    pub fn invalidate<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.found.remove(key);
+        self.missing.remove(key);
     }
 
     fn count(&self, hit: bool) {

@@ -49,7 +49,8 @@ pub fn finish(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
         ADMIN_TOKEN,
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
-    for item in document.paths.paths.values_mut() {
+    for (path, item) in document.paths.paths.iter_mut() {
+        let limited = path.starts_with("/api/") || path.starts_with("/admin/");
         let operations = [
             &mut item.get,
             &mut item.put,
@@ -63,6 +64,18 @@ pub fn finish(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
                 .responses
                 .entry("405".to_owned())
                 .or_insert_with(|| envelope_response("Method not allowed"));
+            if limited {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_owned())
+                    .or_insert_with(|| {
+                        envelope_response(
+                            "Too many requests for this key, or failed authentications from \
+                             this address (RATE_LIMITED, with a Retry-After header)",
+                        )
+                    });
+            }
         }
     }
     document
@@ -111,6 +124,11 @@ pub mod errors {
     #[derive(utoipa::IntoResponses)]
     #[response(status = 409)]
     pub struct ShortCodeTaken(pub ErrorEnvelope);
+
+    /// The Idempotency-Key was used with another request body (IDEMPOTENCY_KEY_REUSED)
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 422)]
+    pub struct IdempotencyKeyReused(pub ErrorEnvelope);
 
     /// Request body too large (PAYLOAD_TOO_LARGE)
     #[derive(utoipa::IntoResponses)]

@@ -20,10 +20,6 @@ pub struct WebhooksConfig {
     /// Static group membership (see the consumer's `KAFKA_CONSUMER_INSTANCE_ID`).
     #[envconfig(from = "WEBHOOKS_CONSUMER_INSTANCE_ID", default = "")]
     pub instance_id: String,
-    /// The storage consumer's group: an event is settled once that group has committed
-    /// past it (or ClickHouse holds its offset).
-    #[envconfig(from = "KAFKA_CONSUMER_GROUP", default = "linktrace-consumer")]
-    pub storage_group_id: String,
     /// Finished deliveries and attempts are kept this long (for `…/deliveries`, and so that
     /// a redelivered event collapses into its row). Rows ≈ deliveries per second × this.
     #[envconfig(from = "WEBHOOKS_RETENTION_HOURS", default = "24")]

@@ -20,7 +20,15 @@ pub struct DeliveryConfig {
     /// Attempts in flight per webhook at most: a slow endpoint holds only its own slots.
     #[envconfig(from = "WEBHOOK_CONCURRENCY_PER_ENDPOINT", default = "16")]
     pub concurrency_per_endpoint: u16,
+    /// Attempts in flight in this worker at most, all endpoints together: a few tenants'
+    /// endpoints cannot take every connection, task and buffer the worker has.
+    #[envconfig(from = "WEBHOOK_MAX_IN_FLIGHT", default = "256")]
+    pub max_in_flight: u32,
 }
+
+/// How much of an endpoint's answer is read: its status is what counts, the rest is read
+/// only so far (a receiver answering 150 MB must not cost the worker 150 MB).
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
 
 impl DeliveryConfig {
     pub fn timeout(&self) -> Duration {
@@ -58,6 +66,9 @@ impl Deliverer {
             // anywhere, the policy's addresses included.
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(PolicyResolver { policy }))
+            // A proxy from the environment (HTTP(S)_PROXY) would resolve names itself and
+            // reach addresses the policy refuses: never used.
+            .no_proxy()
             .pool_max_idle_per_host(usize::from(config.concurrency_per_endpoint))
             .build()?;
         Ok(Self { client, policy })
@@ -98,10 +109,17 @@ impl Deliverer {
             .send()
             .await;
         match sent {
-            Ok(response) => {
+            Ok(mut response) => {
                 let status = response.status();
-                // Read (and drop) the answer so the connection can be reused.
-                let _ = response.bytes().await;
+                // Read a small answer whole, so the connection can be reused; a larger one
+                // only up to the bound, then the connection is dropped with it.
+                let mut read = 0;
+                while read <= MAX_ANSWER_BYTES {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => read += chunk.len(),
+                        _ => break,
+                    }
+                }
                 AttemptResult {
                     delivered: status.is_success(),
                     response_code: Some(status.as_u16()),

@@ -1,6 +1,9 @@
 //! Claims due deliveries and makes their attempts. Each webhook has its own slots
 //! (`WEBHOOK_CONCURRENCY_PER_ENDPOINT`): the claim offers every webhook only its free ones,
-//! so an endpoint that hangs until the timeout holds its own slots and no one else's.
+//! so an endpoint that hangs until the timeout holds its own slots and no one else's. The
+//! worker as a whole has `WEBHOOK_MAX_IN_FLIGHT`: what is free of it is offered to the
+//! webhooks in turn, starting from a different one each time, so no tenant's endpoints can
+//! take every slot for good.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,9 +38,10 @@ type InFlight = Arc<Mutex<HashMap<Uuid, u16>>>;
 impl Dispatcher {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let in_flight: InFlight = Arc::default();
+        let mut turn = 0;
         let tasks = TaskTracker::new();
         while !*stop.borrow() {
-            let claimed = match self.claim(&in_flight).await {
+            let claimed = match self.claim(&in_flight, &mut turn).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::warn!(%error, "could not claim deliveries; retrying");
@@ -76,22 +80,62 @@ impl Dispatcher {
         }
     }
 
-    async fn claim(&self, in_flight: &InFlight) -> Result<Vec<Claimed>, sqlx::Error> {
+    async fn claim(
+        &self,
+        in_flight: &InFlight,
+        turn: &mut usize,
+    ) -> Result<Vec<Claimed>, sqlx::Error> {
         self.subscriptions.refresh().await?;
-        let per_endpoint = self.delivery.concurrency_per_endpoint.max(1);
-        let budgets: Vec<(Uuid, i32)> = {
+        let budgets = {
             let busy = in_flight.lock().expect("not poisoned");
-            self.subscriptions
-                .webhook_ids()
-                .into_iter()
-                .filter_map(|id| {
-                    let free = per_endpoint.saturating_sub(busy.get(&id).copied().unwrap_or(0));
-                    (free > 0).then_some((id, i32::from(free)))
-                })
-                .collect()
+            budgets(
+                self.subscriptions.webhook_ids(),
+                &busy,
+                self.delivery.concurrency_per_endpoint,
+                self.delivery.max_in_flight,
+                turn,
+            )
         };
+        if budgets.is_empty() {
+            return Ok(Vec::new());
+        }
         self.outbox.claim(&budgets, self.delivery.lease()).await
     }
+}
+
+/// What each webhook may claim now: its free slots, within what is free of the worker's
+/// `max_in_flight`, handed out from a different webhook each call (`turn`).
+fn budgets(
+    mut webhooks: Vec<Uuid>,
+    busy: &HashMap<Uuid, u16>,
+    per_endpoint: u16,
+    max_in_flight: u32,
+    turn: &mut usize,
+) -> Vec<(Uuid, i32)> {
+    let in_flight: u32 = busy.values().map(|&n| u32::from(n)).sum();
+    let mut free = max_in_flight.max(1).saturating_sub(in_flight);
+    if webhooks.is_empty() || free == 0 {
+        return Vec::new();
+    }
+    webhooks.sort_unstable();
+    let start = *turn % webhooks.len();
+    webhooks.rotate_left(start);
+    *turn = turn.wrapping_add(1);
+    let mut out = Vec::new();
+    for id in webhooks {
+        if free == 0 {
+            break;
+        }
+        let own = per_endpoint
+            .max(1)
+            .saturating_sub(busy.get(&id).copied().unwrap_or(0));
+        let take = u32::from(own).min(free);
+        if take > 0 {
+            free -= take;
+            out.push((id, take as i32));
+        }
+    }
+    out
 }
 
 async fn attempt(
@@ -163,5 +207,40 @@ fn outcome(claimed: &Claimed, result: &AttemptResult, retry: &RetryConfig) -> Ou
     ) {
         AfterFailure::RetryAt(at) => Outcome::RetryAt(at),
         AfterFailure::GiveUp => Outcome::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_stay_within_each_endpoint_and_the_worker() {
+        let ids: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        let mut busy = HashMap::new();
+        let mut turn = 0;
+        let total = |b: &[(Uuid, i32)]| b.iter().map(|(_, n)| n).sum::<i32>();
+        let all = budgets(ids.clone(), &busy, 16, 1000, &mut turn);
+        assert_eq!((all.len(), total(&all)), (4, 64));
+        let capped = budgets(ids.clone(), &busy, 16, 20, &mut turn);
+        assert_eq!(total(&capped), 20);
+        busy.insert(ids[0], 16);
+        busy.insert(ids[1], 3);
+        let rest = budgets(ids.clone(), &busy, 16, 20, &mut turn);
+        assert_eq!(total(&rest), 1, "19 of 20 in flight");
+        assert!(
+            !rest.iter().any(|(id, _)| *id == ids[0]),
+            "a full endpoint gets none"
+        );
+        busy.insert(ids[2], 1);
+        assert!(budgets(ids.clone(), &busy, 16, 20, &mut turn).is_empty());
+        // Turns: with room for one at a time, every webhook gets its turn.
+        let mut seen = std::collections::HashSet::new();
+        let mut turn = 0;
+        for _ in 0..4 {
+            let one = budgets(ids.clone(), &HashMap::new(), 16, 1, &mut turn);
+            seen.insert(one[0].0);
+        }
+        assert_eq!(seen.len(), 4);
     }
 }

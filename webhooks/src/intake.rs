@@ -24,10 +24,7 @@ use crate::subscriptions::Subscriptions;
 
 /// How long to wait between looks at whether storage has caught up.
 const SETTLE_POLL: Duration = Duration::from_millis(25);
-/// After this long unsettled by ClickHouse's offsets, the storage group's commits are asked
-/// too (see [`Settlement::unsettled`]).
-const ASK_STORAGE_GROUP_AFTER: Duration = Duration::from_secs(1);
-/// The longest pause between retries of a failed Postgres or ClickHouse step.
+/// The longest pause between retries of a failed Postgres step.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub struct Intake {
@@ -67,15 +64,21 @@ impl Intake {
 
     /// `false` when shutdown came before the batch was in the outbox (nothing committed).
     async fn process(&self, batch: &[OwnedMessage], stop: &mut watch::Receiver<bool>) -> bool {
-        let subscriptions = &self.subscriptions;
-        if retry(stop, "read webhooks", || subscriptions.refresh())
-            .await
-            .is_none()
-        {
-            return false;
-        }
         let started = std::time::Instant::now();
-        let matched = self.matching(batch);
+        let records = decode(batch);
+        // The webhooks are read after the newest event of the batch was received, so a
+        // webhook created (201) before an event was sent is always matched with it.
+        let newest = records.iter().map(|(record, _)| record.received_at).max();
+        if let Some(newest) = newest {
+            let subscriptions = &self.subscriptions;
+            if retry(stop, "read webhooks", || subscriptions.cover(newest))
+                .await
+                .is_none()
+            {
+                return false;
+            }
+        }
+        let matched = self.matching(records);
         let mut settled_ms = 0;
         if !matched.is_empty() {
             let Some(deliveries) = self.stored_deliveries(&matched, stop).await else {
@@ -105,18 +108,23 @@ impl Intake {
 
     /// The batch's events some webhook subscribes to (undecodable messages are the storage
     /// consumer's to dead-letter; here they match nothing).
-    fn matching(&self, batch: &[OwnedMessage]) -> Vec<Matched> {
-        batch
-            .iter()
-            .filter_map(|message| {
-                let record = EventRecord::from_json(message.payload().unwrap_or_default()).ok()?;
+    fn matching(&self, records: Vec<(EventRecord, Position)>) -> Vec<Matched> {
+        records
+            .into_iter()
+            .filter_map(|(record, at)| {
+                // A repeated click is stored but not counted, and fires no webhook.
+                let repeat = record
+                    .client
+                    .as_ref()
+                    .and_then(|c| c.facts.as_ref())
+                    .is_some_and(|f| f.repeat);
+                if repeat {
+                    return None;
+                }
                 let webhooks = self.subscriptions.matching(&record);
-                (!webhooks.is_empty()).then(|| Matched {
+                (!webhooks.is_empty()).then_some(Matched {
                     record,
-                    at: Position {
-                        partition: message.partition(),
-                        offset: message.offset(),
-                    },
+                    at,
                     webhooks,
                 })
             })
@@ -137,9 +145,8 @@ impl Intake {
         }
         let waiting_since = std::time::Instant::now();
         loop {
-            let ask_storage_group = waiting_since.elapsed() >= ASK_STORAGE_GROUP_AFTER;
             let waiting = retry(stop, "check storage", || {
-                self.settlement.unsettled(&highest, ask_storage_group)
+                self.settlement.unsettled(&highest)
             })
             .await?;
             if waiting.is_empty() {
@@ -151,10 +158,8 @@ impl Intake {
                 _ = shutdown::stopped(stop) => return None,
             }
         }
-        let keys: Vec<(Uuid, Uuid, Position)> = matched
-            .iter()
-            .map(|m| (m.record.event_id, m.record.account_id, m.at))
-            .collect();
+        let keys: Vec<(Uuid, Position)> =
+            matched.iter().map(|m| (m.record.event_id, m.at)).collect();
         let stored = retry(stop, "read stored events", || {
             self.settlement.stored_at_position(&keys)
         })
@@ -176,6 +181,24 @@ impl Intake {
         }
         Some(deliveries)
     }
+}
+
+/// The batch's events and their places (undecodable messages are the storage consumer's to
+/// dead-letter; here they are skipped).
+fn decode(batch: &[OwnedMessage]) -> Vec<(EventRecord, Position)> {
+    batch
+        .iter()
+        .filter_map(|message| {
+            let record = EventRecord::from_json(message.payload().unwrap_or_default()).ok()?;
+            Some((
+                record,
+                Position {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Runs `step` until it succeeds (transient failures of Postgres or ClickHouse: nothing is

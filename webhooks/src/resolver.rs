@@ -11,24 +11,60 @@ pub struct PolicyResolver {
     pub policy: AddressPolicy,
 }
 
-/// Every address the name resolves to is refused by the policy.
+/// The name gives no address the policy permits: it does not resolve, or only to refused
+/// addresses. One answer for both, so a tenant's webhook cannot probe which internal names
+/// exist.
 #[derive(Debug, thiserror::Error)]
-#[error("{0} resolves only to addresses that are not allowed (loopback, private or reserved)")]
-pub struct AddressNotAllowed(pub String);
+#[error("the host has no public address that may be reached")]
+pub struct NoAllowedAddress;
 
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy;
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|address| policy.permits(address.ip()))
-                .collect();
+            let found: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), 0)).await {
+                Ok(addresses) => addresses
+                    .filter(|address| policy.permits(address.ip()))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
             if found.is_empty() {
-                return Err(Box::new(AddressNotAllowed(host)) as _);
+                return Err(Box::new(NoAllowedAddress) as _);
             }
             Ok(Box::new(found.into_iter()) as Addrs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    async fn refusal(host: &str) -> String {
+        let resolver = PolicyResolver {
+            policy: AddressPolicy {
+                allow_private: false,
+            },
+        };
+        match resolver.resolve(Name::from_str(host).unwrap()).await {
+            Ok(_) => panic!("{host} resolved to an allowed address"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    /// A name that resolves only to refused addresses (`localhost`, from every machine's
+    /// hosts file) and a name that does not resolve at all get the same answer: a
+    /// tenant's webhook cannot tell which internal names exist. Before, the first said
+    /// "localhost resolves only to addresses that are not allowed" and the second was the
+    /// system resolver's "failed to lookup address".
+    #[tokio::test]
+    async fn refused_and_unknown_names_read_the_same() {
+        let refused = refusal("localhost").await;
+        let unknown = refusal("no-such-host.invalid").await;
+        assert_eq!(refused, unknown);
+        assert!(!refused.contains("localhost"), "{refused}");
     }
 }

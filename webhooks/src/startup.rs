@@ -21,6 +21,7 @@ use crate::metrics::BACKLOG;
 use crate::outbox::Outbox;
 use crate::settlement::Settlement;
 use crate::subscriptions::Subscriptions;
+use linktrace_platform::stream_ledger::StreamLedger;
 
 pub struct Application {
     listener: TcpListener,
@@ -48,15 +49,14 @@ impl Application {
         let outbox = Outbox::new(pool.clone());
         let wake = Arc::new(Notify::new());
         // One view of the webhooks for both halves (each refresh is one query a second).
-        let subscriptions = Arc::new(Subscriptions::new(pool));
+        let subscriptions = Arc::new(Subscriptions::new(pool.clone()));
         let intake = Intake {
             consumer: Arc::new(consumer),
             topic: config.kafka.events_topic.clone(),
-            settlement: Settlement::new(
-                config.clickhouse.client(),
-                &config.kafka,
-                &config.storage_group_id,
-            )?,
+            settlement: Settlement::new(StreamLedger::new(
+                pool.clone(),
+                &config.kafka.events_topic,
+            )),
             subscriptions: subscriptions.clone(),
             outbox: outbox.clone(),
             wake: wake.clone(),

@@ -1,5 +1,9 @@
-//! Which webhooks want which events: every webhook, read from Postgres and refreshed at most
-//! once a second, so a new or deleted webhook takes effect within about a second.
+//! Which webhooks want which events: every webhook, read from Postgres.
+//!
+//! A batch is matched only against a list read *after* its newest event was received
+//! ([`Subscriptions::cover`]): a webhook whose `201` was answered before an event was sent
+//! is then always in the list that event is matched with. Otherwise the list is read again
+//! at most once a second, so a deleted webhook stops within about a second.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -29,7 +33,14 @@ pub struct Subscriptions {
 struct Loaded {
     by_account: HashMap<(Uuid, Environment), Vec<Subscription>>,
     at: Option<Instant>,
+    /// Postgres's clock just before the rows were read: every webhook committed before it
+    /// is in the list.
+    as_of: Option<DateTime<Utc>>,
 }
+
+/// How far the clocks of ingest (which stamps `received_at`) and Postgres may disagree
+/// without an event being matched against a list read before it was received.
+const CLOCK_SKEW_MARGIN: chrono::TimeDelta = chrono::TimeDelta::milliseconds(250);
 
 #[derive(sqlx::FromRow)]
 struct WebhookRow {
@@ -48,7 +59,24 @@ impl Subscriptions {
         }
     }
 
-    /// Reloads when the last load is older than a second.
+    /// Makes sure the list covers events received up to `newest`: reloads when it was read
+    /// before then (with a margin for the clocks), or more than a second ago.
+    pub async fn cover(&self, newest: DateTime<Utc>) -> Result<(), sqlx::Error> {
+        let fresh = {
+            let loaded = self.read();
+            loaded.at.is_some_and(|at| at.elapsed() < REFRESH_EVERY)
+                && loaded
+                    .as_of
+                    .is_some_and(|as_of| as_of >= newest + CLOCK_SKEW_MARGIN)
+        };
+        if fresh {
+            return Ok(());
+        }
+        self.reload().await
+    }
+
+    /// Reloads when the last load is older than a second (the dispatcher's view of which
+    /// webhooks exist).
     pub async fn refresh(&self) -> Result<(), sqlx::Error> {
         if self
             .read()
@@ -57,6 +85,15 @@ impl Subscriptions {
         {
             return Ok(());
         }
+        self.reload().await
+    }
+
+    async fn reload(&self) -> Result<(), sqlx::Error> {
+        // Read first, in a statement of its own: the rows' statement starts after it, so it
+        // sees every webhook committed before this time.
+        let as_of: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(&self.pool)
+            .await?;
         let rows: Vec<WebhookRow> =
             sqlx::query_as("SELECT id, account_id, environment, events, created_at FROM webhooks")
                 .fetch_all(&self.pool)
@@ -82,6 +119,7 @@ impl Subscriptions {
         *self.loaded.write().expect("not poisoned") = Loaded {
             by_account,
             at: Some(Instant::now()),
+            as_of: Some(as_of),
         };
         Ok(())
     }

@@ -5,10 +5,10 @@
 //! stream is complete (what the consumer, webhooks and anyone replaying the topic read).
 //! `bench/run.sh` measures its cost per click.
 
-pub mod client_ip;
 pub mod config;
 pub mod geo;
 pub mod preview;
+pub mod repeats;
 pub mod user_agent;
 pub mod utm;
 pub mod visitor;
@@ -18,11 +18,11 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use linktrace_domain::{ClickFacts, ClientFacts, Device, Utm};
 
-pub use client_ip::TrustedProxies;
 pub use config::ClickConfig;
 pub use geo::GeoDatabase;
+pub use linktrace_platform::client_ip::{self, TrustedProxies};
 pub use user_agent::{AgentFacts, UserAgents};
-pub use visitor::{IpPolicy, VisitorKeys};
+pub use visitor::{IpPolicy, VisitorKeys, VisitorSalts};
 
 /// One request to follow a link, as the redirect saw it.
 #[derive(Debug)]
@@ -49,7 +49,8 @@ pub struct ClickEnricher {
     pub trusted_proxies: TrustedProxies,
     agents: UserAgents,
     geo: Option<GeoDatabase>,
-    visitors: VisitorKeys,
+    /// Public: the api's keeper installs each day's shared salt in it.
+    pub visitors: std::sync::Arc<VisitorKeys>,
     ip_policy: IpPolicy,
 }
 
@@ -63,7 +64,7 @@ impl ClickEnricher {
             trusted_proxies: config.trusted_proxies.parse()?,
             agents: UserAgents::new(),
             geo,
-            visitors: VisitorKeys::new(&config.visitor_salt),
+            visitors: std::sync::Arc::new(VisitorKeys::new()),
             ip_policy: config.ip_anonymisation.parse()?,
         })
     }
@@ -92,6 +93,8 @@ impl ClickEnricher {
             utm: click.utm,
             bot,
             visitor: self.visitors.key(click.ip, click.user_agent, click.at),
+            // Decided after the visitor has gone on (`RepeatClicks`).
+            repeat: false,
         };
         EnrichedClick {
             client: ClientFacts {

@@ -117,7 +117,8 @@ impl UserAgents {
         };
         AgentFacts {
             device,
-            os,
+            // The family (iOS, Windows…), what people group and filter by.
+            os: linktrace_domain::os_family(&os).to_owned(),
             browser,
             bot,
             preview,
@@ -147,7 +148,8 @@ mod tests {
         let agents = UserAgents::new();
         let iphone = agents.classify(IPHONE);
         assert_eq!(iphone.device, Some(Device::Mobile));
-        assert_eq!(iphone.os, "iPhone");
+        assert_eq!(iphone.os, "iOS");
+        assert_eq!(agents.classify(IPAD).os, "iPadOS");
         assert_eq!(iphone.browser, "Safari");
         assert!(!iphone.bot);
         assert_eq!(agents.classify(IPAD).device, Some(Device::Tablet));
@@ -158,7 +160,7 @@ mod tests {
         let firefox = agents.classify(WINDOWS_FIREFOX);
         assert_eq!(firefox.device, Some(Device::Desktop));
         assert_eq!(firefox.browser, "Firefox");
-        assert_eq!(firefox.os, "Windows 10");
+        assert_eq!(firefox.os, "Windows");
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::CreateReferralLink)?;
+    crate::routes::require_live(&caller)?;
     let JsonBody(apps) = body?;
     apps::put(&state.pool, caller.account_id, &apps).await?;
     Ok(Json(AppsAnswer { success: Yes, apps }).into_response())

@@ -1,6 +1,5 @@
-//! `POST /api/v1/attributions`: attribute a user's install to a link by, in order, an
-//! explicit short code, a click id, a fingerprint match on the account's recent clicks,
-//! else organic. The first attribution of a user wins; a repeat returns it unchanged.
+//! `POST /api/v1/attributions`: parses the install the app reports, has it matched and
+//! recorded (`crate::attributions`), puts its install event on the stream, and answers.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,23 +12,12 @@ use linktrace_platform::request::{JsonBody, RequestError, Text};
 use linktrace_platform::request_id;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use crate::analytics;
+use crate::attributions::{self, Attribution, InstallFacts, User};
 use crate::error::ApiError;
 use crate::links::{self, LinkView};
 use crate::routes::{caller, Caller};
 use crate::state::AppState;
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct Attribution {
-    user_id: String,
-    short_code: Option<String>,
-    #[sqlx(try_from = "String")]
-    match_type: AttributionMatch,
-    click_id: Option<String>,
-    created_at: DateTime<Utc>,
-}
 
 /// What the app knows about the install it reports.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -107,67 +95,33 @@ pub async fn create(
         .as_ref()
         .map(|p| p.as_str().to_ascii_lowercase());
 
-    if let Some(existing) = find(&state, caller.account_id, user_id).await? {
+    let user = User {
+        account_id: caller.account_id,
+        environment: caller.environment,
+        user_id,
+    };
+    if let Some(existing) = attributions::find(&state.pool, user).await? {
         return respond(&state, &caller, existing, false).await;
     }
 
-    let (matched_code, match_type, matched_click) = if let Some(code) = &short_code {
-        links::find_owned(&state.pool, caller.account_id, code.as_str()).await?;
-        (
-            Some(code.as_str().to_owned()),
-            AttributionMatch::ShortCode,
-            click_id.map(str::to_owned),
-        )
-    } else if let Some(found) = match click_id {
-        Some(id) => analytics::click_by_id(&state.clickhouse, caller.account_id, id).await?,
-        None => None,
-    } {
-        (
-            Some(found.link_short_code),
-            AttributionMatch::ClickId,
-            Some(found.click_id),
-        )
-    } else if let Some(found) = match ip {
-        Some(ip) => {
-            let window =
-                chrono::Duration::from_std(state.settings.attribution_window).unwrap_or_default();
-            let since = state.clock.now() - window;
-            let platform = platform.as_deref().unwrap_or("");
-            analytics::click_by_fingerprint(
-                &state.clickhouse,
-                caller.account_id,
-                ip,
-                platform,
-                since,
-            )
-            .await?
-        }
-        None => None,
-    } {
-        (
-            Some(found.link_short_code),
-            AttributionMatch::Fingerprint,
-            Some(found.click_id),
-        )
-    } else {
-        (None, AttributionMatch::Organic, None)
+    let window = chrono::Duration::from_std(state.settings.attribution_window).unwrap_or_default();
+    let facts = InstallFacts {
+        short_code: short_code.as_ref(),
+        click_id,
+        ip,
+        platform: platform.as_deref(),
     };
-
-    let inserted: Option<Attribution> = sqlx::query_as(
-        "INSERT INTO attributions (account_id, user_id, short_code, match_type, click_id) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (account_id, user_id) DO NOTHING \
-         RETURNING user_id, short_code, match_type, click_id, created_at",
+    let matched = attributions::match_install(
+        &state.pool,
+        &state.clickhouse,
+        caller.account_id,
+        facts,
+        state.clock.now() - window,
     )
-    .bind(caller.account_id)
-    .bind(user_id)
-    .bind(&matched_code)
-    .bind(match_type.as_str())
-    .bind(&matched_click)
-    .fetch_optional(&state.pool)
     .await?;
-    let Some(attribution) = inserted else {
+    let Some(attribution) = attributions::record(&state.pool, user, &matched).await? else {
         // Another request attributed this user first: its answer stands.
-        let existing = find(&state, caller.account_id, user_id)
+        let existing = attributions::find(&state.pool, user)
             .await?
             .ok_or(ApiError::NotFound("attribution"))?;
         return respond(&state, &caller, existing, false).await;
@@ -178,15 +132,15 @@ pub async fn create(
         user_agent: user_agent.map(str::to_owned),
         referrer: None,
         platform: platform.clone(),
-        click_id: matched_click.clone(),
+        click_id: matched.click_id.clone(),
         facts: None,
     };
     let install = EventRecord::install(
         caller.account_id,
         caller.environment,
         user_id,
-        matched_code.clone(),
-        match_type,
+        matched.short_code.clone(),
+        matched.match_type,
         client,
         state.clock.now(),
     )
@@ -194,29 +148,10 @@ pub async fn create(
     if let Err(error) = state.sink.send(&install).await {
         // Without its install event the attribution must not stand: undo it so a retry
         // records both.
-        sqlx::query("DELETE FROM attributions WHERE account_id = $1 AND user_id = $2")
-            .bind(caller.account_id)
-            .bind(user_id)
-            .execute(&state.pool)
-            .await?;
+        attributions::forget(&state.pool, user).await?;
         return Err(ApiError::Stream(error.to_string()));
     }
     respond(&state, &caller, attribution, true).await
-}
-
-async fn find(
-    state: &AppState,
-    account_id: Uuid,
-    user_id: &str,
-) -> Result<Option<Attribution>, ApiError> {
-    Ok(sqlx::query_as(
-        "SELECT user_id, short_code, match_type, click_id, created_at FROM attributions \
-         WHERE account_id = $1 AND user_id = $2",
-    )
-    .bind(account_id)
-    .bind(user_id)
-    .fetch_optional(&state.pool)
-    .await?)
 }
 
 async fn respond(

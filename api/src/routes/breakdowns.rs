@@ -82,6 +82,10 @@ pub struct AnalyticsQuery {
     /// Count bots (crawlers, preview fetchers, `HEAD`s) too. Default `false`.
     #[param(inline)]
     include_bots: Option<Flag>,
+    /// Count repeated clicks too (a visitor's clicks on a link within an hour of a counted
+    /// one). Default `false`: each is counted once.
+    #[param(inline)]
+    include_repeats: Option<Flag>,
     /// Breakdown rows, 1-1000 (default 100).
     #[param(inline)]
     limit: Option<Limit<1000>>,
@@ -209,6 +213,8 @@ pub async fn analytics(
     let as_is = |v: &str| v.to_owned();
     let lower = |v: &str| v.to_lowercase();
     let upper = |v: &str| v.to_uppercase();
+    // `os=iPhone` means the family too, as the answers name it.
+    let os_family = |v: &str| linktrace_domain::os_family(v).to_owned();
     let filters = [
         (
             query.short_code,
@@ -218,7 +224,7 @@ pub async fn analytics(
         (query.event_name, "event_name", lower),
         (query.country, "country", upper),
         (query.device, "device", lower),
-        (query.os, "os", as_is),
+        (query.os, "os_family", os_family),
         (query.browser, "browser", as_is),
         (query.referrer, "referrer_host", lower),
         (query.utm_source, "utm_source", as_is),
@@ -236,6 +242,7 @@ pub async fn analytics(
         event: query.event.map_or(EventSelector::Clicks, |e| e.0),
         filters,
         include_bots: query.include_bots.is_some_and(|f| f.0),
+        include_repeats: query.include_repeats.is_some_and(|f| f.0),
     };
     let client = &state.clickhouse;
     let data = match group_by {

@@ -76,6 +76,7 @@ pub async fn events(
         from,
         to,
         event: query.event.map(|e| e.0),
+        format,
     };
     let mut cursor = export::export_query(&state.clickhouse, &scope)
         .fetch_bytes(format.clickhouse())

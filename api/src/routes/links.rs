@@ -64,7 +64,7 @@ pub struct CreateLinkBody {
 /// The most a link's `data` may take, serialised.
 const DEEP_LINK_DATA_BYTES: usize = 4 * 1024;
 
-/// A flat JSON object of at most [`DEEP_LINK_DATA_BYTES`] serialised.
+/// A flat JSON object of at most [`DEEP_LINK_DATA_BYTES`] serialised, without NUL.
 #[derive(Debug, Clone)]
 pub struct DeepLinkData(pub serde_json::Map<String, serde_json::Value>);
 
@@ -76,6 +76,14 @@ impl<'de> Deserialize<'de> for DeepLinkData {
             return Err(D::Error::custom(format!(
                 "must be a flat object: {key:?} holds an object or array"
             )));
+        }
+        // Postgres's JSONB cannot hold a NUL: refused here, not a 503 later.
+        let has_nul = |text: &str| text.contains('\0');
+        if map
+            .iter()
+            .any(|(k, v)| has_nul(k) || v.as_str().is_some_and(has_nul))
+        {
+            return Err(D::Error::custom("must not contain NUL characters"));
         }
         JsonObject::<DEEP_LINK_DATA_BYTES>::within(map)
             .map(|object| DeepLinkData(object.0))
@@ -444,6 +452,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::CreateReferralLink)?;
+    crate::routes::require_live(&caller)?;
     let code = path_code(&raw_code)?;
     let existing = links::find_owned(&state.pool, caller.account_id, code.as_str()).await?;
     let JsonBody(change) = body?;
@@ -477,6 +486,7 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::CreateReferralLink)?;
+    crate::routes::require_live(&caller)?;
     let code = path_code(&raw_code)?;
     links::delete(&state.pool, caller.account_id, code.as_str()).await?;
     state.redirect_cache.invalidate(code.as_str()).await;

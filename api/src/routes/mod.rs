@@ -13,6 +13,7 @@ pub mod webhooks;
 use axum::http::HeaderMap;
 use linktrace_platform::error::CommonError;
 use linktrace_platform::keys::KeyOwner;
+use linktrace_platform::rate_limit::KeyRateLimiter;
 use linktrace_platform::request::{self, header_value};
 
 use crate::error::ApiError;
@@ -21,11 +22,28 @@ use crate::state::AppState;
 /// Who calls: the owner of the request's `x-api-key`.
 pub type Caller = KeyOwner;
 
-/// Resolves the caller's `x-api-key` through the key directory.
+/// Resolves the caller's `x-api-key` through the key directory, and takes one request of
+/// its rate (`API_RATE_LIMIT_PER_SEC`).
 pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    state
+    let caller = state
         .keys
         .resolve(header_value(headers, &[request::API_KEY]))
         .await?
-        .ok_or(ApiError::Common(CommonError::Unauthorized))
+        .ok_or(ApiError::Common(CommonError::Unauthorized))?;
+    state
+        .rate_limiter
+        .check(caller.account_id, caller.environment)
+        .map_err(|wait| ApiError::RateLimited {
+            retry_after_secs: KeyRateLimiter::retry_after_secs(wait),
+        })?;
+    Ok(caller)
+}
+
+/// Test keys send test events and read; what live traffic uses (links' routing, apps) only
+/// the live key changes.
+pub fn require_live(caller: &Caller) -> Result<(), ApiError> {
+    match caller.environment {
+        linktrace_domain::Environment::Live => Ok(()),
+        linktrace_domain::Environment::Test => Err(ApiError::LiveOnly),
+    }
 }

@@ -181,14 +181,31 @@ const MAX_CLICKS_IN_FLIGHT: usize = 100_000;
 /// Hands the click to the producer's queue and lets the visitor go: the broker's answer is
 /// awaited in the background and counted (a click the broker never took is `lost`; the sink
 /// logs why).
-fn record(state: &AppState, click: EventRecord, bot: bool) {
-    let bot = if bot { "true" } else { "false" };
+fn record(state: &AppState, mut click: EventRecord, bot: bool) {
+    let bot_label = if bot { "true" } else { "false" };
     if state.clicks_in_flight.len() >= MAX_CLICKS_IN_FLIGHT {
-        CLICKS.with_label_values(&["false", bot]).inc();
+        CLICKS.with_label_values(&["false", bot_label]).inc();
         return;
     }
     let sink = state.sink.clone();
+    let repeats = state.repeats.clone();
     state.clicks_in_flight.spawn(async move {
+        // Whether this visitor clicked this link within the hour (people only: a bot's
+        // click is not counted anyway).
+        let received_at = click.received_at;
+        if let (false, Some(code), Some(facts)) = (
+            bot,
+            click.link_short_code.clone(),
+            click.client.as_mut().and_then(|c| c.facts.as_mut()),
+        ) {
+            if !facts.visitor.is_empty() {
+                match repeats.is_repeat(&code, &facts.visitor, received_at).await {
+                    Ok(repeat) => facts.repeat = repeat,
+                    Err(error) => tracing::warn!(%error, "repeat check failed; click counted"),
+                }
+            }
+        }
+        let bot = bot_label;
         let recorded = match sink.send(&click).await {
             Ok(()) => "true",
             Err(_) => "false",

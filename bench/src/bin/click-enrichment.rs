@@ -83,12 +83,12 @@ fn main() -> anyhow::Result<()> {
     } else {
         Some(GeoDatabase::open(&database)?)
     };
-    let visitors = VisitorKeys::new("bench-salt");
+    let visitors = VisitorKeys::new();
     let enricher = ClickEnricher::from_config(&ClickConfig {
         trusted_proxies: "127.0.0.1".into(),
         geoip_database: database.clone(),
         ip_anonymisation: "keep".into(),
-        visitor_salt: "bench-salt".into(),
+        repeat_window_secs: 3600,
     })?;
     let now = Utc::now();
     let click = |i: usize| ClickRequest {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::error::IngestError;
+use crate::idempotency::IdempotentRequest;
 use crate::intake::{Accepted, Intake};
 use crate::routes::events::{ingest_one, EventBody};
 
@@ -93,16 +94,20 @@ pub struct BatchResults {
     operation_id = "ingestEventBatch",
     tag = "ingest",
     request_body = BatchBody,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters; a repeat within 24 h gets the first answer (Idempotent-Replayed: true)"),
+    ),
     responses(
         (status = 200, description = "Per-event results", body = BatchResults),
         errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired,
-        errors::PayloadTooLarge, errors::TooManyRequests, errors::Unavailable,
+        errors::IdempotencyKeyReused, errors::PayloadTooLarge, errors::TooManyRequests, errors::Unavailable,
     ),
     security(("apiKey" = [])),
 )]
 pub async fn create(
     State(intake): State<Arc<Intake>>,
     presented: PresentedKey,
+    idempotent: Option<Extension<IdempotentRequest>>,
     body: Result<JsonBody<BatchBody>, RequestError>,
 ) -> Response {
     let outcome = async {
@@ -115,14 +120,19 @@ pub async fn create(
                 "events must hold 1 to {MAX_EVENTS} events"
             )));
         }
+        // The rate counts events: the request took one unit, each further event takes one.
+        intake.take_rate(&key, events.len() as u32 - 1)?;
         let key = Arc::new(key);
         let results: Vec<EventResult> = futures::stream::iter(events.into_iter().enumerate())
             .map(|(index, event)| {
                 let intake = Arc::clone(&intake);
                 let key = Arc::clone(&key);
                 async move {
+                    let place = idempotent
+                        .as_ref()
+                        .map(|Extension(request)| (*request, index));
                     let outcome = match from_json::<EventBody>(event.get().as_bytes()) {
-                        Ok(event) => ingest_one(&intake, &key, event).await,
+                        Ok(event) => ingest_one(&intake, &key, event, place).await,
                         Err(RequestError::NotAnObject) => {
                             Err(IngestError::validation("each event must be a JSON object"))
                         }

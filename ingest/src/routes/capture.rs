@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::conversion;
-use crate::error::IngestError;
+use crate::idempotency::IdempotentRequest;
 use crate::intake::{EventDraft, Intake};
 
 /// Linkrunner's own header for the key, taken before `x-api-key`.
@@ -45,8 +45,9 @@ pub struct CaptureBody {
     pub event_name: EventName,
     /// The app's id of the user; the event is attributed through this user's install.
     pub user_id: Text<1, 255>,
-    /// Free-form JSON, kept with the event. `amount` (number, major units) with `currency`
-    /// (ISO 4217) are the event's revenue.
+    /// Free-form JSON, kept with the event; never a reason to refuse it. When `amount`
+    /// (number, major units) and `currency` (ISO 4217) form a valid pair they are also the
+    /// event's revenue.
     #[serde(default)]
     pub event_data: Option<Map<String, Value>>,
 }
@@ -75,9 +76,12 @@ fn always_null() -> utoipa::openapi::Object {
     operation_id = "captureEvent",
     tag = "ingest",
     request_body = CaptureBody,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters; a repeat within 24 h gets the first answer (Idempotent-Replayed: true)"),
+    ),
     responses(
         (status = 201, description = "{\"msg\": \"Event capture request received!\", \"status\": 200, \"data\": null}", body = Captured),
-        errors::BadRequest, errors::Unauthorized, errors::PayloadTooLarge,
+        errors::BadRequest, errors::Unauthorized, errors::IdempotencyKeyReused, errors::PayloadTooLarge,
         errors::TooManyRequests, errors::Unavailable,
     ),
     security(("linkrunnerKey" = [])),
@@ -85,6 +89,7 @@ fn always_null() -> utoipa::openapi::Object {
 pub async fn create(
     State(intake): State<Arc<Intake>>,
     CaptureKey(presented): CaptureKey,
+    idempotent: Option<Extension<IdempotentRequest>>,
     body: Result<JsonBody<CaptureBody>, RequestError>,
 ) -> Response {
     let outcome = async {
@@ -92,15 +97,14 @@ pub async fn create(
             .authenticate(presented.secret(), Endpoint::CaptureEvent)
             .await?;
         let JsonBody(capture) = body?;
-        let revenue = match &capture.event_data {
-            Some(data) => conversion::from_event_data(data)
-                .map_err(|e| IngestError::validation(e.to_string()))?,
-            None => None,
-        };
+        let revenue = capture
+            .event_data
+            .as_ref()
+            .and_then(conversion::from_event_data);
         let user_id = capture.user_id.into_string();
         let link = intake
             .directory
-            .install_link(key.account_id, &user_id)
+            .install_link(key.account_id, key.environment, &user_id)
             .await?
             .and_then(|code| ShortCode::parse(&code).ok());
         let draft = EventDraft {
@@ -110,6 +114,7 @@ pub async fn create(
             user_id: Some(user_id),
             properties: capture.event_data.map(Value::Object),
             revenue,
+            idempotent: idempotent.map(|Extension(request)| (request, 0)),
         };
         intake.ingest(&key, EventSource::Capture, draft).await
     }

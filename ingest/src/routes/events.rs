@@ -3,7 +3,7 @@
 use std::sync::{Arc, LazyLock};
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::conversion::{Properties, RevenueField};
 use crate::error::IngestError;
+use crate::idempotency::IdempotentRequest;
 use crate::intake::{Accepted, EventDraft, Intake};
 
 /// One post-install event.
@@ -74,6 +75,7 @@ impl From<EventBody> for EventDraft {
             user_id: None,
             properties: body.properties.map(|p| serde_json::Value::Object(p.0)),
             revenue: body.revenue.map(|r| r.0),
+            idempotent: None,
         }
     }
 }
@@ -99,17 +101,21 @@ pub struct Deduplicated {
     operation_id = "ingestEvent",
     tag = "ingest",
     request_body = EventBody,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters; a repeat within 24 h gets the first answer (Idempotent-Replayed: true)"),
+    ),
     responses(
         (status = 202, description = "Queued: the broker has the event", body = Queued),
         (status = 200, description = "Deduplicated: this (link, event, entity) was already recorded", body = Deduplicated),
         errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired, errors::NotFound,
-        errors::PayloadTooLarge, errors::TooManyRequests, errors::Unavailable,
+        errors::IdempotencyKeyReused, errors::PayloadTooLarge, errors::TooManyRequests, errors::Unavailable,
     ),
     security(("apiKey" = [])),
 )]
 pub async fn create(
     State(intake): State<Arc<Intake>>,
     presented: PresentedKey,
+    idempotent: Option<Extension<IdempotentRequest>>,
     body: Result<JsonBody<EventBody>, RequestError>,
 ) -> Response {
     let outcome = async {
@@ -117,7 +123,8 @@ pub async fn create(
             .authenticate(presented.secret(), Endpoint::Events)
             .await?;
         let JsonBody(event) = body?;
-        ingest_one(&intake, &key, event).await
+        let place = idempotent.map(|Extension(request)| (request, 0));
+        ingest_one(&intake, &key, event, place).await
     }
     .await;
     match outcome {
@@ -131,8 +138,12 @@ pub async fn ingest_one(
     intake: &Intake,
     key: &KeyOwner,
     event: EventBody,
+    idempotent: Option<(IdempotentRequest, usize)>,
 ) -> Result<Accepted, IngestError> {
-    let draft = EventDraft::from(event);
+    let draft = EventDraft {
+        idempotent,
+        ..EventDraft::from(event)
+    };
     if let Some(link) = &draft.link {
         intake.check_link(key, link).await?;
     }

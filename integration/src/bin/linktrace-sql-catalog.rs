@@ -5,11 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use linktrace_api::analytics::{self, Scope};
+use linktrace_api::attributions;
 use linktrace_api::breakdowns::{self, EventSelector, Selection};
 use linktrace_api::export::{self, ExportScope};
 use linktrace_domain::Environment;
-use linktrace_platform::clickhouse::{statements, MIGRATIONS};
-use linktrace_webhooks::settlement::stored_query;
+use linktrace_platform::clickhouse::{statements, MIGRATIONS, STORED_OFFSETS_SQL};
+use linktrace_platform::data_migrations;
 use serde_json::json;
 
 /// The account and range the sample queries are bound to (the test's fixture uses them).
@@ -41,9 +42,11 @@ fn main() -> anyhow::Result<()> {
         event: EventSelector::Clicks,
         filters: vec![],
         include_bots: false,
+        include_repeats: false,
     };
     let queries: serde_json::Map<String, serde_json::Value> = analytics::catalog(&client, &scope)
         .into_iter()
+        .chain(attributions::catalog(&client, scope.account_id, scope.from))
         .chain(breakdowns::catalog(&client, &selection))
         .chain(export::catalog(
             &client,
@@ -53,21 +56,35 @@ fn main() -> anyhow::Result<()> {
                 from: scope.from,
                 to: scope.to,
                 event: None,
+                format: export::Format::Ndjson,
             },
         ))
         .chain([(
-            "webhook_stored_positions",
-            // f06 and f08 are stored on topic "events"; f01 predates the offsets; "nope"
-            // was never stored.
-            stored_query(
-                &client,
-                "events",
-                &[ACCOUNT.to_owned()],
-                &["f06", "f08", "f01", "nope"].map(String::from),
-            )
-            .sql_display()
-            .to_string(),
+            "running_write",
+            client
+                .query(linktrace_consumer::writer::RUNNING_WRITE_SQL)
+                .bind("linktrace-write-nothing")
+                .sql_display()
+                .to_string(),
         )])
+        .chain([(
+            "stored_offsets",
+            client
+                .query(STORED_OFFSETS_SQL)
+                .bind("events")
+                .sql_display()
+                .to_string(),
+        )])
+        .chain([
+            (
+                "data_migration_test_entity_events",
+                data_migrations::sql::TEST_ENTITY_EVENTS.to_owned(),
+            ),
+            (
+                "data_migration_test_installs",
+                data_migrations::sql::TEST_INSTALLS.to_owned(),
+            ),
+        ])
         .map(|(name, sql)| (name.to_owned(), sql.into()))
         .collect();
     let catalog = json!({

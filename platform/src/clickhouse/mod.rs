@@ -10,6 +10,9 @@ use sqlx::PgPool;
 
 use crate::health::ReadinessCheck;
 
+pub mod cluster;
+pub use cluster::Cluster;
+
 #[derive(Envconfig, Clone)]
 pub struct ClickHouseConfig {
     #[envconfig(from = "CLICKHOUSE_URL", default = "http://127.0.0.1:8123")]
@@ -20,6 +23,18 @@ pub struct ClickHouseConfig {
     pub user: String,
     #[envconfig(from = "CLICKHOUSE_PASSWORD", default = "")]
     pub password: String,
+    /// Cluster mode: the cluster's name in the servers' `remote_servers` (see
+    /// [`cluster`]). Empty: one server.
+    #[envconfig(from = "CLICKHOUSE_CLUSTER", default = "")]
+    pub cluster: String,
+    /// Cluster mode: each shard's replicas as HTTP URLs, in the order of the cluster's
+    /// `remote_servers` — replicas separated by `,`, shards by `;` (e.g.
+    /// `http://ch1:8123,http://ch2:8123;http://ch3:8123,http://ch4:8123`). With them the
+    /// consumer writes each run straight to its shard's local table, so a shard that cannot
+    /// take a write (a replica down: no quorum) holds up only its own partitions. Empty:
+    /// writes go through the Distributed table.
+    #[envconfig(from = "CLICKHOUSE_SHARDS", default = "")]
+    pub shards: String,
 }
 
 impl std::fmt::Debug for ClickHouseConfig {
@@ -28,13 +43,19 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("url", &self.url)
             .field("database", &self.database)
             .field("user", &self.user)
+            .field("cluster", &self.cluster)
+            .field("shards", &self.shards)
             .finish_non_exhaustive()
     }
 }
 
-/// The highest Kafka offset stored in `events`, per partition of one topic (from the
-/// `events_kafka_offsets` rollup). The consumer resumes above it; the webhook worker waits
-/// for it before it reads what was stored.
+/// The highest Kafka offset stored in `events`, per partition of one topic, from the
+/// `events_kafka_offsets` rollup. Asked only where one consistent server answers: to start
+/// the stream ledger of a deployment that predates it, and to resolve a write left open.
+pub const STORED_OFFSETS_SQL: &str = "SELECT kafka_partition, maxMerge(max_offset) AS max_offset \
+     FROM events_kafka_offsets WHERE kafka_topic = ? GROUP BY kafka_partition";
+
+/// [`STORED_OFFSETS_SQL`] for `topic`: partition → highest stored offset.
 pub async fn stored_offsets(
     client: &Client,
     topic: &str,
@@ -45,10 +66,7 @@ pub async fn stored_offsets(
         max_offset: u64,
     }
     let marks = client
-        .query(
-            "SELECT kafka_partition, maxMerge(max_offset) AS max_offset FROM events_kafka_offsets \
-             WHERE kafka_topic = ? GROUP BY kafka_partition",
-        )
+        .query(STORED_OFFSETS_SQL)
         .bind(topic)
         .fetch_all::<PartitionMark>()
         .await?;
@@ -59,6 +77,55 @@ pub async fn stored_offsets(
 }
 
 impl ClickHouseConfig {
+    /// The cluster this config names, if any.
+    pub fn on_cluster(&self) -> Option<Cluster> {
+        (!self.cluster.is_empty()).then(|| Cluster {
+            name: self.cluster.clone(),
+            database: self.database.clone(),
+        })
+    }
+
+    /// A client for the consumer's writes. On a cluster an INSERT answers only once its
+    /// shard has it (`insert_distributed_sync`; the Distributed table would otherwise only
+    /// queue it) on two replicas (`insert_quorum`), and a read of what is stored is refused
+    /// by a replica that lacks a quorum write (`select_sequential_consistency`).
+    pub fn writer_client(&self) -> Client {
+        let client = self.client();
+        if self.cluster.is_empty() {
+            return client;
+        }
+        cluster::quorum(client).with_setting("insert_distributed_sync", "1")
+    }
+
+    /// The writer clients of each shard's replicas ([`ClickHouseConfig::shards`]), in shard
+    /// order; each INSERT on one needs a quorum of its shard's replicas. Empty outside cluster
+    /// mode or without `shards`.
+    pub fn shard_writer_clients(&self) -> Vec<Vec<Client>> {
+        if self.cluster.is_empty() {
+            return Vec::new();
+        }
+        self.shards
+            .split(';')
+            .map(|shard| {
+                shard
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|url| !url.is_empty())
+                    .map(|url| {
+                        cluster::quorum(
+                            ClickHouseConfig {
+                                url: url.to_owned(),
+                                ..self.clone()
+                            }
+                            .client(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .filter(|replicas| !replicas.is_empty())
+            .collect()
+    }
+
     /// A client bound to the configured database. Row validation is off: ClickHouse 18.16
     /// has no `RowBinaryWithNamesAndTypes`.
     pub fn client(&self) -> Client {
@@ -74,22 +141,27 @@ impl ClickHouseConfig {
             .with_validation(false)
     }
 
-    /// Creates the database if it is missing and applies pending migrations. Services that
+    /// Creates the database if it is missing, applies pending migrations, then the data
+    /// migrations that rewrite Postgres from ClickHouse's rows ([`crate::data_migrations`]). Services that
     /// start together (api and consumer) serialise on a Postgres advisory lock named after
     /// this ClickHouse database, so the runner never races itself; the lock goes with the
     /// connection if the process dies.
     pub async fn ensure_schema(&self, lock: &PgPool) -> anyhow::Result<usize> {
         validate_identifier(&self.database)?;
         let mut connection = lock.acquire().await?;
-        let name = format!(
-            "linktrace clickhouse migrations {} {}",
-            self.url, self.database
-        );
+        // Named after the database, not the server: services given different nodes of one
+        // cluster still take turns.
+        let name = format!("linktrace clickhouse migrations {}", self.database);
         sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
             .bind(&name)
             .execute(&mut *connection)
             .await?;
-        let applied = self.ensure_schema_holding_lock().await;
+        let mut applied = self.ensure_schema_holding_lock().await;
+        if applied.is_ok() {
+            if let Err(error) = crate::data_migrations::run(lock, &self.client()).await {
+                applied = Err(error);
+            }
+        }
         sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
             .bind(&name)
             .execute(&mut *connection)
@@ -98,20 +170,26 @@ impl ClickHouseConfig {
     }
 
     async fn ensure_schema_holding_lock(&self) -> anyhow::Result<usize> {
-        self.server_client()
-            .query(&format!("CREATE DATABASE IF NOT EXISTS {}", self.database))
-            .execute()
-            .await?;
-        migrate(&self.client()).await
+        let cluster = self.on_cluster();
+        let create = match &cluster {
+            Some(cluster) => cluster.create_database(),
+            None => format!("CREATE DATABASE IF NOT EXISTS {}", self.database),
+        };
+        self.server_client().query(&create).execute().await?;
+        migrate_to(&self.client(), u32::MAX, cluster.as_ref()).await
     }
 
     /// Drops the database (tests only).
     pub async fn drop_database(&self) -> anyhow::Result<()> {
         validate_identifier(&self.database)?;
-        self.server_client()
-            .query(&format!("DROP DATABASE IF EXISTS {}", self.database))
-            .execute()
-            .await?;
+        let drop = match self.on_cluster() {
+            Some(cluster) => format!(
+                "DROP DATABASE IF EXISTS {} ON CLUSTER {}",
+                self.database, cluster.name
+            ),
+            None => format!("DROP DATABASE IF EXISTS {}", self.database),
+        };
+        self.server_client().query(&drop).execute().await?;
         Ok(())
     }
 }
@@ -134,22 +212,42 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "events",
-        sql: include_str!("../../migrations/clickhouse/0001_events.sql"),
+        sql: include_str!("../../../migrations/clickhouse/0001_events.sql"),
     },
     Migration {
         version: 2,
         name: "events_hourly_rollup",
-        sql: include_str!("../../migrations/clickhouse/0002_events_hourly_rollup.sql"),
+        sql: include_str!("../../../migrations/clickhouse/0002_events_hourly_rollup.sql"),
     },
     Migration {
         version: 3,
         name: "exactly_once_rollups",
-        sql: include_str!("../../migrations/clickhouse/0003_exactly_once_rollups.sql"),
+        sql: include_str!("../../../migrations/clickhouse/0003_exactly_once_rollups.sql"),
     },
     Migration {
         version: 4,
         name: "click_facts",
-        sql: include_str!("../../migrations/clickhouse/0004_click_facts.sql"),
+        sql: include_str!("../../../migrations/clickhouse/0004_click_facts.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "exact_revenue_sums",
+        sql: include_str!("../../../migrations/clickhouse/0005_exact_revenue_sums.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "os_families",
+        sql: include_str!("../../../migrations/clickhouse/0006_os_families.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "repeat_clicks",
+        sql: include_str!("../../../migrations/clickhouse/0007_repeat_clicks.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "deterministic_rows",
+        sql: include_str!("../../../migrations/clickhouse/0008_deterministic_rows.sql"),
     },
 ];
 
@@ -161,18 +259,28 @@ struct AppliedVersion {
 /// Applies every migration not yet recorded in `schema_migrations`, in order. Returns how
 /// many it applied; a second run applies none.
 pub async fn migrate(client: &Client) -> anyhow::Result<usize> {
-    migrate_to(client, u32::MAX).await
+    migrate_to(client, u32::MAX, None).await
 }
 
-/// As [`migrate`], stopping after `last_version` (tests build an older schema with it).
-pub async fn migrate_to(client: &Client, last_version: u32) -> anyhow::Result<usize> {
-    client
-        .query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, applied_at DateTime) \
-             ENGINE = MergeTree() ORDER BY version",
-        )
-        .execute()
-        .await?;
+/// As [`migrate`], stopping after `last_version` (tests build an older schema with it), on
+/// `cluster` when one is given: each statement in its cluster form, and the record of
+/// applied migrations one replicated table, written to a quorum and read consistently.
+pub async fn migrate_to(
+    client: &Client,
+    last_version: u32,
+    cluster: Option<&Cluster>,
+) -> anyhow::Result<usize> {
+    let record = match cluster {
+        Some(cluster) => cluster.schema_migrations_table(),
+        None => "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, applied_at DateTime) \
+             ENGINE = MergeTree() ORDER BY version"
+            .to_owned(),
+    };
+    client.query(&record).execute().await?;
+    let client = &match cluster {
+        Some(_) => cluster::quorum(client.clone()),
+        None => client.clone(),
+    };
     let applied: Vec<u32> = client
         .query("SELECT version FROM schema_migrations")
         .fetch_all::<AppliedVersion>()
@@ -185,7 +293,11 @@ pub async fn migrate_to(client: &Client, last_version: u32) -> anyhow::Result<us
         .iter()
         .filter(|m| m.version <= last_version && !applied.contains(&m.version));
     for migration in pending {
-        for statement in statements(migration.sql) {
+        let statements: Vec<String> = match cluster {
+            Some(cluster) => cluster.rewrite_migration(&statements(migration.sql)),
+            None => statements(migration.sql),
+        };
+        for statement in statements {
             match client.query(&statement).execute().await {
                 Ok(()) => {}
                 // A re-run after a partial one: 18.16 has no ADD COLUMN IF NOT EXISTS.

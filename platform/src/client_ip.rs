@@ -6,11 +6,11 @@ use std::str::FromStr;
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 
-/// The proxies (addresses or ranges) whose `X-Forwarded-For` entries are believed.
+/// A list of addresses and CIDR ranges, comma-separated in configuration.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct Networks(Vec<IpNet>);
 
-impl FromStr for TrustedProxies {
+impl FromStr for Networks {
     type Err = anyhow::Error;
 
     fn from_str(list: &str) -> Result<Self, Self::Err> {
@@ -21,21 +21,37 @@ impl FromStr for TrustedProxies {
                 entry
                     .parse::<IpNet>()
                     .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        anyhow::anyhow!(
-                            "TRUSTED_PROXIES: {entry:?} is not an address or CIDR range"
-                        )
-                    })
+                    .map_err(|_| anyhow::anyhow!("{entry:?} is not an address or CIDR range"))
             })
             .collect::<Result<_, _>>()
+            .map(Networks)
+    }
+}
+
+impl Networks {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// The proxies (addresses or ranges) whose `X-Forwarded-For` entries are believed.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Networks);
+
+impl FromStr for TrustedProxies {
+    type Err = anyhow::Error;
+
+    fn from_str(list: &str) -> Result<Self, Self::Err> {
+        list.parse()
             .map(TrustedProxies)
+            .map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))
     }
 }
 
 impl TrustedProxies {
     fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.0.iter().any(|net| net.contains(&ip))
+        self.0.contains(ip)
     }
 
     /// The client of a request from `peer`. A peer we do not trust is the client, whatever
@@ -71,7 +87,7 @@ impl TrustedProxies {
 }
 
 /// IPv4 written as IPv6 (`::ffff:1.2.3.4`, what a dual-stack socket reports) as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,

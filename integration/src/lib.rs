@@ -50,6 +50,20 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
+/// A fresh, migrated Postgres database of its own, for tests that need nothing else.
+pub async fn test_postgres() -> PgPool {
+    init_logs();
+    let prefix = std::env::var("LINKTRACE_TEST_PREFIX").unwrap_or_else(|_| "local".into());
+    let id = format!("{prefix}_{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let server = env_or("TEST_POSTGRES_SERVER", "postgres://postgres@127.0.0.1:5432");
+    postgres::connect_and_migrate(&PostgresConfig {
+        url: format!("{server}/lt_test_{id}"),
+        max_connections: 20,
+    })
+    .await
+    .expect("Postgres must be running (deploy/up.sh --infra)")
+}
+
 impl TestEnv {
     pub async fn new() -> Self {
         Self::with_partitions(4).await

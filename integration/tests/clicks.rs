@@ -1001,3 +1001,47 @@ async fn repeated_clicks_are_stored_flagged_and_counted_once() {
     second.stop().await.unwrap();
     consumer.stop().await.unwrap();
 }
+
+/// A visitor's first clicks on a link, decided at once by several api instances (each
+/// click's repeat check runs in its own background task), count once: the rest are
+/// repeats. Before the fix a check that lost the race for the window's row read the
+/// snapshot taken before the winner's insert, found no window and counted its click too.
+#[tokio::test]
+async fn first_clicks_racing_through_several_instances_count_once() {
+    use linktrace_api::clicks::repeats::RepeatClicks;
+    let pool = linktrace_integration::test_postgres().await;
+    let instances: Vec<std::sync::Arc<RepeatClicks>> = (0..8)
+        .map(|_| std::sync::Arc::new(RepeatClicks::new(pool.clone(), Duration::from_secs(3600))))
+        .collect();
+    let at = chrono::Utc::now();
+    let mut counted_per_visitor = Vec::new();
+    for visitor in 0..40 {
+        let short_code = format!("race{}", uuid::Uuid::new_v4().simple());
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(instances.len()));
+        let checks: Vec<_> = instances
+            .iter()
+            .map(|repeats| {
+                let (repeats, start, short_code) =
+                    (repeats.clone(), start.clone(), short_code.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    repeats
+                        .is_repeat(&short_code, &format!("visitor{visitor}"), at)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut counted = 0;
+        for check in checks {
+            if !check.await.unwrap() {
+                counted += 1;
+            }
+        }
+        counted_per_visitor.push(counted);
+    }
+    assert!(
+        counted_per_visitor.iter().all(|&n| n == 1),
+        "clicks counted per visitor: {counted_per_visitor:?}"
+    );
+}

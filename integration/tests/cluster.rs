@@ -726,3 +726,28 @@ async fn the_cluster_script_knows_its_nodes_however_their_folder_is_spelled() {
     cluster_up();
     assert!(zookeeper() && (1..=4).all(node_answers));
 }
+
+/// ZooKeeper restarted: each node's session with it is gone, and its next `ON CLUSTER`
+/// statement was refused (`Session expired`) though the server opens a new session for the
+/// one after. A service starting then failed its migrations; CI met it in the test after a
+/// ZooKeeper restart. The migration runner sends such a statement again.
+#[tokio::test]
+async fn migrations_right_after_a_zookeeper_restart_are_applied() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    cluster_up();
+    cluster_script(&["stop-zookeeper"]);
+    cluster_up();
+    let (env, database) = env_on_the_cluster(2, "after_zookeeper").await;
+    for n in 1..=4 {
+        assert_eq!(
+            scalar(
+                &node(&database, n),
+                "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'events_local'"
+            )
+            .await,
+            1,
+            "node {n} holds the schema"
+        );
+    }
+    env.clickhouse.drop_database().await.unwrap();
+}

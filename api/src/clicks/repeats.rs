@@ -83,8 +83,28 @@ impl RepeatClicks {
                 self.open.insert(key, counted_at);
                 Ok(true)
             }
-            // Not inserted and not there: cannot be; counted, as on any doubt.
-            (None, None) => Ok(false),
+            // Not inserted, and not in the snapshot the statement began with: another
+            // instance's check inserted the window's row meanwhile (ours waited on it, then
+            // found it). A new statement sees it.
+            (None, None) => {
+                let existing: Option<DateTime<Utc>> = sqlx::query_scalar(
+                    "SELECT counted_at FROM click_windows WHERE short_code = $1 AND visitor = $2",
+                )
+                .bind(short_code)
+                .bind(visitor)
+                .fetch_optional(&self.pool)
+                .await?;
+                match existing {
+                    // As the update's condition decided: a window counted less than one
+                    // window before this click (or after it: the racing click won).
+                    Some(counted_at) if at < counted_at + window => {
+                        self.open.insert(key, counted_at);
+                        Ok(true)
+                    }
+                    // Swept or outside it meanwhile: counted, as on any doubt.
+                    _ => Ok(false),
+                }
+            }
         }
     }
 

@@ -175,7 +175,7 @@ impl ClickHouseConfig {
             Some(cluster) => cluster.create_database(),
             None => format!("CREATE DATABASE IF NOT EXISTS {}", self.database),
         };
-        self.server_client().query(&create).execute().await?;
+        execute_schema_statement(&self.server_client(), &create).await?;
         migrate_to(&self.client(), u32::MAX, cluster.as_ref()).await
     }
 
@@ -189,7 +189,7 @@ impl ClickHouseConfig {
             ),
             None => format!("DROP DATABASE IF EXISTS {}", self.database),
         };
-        self.server_client().query(&drop).execute().await?;
+        execute_schema_statement(&self.server_client(), &drop).await?;
         Ok(())
     }
 }
@@ -276,7 +276,7 @@ pub async fn migrate_to(
              ENGINE = MergeTree() ORDER BY version"
             .to_owned(),
     };
-    client.query(&record).execute().await?;
+    execute_schema_statement(client, &record).await?;
     let client = &match cluster {
         Some(_) => cluster::quorum(client.clone()),
         None => client.clone(),
@@ -298,7 +298,7 @@ pub async fn migrate_to(
             None => statements(migration.sql),
         };
         for statement in statements {
-            match client.query(&statement).execute().await {
+            match execute_schema_statement(client, &statement).await {
                 Ok(()) => {}
                 // A re-run after a partial one: 18.16 has no ADD COLUMN IF NOT EXISTS.
                 Err(error)
@@ -327,6 +327,38 @@ pub async fn migrate_to(
         count += 1;
     }
     Ok(count)
+}
+
+/// How long a schema statement is sent again while ZooKeeper errors refuse it.
+const COORDINATION_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Runs one schema statement (idempotent, as every migration statement is), sending it
+/// again while the server answers with a ZooKeeper error. After a ZooKeeper restart or a
+/// network blip a server's session is gone: its next `ON CLUSTER` statement is refused with
+/// `Session expired` or `Connection loss`, and the server opens a new session for the one
+/// after. Without this a service started just then failed its migrations (and so its start).
+async fn execute_schema_statement(
+    client: &Client,
+    statement: &str,
+) -> Result<(), clickhouse::error::Error> {
+    let deadline = std::time::Instant::now() + COORDINATION_RETRY_FOR;
+    let mut pause = std::time::Duration::from_millis(200);
+    loop {
+        match client.query(statement).execute().await {
+            Err(error) if is_coordination_error(&error) && std::time::Instant::now() < deadline => {
+                tracing::warn!(%error, statement, "ZooKeeper refused a schema statement; sending it again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A ZooKeeper error (`KEEPER_EXCEPTION`, code 999), as 18.16 and current releases word it.
+fn is_coordination_error(error: &clickhouse::error::Error) -> bool {
+    let text = error.to_string();
+    text.contains("Code: 999") || text.contains("Coordination::Exception")
 }
 
 fn adds_a_column(statement: &str) -> bool {

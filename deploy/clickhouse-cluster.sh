@@ -60,6 +60,28 @@ CFG
   wait_for "ZooKeeper" 120 zookeeper_up || { tail -n 20 "$dir/zookeeper.log" >&2; exit 1; }
 }
 
+# settle_zookeeper_sessions: after ZooKeeper (re)started under running nodes. It kept the
+# nodes' old sessions, and their ephemeral nodes (each DDL worker's `active` mark, replicas'
+# `is_active`, leader elections, the ON CLUSTER ALTER's shard lock), until each times out;
+# 18.16 never resumes a session, it opens a new one. DDL sent meanwhile was refused
+# (`Session expired`) or ran on two replicas of a shard at once and left a host unfinished
+# for distributed_ddl_task_timeout (cluster::migrations_right_after_a_zookeeper_restart_are_applied).
+# So: wait out the session timeout, then until every node answers through ZooKeeper.
+settle_zookeeper_sessions() {
+  local timeout_ms
+  timeout_ms="$(grep -o '<session_timeout_ms>[0-9]*' "$REPO/deploy/clickhouse/cluster.xml" | grep -o '[0-9]*$')"
+  log "ZooKeeper restarted: waiting out the nodes' old sessions (${timeout_ms} ms)"
+  sleep "$(( timeout_ms / 1000 + 2 ))"
+  for n in 1 2 3 4; do
+    wait_for "node $n through ZooKeeper" 60 zookeeper_answers "$n" || exit 1
+  done
+}
+
+zookeeper_answers() {
+  [[ "$(curl -s "http://127.0.0.1:$((HTTP_BASE + $1 - 1))/" --data-binary \
+    "SELECT count() > 0 FROM system.zookeeper WHERE path = '/clickhouse'" 2>/dev/null)" == 1 ]]
+}
+
 node_up() { curl -sf "http://127.0.0.1:$((HTTP_BASE + $1 - 1))/ping" >/dev/null; }
 
 # our_pid NAME MARK: the pid in NAME's pid file, if that process is alive and its command
@@ -146,9 +168,15 @@ stop_cluster() {
 case "${1:-up}" in
   up)
     apt_install clickhouse-server clickhouse-client
+    # ZooKeeper down under nodes that are running: they hold sessions of its last run.
+    zookeeper_was_down=0
+    if ! zookeeper_up; then
+      for n in 1 2 3 4; do if node_up "$n"; then zookeeper_was_down=1; fi; done
+    fi
     start_zookeeper
     for n in 1 2 3 4; do start_node "$n"; done
     for n in 1 2 3 4; do await_node "$n"; done
+    if ((zookeeper_was_down)); then settle_zookeeper_sessions; fi
     log "ClickHouse cluster 'linktrace' is up: http://127.0.0.1:$HTTP_BASE … :$((HTTP_BASE + 3))"
     ;;
   down)

@@ -737,7 +737,13 @@ async fn migrations_right_after_a_zookeeper_restart_are_applied() {
     cluster_up();
     cluster_script(&["stop-zookeeper"]);
     cluster_up();
-    let (env, database) = env_on_the_cluster(2, "after_zookeeper").await;
+    let pool = linktrace_integration::test_postgres().await;
+    let database = format!(
+        "lt_test_after_zookeeper_{}",
+        &Uuid::new_v4().simple().to_string()[..8]
+    );
+    let config = node(&database, 1);
+    config.ensure_schema(&pool).await.unwrap();
     for n in 1..=4 {
         assert_eq!(
             scalar(
@@ -749,5 +755,5 @@ async fn migrations_right_after_a_zookeeper_restart_are_applied() {
             "node {n} holds the schema"
         );
     }
-    env.clickhouse.drop_database().await.unwrap();
+    config.drop_database().await.unwrap();
 }

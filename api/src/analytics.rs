@@ -198,7 +198,9 @@ struct NameCount {
 pub struct LinkTotals {
     pub clicks: u64,
     pub installs: u64,
-    /// Post-install events (everything but clicks and installs).
+    /// Opens of the installed app through the link (`POST /api/v1/opens`).
+    pub opens: u64,
+    /// Custom post-install events (everything but clicks, installs and opens).
     pub events: u64,
     pub by_event: BTreeMap<String, u64>,
 }
@@ -232,6 +234,7 @@ pub async fn link_totals(
     let mut totals = LinkTotals {
         clicks: 0,
         installs: 0,
+        opens: 0,
         events: 0,
         by_event: BTreeMap::new(),
     };
@@ -239,6 +242,7 @@ pub async fn link_totals(
         match SystemEvent::parse(&row.event_name) {
             Some(SystemEvent::Click) => totals.clicks = row.n,
             Some(SystemEvent::Install) => totals.installs = row.n,
+            Some(SystemEvent::Open) => totals.opens = row.n,
             None => {
                 totals.events += row.n;
                 totals.by_event.insert(row.event_name, row.n);
@@ -357,6 +361,8 @@ pub struct Funnel {
     pub clicks: u64,
     pub installs: u64,
     pub install_rate: f64,
+    /// Opens of the installed app through a link (re-engagement).
+    pub opens: u64,
     pub steps: Vec<FunnelStep>,
     /// Always true: `users` is a `uniqHLL12` sketch (~1.6% error) over the UTC days the
     /// range touches; every other number is exact.
@@ -413,6 +419,7 @@ pub async fn funnel(client: &Client, scope: &Scope) -> Result<Funnel, clickhouse
     };
     let clicks = count_of(SystemEvent::Click);
     let installs = count_of(SystemEvent::Install);
+    let opens = count_of(SystemEvent::Open);
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let steps = rows
         .iter()
@@ -431,6 +438,7 @@ pub async fn funnel(client: &Client, scope: &Scope) -> Result<Funnel, clickhouse
         clicks,
         installs,
         install_rate: ratio(installs, clicks),
+        opens,
         steps,
         users_approximate: true,
     })

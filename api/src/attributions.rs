@@ -1,6 +1,8 @@
 //! Attribution of installs to links: the click (or link) a user's install came from, matched
-//! in order by an explicit short code, a click id, a fingerprint (the device's IP, and its
-//! platform when known) on the account's recent clicks, else organic. A user is attributed
+//! in order by the click id in Google Play's install referrer, an explicit short code, a
+//! click id, a fingerprint (the device's IP, and its platform when known) on the account's
+//! recent clicks, else organic. A click matches only inside its link's attribution window
+//! (`attributionWindowHours`, else the service's), and every match keeps its evidence. A user is attributed
 //! once per environment: the first attribution wins and a repeat returns it unchanged.
 //! Postgres keeps each user's attribution; clicks are matched in ClickHouse's click tables.
 //! The route (`routes/attributions.rs`) parses the request and writes the answer.
@@ -9,7 +11,7 @@ use chrono::{DateTime, Utc};
 use clickhouse::query::Query;
 use clickhouse::{Client, Row};
 use linktrace_domain::{AttributionMatch, Environment, ShortCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -26,6 +28,33 @@ pub struct Attribution {
     pub match_type: AttributionMatch,
     pub click_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// How it matched (`None` for attributions recorded before evidence was kept).
+    #[sqlx(json(nullable))]
+    pub evidence: Option<Evidence>,
+}
+
+/// Why an attribution matched, as every answer shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    /// When the matched click happened (null: no click was matched).
+    pub clicked_at: Option<DateTime<Utc>>,
+    /// Seconds from that click to the install.
+    pub seconds_to_install: Option<i64>,
+    /// The attribution window applied to the click, in hours.
+    pub window_hours: Option<u32>,
+    /// Where that window came from: `link` (its `attributionWindowHours`) or `service`.
+    pub window_source: Option<WindowSource>,
+    /// For a fingerprint match: how many of the account's clicks from that device were
+    /// inside their links' windows (the latest was taken).
+    pub candidates: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowSource {
+    Link,
+    Service,
 }
 
 /// Whose install, in which environment.
@@ -39,6 +68,8 @@ pub struct User<'a> {
 /// What the app reports of the install, to match it by.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct InstallFacts<'a> {
+    /// The click id the app read from Google Play's install referrer.
+    pub referrer_click_id: Option<&'a str>,
     /// The link the app opened with (a deep link).
     pub short_code: Option<&'a ShortCode>,
     /// The click id the app was installed from.
@@ -55,19 +86,24 @@ pub struct Matched {
     pub short_code: Option<String>,
     pub match_type: AttributionMatch,
     pub click_id: Option<String>,
+    pub evidence: Evidence,
 }
 
 /// The statements on Postgres's `attributions`.
 pub mod sql {
-    pub const FIND: &str = "SELECT user_id, short_code, match_type, click_id, created_at \
+    pub const FIND: &str =
+        "SELECT user_id, short_code, match_type, click_id, created_at, evidence \
          FROM attributions WHERE account_id = $1 AND environment = $2 AND user_id = $3";
     /// Records the attribution unless the user has one ($1 account, $2 environment, $3 user,
-    /// $4 short code, $5 match type, $6 click id).
+    /// $4 short code, $5 match type, $6 click id, $7 evidence).
     pub const RECORD: &str = "INSERT INTO attributions \
-         (account_id, environment, user_id, short_code, match_type, click_id) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
+         (account_id, environment, user_id, short_code, match_type, click_id, evidence) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (account_id, environment, user_id) DO NOTHING \
-         RETURNING user_id, short_code, match_type, click_id, created_at";
+         RETURNING user_id, short_code, match_type, click_id, created_at, evidence";
+    /// The attribution windows of the account's links among $2 (hours; null: the service's).
+    pub const LINK_WINDOWS: &str = "SELECT short_code, attribution_window_hours FROM links \
+         WHERE account_id = $1 AND short_code = ANY($2)";
     pub const FORGET: &str =
         "DELETE FROM attributions WHERE account_id = $1 AND environment = $2 AND user_id = $3";
 }
@@ -96,6 +132,7 @@ pub async fn record(
         .bind(&matched.short_code)
         .bind(matched.match_type.as_str())
         .bind(&matched.click_id)
+        .bind(sqlx::types::Json(&matched.evidence))
         .fetch_optional(pool)
         .await
 }
@@ -112,41 +149,148 @@ pub async fn forget(pool: &PgPool, user: User<'_>) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Matches an install: its short code (a link of the account's, else `NotFound`), its click
-/// id, a fingerprint on the account's clicks since `since`, else organic.
+/// The most recent clicks from one device a fingerprint match weighs.
+const FINGERPRINT_CANDIDATES: u64 = 100;
+
+/// The longest window a link may set (`attributionWindowHours` ≤ 720).
+const LONGEST_LINK_WINDOW_HOURS: u32 = 720;
+
+/// Matches an install reported at `now`: the click id in its install referrer, its short
+/// code (a link of the account's, else `NotFound`), its click id, a fingerprint on the
+/// account's clicks, else organic. A click counts only inside its link's window
+/// (`default_window_hours` for links without one of their own).
 pub async fn match_install(
     pool: &PgPool,
     clickhouse: &Client,
     account_id: Uuid,
     facts: InstallFacts<'_>,
-    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+    default_window_hours: u32,
 ) -> Result<Matched, ApiError> {
+    let windows = Windows {
+        pool,
+        account_id,
+        default_hours: default_window_hours,
+    };
+    if let Some(id) = facts.referrer_click_id {
+        if let Some(found) = click_by_id(clickhouse, account_id, id).await? {
+            if let Some(matched) = windows
+                .admit(found, now, AttributionMatch::InstallReferrer, None)
+                .await?
+            {
+                return Ok(matched);
+            }
+        }
+    }
     if let Some(code) = facts.short_code {
         links::find_owned(pool, account_id, code.as_str()).await?;
         return Ok(Matched {
             short_code: Some(code.as_str().to_owned()),
             match_type: AttributionMatch::ShortCode,
             click_id: facts.click_id.map(str::to_owned),
+            evidence: Evidence::default(),
         });
     }
     if let Some(id) = facts.click_id {
         if let Some(found) = click_by_id(clickhouse, account_id, id).await? {
-            return Ok(found.matched(AttributionMatch::ClickId));
+            if let Some(matched) = windows
+                .admit(found, now, AttributionMatch::ClickId, None)
+                .await?
+            {
+                return Ok(matched);
+            }
         }
     }
     if let Some(ip) = facts.ip {
         let platform = facts.platform.unwrap_or("");
-        if let Some(found) =
-            click_by_fingerprint(clickhouse, account_id, ip, platform, since).await?
-        {
-            return Ok(found.matched(AttributionMatch::Fingerprint));
+        let longest = default_window_hours.max(LONGEST_LINK_WINDOW_HOURS);
+        let since = now - chrono::Duration::hours(i64::from(longest));
+        let clicks = clicks_by_fingerprint(clickhouse, account_id, ip, platform, since).await?;
+        let codes: Vec<String> = clicks.iter().map(|c| c.link_short_code.clone()).collect();
+        let hours = windows.of(codes).await?;
+        let inside: Vec<ClickMatch> = clicks
+            .into_iter()
+            .filter(|click| {
+                let (h, _) = hours(&click.link_short_code);
+                now - click.clicked_at() <= chrono::Duration::hours(i64::from(h))
+            })
+            .collect();
+        let candidates = inside.len() as u32;
+        if let Some(latest) = inside.into_iter().next() {
+            if let Some(matched) = windows
+                .admit(latest, now, AttributionMatch::Fingerprint, Some(candidates))
+                .await?
+            {
+                return Ok(matched);
+            }
         }
     }
     Ok(Matched {
         short_code: None,
         match_type: AttributionMatch::Organic,
         click_id: None,
+        evidence: Evidence::default(),
     })
+}
+
+/// The attribution windows of one account's links.
+struct Windows<'a> {
+    pool: &'a PgPool,
+    account_id: Uuid,
+    default_hours: u32,
+}
+
+impl Windows<'_> {
+    /// The windows of the links `short_codes`, in hours, and where each came from, as a
+    /// look-up by short code.
+    async fn of(
+        &self,
+        short_codes: Vec<String>,
+    ) -> Result<impl Fn(&str) -> (u32, WindowSource), ApiError> {
+        let own: Vec<(String, Option<i32>)> = sqlx::query_as(sql::LINK_WINDOWS)
+            .bind(self.account_id)
+            .bind(short_codes)
+            .fetch_all(self.pool)
+            .await?;
+        let own: std::collections::HashMap<String, u32> = own
+            .into_iter()
+            .filter_map(|(code, hours)| Some((code, hours?.max(1) as u32)))
+            .collect();
+        let default_hours = self.default_hours;
+        Ok(move |code: &str| match own.get(code) {
+            Some(&hours) => (hours, WindowSource::Link),
+            None => (default_hours, WindowSource::Service),
+        })
+    }
+
+    /// `click` as the install's match, if the install at `now` is inside its link's window.
+    async fn admit(
+        &self,
+        click: ClickMatch,
+        now: DateTime<Utc>,
+        match_type: AttributionMatch,
+        candidates: Option<u32>,
+    ) -> Result<Option<Matched>, ApiError> {
+        let (hours, source) =
+            self.of(vec![click.link_short_code.clone()]).await?(&click.link_short_code);
+        let clicked_at = click.clicked_at();
+        let age = now - clicked_at;
+        if age > chrono::Duration::hours(i64::from(hours)) {
+            return Ok(None);
+        }
+        Ok(Some(Matched {
+            short_code: Some(click.link_short_code),
+            match_type,
+            click_id: Some(click.click_id),
+            evidence: Evidence {
+                clicked_at: Some(clicked_at),
+                seconds_to_install: Some(age.num_seconds().max(0)),
+                window_hours: Some(hours),
+                window_source: Some(source),
+                candidates,
+            },
+        }))
+    }
 }
 
 /// A click an install matched.
@@ -154,23 +298,38 @@ pub async fn match_install(
 pub struct ClickMatch {
     pub link_short_code: String,
     pub click_id: String,
+    /// When the click happened, in milliseconds since the epoch.
+    pub clicked_at_ms: u64,
 }
 
 impl ClickMatch {
-    fn matched(self, match_type: AttributionMatch) -> Matched {
-        Matched {
-            short_code: Some(self.link_short_code),
-            match_type,
-            click_id: Some(self.click_id),
-        }
+    fn clicked_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.clicked_at_ms as i64).unwrap_or_default()
     }
+}
+
+/// The click id in an install referrer as Google Play hands it to the app
+/// (`linktrace_click_id=…&utm_source=…`; still URL-encoded as some apps pass it on).
+pub fn referrer_click_id(referrer: &str) -> Option<String> {
+    let decoded;
+    let referrer = if !referrer.contains('=') && referrer.contains("%3D") {
+        decoded = url::form_urlencoded::parse(format!("r={referrer}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())?;
+        decoded.as_str()
+    } else {
+        referrer
+    };
+    url::form_urlencoded::parse(referrer.as_bytes())
+        .find(|(key, value)| key == "linktrace_click_id" && !value.is_empty())
+        .map(|(_, value)| value.into_owned())
 }
 
 pub fn click_by_id_query(client: &Client, account_id: Uuid, click_id: &str) -> Query {
     client
         .query(
-            "SELECT link_short_code, click_id FROM clicks_by_id \
-             WHERE account_id = ? AND click_id = ? LIMIT 1",
+            "SELECT link_short_code, click_id, toUInt64(toUnixTimestamp(event_time)) * 1000 AS clicked_at_ms \
+             FROM clicks_by_id WHERE account_id = ? AND click_id = ? LIMIT 1",
         )
         .bind(account_id.to_string())
         .bind(click_id)
@@ -196,29 +355,34 @@ pub fn click_by_fingerprint_query(
 ) -> Query {
     client
         .query(
-            "SELECT link_short_code, click_id FROM clicks_by_ip \
+            "SELECT link_short_code, click_id, event_time_ms AS clicked_at_ms FROM clicks_by_ip \
              WHERE account_id = ? AND ip = ? AND event_time >= toDateTime(?) AND (? = '' OR platform = ?) \
-             ORDER BY event_time_ms DESC LIMIT 1",
+             ORDER BY event_time_ms DESC LIMIT ?",
         )
         .bind(account_id.to_string())
         .bind(ip)
         .bind(secs(since))
         .bind(platform)
         .bind(platform)
+        .bind(FINGERPRINT_CANDIDATES)
 }
 
-/// The account's latest click from this device (same IP, and the same platform when
-/// known) since `since`.
-pub async fn click_by_fingerprint(
+/// The account's latest clicks from this device (same IP, and the same platform when
+/// known) since `since`, newest first, each once.
+pub async fn clicks_by_fingerprint(
     client: &Client,
     account_id: Uuid,
     ip: &str,
     platform: &str,
     since: DateTime<Utc>,
-) -> Result<Option<ClickMatch>, clickhouse::error::Error> {
-    click_by_fingerprint_query(client, account_id, ip, platform, since)
-        .fetch_optional::<ClickMatch>()
-        .await
+) -> Result<Vec<ClickMatch>, clickhouse::error::Error> {
+    let mut clicks = click_by_fingerprint_query(client, account_id, ip, platform, since)
+        .fetch_all::<ClickMatch>()
+        .await?;
+    // A click's row may be there twice until the table's merge: it is one candidate.
+    let mut seen = std::collections::HashSet::new();
+    clicks.retain(|click| seen.insert(click.click_id.clone()));
+    Ok(clicks)
 }
 
 /// The ClickHouse reads above as the SQL they send for a sample account, by name: what the

@@ -28,7 +28,9 @@ pub const BUCKET: Duration = Duration::minutes(15);
 pub enum EventSelector {
     Clicks,
     Installs,
-    /// Every post-install event (all but clicks and installs).
+    /// Opens of an installed app through a link (`POST /api/v1/opens`).
+    Opens,
+    /// Every custom post-install event (all but clicks, installs and opens).
     Events,
     Named(String),
 }
@@ -36,11 +38,19 @@ pub enum EventSelector {
 impl EventSelector {
     /// The condition on `event_name` this selects, and the value it binds (a name).
     pub fn condition(&self) -> (String, Option<String>) {
-        let (click, install) = (SystemEvent::Click.as_str(), SystemEvent::Install.as_str());
+        let (click, install, open) = (
+            SystemEvent::Click.as_str(),
+            SystemEvent::Install.as_str(),
+            SystemEvent::Open.as_str(),
+        );
         match self {
             EventSelector::Clicks => (format!("event_name = '{click}'"), None),
             EventSelector::Installs => (format!("event_name = '{install}'"), None),
-            EventSelector::Events => (format!("event_name NOT IN ('{click}', '{install}')"), None),
+            EventSelector::Opens => (format!("event_name = '{open}'"), None),
+            EventSelector::Events => (
+                format!("event_name NOT IN ('{click}', '{install}', '{open}')"),
+                None,
+            ),
             EventSelector::Named(name) => ("event_name = ?".to_owned(), Some(name.clone())),
         }
     }

@@ -23,7 +23,8 @@ use crate::access;
 use crate::clicks::ClickEnricher;
 use crate::config::ApiConfig;
 use crate::routes::{
-    admin, analytics, apps, attributions, breakdowns, dashboard, export, links, redirect, webhooks,
+    admin, analytics, apps, attributions, breakdowns, dashboard, export, links, opens, redirect,
+    webhooks,
 };
 use crate::state::{AppState, Settings};
 
@@ -77,6 +78,7 @@ fn key_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(links::metadata))
         .routes(routes!(links::update, links::delete))
         .routes(routes!(attributions::create))
+        .routes(routes!(opens::record))
         .routes(routes!(analytics::totals))
         .routes(routes!(analytics::timeseries))
         .routes(routes!(analytics::funnel))

@@ -6,6 +6,8 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttributionMatch {
+    /// A click id the app read from Google Play's install referrer.
+    InstallReferrer,
     ShortCode,
     ClickId,
     Fingerprint,
@@ -13,7 +15,8 @@ pub enum AttributionMatch {
 }
 
 impl AttributionMatch {
-    const ALL: [AttributionMatch; 4] = [
+    const ALL: [AttributionMatch; 5] = [
+        AttributionMatch::InstallReferrer,
         AttributionMatch::ShortCode,
         AttributionMatch::ClickId,
         AttributionMatch::Fingerprint,
@@ -22,6 +25,7 @@ impl AttributionMatch {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            AttributionMatch::InstallReferrer => "install_referrer",
             AttributionMatch::ShortCode => "short_code",
             AttributionMatch::ClickId => "click_id",
             AttributionMatch::Fingerprint => "fingerprint",

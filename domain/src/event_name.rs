@@ -89,6 +89,8 @@ impl utoipa::ToSchema for EventName {}
 pub enum SystemEvent {
     Click,
     Install,
+    /// An installed app opened through a link (re-engagement), `POST /api/v1/opens`.
+    Open,
 }
 
 impl SystemEvent {
@@ -96,12 +98,13 @@ impl SystemEvent {
         match self {
             SystemEvent::Click => "click",
             SystemEvent::Install => "install",
+            SystemEvent::Open => "open",
         }
     }
 
     /// The system event stored under this name, if it is one.
     pub fn parse(name: &str) -> Option<Self> {
-        [SystemEvent::Click, SystemEvent::Install]
+        [SystemEvent::Click, SystemEvent::Install, SystemEvent::Open]
             .into_iter()
             .find(|event| event.as_str() == name)
     }

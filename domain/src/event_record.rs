@@ -394,6 +394,32 @@ impl EventRecord {
         }
     }
 
+    /// An installed app opened through `link` by `user_id` (re-engagement): each open is its
+    /// own occurrence, `event_id` its id.
+    pub fn open(
+        event_id: Uuid,
+        account_id: Uuid,
+        environment: Environment,
+        user_id: &str,
+        link: &str,
+        client: ClientFacts,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            link_short_code: Some(link.to_owned()),
+            user_id: Some(user_id.to_owned()),
+            client: Some(Box::new(client)),
+            ..Self::new(
+                event_id,
+                account_id,
+                environment,
+                SystemEvent::Open.as_str(),
+                EventSource::Attribution,
+                at,
+            )
+        }
+    }
+
     /// A user's install, as attributed (to `link`, or organic when `None`): one per user and
     /// account, so its id is derived from them.
     pub fn install(

@@ -2,6 +2,8 @@
 //! attribution (deferred deep linking), `PUT /api/v1/apps`, and the link host's
 //! apple-app-site-association and assetlinks.json.
 
+use std::time::Duration;
+
 use linktrace_integration::TestEnv;
 use serde_json::{json, Value};
 
@@ -189,5 +191,331 @@ async fn the_link_host_serves_every_accounts_apps_in_apples_and_googles_formats(
             "target": { "namespace": "android_app", "package_name": "com.first.app", "sha256_cert_fingerprints": [upper] }
         }])
     );
+    api.stop().await.unwrap();
+}
+
+const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36";
+
+/// The `referrer` parameter of a Play Store URL, decoded once: what Google Play's Install
+/// Referrer API hands the app.
+fn play_referrer(location: &str) -> String {
+    let url = url::Url::parse(location).unwrap();
+    assert_eq!(url.host_str(), Some("play.google.com"), "{location}");
+    url.query_pairs()
+        .find(|(name, _)| name == "referrer")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_else(|| panic!("no referrer in {location}"))
+}
+
+/// Spec, "Attribution to the app": an Android click on a link whose Play Store URL is its
+/// `androidUrl` leaves with the click id (and its UTM values) in Play's `referrer`; the
+/// app's `installReferrer` then matches that click before anything else, with its evidence,
+/// and never another account's.
+#[tokio::test]
+async fn a_play_redirect_carries_the_click_and_its_install_referrer_matches_it_first() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("free").await;
+    let other = env.create_account("free").await;
+    env.create_link(&account, "play1234").await;
+    env.create_link(&account, "else1234").await;
+
+    let follow = |path: &'static str| {
+        env.http
+            .get(api.url(path))
+            .header("user-agent", ANDROID)
+            .send()
+    };
+    let clicked = follow("/l/play1234?utm_source=ads&utm_campaign=spring")
+        .await
+        .unwrap();
+    assert_eq!(clicked.status(), 302);
+    let click_id = clicked.headers()["x-linktrace-click-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let location = clicked.headers()["location"].to_str().unwrap().to_owned();
+    let referrer = play_referrer(&location);
+    assert_eq!(
+        referrer,
+        format!("linktrace_click_id={click_id}&utm_source=ads&utm_campaign=spring")
+    );
+    // Another click, whose id the app also sends: the referrer's click wins.
+    let other_click = follow("/l/else1234").await.unwrap();
+    let other_click_id = other_click.headers()["x-linktrace-click-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let clicks = format!("account_id = '{}' AND event_name = 'click'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&clicks, 2, Duration::from_secs(20))
+            .await,
+        2
+    );
+
+    let url = api.url("/api/v1/attributions");
+    let (status, answer) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            json!({ "userId": "droid-1", "installReferrer": referrer, "clickId": other_click_id }),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let attribution = &answer["attribution"];
+    assert_eq!(attribution["matchType"], "install_referrer", "{answer}");
+    assert_eq!(attribution["clickId"], click_id.as_str());
+    assert_eq!(attribution["shortCode"], "play1234");
+    let evidence = &attribution["evidence"];
+    assert!(evidence["clickedAt"].is_string(), "{evidence}");
+    let seconds = evidence["secondsToInstall"].as_i64().unwrap();
+    assert!((0..120).contains(&seconds), "{evidence}");
+    assert_eq!(evidence["windowHours"], 24, "{evidence}");
+    assert_eq!(evidence["windowSource"], "service", "{evidence}");
+    // A repeat answers with the original, evidence and all.
+    let (status, again) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            json!({ "userId": "droid-1" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(again["attribution"], answer["attribution"]);
+
+    // The referrer as some apps pass it on, still URL-encoded, matches alike.
+    let encoded: String = url::form_urlencoded::byte_serialize(referrer.as_bytes()).collect();
+    let (_, encoded_answer) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            json!({ "userId": "droid-2", "installReferrer": encoded }),
+        )
+        .await;
+    assert_eq!(
+        encoded_answer["attribution"]["matchType"],
+        "install_referrer"
+    );
+
+    // Another account's app with this referrer: no match.
+    let (status, foreign) = env
+        .post(
+            &url,
+            Some(&other.live_key),
+            json!({ "userId": "droid-1", "installReferrer": referrer }),
+        )
+        .await;
+    assert_eq!(status, 201, "{foreign}");
+    assert_eq!(foreign["attribution"]["matchType"], "organic");
+    assert_eq!(foreign["attribution"]["evidence"]["clickedAt"], Value::Null);
+    // A referrer without our click id (an organic Play install) is no reason to refuse.
+    let (status, organic) = env
+        .post(
+            &url,
+            Some(&account.live_key),
+            json!({ "userId": "droid-3", "installReferrer": "utm_source=google-play&utm_medium=organic" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{organic}");
+    assert_eq!(organic["attribution"]["matchType"], "organic");
+    consumer.stop().await.unwrap();
+    api.stop().await.unwrap();
+}
+
+/// A link's `attributionWindowHours` (1-720) decides, at its edge, which of its clicks an
+/// install may still be attributed to: by click id and by fingerprint alike, the evidence
+/// naming the window and where it came from.
+#[tokio::test]
+async fn a_links_own_attribution_window_is_honoured_at_its_edge() {
+    use linktrace_domain::{ClientFacts, EventRecord};
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("free").await;
+    let key = Some(account.live_key.as_str());
+    let links = api.url("/api/v1/referral-links");
+    for bad in [json!(0), json!(721), json!(1.5), json!("2")] {
+        let (status, body) = env
+            .post(
+                &links,
+                key,
+                json!({ "destinationUrl": "https://shop.example/", "attributionWindowHours": bad }),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("attributionWindowHours"),
+            "{body}"
+        );
+    }
+    let (status, created) = env
+        .post(
+            &links,
+            key,
+            json!({ "destinationUrl": "https://shop.example/", "shortCode": "hour1234", "attributionWindowHours": 1 }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["link"]["attributionWindowHours"], 1);
+
+    let now = chrono::Utc::now();
+    let click = |minutes_ago: i64| {
+        let id = uuid::Uuid::new_v4();
+        let client = ClientFacts {
+            ip: Some("198.51.100.20".into()),
+            platform: Some("android".into()),
+            click_id: Some(id.to_string()),
+            ..ClientFacts::default()
+        };
+        let record = EventRecord::click(
+            account.id,
+            "hour1234",
+            id,
+            client,
+            now - chrono::Duration::minutes(minutes_ago),
+        );
+        (id.to_string(), record)
+    };
+    let (inside, inside_click) = click(59);
+    let (outside, outside_click) = click(61);
+    env.produce_all(&[inside_click, outside_click]).await;
+    let clicks = format!("account_id = '{}' AND event_name = 'click'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&clicks, 2, Duration::from_secs(20))
+            .await,
+        2
+    );
+
+    let url = api.url("/api/v1/attributions");
+    let attribute = |user: &'static str, body: Value| {
+        let mut body = body;
+        body["userId"] = json!(user);
+        env.post(&url, key, body)
+    };
+    let (_, by_inside) = attribute("u-inside", json!({ "clickId": inside })).await;
+    assert_eq!(
+        by_inside["attribution"]["matchType"], "click_id",
+        "{by_inside}"
+    );
+    let evidence = &by_inside["attribution"]["evidence"];
+    assert_eq!(
+        (
+            evidence["windowHours"].clone(),
+            evidence["windowSource"].clone()
+        ),
+        (json!(1), json!("link"))
+    );
+    let seconds = evidence["secondsToInstall"].as_i64().unwrap();
+    assert!((59 * 60..61 * 60).contains(&seconds), "{evidence}");
+    let (_, by_outside) = attribute("u-outside", json!({ "clickId": outside })).await;
+    assert_eq!(
+        by_outside["attribution"]["matchType"], "organic",
+        "{by_outside}"
+    );
+    // The fingerprint weighs only the click inside its window.
+    let (_, by_device) = attribute(
+        "u-device",
+        json!({ "ip": "198.51.100.20", "platform": "android" }),
+    )
+    .await;
+    assert_eq!(
+        by_device["attribution"]["matchType"], "fingerprint",
+        "{by_device}"
+    );
+    assert_eq!(by_device["attribution"]["clickId"], inside.as_str());
+    assert_eq!(by_device["attribution"]["evidence"]["candidates"], 1);
+    consumer.stop().await.unwrap();
+    api.stop().await.unwrap();
+}
+
+/// Spec, "Attribution to the app", opens: an installed app opened through a link records
+/// an `open` on it for that user and gets the link's deep link; `event=opens` counts them,
+/// and they are no custom event.
+#[tokio::test]
+async fn an_open_through_a_link_is_recorded_answered_and_counted() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("free").await;
+    let other = env.create_account("free").await;
+    env.create_link(&other, "theirs12").await;
+    let key = Some(account.live_key.as_str());
+    let (status, created) = env
+        .post(
+            &api.url("/api/v1/referral-links"),
+            key,
+            json!({ "destinationUrl": "https://shop.example/p/7", "shortCode": "open1234",
+                    "deepLinkPath": "/product/7", "data": { "promo": "back" } }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let link_url = created["link"]["url"].as_str().unwrap().to_owned();
+    let opens = api.url("/api/v1/opens");
+
+    let (status, by_url) = env
+        .post(&opens, key, json!({ "url": link_url, "userId": "u-1" }))
+        .await;
+    assert_eq!(status, 200, "{by_url}");
+    assert_eq!(by_url["link"]["deepLinkPath"], "/product/7");
+    assert_eq!(by_url["link"]["data"], json!({ "promo": "back" }));
+    let (status, by_code) = env
+        .post(
+            &opens,
+            key,
+            json!({ "shortCode": "open1234", "userId": "u-2", "clickId": "c-9" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{by_code}");
+    for (body, expected, code) in [
+        (
+            json!({ "shortCode": "theirs12", "userId": "u-3" }),
+            404,
+            "LINK_NOT_FOUND",
+        ),
+        (
+            json!({ "url": "https://go.example/l/nothere1", "userId": "u-3" }),
+            404,
+            "LINK_NOT_FOUND",
+        ),
+        (json!({ "userId": "u-3" }), 400, "VALIDATION_ERROR"),
+        (
+            json!({ "url": "not a url", "userId": "u-3" }),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (json!({ "shortCode": "open1234" }), 400, "VALIDATION_ERROR"),
+    ] {
+        let (status, answer) = env.post(&opens, key, body.clone()).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (expected, Some(code)),
+            "{body}: {answer}"
+        );
+    }
+
+    let stored = format!("account_id = '{}' AND event_name = 'open'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&stored, 2, Duration::from_secs(20))
+            .await,
+        2
+    );
+    let count = |event: &'static str| {
+        let url = api.url(&format!("/api/v1/analytics?event={event}"));
+        let http = env.http.clone();
+        let key = account.live_key.clone();
+        async move {
+            let response = http.get(url).header("x-api-key", key).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await.unwrap();
+            body["data"][0]["count"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(count("opens").await, 2);
+    assert_eq!(count("events").await, 0);
+    consumer.stop().await.unwrap();
     api.stop().await.unwrap();
 }

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod geo;
+pub mod install_referrer;
 pub mod preview;
 pub mod repeats;
 pub mod user_agent;

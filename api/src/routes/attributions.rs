@@ -13,7 +13,7 @@ use linktrace_platform::request_id;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::attributions::{self, Attribution, InstallFacts, User};
+use crate::attributions::{self, Attribution, Evidence, InstallFacts, User};
 use crate::error::ApiError;
 use crate::links::{self, LinkView};
 use crate::routes::{caller, Caller};
@@ -34,6 +34,9 @@ pub struct AttributionBody {
     pub user_agent: Option<Text<0, 1024>>,
     /// `ios`, `android` or `web`.
     pub platform: Option<Text<0, 32>>,
+    /// The install referrer string Google Play's Install Referrer API gave the app
+    /// (`linktrace_click_id=…&utm_source=…`): its click id matches first.
+    pub install_referrer: Option<Text<0, 2048>>,
 }
 
 /// One user's attribution.
@@ -45,6 +48,9 @@ pub struct AttributionView {
     pub match_type: AttributionMatch,
     pub click_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// How it matched: the click's time, the seconds to the install, the window applied
+    /// and, for a fingerprint, the candidates.
+    pub evidence: Evidence,
 }
 
 /// The attribution, and the link it names (as created).
@@ -104,8 +110,12 @@ pub async fn create(
         return respond(&state, &caller, existing, false).await;
     }
 
-    let window = chrono::Duration::from_std(state.settings.attribution_window).unwrap_or_default();
+    let referrer_click_id = body
+        .install_referrer
+        .as_ref()
+        .and_then(|r| attributions::referrer_click_id(r.as_str()));
     let facts = InstallFacts {
+        referrer_click_id: referrer_click_id.as_deref(),
         short_code: short_code.as_ref(),
         click_id,
         ip,
@@ -116,7 +126,8 @@ pub async fn create(
         &state.clickhouse,
         caller.account_id,
         facts,
-        state.clock.now() - window,
+        state.clock.now(),
+        (state.settings.attribution_window.as_secs() / 3600).max(1) as u32,
     )
     .await?;
     let Some(attribution) = attributions::record(&state.pool, user, &matched).await? else {
@@ -182,6 +193,7 @@ async fn respond(
             match_type,
             click_id: attribution.click_id,
             created_at: attribution.created_at,
+            evidence: attribution.evidence.unwrap_or_default(),
         },
         link,
     };

@@ -58,8 +58,40 @@ pub struct CreateLinkBody {
     /// The link's data for the app: a flat JSON object (strings, numbers, booleans,
     /// nulls), at most 4 KB serialised. Returned by attributions.
     pub data: Option<DeepLinkData>,
+    /// Hours after a click on this link an install may still be attributed to it (1-720;
+    /// without it the service's default applies).
+    pub attribution_window_hours: Option<WindowHours>,
     pub expires_at: Option<Timestamp>,
 }
+
+/// An attribution window in whole hours, 1 to 720 (30 days).
+#[derive(Debug, Clone, Copy)]
+pub struct WindowHours(pub i32);
+
+impl<'de> Deserialize<'de> for WindowHours {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        value
+            .as_u64()
+            .filter(|hours| (1..=720).contains(hours))
+            .map(|hours| WindowHours(hours as i32))
+            .ok_or_else(|| {
+                serde::de::Error::custom("must be a whole number of hours from 1 to 720")
+            })
+    }
+}
+
+impl utoipa::PartialSchema for WindowHours {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(720))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for WindowHours {}
 
 /// The most a link's `data` may take, serialised.
 const DEEP_LINK_DATA_BYTES: usize = 4 * 1024;
@@ -158,6 +190,7 @@ impl From<CreateLinkBody> for LinkFields {
             utm: body.utm.map(Utm::from).unwrap_or_default(),
             deep_link_path: body.deep_link_path.map(Text::into_string),
             data: body.data.map(|d| d.0).unwrap_or_default(),
+            attribution_window_hours: body.attribution_window_hours.map(|w| w.0),
             expires_at: body.expires_at.map(|t| t.0),
         }
     }
@@ -184,6 +217,8 @@ pub struct UpdateLinkBody {
     pub deep_link_path: Option<Option<Text<1, 512>>>,
     #[serde(default, deserialize_with = "present")]
     pub data: Option<Option<DeepLinkData>>,
+    #[serde(default, deserialize_with = "present")]
+    pub attribution_window_hours: Option<Option<WindowHours>>,
     #[serde(default, deserialize_with = "present")]
     pub expires_at: Option<Option<Timestamp>>,
 }
@@ -216,6 +251,9 @@ impl UpdateLinkBody {
         }
         if let Some(data) = self.data {
             fields.data = data.map(|d| d.0).unwrap_or_default();
+        }
+        if let Some(window) = self.attribution_window_hours {
+            fields.attribution_window_hours = window.map(|w| w.0);
         }
         if let Some(expires_at) = self.expires_at {
             fields.expires_at = expires_at.map(|t| t.0);

@@ -6,6 +6,7 @@ pub mod breakdowns;
 pub mod dashboard;
 pub mod export;
 pub mod links;
+pub mod opens;
 pub mod params;
 pub mod redirect;
 pub mod webhooks;

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::breakdowns::EventSelector;
 use crate::error::ApiError;
 
-/// `clicks`, `installs`, `events`, or an event name.
+/// `clicks`, `installs`, `opens`, `events`, or an event name.
 #[derive(Debug, Clone)]
 pub struct EventParam(pub EventSelector);
 
@@ -20,6 +20,7 @@ impl<'de> Deserialize<'de> for EventParam {
         Ok(EventParam(match raw.to_lowercase().as_str() {
             "clicks" => EventSelector::Clicks,
             "installs" => EventSelector::Installs,
+            "opens" => EventSelector::Opens,
             "events" => EventSelector::Events,
             lower => match SystemEvent::parse(lower) {
                 Some(system) => EventSelector::Named(system.as_str().to_owned()),
@@ -40,7 +41,7 @@ impl utoipa::PartialSchema for EventParam {
             Some("^[A-Za-z][A-Za-z0-9_]*$"),
             Some(1),
             Some(EventName::MAX_LEN),
-            "clicks, installs, events, or one event name",
+            "clicks, installs, opens, events, or one event name",
         )
     }
 }

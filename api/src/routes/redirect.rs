@@ -14,7 +14,7 @@ use linktrace_platform::request_id;
 use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, IntCounterVec};
 use uuid::Uuid;
 
-use crate::clicks::{preview, utm, ClickRequest};
+use crate::clicks::{install_referrer, preview, utm, ClickRequest};
 use crate::links::{self, Link};
 use crate::state::AppState;
 
@@ -155,6 +155,7 @@ pub async fn follow(
     }
     .unwrap_or(&link.destination_url);
     let target = utm::merge_into(target, &utm);
+    let target = install_referrer::add_to_play_url(&target, &click_id.to_string(), &utm);
     let mut response = StatusCode::FOUND.into_response();
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&target) {

@@ -68,6 +68,7 @@ mod tests {
             utm: Default::default(),
             deep_link_path: None,
             data: Default::default(),
+            attribution_window_hours: None,
             expires_at: None,
             created_at: now,
             updated_at: now,

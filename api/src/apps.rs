@@ -1,8 +1,9 @@
 //! Each account's apps, and the two files the link host serves from them so that iOS
 //! universal links and Android App Links open the app directly:
 //! `/.well-known/apple-app-site-association` and `/.well-known/assetlinks.json`, in the
-//! formats Apple and Google document. One link host serves every account, so each file lists
-//! every account's app.
+//! formats Apple and Google document. The shared link host serves every account's links, so
+//! its files list the apps of no account unless the operator gave the host to one
+//! (`LINK_HOST_ACCOUNT`): otherwise each tenant's app would claim every tenant's links.
 
 use linktrace_domain::{AndroidPackage, AppleTeamId, BundleId, CertFingerprint};
 use serde::{Deserialize, Serialize};
@@ -113,12 +114,16 @@ pub async fn put(pool: &PgPool, account_id: Uuid, apps: &Apps) -> Result<(), Api
     Ok(())
 }
 
-/// Every account's apps, oldest registration first (the well-known files list them all).
-pub async fn all(pool: &PgPool) -> Result<Vec<Apps>, ApiError> {
+/// The apps the shared link host lists: those of the account it was given to, if any.
+pub async fn of_link_host(pool: &PgPool, account: Option<Uuid>) -> Result<Vec<Apps>, ApiError> {
+    let Some(account) = account else {
+        return Ok(Vec::new());
+    };
     let rows: Vec<AppsRow> = sqlx::query_as(
         "SELECT ios_team_id, ios_bundle_id, android_package_name, android_cert_fingerprints \
-           FROM apps ORDER BY updated_at, account_id",
+           FROM apps WHERE account_id = $1",
     )
+    .bind(account)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(AppsRow::apps).collect())

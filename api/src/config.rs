@@ -42,6 +42,11 @@ pub struct ApiConfig {
     /// How far back a fingerprint match looks for the device's click.
     #[envconfig(from = "ATTRIBUTION_WINDOW_HOURS", default = "24")]
     pub attribution_window_hours: u32,
+    /// The account whose apps the shared link host's `apple-app-site-association` and
+    /// `assetlinks.json` list (a single-company install). Empty: no account's, so no
+    /// tenant's app claims every tenant's links.
+    #[envconfig(from = "LINK_HOST_ACCOUNT", default = "")]
+    pub link_host_account: String,
     #[envconfig(nested)]
     pub clicks: ClickConfig,
     #[envconfig(nested)]

@@ -231,6 +231,12 @@ impl Application {
                     u64::from(config.attribution_window_hours) * 3600,
                 ),
                 endpoint_policy: config.endpoint_policy.policy(),
+                link_host_account: match config.link_host_account.trim() {
+                    "" => None,
+                    raw => Some(raw.parse().map_err(|_| {
+                        anyhow::anyhow!("LINK_HOST_ACCOUNT must be an account id (a UUID)")
+                    })?),
+                },
             }),
             redirect_cache,
             clicks,

@@ -41,6 +41,8 @@ pub struct Settings {
     pub public_base_url: String,
     pub admin_token: String,
     pub attribution_window: Duration,
+    /// The account the operator gave the shared link host to (`LINK_HOST_ACCOUNT`).
+    pub link_host_account: Option<uuid::Uuid>,
     /// Which addresses a webhook URL may name.
     pub endpoint_policy: AddressPolicy,
 }

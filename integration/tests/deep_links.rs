@@ -85,8 +85,11 @@ async fn an_attribution_returns_the_links_deep_link_and_data() {
     api.stop().await.unwrap();
 }
 
+/// Spec, "Attribution to the app": the shared link host lists the apps of no account unless
+/// the operator gave it to one (`LINK_HOST_ACCOUNT`). It listed every account's, so each
+/// tenant's app claimed every tenant's links.
 #[tokio::test]
-async fn the_link_host_serves_every_accounts_apps_in_apples_and_googles_formats() {
+async fn the_shared_link_host_serves_only_the_apps_of_the_account_it_was_given_to() {
     let env = TestEnv::new().await;
     let api = env.spawn_api().await;
     let first = env.create_account("free").await;
@@ -155,6 +158,29 @@ async fn the_link_host_serves_every_accounts_apps_in_apples_and_googles_formats(
         );
     }
 
+    let shared = api;
+    let given = env
+        .spawn_api_with(&[("LINK_HOST_ACCOUNT", &first.id.to_string())])
+        .await;
+    let fetch_from = |api: &linktrace_integration::Running, path: &'static str| {
+        let env = &env;
+        let url = api.url(path);
+        async move {
+            let response = env.http.get(url).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    assert_eq!(
+        fetch_from(&shared, "/.well-known/apple-app-site-association").await["applinks"]["details"],
+        json!([]),
+        "a host given to no account lists no account's app"
+    );
+    assert_eq!(
+        fetch_from(&shared, "/.well-known/assetlinks.json").await,
+        json!([])
+    );
+    let api = given;
     let fetch = |path: &'static str| {
         let (env, api) = (&env, &api);
         async move {
@@ -171,11 +197,7 @@ async fn the_link_host_serves_every_accounts_apps_in_apples_and_googles_formats(
     let aasa = fetch("/.well-known/apple-app-site-association").await;
     let details = aasa["applinks"]["details"].as_array().unwrap();
     let ids: Vec<&Value> = details.iter().map(|d| &d["appIDs"][0]).collect();
-    assert!(
-        ids.contains(&&json!("ABCDE12345.com.first.app"))
-            && ids.contains(&&json!("ZYXWV98765.com.second.app")),
-        "{aasa}"
-    );
+    assert_eq!(ids, vec![&json!("ABCDE12345.com.first.app")], "{aasa}");
     assert!(
         details
             .iter()
@@ -192,6 +214,7 @@ async fn the_link_host_serves_every_accounts_apps_in_apples_and_googles_formats(
         }])
     );
     api.stop().await.unwrap();
+    shared.stop().await.unwrap();
 }
 
 const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36";

@@ -1,5 +1,5 @@
 //! `PUT /api/v1/apps`, and the link host's `/.well-known/apple-app-site-association` and
-//! `/.well-known/assetlinks.json` built from every account's apps (see `apps`).
+//! `/.well-known/assetlinks.json` built from the apps of the account the link host was given to (see `apps`).
 
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -57,14 +57,14 @@ pub async fn put(
     operation_id = "appleAppSiteAssociation",
     tag = "redirect",
     responses(
-        (status = 200, description = "Every account's iOS app claims the links' paths", content_type = "application/json"),
+        (status = 200, description = "The iOS app of the account the operator gave the link host to (LINK_HOST_ACCOUNT; none without it) claims the links' paths", content_type = "application/json"),
         errors::Unavailable,
     ),
 )]
 pub async fn apple_app_site_association(
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
-    let all = apps::all(&state.pool).await?;
+    let all = apps::of_link_host(&state.pool, state.settings.link_host_account).await?;
     Ok(well_known(apps::apple_app_site_association(&all)))
 }
 
@@ -75,12 +75,12 @@ pub async fn apple_app_site_association(
     operation_id = "assetLinks",
     tag = "redirect",
     responses(
-        (status = 200, description = "Every account's Android app may handle the links", content_type = "application/json"),
+        (status = 200, description = "The Android app of the account the operator gave the link host to (LINK_HOST_ACCOUNT; none without it) may handle the links", content_type = "application/json"),
         errors::Unavailable,
     ),
 )]
 pub async fn assetlinks(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let all = apps::all(&state.pool).await?;
+    let all = apps::of_link_host(&state.pool, state.settings.link_host_account).await?;
     Ok(well_known(apps::assetlinks(&all)))
 }
 

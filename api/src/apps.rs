@@ -14,7 +14,10 @@ use uuid::Uuid;
 use crate::error::ApiError;
 
 /// The paths of the link host an app claims: the links' public URLs.
-const LINK_PATHS: &str = "/l/*";
+/// The paths links take on the shared host, and on an account's own link domain (where
+/// links are root-level `/{shortCode}`).
+pub const SHARED_HOST_PATHS: &str = "/l/*";
+pub const LINK_DOMAIN_PATHS: &str = "/*";
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -131,7 +134,7 @@ pub async fn of_link_host(pool: &PgPool, account: Option<Uuid>) -> Result<Vec<Ap
 
 /// Apple's `apple-app-site-association`: each iOS app claims the links' paths (the
 /// `components` form of iOS 13+, and `paths` for older versions).
-pub fn apple_app_site_association(apps: &[Apps]) -> Value {
+pub fn apple_app_site_association(apps: &[Apps], paths: &str) -> Value {
     let details: Vec<Value> = apps
         .iter()
         .filter_map(|a| a.ios.as_ref())
@@ -139,9 +142,9 @@ pub fn apple_app_site_association(apps: &[Apps]) -> Value {
             let app_id = format!("{}.{}", ios.team_id.as_str(), ios.bundle_id.as_str());
             json!({
                 "appIDs": [app_id],
-                "components": [{ "/": LINK_PATHS, "comment": "LinkTrace links" }],
+                "components": [{ "/": paths, "comment": "LinkTrace links" }],
                 "appID": app_id,
-                "paths": [LINK_PATHS],
+                "paths": [paths],
             })
         })
         .collect();
@@ -184,7 +187,7 @@ mod tests {
             "android": { "packageName": "com.example.app", "sha256CertFingerprints": [fingerprint] }
         }))
         .unwrap();
-        let aasa = apple_app_site_association(&[apps.clone(), Apps::default()]);
+        let aasa = apple_app_site_association(&[apps.clone(), Apps::default()], SHARED_HOST_PATHS);
         assert_eq!(
             aasa["applinks"]["details"][0]["appIDs"],
             json!(["ABCDE12345.com.example.app"])

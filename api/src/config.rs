@@ -47,6 +47,10 @@ pub struct ApiConfig {
     /// tenant's app claims every tenant's links.
     #[envconfig(from = "LINK_HOST_ACCOUNT", default = "")]
     pub link_host_account: String,
+    /// The DNS server (`ip:port`) that domain verification asks for TXT records; empty: the
+    /// system's resolver (`/etc/resolv.conf`).
+    #[envconfig(from = "DNS_RESOLVER", default = "")]
+    pub dns_resolver: String,
     #[envconfig(nested)]
     pub clicks: ClickConfig,
     #[envconfig(nested)]

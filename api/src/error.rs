@@ -17,6 +17,8 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("short code is already taken")]
     ShortCodeTaken,
+    #[error("this domain is held by another account")]
+    DomainTaken,
     #[error("analytics are unavailable; retry later")]
     Analytics(#[from] clickhouse::error::Error),
     #[error("the event stream is unavailable; retry later")]
@@ -38,7 +40,7 @@ impl ApiError {
             ApiError::Common(common) => common.status(),
             ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::ShortCodeTaken => StatusCode::CONFLICT,
+            ApiError::ShortCodeTaken | ApiError::DomainTaken => StatusCode::CONFLICT,
             ApiError::LiveOnly => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Analytics(_) | ApiError::Stream(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -51,6 +53,7 @@ impl ApiError {
             ApiError::AdminUnauthorized => ErrorCode::Unauthorized,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::ShortCodeTaken => ErrorCode::ShortCodeTaken,
+            ApiError::DomainTaken => ErrorCode::DomainTaken,
             ApiError::LiveOnly => ErrorCode::Forbidden,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::Analytics(_) | ApiError::Stream(_) => ErrorCode::Unavailable,

@@ -9,6 +9,7 @@ pub mod attributions;
 pub mod breakdowns;
 pub mod clicks;
 pub mod config;
+pub mod domains;
 pub mod error;
 pub mod export;
 pub mod links;

@@ -32,6 +32,8 @@ pub struct Link {
     /// How long after a click on this link an install may still be attributed to it
     /// (`None`: the service's `ATTRIBUTION_WINDOW_SECS`).
     pub attribution_window_hours: Option<i32>,
+    /// The account's verified link domain its public URL is on (`None`: the shared host).
+    pub domain: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -64,12 +66,17 @@ impl Link {
             deep_link_path: self.deep_link_path.clone(),
             data: self.data.clone(),
             attribution_window_hours: self.attribution_window_hours,
+            domain: self.domain.clone(),
             expires_at: self.expires_at,
         }
     }
 
-    /// The URL customers share: `{base}/l/{shortCode}`.
+    /// The URL customers share: `https://{domain}/{shortCode}` on the link's domain, else
+    /// `{base}/l/{shortCode}`.
     pub fn public_url(&self, public_base_url: &str) -> String {
+        if let Some(domain) = &self.domain {
+            return format!("https://{domain}/{}", self.short_code);
+        }
         format!(
             "{}/l/{}",
             public_base_url.trim_end_matches('/'),
@@ -91,6 +98,7 @@ impl Link {
             deep_link_path: self.deep_link_path.clone(),
             data: self.data.clone(),
             attribution_window_hours: self.attribution_window_hours,
+            domain: self.domain.clone(),
             expires_at: self.expires_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -120,6 +128,8 @@ pub struct LinkView {
     /// Hours after a click on this link an install may still be attributed to it (null:
     /// the service's default window).
     pub attribution_window_hours: Option<i32>,
+    /// The account's link domain the link's `url` is on (null: the shared host).
+    pub domain: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -146,16 +156,17 @@ pub struct LinkFields {
     pub deep_link_path: Option<String>,
     pub data: serde_json::Map<String, serde_json::Value>,
     pub attribution_window_hours: Option<i32>,
+    pub domain: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str =
     "short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
-                       title, description, image_url, utm, deep_link_path, data, attribution_window_hours, expires_at, created_at, updated_at";
+                       title, description, image_url, utm, deep_link_path, data, attribution_window_hours, domain, expires_at, created_at, updated_at";
 
 type LinkQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, Link, sqlx::postgres::PgArguments>;
 
-/// Binds `$1`..`$15` as both [`insert`] and [`update`] number them: the key, then the fields.
+/// Binds `$1`..`$16` as both [`insert`] and [`update`] number them: the key, then the fields.
 fn bind_link<'q>(
     query: LinkQuery<'q>,
     short_code: &'q str,
@@ -178,6 +189,7 @@ fn bind_link<'q>(
         .bind(&fields.deep_link_path)
         .bind(sqlx::types::Json(&fields.data))
         .bind(fields.attribution_window_hours)
+        .bind(&fields.domain)
 }
 
 /// Inserts a link; `Ok(None)` when the short code is taken (by anyone).
@@ -189,8 +201,8 @@ pub async fn insert(
 ) -> Result<Option<Link>, ApiError> {
     let sql = format!(
         "INSERT INTO links (short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
-                            title, description, image_url, expires_at, utm, deep_link_path, data, attribution_window_hours) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                            title, description, image_url, expires_at, utm, deep_link_path, data, attribution_window_hours, domain) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
          ON CONFLICT (short_code) DO NOTHING RETURNING {COLUMNS}"
     );
     Ok(
@@ -258,7 +270,7 @@ pub async fn update(
 ) -> Result<Link, ApiError> {
     let sql = format!(
         "UPDATE links SET destination_url = $3, ios_url = $4, android_url = $5, campaign = $6, referrer_user_id = $7, \
-                title = $8, description = $9, image_url = $10, expires_at = $11, utm = $12, deep_link_path = $13, data = $14, attribution_window_hours = $15, updated_at = now() \
+                title = $8, description = $9, image_url = $10, expires_at = $11, utm = $12, deep_link_path = $13, data = $14, attribution_window_hours = $15, domain = $16, updated_at = now() \
          WHERE short_code = $1 AND account_id = $2 RETURNING {COLUMNS}"
     );
     bind_link(sqlx::query_as(&sql), short_code, account_id, fields)

@@ -23,8 +23,8 @@ use crate::access;
 use crate::clicks::ClickEnricher;
 use crate::config::ApiConfig;
 use crate::routes::{
-    admin, analytics, apps, attributions, breakdowns, dashboard, export, links, opens, redirect,
-    webhooks,
+    admin, analytics, apps, attributions, breakdowns, dashboard, domains, export, links, opens,
+    redirect, webhooks,
 };
 use crate::state::{AppState, Settings};
 
@@ -69,6 +69,7 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::change_plan))
         .routes(routes!(admin::revoke_key))
         .routes(routes!(admin::rotate_key))
+        .routes(routes!(domains::operator_verify))
 }
 
 /// Everything else: key-authenticated `/api/v1/*`, the redirect and the link host's files.
@@ -79,6 +80,9 @@ fn key_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(links::update, links::delete))
         .routes(routes!(attributions::create))
         .routes(routes!(opens::record))
+        .routes(routes!(domains::add, domains::list))
+        .routes(routes!(domains::remove))
+        .routes(routes!(domains::check))
         .routes(routes!(analytics::totals))
         .routes(routes!(analytics::timeseries))
         .routes(routes!(analytics::funnel))
@@ -206,8 +210,12 @@ impl Application {
         let salt_keeper = crate::clicks::VisitorSalts::new(deps.pool.clone())
             .keep(clicks.visitors.clone())
             .await?;
+        let domain_owners = Arc::new(crate::domains::DomainOwners::new(deps.pool.clone()));
+        let dns = Arc::new(crate::domains::DnsVerifier::new(&config.dns_resolver)?);
         let state = AppState {
             keys,
+            domain_owners,
+            dns,
             pool: deps.pool,
             clickhouse: deps.clickhouse,
             sink: deps.sink,
@@ -237,6 +245,9 @@ impl Application {
                         anyhow::anyhow!("LINK_HOST_ACCOUNT must be an account id (a UUID)")
                     })?),
                 },
+                public_host: url::Url::parse(&config.public_base_url)
+                    .ok()
+                    .and_then(|url| url.host_str().map(str::to_ascii_lowercase)),
             }),
             redirect_cache,
             clicks,

@@ -28,6 +28,10 @@ pub struct AppState {
     pub rate_limiter: Arc<linktrace_platform::rate_limit::KeyRateLimiter>,
     /// Which clicks repeat a visitor's counted click on a link within the hour.
     pub repeats: Arc<crate::clicks::repeats::RepeatClicks>,
+    /// Which account a verified link domain belongs to.
+    pub domain_owners: Arc<crate::domains::DomainOwners>,
+    /// Looks up domains' verification records.
+    pub dns: Arc<crate::domains::DnsVerifier>,
     /// Links by short code for the redirect (`None`: no such link), briefly cached.
     pub redirect_cache: Cache<String, Option<Arc<Link>>>,
     /// Trusted proxies, user agents, geo and visitor keys of the redirect.
@@ -43,6 +47,8 @@ pub struct Settings {
     pub attribution_window: Duration,
     /// The account the operator gave the shared link host to (`LINK_HOST_ACCOUNT`).
     pub link_host_account: Option<uuid::Uuid>,
+    /// The host of `public_base_url`: the shared link host, which no account can add.
+    pub public_host: Option<String>,
     /// Which addresses a webhook URL may name.
     pub endpoint_policy: AddressPolicy,
 }

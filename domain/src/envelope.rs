@@ -11,6 +11,7 @@ pub enum ErrorCode {
     LinkNotFound,
     NotFound,
     ShortCodeTaken,
+    DomainTaken,
     PayloadTooLarge,
     QuotaExceeded,
     IdempotencyKeyReused,

@@ -273,8 +273,11 @@ def test_top_links(engine):
 
 
 def test_attribution_lookups(engine):
-    assert query(engine, "click_by_id") == [["alpha123", "click-1"]]
-    assert query(engine, "click_by_fingerprint") == [["alpha123", "click-1"]]
+    # The click, and when it happened (ms since the epoch: 2026-11-01 10:30:00 UTC), for the
+    # attribution's window and evidence.
+    clicked_at_ms = "1793529000000"
+    assert query(engine, "click_by_id") == [["alpha123", "click-1", clicked_at_ms]]
+    assert query(engine, "click_by_fingerprint") == [["alpha123", "click-1", clicked_at_ms]]
 
 
 def test_running_write(engine):

@@ -305,7 +305,7 @@ async fn referral_links_are_created_read_listed_updated_and_deleted_per_account(
     assert_eq!(mine["link"]["campaign"], "winter");
     assert_eq!(
         mine["totals"],
-        json!({ "clicks": 0, "installs": 0, "events": 0, "byEvent": {} })
+        json!({ "clicks": 0, "installs": 0, "opens": 0, "events": 0, "byEvent": {} })
     );
     let (status, foreign) = metadata(other.live_key.clone(), code.clone()).await;
     assert_envelope(status, &foreign, 404, "LINK_NOT_FOUND");
@@ -435,9 +435,13 @@ async fn redirect_sends_each_device_to_its_url_and_records_the_click() {
         (302, Some("https://apps.apple.com/app/id1"))
     );
     let android = follow(&env, &api, "/go123456", ANDROID, None).await;
+    // To Google Play with the click in its install referrer (spec, "Attribution to the app").
+    let android_click = android.headers()["x-linktrace-click-id"].to_str().unwrap();
     assert_eq!(
-        location(&android).as_deref(),
-        Some("https://play.google.com/store/apps/details?id=x")
+        location(&android),
+        Some(format!(
+            "https://play.google.com/store/apps/details?id=x&referrer=linktrace_click_id%3D{android_click}"
+        ))
     );
     let desktop = follow(&env, &api, "/l/go123456", DESKTOP, None).await;
     assert_eq!(

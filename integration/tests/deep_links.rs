@@ -542,3 +542,260 @@ async fn an_open_through_a_link_is_recorded_answered_and_counted() {
     consumer.stop().await.unwrap();
     api.stop().await.unwrap();
 }
+
+/// Spec, "Attribution to the app", link domains: a domain is one account's (another's add is
+/// `409 DOMAIN_TAKEN`), verified by a DNS TXT record (looked up on a resolver this test runs
+/// on loopback) or by the operator; on a verified domain `/{shortCode}` serves that
+/// account's links only and the well-known files list that account's apps only, also
+/// through the gateway; a link may name its account's verified domain and no other.
+#[tokio::test]
+async fn two_accounts_domains_each_serve_only_their_own_links_and_apps() {
+    use linktrace_integration::dns::TxtServer;
+    let env = TestEnv::new().await;
+    let dns = TxtServer::start().await;
+    let api = env
+        .spawn_api_with(&[("DNS_RESOLVER", &dns.address.to_string())])
+        .await;
+    let gateway = linktrace_integration::Gateway::start(api.port, api.port, "off").await;
+    let acme = env.create_account("free").await;
+    let bolt = env.create_account("free").await;
+    env.create_link(&acme, "acme1234").await;
+    env.create_link(&bolt, "bolt1234").await;
+    let domains = api.url("/api/v1/domains");
+
+    let (status, added) = env
+        .post(
+            &domains,
+            Some(&acme.live_key),
+            json!({ "domain": "Go.Acme.test" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    let domain = &added["domain"];
+    assert_eq!(
+        (domain["domain"].as_str(), domain["verified"].as_bool()),
+        (Some("go.acme.test"), Some(false))
+    );
+    assert_eq!(domain["verification"]["type"], "TXT");
+    assert_eq!(domain["verification"]["name"], "_linktrace.go.acme.test");
+    let value = domain["verification"]["value"].as_str().unwrap().to_owned();
+    assert!(value.starts_with("linktrace-verify="), "{value}");
+    // Again by its account: the same domain, 200. By another: 409. With a test key: 403.
+    let (status, again) = env
+        .post(
+            &domains,
+            Some(&acme.live_key),
+            json!({ "domain": "go.acme.test" }),
+        )
+        .await;
+    assert_eq!(
+        (status, again["domain"]["verification"]["value"].as_str()),
+        (200, Some(value.as_str()))
+    );
+    let (status, taken) = env
+        .post(
+            &domains,
+            Some(&bolt.live_key),
+            json!({ "domain": "go.acme.test" }),
+        )
+        .await;
+    assert_eq!(
+        (status, taken["code"].as_str()),
+        (409, Some("DOMAIN_TAKEN")),
+        "{taken}"
+    );
+    let (status, _) = env
+        .post(
+            &domains,
+            Some(&acme.test_key),
+            json!({ "domain": "test.acme.test" }),
+        )
+        .await;
+    assert_eq!(status, 403);
+    for bad in ["acme", "203.0.113.9", "go acme.test", "-x.acme.test"] {
+        let (status, body) = env
+            .post(&domains, Some(&acme.live_key), json!({ "domain": bad }))
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
+    // DNS: not there yet, then a wrong value, then the right one.
+    let check = |account: &linktrace_integration::TestAccount, domain: &str| {
+        env.post(
+            &api.url(&format!("/api/v1/domains/{domain}/verify")),
+            Some(&account.live_key),
+            json!({}),
+        )
+    };
+    let (status, missing) = check(&acme, "go.acme.test").await;
+    assert_eq!(
+        (status, missing["found"].as_bool()),
+        (200, Some(false)),
+        "{missing}"
+    );
+    assert_eq!(missing["domain"]["verified"], false);
+    dns.publish("_linktrace.go.acme.test", "linktrace-verify=not-the-token");
+    let (_, wrong) = check(&acme, "go.acme.test").await;
+    assert_eq!(wrong["found"], false, "{wrong}");
+    dns.publish("_linktrace.go.acme.test", &value);
+    let (status, verified) = check(&acme, "go.acme.test").await;
+    assert_eq!(
+        (status, verified["found"].as_bool()),
+        (200, Some(true)),
+        "{verified}"
+    );
+    assert_eq!(
+        (
+            verified["domain"]["verified"].as_bool(),
+            verified["domain"]["verifiedBy"].as_str()
+        ),
+        (Some(true), Some("dns"))
+    );
+    let (status, _) = check(&bolt, "go.acme.test").await;
+    assert_eq!(status, 404, "another account's domain");
+
+    // The operator verifies the other account's domain.
+    let (status, _) = env
+        .post(
+            &domains,
+            Some(&bolt.live_key),
+            json!({ "domain": "links.bolt.test" }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let operator = env
+        .http
+        .post(api.url("/admin/v1/domains/links.bolt.test/verify"))
+        .bearer_auth(linktrace_integration::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(operator.status(), 200);
+    let operator: Value = operator.json().await.unwrap();
+    assert_eq!(operator["domain"]["verifiedBy"], "operator", "{operator}");
+
+    // Each domain serves its own account's codes only, directly and through the gateway.
+    let visit = |base: String, host: &'static str, path: &'static str| {
+        let http = env.http.clone();
+        async move {
+            http.get(format!("{base}{path}"))
+                .header("host", host)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let direct = api.url("");
+    let through = gateway.url("");
+    for base in [direct.clone(), through.clone()] {
+        assert_eq!(
+            visit(base.clone(), "go.acme.test", "/acme1234").await,
+            302,
+            "{base}"
+        );
+        assert_eq!(
+            visit(base.clone(), "go.acme.test", "/bolt1234").await,
+            404,
+            "{base}"
+        );
+        assert_eq!(
+            visit(base.clone(), "go.acme.test", "/l/bolt1234").await,
+            404,
+            "{base}"
+        );
+        assert_eq!(
+            visit(base.clone(), "links.bolt.test", "/bolt1234").await,
+            302,
+            "{base}"
+        );
+        assert_eq!(
+            visit(base.clone(), "links.bolt.test", "/acme1234").await,
+            404,
+            "{base}"
+        );
+        // A host that is no verified domain: the shared host, every link.
+        assert_eq!(
+            visit(base.clone(), "unknown.example", "/l/acme1234").await,
+            302,
+            "{base}"
+        );
+    }
+
+    // Each host lists its own account's apps.
+    for (account, team) in [(&acme, "AAAAA11111"), (&bolt, "BBBBB22222")] {
+        let response = env
+            .http
+            .put(api.url("/api/v1/apps"))
+            .header("x-api-key", &account.live_key)
+            .json(&json!({ "ios": { "teamId": team, "bundleId": "com.example.app" } }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let aasa = |base: String, host: &'static str| {
+        let http = env.http.clone();
+        async move {
+            let response = http
+                .get(format!("{base}/.well-known/apple-app-site-association"))
+                .header("host", host)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()["applinks"]["details"].clone()
+        }
+    };
+    for base in [direct.clone(), through.clone()] {
+        let on_acme = aasa(base.clone(), "go.acme.test").await;
+        assert_eq!(on_acme.as_array().unwrap().len(), 1, "{on_acme}");
+        assert_eq!(on_acme[0]["appIDs"][0], "AAAAA11111.com.example.app");
+        assert_eq!(on_acme[0]["components"][0]["/"], "/*");
+        let on_bolt = aasa(base.clone(), "links.bolt.test").await;
+        assert_eq!(
+            on_bolt[0]["appIDs"][0], "BBBBB22222.com.example.app",
+            "{on_bolt}"
+        );
+        assert_eq!(aasa(base.clone(), "unknown.example").await, json!([]));
+    }
+
+    // A link on the account's domain has its URL there; another account's domain is refused.
+    let links = api.url("/api/v1/referral-links");
+    let (status, on_domain) = env
+        .post(&links, Some(&acme.live_key), json!({ "destinationUrl": "https://acme.example/", "shortCode": "ondomain1", "domain": "go.acme.test" }))
+        .await;
+    assert_eq!(status, 201, "{on_domain}");
+    assert_eq!(on_domain["link"]["url"], "https://go.acme.test/ondomain1");
+    assert_eq!(on_domain["link"]["domain"], "go.acme.test");
+    let (status, refused) = env
+        .post(
+            &links,
+            Some(&acme.live_key),
+            json!({ "destinationUrl": "https://acme.example/", "domain": "links.bolt.test" }),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().starts_with("domain"),
+        "{refused}"
+    );
+
+    let listed = env.get(&domains, Some(&acme.live_key)).await.1;
+    assert_eq!(listed["domains"].as_array().unwrap().len(), 1, "{listed}");
+    // Removed: not another account's to remove; gone, the host is the shared one again.
+    let remove = |account: &linktrace_integration::TestAccount| {
+        env.http
+            .delete(api.url("/api/v1/domains/go.acme.test"))
+            .header("x-api-key", account.live_key.clone())
+            .send()
+    };
+    assert_eq!(remove(&bolt).await.unwrap().status(), 404);
+    assert_eq!(remove(&acme).await.unwrap().status(), 200);
+    assert_eq!(
+        visit(direct.clone(), "go.acme.test", "/bolt1234").await,
+        302
+    );
+    api.stop().await.unwrap();
+}

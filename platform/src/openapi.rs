@@ -125,6 +125,11 @@ pub mod errors {
     #[response(status = 409)]
     pub struct ShortCodeTaken(pub ErrorEnvelope);
 
+    /// The domain is held by another account (DOMAIN_TAKEN)
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 409)]
+    pub struct DomainTaken(pub ErrorEnvelope);
+
     /// The Idempotency-Key was used with another request body (IDEMPOTENCY_KEY_REUSED)
     #[derive(utoipa::IntoResponses)]
     #[response(status = 422)]

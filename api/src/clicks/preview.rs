@@ -69,6 +69,7 @@ mod tests {
             deep_link_path: None,
             data: Default::default(),
             attribution_window_hours: None,
+            domain: None,
             expires_at: None,
             created_at: now,
             updated_at: now,

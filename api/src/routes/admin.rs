@@ -16,7 +16,7 @@ use crate::accounts::{self, CreatedAccount};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let presented = header_value(headers, &[axum::http::header::AUTHORIZATION])
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");

@@ -2,7 +2,7 @@
 //! `/.well-known/assetlinks.json` built from the apps of the account the link host was given to (see `apps`).
 
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -63,9 +63,29 @@ pub async fn put(
 )]
 pub async fn apple_app_site_association(
     State(state): State<AppState>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let all = apps::of_link_host(&state.pool, state.settings.link_host_account).await?;
-    Ok(well_known(apps::apple_app_site_association(&all)))
+    let (apps, paths) = host_apps(&state, &headers).await?;
+    Ok(well_known(apps::apple_app_site_association(&apps, paths)))
+}
+
+/// The apps the requested host lists, and the paths its links take: an account's verified
+/// link domain lists that account's; the shared host those of the account it was given to.
+async fn host_apps(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Vec<Apps>, &'static str), ApiError> {
+    let host = headers.get(HOST).and_then(|v| v.to_str().ok());
+    Ok(match state.domain_owners.owner_of(host).await? {
+        Some(owner) => (
+            apps::of_link_host(&state.pool, Some(owner)).await?,
+            apps::LINK_DOMAIN_PATHS,
+        ),
+        None => (
+            apps::of_link_host(&state.pool, state.settings.link_host_account).await?,
+            apps::SHARED_HOST_PATHS,
+        ),
+    })
 }
 
 /// Google's Digital Asset Links for the link host (application/json)
@@ -79,9 +99,12 @@ pub async fn apple_app_site_association(
         errors::Unavailable,
     ),
 )]
-pub async fn assetlinks(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let all = apps::of_link_host(&state.pool, state.settings.link_host_account).await?;
-    Ok(well_known(apps::assetlinks(&all)))
+pub async fn assetlinks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (apps, _) = host_apps(&state, &headers).await?;
+    Ok(well_known(apps::assetlinks(&apps)))
 }
 
 fn well_known(document: serde_json::Value) -> Response {

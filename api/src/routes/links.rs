@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use linktrace_domain::{Endpoint, ShortCode, Utm, WebUrl};
+use linktrace_domain::{DomainName, Endpoint, ShortCode, Utm, WebUrl};
 use linktrace_platform::error::CommonError;
 use linktrace_platform::openapi::{errors, Yes};
 use linktrace_platform::request::{
@@ -61,6 +61,8 @@ pub struct CreateLinkBody {
     /// Hours after a click on this link an install may still be attributed to it (1-720;
     /// without it the service's default applies).
     pub attribution_window_hours: Option<WindowHours>,
+    /// One of the account's verified link domains: the link's `url` is on it.
+    pub domain: Option<DomainName>,
     pub expires_at: Option<Timestamp>,
 }
 
@@ -191,6 +193,7 @@ impl From<CreateLinkBody> for LinkFields {
             deep_link_path: body.deep_link_path.map(Text::into_string),
             data: body.data.map(|d| d.0).unwrap_or_default(),
             attribution_window_hours: body.attribution_window_hours.map(|w| w.0),
+            domain: body.domain.map(|d| d.as_str().to_owned()),
             expires_at: body.expires_at.map(|t| t.0),
         }
     }
@@ -219,6 +222,8 @@ pub struct UpdateLinkBody {
     pub data: Option<Option<DeepLinkData>>,
     #[serde(default, deserialize_with = "present")]
     pub attribution_window_hours: Option<Option<WindowHours>>,
+    #[serde(default, deserialize_with = "present")]
+    pub domain: Option<Option<DomainName>>,
     #[serde(default, deserialize_with = "present")]
     pub expires_at: Option<Option<Timestamp>>,
 }
@@ -254,6 +259,9 @@ impl UpdateLinkBody {
         }
         if let Some(window) = self.attribution_window_hours {
             fields.attribution_window_hours = window.map(|w| w.0);
+        }
+        if let Some(domain) = self.domain {
+            fields.domain = domain.map(|d| d.as_str().to_owned());
         }
         if let Some(expires_at) = self.expires_at {
             fields.expires_at = expires_at.map(|t| t.0);
@@ -328,6 +336,7 @@ pub async fn create(
         }
     }
     let fields = LinkFields::from(body);
+    require_verified_domain(&state, caller.account_id, &fields).await?;
     let link = match custom {
         Some(code) => links::insert(&state.pool, caller.account_id, code.as_str(), &fields)
             .await?
@@ -495,6 +504,7 @@ pub async fn update(
     let existing = links::find_owned(&state.pool, caller.account_id, code.as_str()).await?;
     let JsonBody(change) = body?;
     let fields = change.apply(existing.fields());
+    require_verified_domain(&state, caller.account_id, &fields).await?;
     let link = links::update(&state.pool, caller.account_id, code.as_str(), &fields).await?;
     state.redirect_cache.invalidate(code.as_str()).await;
     Ok(Json(LinkAnswer {
@@ -529,4 +539,23 @@ pub async fn delete(
     links::delete(&state.pool, caller.account_id, code.as_str()).await?;
     state.redirect_cache.invalidate(code.as_str()).await;
     Ok(Json(Done { success: Yes }).into_response())
+}
+
+/// A link may name only a verified domain of its own account.
+async fn require_verified_domain(
+    state: &AppState,
+    account_id: uuid::Uuid,
+    fields: &LinkFields,
+) -> Result<(), ApiError> {
+    let Some(domain) = &fields.domain else {
+        return Ok(());
+    };
+    let name =
+        DomainName::parse(domain).map_err(|e| ApiError::validation(format!("domain {e}")))?;
+    match crate::domains::find(&state.pool, &name).await? {
+        Some(d) if d.account_id == account_id && d.verified_at.is_some() => Ok(()),
+        _ => Err(ApiError::validation(format!(
+            "domain {domain} is not a verified domain of this account (POST /api/v1/domains)"
+        ))),
+    }
 }

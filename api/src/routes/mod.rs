@@ -4,6 +4,7 @@ pub mod apps;
 pub mod attributions;
 pub mod breakdowns;
 pub mod dashboard;
+pub mod domains;
 pub mod export;
 pub mod links;
 pub mod opens;

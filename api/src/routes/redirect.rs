@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::header::{CACHE_CONTROL, LOCATION, REFERER, USER_AGENT};
+use axum::http::header::{CACHE_CONTROL, HOST, LOCATION, REFERER, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use linktrace_domain::{EventRecord, ShortCode};
@@ -96,10 +96,19 @@ pub async fn follow(
         return not_found_page();
     };
     let now = state.clock.now();
-    let link = match cached_link(&state, &code).await {
-        Ok(Some(link)) if !link.is_expired(now) => link,
-        Ok(_) => return not_found_page(),
-        Err(error) => {
+    // On an account's verified link domain, only that account's links.
+    let host_owner = state
+        .domain_owners
+        .owner_of(headers.get(HOST).and_then(|v| v.to_str().ok()))
+        .await;
+    let link = match (cached_link(&state, &code).await, host_owner) {
+        (Ok(Some(link)), Ok(owner))
+            if !link.is_expired(now) && owner.is_none_or(|owner| owner == link.account_id) =>
+        {
+            link
+        }
+        (Ok(_), Ok(_)) => return not_found_page(),
+        (Err(error), _) | (_, Err(error)) => {
             tracing::error!(%error, "redirect look-up failed");
             return (
                 StatusCode::SERVICE_UNAVAILABLE,

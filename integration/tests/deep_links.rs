@@ -621,11 +621,10 @@ async fn two_accounts_domains_each_serve_only_their_own_links_and_apps() {
 
     // DNS: not there yet, then a wrong value, then the right one.
     let check = |account: &linktrace_integration::TestAccount, domain: &str| {
-        env.post(
-            &api.url(&format!("/api/v1/domains/{domain}/verify")),
-            Some(&account.live_key),
-            json!({}),
-        )
+        let url = api.url(&format!("/api/v1/domains/{domain}/verify"));
+        let key = account.live_key.clone();
+        let env = &env;
+        async move { env.post(&url, Some(&key), json!({})).await }
     };
     let (status, missing) = check(&acme, "go.acme.test").await;
     assert_eq!(

@@ -129,10 +129,19 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
             .await;
         assert_eq!(status, 202);
     }
+    // An installed app opened through the link (re-engagement): the funnel shows opens.
+    let (status, _) = env
+        .post(
+            &api.url("/api/v1/opens"),
+            Some(&account.live_key),
+            serde_json::json!({ "shortCode": "dash1234", "userId": "returning-user" }),
+        )
+        .await;
+    assert_eq!(status, 200);
     let all = format!("account_id = '{}'", account.id);
     assert_eq!(
-        env.wait_for_stored(&all, 6, Duration::from_secs(20)).await,
-        6
+        env.wait_for_stored(&all, 7, Duration::from_secs(20)).await,
+        7
     );
 
     receiver
@@ -182,7 +191,12 @@ async fn the_dashboard_shows_links_funnel_and_series_for_the_pasted_key() {
         "{dom}"
     );
     assert!(
-        dom.contains(r#"class="bar""#) && dom.contains(r#"data-count="5""#),
+        dom.contains(r#"<tr data-step="opens"><td>opens</td><td>1</td></tr>"#),
+        "{dom}"
+    );
+    assert!(
+        // Two human clicks, three purchases and the open.
+        dom.contains(r#"class="bar""#) && dom.contains(r#"data-count="6""#),
         "{dom}"
     );
     // The click panels: people only, by country, device, OS, browser, referrer and UTM.

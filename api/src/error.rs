@@ -47,6 +47,11 @@ impl ApiError {
         }
     }
 
+    /// The envelope this error answers with (per item of a bulk request).
+    pub fn envelope(&self) -> ErrorEnvelope {
+        ErrorEnvelope::new(self.code(), self.to_string())
+    }
+
     fn code(&self) -> ErrorCode {
         match self {
             ApiError::Common(common) => common.code(),

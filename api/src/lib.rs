@@ -13,6 +13,7 @@ pub mod domains;
 pub mod error;
 pub mod export;
 pub mod links;
+pub mod qr;
 pub mod routes;
 pub mod startup;
 pub mod state;

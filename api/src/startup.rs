@@ -76,7 +76,19 @@ fn admin_routes() -> OpenApiRouter<AppState> {
 fn key_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(links::create, links::list))
+        .routes({
+            // Its own body limit: up to 1,000 links.
+            let (schemas, paths, route) = routes!(links::bulk_create);
+            (
+                schemas,
+                paths,
+                route.layer(axum::extract::DefaultBodyLimit::max(
+                    links::MAX_BULK_BODY_BYTES,
+                )),
+            )
+        })
         .routes(routes!(links::metadata))
+        .routes(routes!(links::qr_code))
         .routes(routes!(links::update, links::delete))
         .routes(routes!(attributions::create))
         .routes(routes!(opens::record))

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::SubsecRound;
+use chrono::{DateTime, SubsecRound, Utc};
 use linktrace_domain::{
     Endpoint, EntityId, Environment, EventName, EventRecord, EventSource, Revenue, ShortCode,
 };
@@ -22,6 +22,10 @@ use crate::metrics::{EVENTS_ACCEPTED, EVENTS_DEDUPLICATED, EVENTS_REJECTED};
 use crate::quota::{QuotaDecision, QuotaLimiter};
 use linktrace_platform::rate_limit::KeyRateLimiter;
 
+/// How far back and ahead an event's own `timestamp` may be (spec, "Links at scale").
+const BACKFILL_PAST: chrono::TimeDelta = chrono::TimeDelta::days(30);
+const BACKFILL_FUTURE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
 /// An event as parsed from a request, before it is stamped and produced.
 #[derive(Debug)]
 pub struct EventDraft {
@@ -31,6 +35,8 @@ pub struct EventDraft {
     pub user_id: Option<String>,
     pub properties: Option<serde_json::Value>,
     pub revenue: Option<Revenue>,
+    /// When the event happened, if the request said (a backfill); else when it is received.
+    pub happened_at: Option<DateTime<Utc>>,
     /// The request's `Idempotency-Key` (its nonce) and this event's place in the request.
     pub idempotent: Option<(IdempotentRequest, usize)>,
 }
@@ -159,6 +165,18 @@ impl Intake {
         // Microseconds, what the record and Postgres keep: an event without a time of its own
         // then has no `eventTime` on the wire (it happened when it was received).
         let now = self.clock.now().trunc_subsecs(6);
+        let happened_at = match draft.happened_at {
+            Some(at) => {
+                let at = at.trunc_subsecs(6);
+                if at < now - BACKFILL_PAST || at > now + BACKFILL_FUTURE {
+                    return Err(IngestError::validation(
+                        "timestamp must be at most 30 days in the past and 5 minutes in the future",
+                    ));
+                }
+                at
+            }
+            None => now,
+        };
         // Which dedup claim the event takes, if any: its entity tuple, or (an event of an
         // idempotent request without an entity id) a tuple of the request's nonce, so a
         // retry of a failed attempt stores it once.
@@ -187,11 +205,11 @@ impl Intake {
             )),
             _ => None,
         };
-        let mut event_time = now;
+        let mut event_time = happened_at;
         let (event_id, claimed) = match claim {
             Some((claim_key, when_recorded)) => {
                 // Boxed: the plain path's future need not carry room for a claim's.
-                match Box::pin(self.claims.claim(claim_key, now)).await? {
+                match Box::pin(self.claims.claim(claim_key, happened_at)).await? {
                     ClaimOutcome::Duplicate => return Ok(when_recorded),
                     ClaimOutcome::StillInFlight => {
                         return Err(IngestError::Unavailable(anyhow::anyhow!(

@@ -1322,3 +1322,159 @@ async fn each_key_is_rate_limited_on_the_api() {
     assert_eq!(env.get(&url, Some(&quiet.live_key)).await.0, 200);
     api.stop().await.unwrap();
 }
+
+/// Spec, "Links at scale": a link's QR code encodes its public URL, as SVG or PNG of the
+/// asked size. The PNG is decoded here (`png`, then the `rqrr` QR reader) back to the URL.
+#[tokio::test]
+async fn a_links_qr_code_encodes_its_public_url() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let account = env.create_account("free").await;
+    let other = env.create_account("free").await;
+    env.create_link(&account, "qrcode12").await;
+    let (_, link) = env
+        .get(
+            &api.url("/api/v1/referral-links/metadata?shortCode=qrcode12"),
+            Some(&account.live_key),
+        )
+        .await;
+    let public_url = link["link"]["url"].as_str().unwrap().to_owned();
+    let get = |query: &str, key: &str| {
+        env.http
+            .get(api.url(&format!("/api/v1/referral-links/qrcode12/qr{query}")))
+            .header("x-api-key", key)
+            .send()
+    };
+
+    let png = get("?format=png&size=256", &account.live_key)
+        .await
+        .unwrap();
+    assert_eq!(png.status(), 200);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    let bytes = png.bytes().await.unwrap();
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes.to_vec()))
+        .read_info()
+        .unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    assert!(
+        (200..=256).contains(&width) && width == height,
+        "{width}x{height}"
+    );
+    let mut prepared =
+        rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixels[y * width + x]);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1);
+    let (_, content) = grids[0].decode().unwrap();
+    assert_eq!(content, public_url);
+
+    let svg = get("", &account.live_key).await.unwrap();
+    assert_eq!(svg.status(), 200);
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    let svg = svg.text().await.unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains(r#"width="512""#),
+        "{svg}"
+    );
+
+    for query in ["?size=63", "?size=2049", "?format=gif", "?size=big"] {
+        let response = get(query, &account.live_key).await.unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+    }
+    assert_eq!(get("", &other.live_key).await.unwrap().status(), 404);
+    api.stop().await.unwrap();
+}
+
+/// Spec, "Links at scale": `POST /api/v1/referral-links/bulk` creates up to 1,000 links,
+/// answering each item in order (201 and its link, or its own envelope); a bad item never
+/// sinks the others, and a whole thousand fits in one request.
+#[tokio::test]
+async fn bulk_links_answer_each_item_and_one_bad_item_sinks_no_other() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let account = env.create_account("free").await;
+    let other = env.create_account("free").await;
+    env.create_link(&other, "taken123").await;
+    let bulk = api.url("/api/v1/referral-links/bulk");
+    let (status, answer) = env
+        .post(
+            &bulk,
+            Some(&account.live_key),
+            json!({ "links": [
+                { "destinationUrl": "https://shop.example/1", "shortCode": "bulk0001" },
+                { "destinationUrl": "not a url" },
+                { "destinationUrl": "https://shop.example/3", "shortCode": "taken123" },
+                "not an object",
+                { "destinationUrl": "https://shop.example/5", "attributionWindowHours": 0 },
+                { "destinationUrl": "https://shop.example/6", "campaign": "spring" },
+                { "destinationUrl": "https://shop.example/7", "shortCode": "bulk0001" },
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    let outcome: Vec<(u64, Option<&str>)> = results
+        .iter()
+        .map(|r| (r["status"].as_u64().unwrap(), r["error"]["code"].as_str()))
+        .collect();
+    assert_eq!(
+        outcome,
+        vec![
+            (201, None),
+            (400, Some("VALIDATION_ERROR")),
+            (409, Some("SHORT_CODE_TAKEN")),
+            (400, Some("VALIDATION_ERROR")),
+            (400, Some("VALIDATION_ERROR")),
+            (201, None),
+            (409, Some("SHORT_CODE_TAKEN")),
+        ],
+        "{answer}"
+    );
+    assert_eq!(answer["created"], 2);
+    assert_eq!(results[0]["link"]["shortCode"], "bulk0001");
+    assert_eq!(results[5]["link"]["campaign"], "spring");
+    assert!(
+        results[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("destinationUrl"),
+        "{answer}"
+    );
+    let indexes: Vec<u64> = results
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, (0..7).collect::<Vec<u64>>());
+
+    // A thousand at once; a thousand and one is refused whole.
+    let thousand: Vec<Value> = (0..1000)
+        .map(|i| json!({ "destinationUrl": format!("https://shop.example/p/{i}"), "shortCode": format!("many{i:04}") }))
+        .collect();
+    let (status, answer) = env
+        .post(&bulk, Some(&account.live_key), json!({ "links": thousand }))
+        .await;
+    assert_eq!((status, answer["created"].as_u64()), (200, Some(1000)));
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM links WHERE account_id = $1")
+        .bind(account.id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1002);
+    let too_many: Vec<Value> = (0..1001)
+        .map(|i| json!({ "destinationUrl": format!("https://shop.example/{i}") }))
+        .collect();
+    let (status, answer) = env
+        .post(&bulk, Some(&account.live_key), json!({ "links": too_many }))
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("VALIDATION_ERROR")),
+        "{answer}"
+    );
+    let (status, answer) = env
+        .post(&bulk, Some(&account.live_key), json!({ "links": [] }))
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    api.stop().await.unwrap();
+}

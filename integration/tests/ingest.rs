@@ -1559,3 +1559,136 @@ async fn failed_authentication_is_throttled_per_address() {
     );
     ingest.stop().await.unwrap();
 }
+
+/// Spec, "Links at scale": an event may say when it happened (`timestamp`, at most 30 days
+/// back and 5 minutes ahead, else a 400 naming `timestamp`), on its own or in a batch. It is
+/// the event's time for every read (it lands in its own day's bucket), and a retry of an
+/// entity event keeps the first time; the quota month is the month of receipt.
+#[tokio::test]
+async fn backfilled_events_land_in_their_own_time_buckets() {
+    let (env, ingest, account) = scale_setup().await;
+    let consumer = env.spawn_consumer().await;
+    let api = env.spawn_api().await;
+    let now = Utc::now();
+    let day = |days_ago: i64| (now - chrono::Duration::days(days_ago)).date_naive();
+    let at = |days_ago: i64| {
+        day(days_ago)
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+            .and_utc()
+            .to_rfc3339()
+    };
+    let events = ingest.url("/api/v1/events");
+    let with_time = |entity: Option<&str>, timestamp: Value| {
+        let mut body = event("abcd1234", "backfill", entity);
+        body["timestamp"] = timestamp;
+        body
+    };
+    for (body, expected) in [
+        (with_time(Some("ten"), json!(at(10))), 202),
+        // A retry of the same entity with another time: deduplicated, the first time stays.
+        (with_time(Some("ten"), json!(at(3))), 200),
+        (with_time(None, json!(at(3))), 202),
+        (
+            with_time(
+                None,
+                json!((now + chrono::Duration::minutes(4)).to_rfc3339()),
+            ),
+            202,
+        ),
+    ] {
+        let (status, answer) = env.post(&events, Some(&account.live_key), body).await;
+        assert_eq!(status, expected, "{answer}");
+    }
+    for bad in [
+        json!(at(31)),
+        json!((now + chrono::Duration::minutes(6)).to_rfc3339()),
+        json!("yesterday"),
+        json!(1_700_000_000),
+    ] {
+        let (status, answer) = env
+            .post(
+                &events,
+                Some(&account.live_key),
+                with_time(None, bad.clone()),
+            )
+            .await;
+        assert_envelope(status, &answer, 400, "VALIDATION_ERROR");
+        assert!(
+            answer["message"].as_str().unwrap().contains("timestamp"),
+            "{bad}: {answer}"
+        );
+    }
+    let (status, batch) = env
+        .post(
+            &ingest.url("/api/v1/events/batch"),
+            Some(&account.live_key),
+            json!({ "events": [with_time(None, json!(at(10))), with_time(None, json!(at(40)))] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{batch}");
+    let statuses: Vec<u64> = batch["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![202, 400], "{batch}");
+
+    let stored = format!("account_id = '{}' AND event_name = 'backfill'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&stored, 4, Duration::from_secs(20))
+            .await,
+        4
+    );
+    // Every event was received just now (`received_at`, and the quota month), whatever it says.
+    assert_eq!(
+        env.stored_events(&format!("{stored} AND received_at >= now() - 3600"))
+            .await,
+        4
+    );
+    let from = day(12).and_hms_opt(0, 0, 0).unwrap().and_utc().to_rfc3339();
+    let to = (now + chrono::Duration::hours(1)).to_rfc3339();
+    let response = env
+        .http
+        .get(api.url("/api/v1/analytics"))
+        .query(&[
+            ("event", "backfill"),
+            ("groupBy", "timeseries"),
+            ("interval", "day"),
+            ("from", from.as_str()),
+            ("to", to.as_str()),
+        ])
+        .header("x-api-key", &account.live_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let series: Value = response.json().await.unwrap();
+    let counts: std::collections::BTreeMap<String, u64> = series["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["count"].as_u64().unwrap() > 0)
+        .map(|p| {
+            (
+                p["time"].as_str().unwrap()[..10].to_owned(),
+                p["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut expected = std::collections::BTreeMap::new();
+    expected.insert(day(10).to_string(), 2);
+    expected.insert(day(3).to_string(), 1);
+    *expected
+        .entry(
+            (now + chrono::Duration::minutes(4))
+                .date_naive()
+                .to_string(),
+        )
+        .or_insert(0) += 1;
+    assert_eq!(counts, expected, "{series}");
+    consumer.stop().await.unwrap();
+    api.stop().await.unwrap();
+    ingest.stop().await.unwrap();
+}

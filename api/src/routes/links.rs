@@ -327,6 +327,21 @@ pub async fn create(
     let caller = caller(&state, &headers).await?;
     caller.require(Endpoint::CreateReferralLink)?;
     let JsonBody(body) = body?;
+    let link = create_one(&state, caller.account_id, body).await?;
+    let answer = LinkAnswer {
+        success: Yes,
+        link: link.view(&state.settings.public_base_url),
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// Creates one link of the account's: what `create` and each item of `bulk_create` do.
+async fn create_one(
+    state: &AppState,
+    account_id: uuid::Uuid,
+    body: CreateLinkBody,
+) -> Result<links::Link, ApiError> {
+    let caller_account = account_id;
     let custom = body.short_code.clone();
     if let Some(code) = &custom {
         if RESERVED_SHORT_CODES.contains(&code.as_str().to_ascii_lowercase().as_str()) {
@@ -336,9 +351,9 @@ pub async fn create(
         }
     }
     let fields = LinkFields::from(body);
-    require_verified_domain(&state, caller.account_id, &fields).await?;
+    require_verified_domain(state, caller_account, &fields).await?;
     let link = match custom {
-        Some(code) => links::insert(&state.pool, caller.account_id, code.as_str(), &fields)
+        Some(code) => links::insert(&state.pool, caller_account, code.as_str(), &fields)
             .await?
             .ok_or(ApiError::ShortCodeTaken)?,
         None => {
@@ -347,7 +362,7 @@ pub async fn create(
             for _ in 0..8 {
                 let code = ShortCode::generate();
                 if let Some(link) =
-                    links::insert(&state.pool, caller.account_id, code.as_str(), &fields).await?
+                    links::insert(&state.pool, caller_account, code.as_str(), &fields).await?
                 {
                     created = Some(link);
                     break;
@@ -356,11 +371,106 @@ pub async fn create(
             created.ok_or_else(|| ApiError::Stream("could not allocate a short code".into()))?
         }
     };
-    let answer = LinkAnswer {
+    Ok(link)
+}
+
+/// The most links one bulk request creates.
+pub const MAX_BULK_LINKS: usize = 1000;
+/// The largest bulk request body (1,000 links of about 1 KB).
+pub const MAX_BULK_BODY_BYTES: usize = 1024 * 1024;
+
+/// 1 to 1,000 links, each as for `POST /api/v1/referral-links`; each is read and judged on
+/// its own.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BulkLinksBody {
+    #[schema(value_type = Vec<CreateLinkBody>, min_items = 1, max_items = 1000)]
+    pub links: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// One item's outcome: `201` and its link, or its error's status and envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkLinkResult {
+    /// The item's position in `links`.
+    pub index: usize,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<linktrace_domain::ErrorEnvelope>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkLinksAnswer {
+    pub success: Yes,
+    /// How many links were created.
+    pub created: usize,
+    pub results: Vec<BulkLinkResult>,
+}
+
+/// Create up to 1,000 links; one result per item, in order; a bad item sinks no other
+#[utoipa::path(
+    post,
+    path = "/api/v1/referral-links/bulk",
+    operation_id = "createLinksInBulk",
+    tag = "api",
+    request_body = BulkLinksBody,
+    responses(
+        (status = 200, description = "Per-item results", body = BulkLinksAnswer),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired,
+        errors::PayloadTooLarge, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
+pub async fn bulk_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<JsonBody<BulkLinksBody>, RequestError>,
+) -> Result<Json<BulkLinksAnswer>, ApiError> {
+    use futures::StreamExt;
+    let caller = caller(&state, &headers).await?;
+    caller.require(Endpoint::CreateReferralLink)?;
+    let JsonBody(BulkLinksBody { links: items }) = body?;
+    if items.is_empty() || items.len() > MAX_BULK_LINKS {
+        return Err(ApiError::validation(format!(
+            "links must hold 1 to {MAX_BULK_LINKS} links"
+        )));
+    }
+    let state = &state;
+    let results: Vec<BulkLinkResult> = futures::stream::iter(items.into_iter().enumerate())
+        .map(|(index, item)| async move {
+            let outcome = match linktrace_platform::request::from_json::<CreateLinkBody>(
+                item.get().as_bytes(),
+            ) {
+                Ok(body) => create_one(state, caller.account_id, body).await,
+                Err(RequestError::NotAnObject) => {
+                    Err(ApiError::validation("each link must be a JSON object"))
+                }
+                Err(refused) => Err(ApiError::Common(refused.into())),
+            };
+            match outcome {
+                Ok(link) => BulkLinkResult {
+                    index,
+                    status: StatusCode::CREATED.as_u16(),
+                    link: Some(link.view(&state.settings.public_base_url)),
+                    error: None,
+                },
+                Err(error) => BulkLinkResult {
+                    index,
+                    status: error.status().as_u16(),
+                    link: None,
+                    error: Some(error.envelope()),
+                },
+            }
+        })
+        // A few at once: one request must not take every Postgres connection.
+        .buffered(8)
+        .collect()
+        .await;
+    Ok(Json(BulkLinksAnswer {
         success: Yes,
-        link: link.view(&state.settings.public_base_url),
-    };
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+        created: results.iter().filter(|r| r.link.is_some()).count(),
+        results,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -558,4 +668,108 @@ async fn require_verified_domain(
             "domain {domain} is not a verified domain of this account (POST /api/v1/domains)"
         ))),
     }
+}
+
+/// `format` and `size` of a link's QR code.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QrQuery {
+    /// `svg` (default) or `png`.
+    #[param(inline)]
+    format: Option<QrFormat>,
+    /// Pixels per side, 64-2048 (default 512).
+    #[param(inline)]
+    size: Option<QrSize>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QrFormat {
+    Svg,
+    Png,
+}
+
+/// A QR code's side in pixels: 64 to 2048.
+#[derive(Debug, Clone, Copy)]
+pub struct QrSize(u32);
+
+impl<'de> Deserialize<'de> for QrSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        raw.parse::<u32>()
+            .ok()
+            .filter(|n| (64..=2048).contains(n))
+            .map(QrSize)
+            .ok_or_else(|| {
+                serde::de::Error::custom("must be a whole number of pixels from 64 to 2048")
+            })
+    }
+}
+
+impl utoipa::PartialSchema for QrSize {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .minimum(Some(64))
+            .maximum(Some(2048))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for QrSize {}
+
+/// The link's public URL as a QR code (SVG or PNG)
+#[utoipa::path(
+    get,
+    path = "/api/v1/referral-links/{shortCode}/qr",
+    tag = "api",
+    operation_id = "getLinkQrCode",
+    params(("shortCode" = ShortCode, Path), QrQuery),
+    responses(
+        (status = 200, description = "The QR code of the link's `url`", content(
+            (String = "image/svg+xml"),
+            (Vec<u8> = "image/png"),
+        )),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired,
+        errors::NotFound, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
+pub async fn qr_code(
+    State(state): State<AppState>,
+    PathSegment(raw_code): PathSegment,
+    headers: HeaderMap,
+    query: Result<QueryParams<QrQuery>, RequestError>,
+) -> Result<Response, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    caller.require(Endpoint::ReferralLinkMetadata)?;
+    let QueryParams(query) = query?;
+    let code = path_code(&raw_code)?;
+    let link = links::find_owned(&state.pool, caller.account_id, code.as_str()).await?;
+    let url = link.public_url(&state.settings.public_base_url);
+    let size = query.size.map_or(512, |s| s.0);
+    let (content_type, body) = match query.format.unwrap_or(QrFormat::Svg) {
+        QrFormat::Svg => (
+            "image/svg+xml",
+            crate::qr::svg(&url, size)
+                .map_err(|e| {
+                    ApiError::validation(format!("the link URL cannot be a QR code: {e}"))
+                })?
+                .into_bytes(),
+        ),
+        QrFormat::Png => (
+            "image/png",
+            crate::qr::png(&url, size).map_err(|e| {
+                ApiError::validation(format!("the link URL cannot be a QR code: {e}"))
+            })?,
+        ),
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (axum::http::header::CACHE_CONTROL, "private, max-age=300"),
+        ],
+        body,
+    )
+        .into_response())
 }

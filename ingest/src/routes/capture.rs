@@ -114,6 +114,7 @@ pub async fn create(
             user_id: Some(user_id),
             properties: capture.event_data.map(Value::Object),
             revenue,
+            happened_at: None,
             idempotent: idempotent.map(|Extension(request)| (request, 0)),
         };
         intake.ingest(&key, EventSource::Capture, draft).await

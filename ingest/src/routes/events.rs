@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use linktrace_domain::{Endpoint, EntityId, EventName, EventSource, ParseError, ShortCode};
 use linktrace_platform::keys::KeyOwner;
 use linktrace_platform::openapi::{errors, Yes};
-use linktrace_platform::request::{JsonBody, PresentedKey, RequestError};
+use linktrace_platform::request::{JsonBody, PresentedKey, RequestError, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -34,6 +34,11 @@ pub struct EventBody {
     /// What the conversion earned; summed per currency by analytics.
     #[serde(default)]
     pub revenue: Option<RevenueField>,
+    /// When the event happened, if not now (a backfill): ISO-8601, at most 30 days in the
+    /// past and 5 minutes in the future. Every read uses it; the quota month stays the month
+    /// the event is received.
+    #[serde(default)]
+    pub timestamp: Option<Timestamp>,
 }
 
 /// The contract bounds `entityId` only by length, and storage keeps "no entity" as an empty
@@ -75,6 +80,7 @@ impl From<EventBody> for EventDraft {
             user_id: None,
             properties: body.properties.map(|p| serde_json::Value::Object(p.0)),
             revenue: body.revenue.map(|r| r.0),
+            happened_at: body.timestamp.map(|t| t.0),
             idempotent: None,
         }
     }

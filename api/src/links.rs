@@ -34,6 +34,8 @@ pub struct Link {
     pub attribution_window_hours: Option<i32>,
     /// The account's verified link domain its public URL is on (`None`: the shared host).
     pub domain: Option<String>,
+    /// The customer's labels (at most 10), to find and group links by.
+    pub tags: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -67,6 +69,7 @@ impl Link {
             data: self.data.clone(),
             attribution_window_hours: self.attribution_window_hours,
             domain: self.domain.clone(),
+            tags: self.tags.clone(),
             expires_at: self.expires_at,
         }
     }
@@ -99,6 +102,7 @@ impl Link {
             data: self.data.clone(),
             attribution_window_hours: self.attribution_window_hours,
             domain: self.domain.clone(),
+            tags: self.tags.clone(),
             expires_at: self.expires_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -130,6 +134,8 @@ pub struct LinkView {
     pub attribution_window_hours: Option<i32>,
     /// The account's link domain the link's `url` is on (null: the shared host).
     pub domain: Option<String>,
+    /// The link's tags (empty: none).
+    pub tags: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -157,16 +163,17 @@ pub struct LinkFields {
     pub data: serde_json::Map<String, serde_json::Value>,
     pub attribution_window_hours: Option<i32>,
     pub domain: Option<String>,
+    pub tags: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str =
     "short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
-                       title, description, image_url, utm, deep_link_path, data, attribution_window_hours, domain, expires_at, created_at, updated_at";
+                       title, description, image_url, utm, deep_link_path, data, attribution_window_hours, domain, tags, expires_at, created_at, updated_at";
 
 type LinkQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, Link, sqlx::postgres::PgArguments>;
 
-/// Binds `$1`..`$16` as both [`insert`] and [`update`] number them: the key, then the fields.
+/// Binds `$1`..`$17` as both [`insert`] and [`update`] number them: the key, then the fields.
 fn bind_link<'q>(
     query: LinkQuery<'q>,
     short_code: &'q str,
@@ -190,6 +197,7 @@ fn bind_link<'q>(
         .bind(sqlx::types::Json(&fields.data))
         .bind(fields.attribution_window_hours)
         .bind(&fields.domain)
+        .bind(&fields.tags)
 }
 
 /// Inserts a link; `Ok(None)` when the short code is taken (by anyone).
@@ -201,8 +209,8 @@ pub async fn insert(
 ) -> Result<Option<Link>, ApiError> {
     let sql = format!(
         "INSERT INTO links (short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
-                            title, description, image_url, expires_at, utm, deep_link_path, data, attribution_window_hours, domain) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                            title, description, image_url, expires_at, utm, deep_link_path, data, attribution_window_hours, domain, tags) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
          ON CONFLICT (short_code) DO NOTHING RETURNING {COLUMNS}"
     );
     Ok(
@@ -238,10 +246,39 @@ pub async fn find_owned(
     .ok_or(ApiError::Common(CommonError::LinkNotFound))
 }
 
+/// Which of an account's links a list shows: those with `tag`, and those whose short code or
+/// destination contains `search` (case-insensitive).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinkFilter<'a> {
+    pub tag: Option<&'a str>,
+    pub search: Option<&'a str>,
+}
+
+/// The most links a tag may cover in an analytics read (their codes become its filter).
+pub const MAX_TAGGED_LINKS: i64 = 5_000;
+
+/// The short codes of the account's links with `tag` (at most [`MAX_TAGGED_LINKS`] + 1, so
+/// a caller can tell it went past).
+pub async fn codes_tagged(
+    pool: &PgPool,
+    account_id: Uuid,
+    tag: &str,
+) -> Result<Vec<String>, ApiError> {
+    Ok(sqlx::query_scalar(
+        "SELECT short_code FROM links WHERE account_id = $1 AND tags @> ARRAY[$2]::text[] LIMIT $3",
+    )
+    .bind(account_id)
+    .bind(tag)
+    .bind(MAX_TAGGED_LINKS + 1)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// One page of the account's links, newest first, after the cursor `(created_at, short_code)`.
 pub async fn list(
     pool: &PgPool,
     account_id: Uuid,
+    filter: LinkFilter<'_>,
     after: Option<(DateTime<Utc>, String)>,
     limit: i64,
 ) -> Result<Vec<Link>, ApiError> {
@@ -252,12 +289,17 @@ pub async fn list(
     Ok(sqlx::query_as::<_, Link>(&format!(
         "SELECT {COLUMNS} FROM links WHERE account_id = $1 \
            AND ($2::timestamptz IS NULL OR (created_at, short_code) < ($2, $3)) \
+           AND ($5::text IS NULL OR tags @> ARRAY[$5]::text[]) \
+           AND ($6::text IS NULL OR strpos(lower(short_code), lower($6)) > 0 \
+                OR strpos(lower(destination_url), lower($6)) > 0) \
          ORDER BY created_at DESC, short_code DESC LIMIT $4"
     ))
     .bind(account_id)
     .bind(cursor_time)
     .bind(cursor_code)
     .bind(limit)
+    .bind(filter.tag)
+    .bind(filter.search)
     .fetch_all(pool)
     .await?)
 }
@@ -270,7 +312,7 @@ pub async fn update(
 ) -> Result<Link, ApiError> {
     let sql = format!(
         "UPDATE links SET destination_url = $3, ios_url = $4, android_url = $5, campaign = $6, referrer_user_id = $7, \
-                title = $8, description = $9, image_url = $10, expires_at = $11, utm = $12, deep_link_path = $13, data = $14, attribution_window_hours = $15, domain = $16, updated_at = now() \
+                title = $8, description = $9, image_url = $10, expires_at = $11, utm = $12, deep_link_path = $13, data = $14, attribution_window_hours = $15, domain = $16, tags = $17, updated_at = now() \
          WHERE short_code = $1 AND account_id = $2 RETURNING {COLUMNS}"
     );
     bind_link(sqlx::query_as(&sql), short_code, account_id, fields)

@@ -57,8 +57,10 @@ pub fn png(url: &str, size: u32) -> Result<Vec<u8>, String> {
 mod tests {
     #[test]
     fn both_formats_have_the_asked_size_at_most() {
+        // Whole modules: as many pixels per module as fit in 256 (29 modules and a quiet
+        // zone of 4 on each side: 37 modules of 6 pixels).
         let svg = super::svg("https://links.example/l/abcd1234", 256).unwrap();
-        assert!(svg.contains(r#"width="256""#), "{svg}");
+        assert!(svg.contains(r#"width="222""#), "{svg}");
         let png = super::png("https://links.example/l/abcd1234", 256).unwrap();
         assert_eq!(&png[1..4], b"PNG");
         let width = u32::from_be_bytes(png[16..20].try_into().unwrap());

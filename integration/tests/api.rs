@@ -1485,3 +1485,132 @@ async fn bulk_links_answer_each_item_and_one_bad_item_sinks_no_other() {
     assert_eq!(status, 400, "{answer}");
     api.stop().await.unwrap();
 }
+
+/// Spec, "Links at scale": links take up to 10 tags; the link list filters by `tag` and
+/// searches by `q` (short code or destination), cursor-paginated; analytics v2 takes `tag`.
+#[tokio::test]
+async fn tags_find_links_and_filter_analytics() {
+    use linktrace_domain::{ClientFacts, EventRecord};
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("free").await;
+    let key = Some(account.live_key.as_str());
+    let (status, answer) = env
+        .post(
+            &api.url("/api/v1/referral-links/bulk"),
+            key,
+            json!({ "links": [
+                { "destinationUrl": "https://shop.example/spring-sale", "shortCode": "tagged01", "tags": ["spring", "email", "spring"] },
+                { "destinationUrl": "https://shop.example/p/2", "shortCode": "tagged02", "tags": ["spring"] },
+                { "destinationUrl": "https://shop.example/p/3", "shortCode": "plain003" },
+                { "destinationUrl": "https://shop.example/p/4", "tags": (0..11).map(|i| format!("t{i}")).collect::<Vec<_>>() },
+                { "destinationUrl": "https://shop.example/p/5", "tags": ["x".repeat(65)] },
+                { "destinationUrl": "https://shop.example/p/6", "tags": [""] },
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let statuses: Vec<u64> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![201, 201, 201, 400, 400, 400], "{answer}");
+    assert_eq!(
+        answer["results"][0]["link"]["tags"],
+        json!(["spring", "email"])
+    );
+    assert!(
+        answer["results"][3]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("tags"),
+        "{answer}"
+    );
+
+    let codes = |page: &Value| -> Vec<String> {
+        page["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["shortCode"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let list = |query: &str| env.get(&api.url(&format!("/api/v1/referral-links{query}")), key);
+    let (_, spring) = list("?tag=spring").await;
+    assert_eq!(codes(&spring), vec!["tagged02", "tagged01"], "{spring}");
+    let (_, first) = list("?tag=spring&limit=1").await;
+    assert_eq!(codes(&first), vec!["tagged02"]);
+    let cursor = first["nextCursor"].as_str().unwrap().to_owned();
+    let (_, second) = list(&format!("?tag=spring&limit=1&cursor={cursor}")).await;
+    assert_eq!(codes(&second), vec!["tagged01"]);
+    let (_, by_destination) = list("?q=SPRING-SALE").await;
+    assert_eq!(codes(&by_destination), vec!["tagged01"]);
+    let (_, by_code) = list("?q=plain").await;
+    assert_eq!(codes(&by_code), vec!["plain003"]);
+    let (_, none) = list("?tag=winter").await;
+    assert_eq!(codes(&none), Vec::<String>::new());
+    // Replaced by a PATCH; `null` clears them.
+    let patch = |code: &str, body: Value| {
+        env.http
+            .patch(api.url(&format!("/api/v1/referral-links/{code}")))
+            .header("x-api-key", &account.live_key)
+            .json(&body)
+            .send()
+    };
+    let changed: Value = patch("plain003", json!({ "tags": ["spring"] }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(changed["link"]["tags"], json!(["spring"]), "{changed}");
+    let cleared: Value = patch("plain003", json!({ "tags": null }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cleared["link"]["tags"], json!([]), "{cleared}");
+
+    // Two clicks on tagged01, one on tagged02, four on plain003.
+    let mut clicks = Vec::new();
+    for (code, n) in [("tagged01", 2), ("tagged02", 1), ("plain003", 4)] {
+        for _ in 0..n {
+            let id = uuid::Uuid::new_v4();
+            clicks.push(EventRecord::click(
+                account.id,
+                code,
+                id,
+                ClientFacts::default(),
+                chrono::Utc::now(),
+            ));
+        }
+    }
+    env.produce_all(&clicks).await;
+    let stored = format!("account_id = '{}' AND event_name = 'click'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&stored, 7, Duration::from_secs(20))
+            .await,
+        7
+    );
+    let count = |query: &'static str| {
+        let url = api.url(&format!("/api/v1/analytics?{query}"));
+        let http = env.http.clone();
+        let key = account.live_key.clone();
+        async move {
+            let response = http.get(url).header("x-api-key", key).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await.unwrap();
+            body["data"][0]["count"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(count("tag=spring").await, 3);
+    assert_eq!(count("tag=email").await, 2);
+    assert_eq!(count("tag=winter").await, 0);
+    assert_eq!(count("").await, 7);
+    consumer.stop().await.unwrap();
+    api.stop().await.unwrap();
+}

@@ -79,6 +79,9 @@ pub struct AnalyticsQuery {
     utm_medium: Option<FilterList>,
     #[param(inline)]
     utm_campaign: Option<FilterList>,
+    /// Only the account's links with this tag.
+    #[param(inline)]
+    tag: Option<linktrace_platform::request::Text<1, 64>>,
     /// Count bots (crawlers, preview fetchers, `HEAD`s) too. Default `false`.
     #[param(inline)]
     include_bots: Option<Flag>,
@@ -233,7 +236,27 @@ pub async fn analytics(
     ]
     .into_iter()
     .filter_map(|(list, column, normalise)| list.map(|l| l.into_filter(column, normalise)))
-    .collect();
+    .collect::<Vec<_>>();
+    let mut filters = filters;
+    if let Some(tag) = &query.tag {
+        let mut codes =
+            crate::links::codes_tagged(&state.pool, caller.account_id, tag.as_str().trim()).await?;
+        if codes.len() as i64 > crate::links::MAX_TAGGED_LINKS {
+            return Err(ApiError::validation(format!(
+                "tag covers more than {} links; filter by shortCode instead",
+                crate::links::MAX_TAGGED_LINKS
+            )));
+        }
+        if codes.is_empty() {
+            // No link has it: nothing matches (no short code is "-").
+            codes.push("-".to_owned());
+        }
+        filters.push(breakdowns::Filter {
+            column: "link_short_code",
+            include: codes,
+            exclude: Vec::new(),
+        });
+    }
     let selection = Selection {
         account_id: caller.account_id,
         environment: caller.environment,

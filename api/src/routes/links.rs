@@ -63,8 +63,54 @@ pub struct CreateLinkBody {
     pub attribution_window_hours: Option<WindowHours>,
     /// One of the account's verified link domains: the link's `url` is on it.
     pub domain: Option<DomainName>,
+    /// Up to 10 labels of 1-64 characters, to find links by and to filter analytics by.
+    pub tags: Option<Tags>,
     pub expires_at: Option<Timestamp>,
 }
+
+/// A link's tags: at most 10, each 1-64 characters without control characters; duplicates
+/// are kept once.
+#[derive(Debug, Clone)]
+pub struct Tags(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Tags {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let raw = Vec::<String>::deserialize(deserializer)?;
+        if raw.len() > 10 {
+            return Err(D::Error::custom("must hold at most 10 tags"));
+        }
+        let mut tags: Vec<String> = Vec::with_capacity(raw.len());
+        for tag in raw {
+            let tag = tag.trim().to_owned();
+            if !(1..=64).contains(&tag.chars().count()) || tag.chars().any(char::is_control) {
+                return Err(D::Error::custom(
+                    "each tag must be 1-64 characters without control characters",
+                ));
+            }
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+        Ok(Tags(tags))
+    }
+}
+
+impl utoipa::PartialSchema for Tags {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(linktrace_domain::schema::text(
+                None,
+                Some(1),
+                Some(64),
+                "a tag",
+            ))
+            .max_items(Some(10))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Tags {}
 
 /// An attribution window in whole hours, 1 to 720 (30 days).
 #[derive(Debug, Clone, Copy)]
@@ -194,6 +240,7 @@ impl From<CreateLinkBody> for LinkFields {
             data: body.data.map(|d| d.0).unwrap_or_default(),
             attribution_window_hours: body.attribution_window_hours.map(|w| w.0),
             domain: body.domain.map(|d| d.as_str().to_owned()),
+            tags: body.tags.map(|t| t.0).unwrap_or_default(),
             expires_at: body.expires_at.map(|t| t.0),
         }
     }
@@ -224,6 +271,9 @@ pub struct UpdateLinkBody {
     pub attribution_window_hours: Option<Option<WindowHours>>,
     #[serde(default, deserialize_with = "present")]
     pub domain: Option<Option<DomainName>>,
+    /// Replaces the link's tags (`null` or `[]`: none).
+    #[serde(default, deserialize_with = "present")]
+    pub tags: Option<Option<Tags>>,
     #[serde(default, deserialize_with = "present")]
     pub expires_at: Option<Option<Timestamp>>,
 }
@@ -262,6 +312,9 @@ impl UpdateLinkBody {
         }
         if let Some(domain) = self.domain {
             fields.domain = domain.map(|d| d.as_str().to_owned());
+        }
+        if let Some(tags) = self.tags {
+            fields.tags = tags.map(|t| t.0).unwrap_or_default();
         }
         if let Some(expires_at) = self.expires_at {
             fields.expires_at = expires_at.map(|t| t.0);
@@ -528,6 +581,12 @@ pub struct ListQuery {
     /// `nextCursor` of the previous page.
     #[param(inline)]
     cursor: Option<String>,
+    /// Only links with this tag.
+    #[param(inline)]
+    tag: Option<Text<1, 64>>,
+    /// Only links whose short code or destination contains this (case-insensitive).
+    #[param(inline)]
+    q: Option<Text<1, 256>>,
 }
 
 /// List the account's links, newest first
@@ -553,7 +612,11 @@ pub async fn list(
     let QueryParams(query) = query?;
     let limit = i64::from(query.limit.map_or(50, Limit::get));
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let page = links::list(&state.pool, caller.account_id, after, limit).await?;
+    let filter = links::LinkFilter {
+        tag: query.tag.as_ref().map(|t| t.as_str().trim()),
+        search: query.q.as_ref().map(Text::as_str),
+    };
+    let page = links::list(&state.pool, caller.account_id, filter, after, limit).await?;
     let next_cursor = (page.len() as i64 == limit)
         .then(|| {
             page.last()

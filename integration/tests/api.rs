@@ -1538,7 +1538,11 @@ async fn tags_find_links_and_filter_analytics() {
             .map(|l| l["shortCode"].as_str().unwrap().to_owned())
             .collect()
     };
-    let list = |query: &str| env.get(&api.url(&format!("/api/v1/referral-links{query}")), key);
+    let list = |query: &str| {
+        let url = api.url(&format!("/api/v1/referral-links{query}"));
+        let env = &env;
+        async move { env.get(&url, key).await }
+    };
     let (_, spring) = list("?tag=spring").await;
     assert_eq!(codes(&spring), vec!["tagged02", "tagged01"], "{spring}");
     let (_, first) = list("?tag=spring&limit=1").await;

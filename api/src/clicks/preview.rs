@@ -70,6 +70,7 @@ mod tests {
             data: Default::default(),
             attribution_window_hours: None,
             domain: None,
+            tags: Vec::new(),
             expires_at: None,
             created_at: now,
             updated_at: now,

@@ -159,11 +159,11 @@ const LONGEST_LINK_WINDOW_HOURS: u32 = 720;
 /// code (a link of the account's, else `NotFound`), its click id, a fingerprint on the
 /// account's clicks, else organic. A click counts only inside its link's window
 /// (`default_window_hours` for links without one of their own).
-pub async fn match_install(
+pub async fn match_install<'a>(
     pool: &PgPool,
     clickhouse: &Client,
     account_id: Uuid,
-    facts: InstallFacts<'_>,
+    facts: InstallFacts<'a>,
     now: DateTime<Utc>,
     default_window_hours: u32,
 ) -> Result<Matched, ApiError> {
@@ -172,14 +172,21 @@ pub async fn match_install(
         account_id,
         default_hours: default_window_hours,
     };
+    // A click found by its id, if the install is inside its link's window.
+    let by_click_id = |id: &'a str, match_type: AttributionMatch| {
+        let windows = &windows;
+        async move {
+            let Some(click) = click_by_id(clickhouse, account_id, id).await? else {
+                return Ok::<_, ApiError>(None);
+            };
+            let window = windows.of(vec![click.link_short_code.clone()]).await?;
+            let window = window(&click.link_short_code);
+            Ok(admit(click, now, window, match_type))
+        }
+    };
     if let Some(id) = facts.referrer_click_id {
-        if let Some(found) = click_by_id(clickhouse, account_id, id).await? {
-            if let Some(matched) = windows
-                .admit(found, now, AttributionMatch::InstallReferrer, None)
-                .await?
-            {
-                return Ok(matched);
-            }
+        if let Some(matched) = by_click_id(id, AttributionMatch::InstallReferrer).await? {
+            return Ok(matched);
         }
     }
     if let Some(code) = facts.short_code {
@@ -192,13 +199,8 @@ pub async fn match_install(
         });
     }
     if let Some(id) = facts.click_id {
-        if let Some(found) = click_by_id(clickhouse, account_id, id).await? {
-            if let Some(matched) = windows
-                .admit(found, now, AttributionMatch::ClickId, None)
-                .await?
-            {
-                return Ok(matched);
-            }
+        if let Some(matched) = by_click_id(id, AttributionMatch::ClickId).await? {
+            return Ok(matched);
         }
     }
     if let Some(ip) = facts.ip {
@@ -207,22 +209,19 @@ pub async fn match_install(
         let since = now - chrono::Duration::hours(i64::from(longest));
         let clicks = clicks_by_fingerprint(clickhouse, account_id, ip, platform, since).await?;
         let codes: Vec<String> = clicks.iter().map(|c| c.link_short_code.clone()).collect();
-        let hours = windows.of(codes).await?;
-        let inside: Vec<ClickMatch> = clicks
+        let window = windows.of(codes).await?;
+        // Newest first: the latest click inside its window is the match.
+        let inside: Vec<Matched> = clicks
             .into_iter()
-            .filter(|click| {
-                let (h, _) = hours(&click.link_short_code);
-                now - click.clicked_at() <= chrono::Duration::hours(i64::from(h))
+            .filter_map(|click| {
+                let link_window = window(&click.link_short_code);
+                admit(click, now, link_window, AttributionMatch::Fingerprint)
             })
             .collect();
         let candidates = inside.len() as u32;
-        if let Some(latest) = inside.into_iter().next() {
-            if let Some(matched) = windows
-                .admit(latest, now, AttributionMatch::Fingerprint, Some(candidates))
-                .await?
-            {
-                return Ok(matched);
-            }
+        if let Some(mut latest) = inside.into_iter().next() {
+            latest.evidence.candidates = Some(candidates);
+            return Ok(latest);
         }
     }
     Ok(Matched {
@@ -262,35 +261,33 @@ impl Windows<'_> {
             None => (default_hours, WindowSource::Service),
         })
     }
+}
 
-    /// `click` as the install's match, if the install at `now` is inside its link's window.
-    async fn admit(
-        &self,
-        click: ClickMatch,
-        now: DateTime<Utc>,
-        match_type: AttributionMatch,
-        candidates: Option<u32>,
-    ) -> Result<Option<Matched>, ApiError> {
-        let (hours, source) =
-            self.of(vec![click.link_short_code.clone()]).await?(&click.link_short_code);
-        let clicked_at = click.clicked_at();
-        let age = now - clicked_at;
-        if age > chrono::Duration::hours(i64::from(hours)) {
-            return Ok(None);
-        }
-        Ok(Some(Matched {
-            short_code: Some(click.link_short_code),
-            match_type,
-            click_id: Some(click.click_id),
-            evidence: Evidence {
-                clicked_at: Some(clicked_at),
-                seconds_to_install: Some(age.num_seconds().max(0)),
-                window_hours: Some(hours),
-                window_source: Some(source),
-                candidates,
-            },
-        }))
+/// `click` as the install's match, if the install at `now` is inside `window` (its link's,
+/// in hours, and where that came from).
+fn admit(
+    click: ClickMatch,
+    now: DateTime<Utc>,
+    (hours, source): (u32, WindowSource),
+    match_type: AttributionMatch,
+) -> Option<Matched> {
+    let clicked_at = click.clicked_at();
+    let age = now - clicked_at;
+    if age > chrono::Duration::hours(i64::from(hours)) {
+        return None;
     }
+    Some(Matched {
+        short_code: Some(click.link_short_code),
+        match_type,
+        click_id: Some(click.click_id),
+        evidence: Evidence {
+            clicked_at: Some(clicked_at),
+            seconds_to_install: Some(age.num_seconds().max(0)),
+            window_hours: Some(hours),
+            window_source: Some(source),
+            candidates: None,
+        },
+    })
 }
 
 /// A click an install matched.

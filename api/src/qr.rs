@@ -9,8 +9,8 @@ use qrcode::{Color, QrCode};
 const QUIET_ZONE: usize = 4;
 
 /// A link URL as an SVG document about `size` pixels square.
-pub fn svg(url: &str, size: u32) -> Result<String, qrcode::types::QrError> {
-    let code = QrCode::new(url.as_bytes())?;
+pub fn svg(url: &str, size: u32) -> Result<String, String> {
+    let code = QrCode::new(url.as_bytes()).map_err(|e| e.to_string())?;
     Ok(code
         .render::<svg::Color>()
         .min_dimensions(size, size)

@@ -247,9 +247,7 @@ impl Application {
             settings: Arc::new(Settings {
                 public_base_url: config.public_base_url.clone(),
                 admin_token: config.admin_token.clone(),
-                attribution_window: Duration::from_secs(
-                    u64::from(config.attribution_window_hours) * 3600,
-                ),
+                attribution_window_hours: config.attribution_window_hours.max(1),
                 endpoint_policy: config.endpoint_policy.policy(),
                 link_host_account: match config.link_host_account.trim() {
                     "" => None,

@@ -44,7 +44,8 @@ pub struct AppState {
 pub struct Settings {
     pub public_base_url: String,
     pub admin_token: String,
-    pub attribution_window: Duration,
+    /// The attribution window of links without their own (`ATTRIBUTION_WINDOW_HOURS`).
+    pub attribution_window_hours: u32,
     /// The account the operator gave the shared link host to (`LINK_HOST_ACCOUNT`).
     pub link_host_account: Option<uuid::Uuid>,
     /// The host of `public_base_url`: the shared link host, which no account can add.

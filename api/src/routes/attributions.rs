@@ -127,7 +127,7 @@ pub async fn create(
         caller.account_id,
         facts,
         state.clock.now(),
-        (state.settings.attribution_window.as_secs() / 3600).max(1) as u32,
+        state.settings.attribution_window_hours,
     )
     .await?;
     let Some(attribution) = attributions::record(&state.pool, user, &matched).await? else {

@@ -218,7 +218,7 @@ pub async fn analytics(
     let upper = |v: &str| v.to_uppercase();
     // `os=iPhone` means the family too, as the answers name it.
     let os_family = |v: &str| linktrace_domain::os_family(v).to_owned();
-    let filters = [
+    let mut filters: Vec<_> = [
         (
             query.short_code,
             "link_short_code",
@@ -236,8 +236,7 @@ pub async fn analytics(
     ]
     .into_iter()
     .filter_map(|(list, column, normalise)| list.map(|l| l.into_filter(column, normalise)))
-    .collect::<Vec<_>>();
-    let mut filters = filters;
+    .collect();
     if let Some(tag) = &query.tag {
         let mut codes =
             crate::links::codes_tagged(&state.pool, caller.account_id, tag.as_str().trim()).await?;

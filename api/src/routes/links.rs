@@ -394,7 +394,6 @@ async fn create_one(
     account_id: uuid::Uuid,
     body: CreateLinkBody,
 ) -> Result<links::Link, ApiError> {
-    let caller_account = account_id;
     let custom = body.short_code.clone();
     if let Some(code) = &custom {
         if RESERVED_SHORT_CODES.contains(&code.as_str().to_ascii_lowercase().as_str()) {
@@ -404,9 +403,9 @@ async fn create_one(
         }
     }
     let fields = LinkFields::from(body);
-    require_verified_domain(state, caller_account, &fields).await?;
+    require_verified_domain(state, account_id, &fields).await?;
     let link = match custom {
-        Some(code) => links::insert(&state.pool, caller_account, code.as_str(), &fields)
+        Some(code) => links::insert(&state.pool, account_id, code.as_str(), &fields)
             .await?
             .ok_or(ApiError::ShortCodeTaken)?,
         None => {
@@ -415,7 +414,7 @@ async fn create_one(
             for _ in 0..8 {
                 let code = ShortCode::generate();
                 if let Some(link) =
-                    links::insert(&state.pool, caller_account, code.as_str(), &fields).await?
+                    links::insert(&state.pool, account_id, code.as_str(), &fields).await?
                 {
                     created = Some(link);
                     break;
@@ -814,19 +813,12 @@ pub async fn qr_code(
     let (content_type, body) = match query.format.unwrap_or(QrFormat::Svg) {
         QrFormat::Svg => (
             "image/svg+xml",
-            crate::qr::svg(&url, size)
-                .map_err(|e| {
-                    ApiError::validation(format!("the link URL cannot be a QR code: {e}"))
-                })?
-                .into_bytes(),
+            crate::qr::svg(&url, size).map(String::into_bytes),
         ),
-        QrFormat::Png => (
-            "image/png",
-            crate::qr::png(&url, size).map_err(|e| {
-                ApiError::validation(format!("the link URL cannot be a QR code: {e}"))
-            })?,
-        ),
+        QrFormat::Png => ("image/png", crate::qr::png(&url, size)),
     };
+    let body =
+        body.map_err(|e| ApiError::validation(format!("the link URL cannot be a QR code: {e}")))?;
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, content_type),

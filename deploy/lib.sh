@@ -225,10 +225,14 @@ start_broker_and_topics() {
 }
 
 build_services() {
-  local flags=()
-  [[ "$LINKTRACE_PROFILE" == release ]] && flags+=(--release)
   log "building the services ($LINKTRACE_PROFILE)"
-  (cd "$REPO" && cargo build "${flags[@]}" -p linktrace-ingest -p linktrace-consumer -p linktrace-api -p linktrace-webhooks --bins)
+  if [[ "$LINKTRACE_PROFILE" == release ]]; then
+    (cd "$REPO" && cargo build --release -p linktrace-ingest -p linktrace-consumer -p linktrace-api -p linktrace-webhooks --bins)
+  else
+    # The whole workspace, as the test build does: the same features, so dependencies the
+    # tests built are reused rather than built again with another feature set.
+    (cd "$REPO" && cargo build --workspace --bins)
+  fi
 }
 
 # start_service NAME: runs target/$PROFILE/linktrace-NAME in the background on $NAME_ADDR.

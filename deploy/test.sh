@@ -64,14 +64,15 @@ set +e
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}" "$@"
 status=$?
 set -e
-# The cluster tests' four ClickHouse servers and ZooKeeper (integration/tests/cluster.rs) are
+# The cluster tests' four ClickHouse servers and ZooKeeper (integration/tests/it/cluster.rs) are
 # not needed by what follows.
 CLICKHOUSE_CLUSTER_STATE="$REPO/.linktrace/test-cluster" "$REPO/deploy/clickhouse-cluster.sh" down
 # Every ClickHouse migration and analytics/attribution query, as the services send them,
 # on current ClickHouse (chdb, in-process) and on this machine's server: same answers.
 log "ClickHouse SQL on current ClickHouse (chdb) and on the server"
 python3 -m pip install -q "chdb==$CHDB_VERSION" "pytest==$PYTEST_VERSION" >/dev/null 2>&1
-cargo run -q -p linktrace-integration --bin linktrace-sql-catalog >"$STATE/sql-catalog.json" &&
+# The binary the test build made: `cargo run -p` would build the crate again with other features.
+"$REPO/target/debug/linktrace-sql-catalog" >"$STATE/sql-catalog.json" &&
   LINKTRACE_SQL_CATALOG="$STATE/sql-catalog.json" python3 -m pytest -q -p no:cacheprovider "$REPO/integration/sql" ||
   status=1
 # The running stack against its OpenAPI description (schemathesis), through the gateway.
@@ -102,7 +103,8 @@ if [[ "${SKIP_CHAOS:-0}" != 1 ]]; then
       fi
       start_clickhouse && start_broker'
     code=0
-    cargo test -p linktrace-integration --test chaos -- --ignored --test-threads=1 || code=$?
+    # --workspace: the test build's features, so nothing is built again.
+    cargo test --workspace --test chaos -- --ignored --test-threads=1 || code=$?
     bash -c 'source deploy/lib.sh && stop_pid tansu && stop_pid clickhouse'
     exit $code
   ) || status=1

@@ -66,7 +66,7 @@ impl Access {
 /// The layer of `/admin/v1/*`.
 pub async fn admin_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let ip = state.access.failures.client_ip(&request);
-    let development_token = state.settings.admin_token == DEVELOPMENT_ADMIN_TOKEN;
+    let development_token = state.settings.admin_token.expose() == DEVELOPMENT_ADMIN_TOKEN;
     let allowed = state.access.admin_networks.contains(ip)
         && (!development_token || canonical(ip).is_loopback());
     if !allowed {

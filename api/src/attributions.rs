@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::analytics::secs;
+use crate::analytics::sql::secs;
 use crate::error::ApiError;
 use crate::links;
 

@@ -8,8 +8,9 @@ use linktrace_platform::clickhouse::ClickHouseConfig;
 use linktrace_platform::endpoint_policy::EndpointPolicyConfig;
 use linktrace_platform::kafka::KafkaConfig;
 use linktrace_platform::postgres::PostgresConfig;
+use linktrace_platform::secret::Secret;
 
-#[derive(Envconfig, Clone)]
+#[derive(Envconfig, Clone, Debug)]
 pub struct ApiConfig {
     #[envconfig(from = "API_ADDR", default = "127.0.0.1:8082")]
     pub address: SocketAddr,
@@ -19,7 +20,7 @@ pub struct ApiConfig {
     /// The bearer token of `/admin/v1/*`. Empty: the admin routes refuse every request. The
     /// local stack's development token is accepted from loopback only.
     #[envconfig(from = "LINKTRACE_ADMIN_TOKEN", default = "")]
-    pub admin_token: String,
+    pub admin_token: Secret,
     /// `development` or `production`; production refuses to start without an admin token of
     /// its own (compose sets it).
     #[envconfig(from = "LINKTRACE_ENV", default = "development")]
@@ -63,18 +64,4 @@ pub struct ApiConfig {
     pub clickhouse: ClickHouseConfig,
     #[envconfig(nested)]
     pub kafka: KafkaConfig,
-}
-
-impl std::fmt::Debug for ApiConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiConfig")
-            .field("address", &self.address)
-            .field("public_base_url", &self.public_base_url)
-            .field("attribution_window_hours", &self.attribution_window_hours)
-            .field("clicks", &self.clicks)
-            .field("postgres", &self.postgres)
-            .field("clickhouse", &self.clickhouse)
-            .field("kafka", &self.kafka)
-            .finish_non_exhaustive()
-    }
 }

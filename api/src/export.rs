@@ -4,13 +4,12 @@
 //! the memory it is allowed).
 
 use chrono::{DateTime, Utc};
-use clickhouse::query::Query;
 use clickhouse::Client;
 use linktrace_domain::Environment;
 use uuid::Uuid;
 
-use crate::analytics::secs;
-use crate::breakdowns::{millis, EventSelector};
+use crate::analytics::sql::{millis, secs, Sql};
+use crate::analytics::EventSelector;
 
 /// The export's columns, in order, as the file shows them.
 const COLUMNS: &str = "\
@@ -126,36 +125,32 @@ pub struct ExportScope {
     pub format: Format,
 }
 
-pub fn export_query(client: &Client, scope: &ExportScope) -> Query {
-    let (event_condition, event_value) = scope
-        .event
-        .as_ref()
-        .map_or(("1".to_owned(), None), EventSelector::condition);
+pub fn export_query(scope: &ExportScope) -> Sql {
     // Filtered in a sub-query: the outer `event_time` (ISO text) would otherwise shadow the
     // column in the conditions on current ClickHouse.
     let columns = match scope.format {
         Format::Csv => CSV_COLUMNS.as_str(),
         Format::Ndjson => COLUMNS,
     };
-    let sql = format!(
-        "SELECT {columns} FROM (SELECT * FROM events \
-          WHERE account_id = ? AND environment = ? \
-            AND event_time >= toDateTime(?) AND event_time <= toDateTime(?) \
-            AND event_time_ms >= ? AND event_time_ms < ? AND {event_condition}) \
-          ORDER BY event_time_ms, event_id"
-    );
-    let mut query = client
-        .query(&sql)
-        .bind(scope.account_id.to_string())
-        .bind(scope.environment.storage_name())
-        .bind(secs(scope.from))
-        .bind(secs(scope.to))
-        .bind(millis(scope.from))
-        .bind(millis(scope.to));
-    if let Some(name) = event_value {
-        query = query.bind(name);
+    let mut sql = Sql::new(&format!(
+        "SELECT {columns} FROM (SELECT * FROM events WHERE account_id = "
+    ));
+    sql.value(scope.account_id.to_string())
+        .push(" AND environment = ")
+        .value(scope.environment.storage_name())
+        .push(" AND event_time >= toDateTime(")
+        .value(secs(scope.from))
+        .push(") AND event_time <= toDateTime(")
+        .value(secs(scope.to))
+        .push(") AND event_time_ms >= ")
+        .value(millis(scope.from))
+        .push(" AND event_time_ms < ")
+        .value(millis(scope.to));
+    if let Some(event) = &scope.event {
+        sql.push(" AND ").append(&event.condition());
     }
-    query
+    sql.push(") ORDER BY event_time_ms, event_id");
+    sql
 }
 
 /// The export's SQL for the catalog the SQL tests run on both ClickHouse versions.
@@ -165,25 +160,15 @@ pub fn catalog(client: &Client, scope: &ExportScope) -> Vec<(&'static str, Strin
         ..scope.clone()
     };
     vec![
-        (
-            "export_all",
-            export_query(client, scope).sql_display().to_string(),
-        ),
-        (
-            "export_purchases",
-            export_query(client, &purchases).sql_display().to_string(),
-        ),
+        ("export_all", export_query(scope).display(client)),
+        ("export_purchases", export_query(&purchases).display(client)),
         (
             "export_all_csv",
-            export_query(
-                client,
-                &ExportScope {
-                    format: Format::Csv,
-                    ..scope.clone()
-                },
-            )
-            .sql_display()
-            .to_string(),
+            export_query(&ExportScope {
+                format: Format::Csv,
+                ..scope.clone()
+            })
+            .display(client),
         ),
     ]
 }

@@ -6,7 +6,6 @@ pub mod accounts;
 pub mod analytics;
 pub mod apps;
 pub mod attributions;
-pub mod breakdowns;
 pub mod clicks;
 pub mod config;
 pub mod domains;

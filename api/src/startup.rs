@@ -23,8 +23,8 @@ use crate::access;
 use crate::clicks::ClickEnricher;
 use crate::config::ApiConfig;
 use crate::routes::{
-    admin, analytics, apps, attributions, breakdowns, dashboard, domains, export, links, opens,
-    redirect, webhooks,
+    admin, analytics, apps, attributions, dashboard, domains, export, links, opens, redirect,
+    webhooks,
 };
 use crate::state::{AppState, Settings};
 
@@ -95,11 +95,11 @@ fn key_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(domains::add, domains::list))
         .routes(routes!(domains::remove))
         .routes(routes!(domains::check))
-        .routes(routes!(analytics::totals))
-        .routes(routes!(analytics::timeseries))
-        .routes(routes!(analytics::funnel))
-        .routes(routes!(analytics::top_links))
-        .routes(routes!(breakdowns::analytics))
+        .routes(routes!(analytics::reports::totals))
+        .routes(routes!(analytics::reports::timeseries))
+        .routes(routes!(analytics::reports::funnel))
+        .routes(routes!(analytics::reports::top_links))
+        .routes(routes!(analytics::breakdowns::analytics))
         .routes(routes!(export::events))
         .routes(routes!(apps::put))
         .routes(routes!(apps::apple_app_site_association))
@@ -183,7 +183,7 @@ impl Application {
     }
 
     pub async fn build_with(config: &ApiConfig, deps: Dependencies) -> anyhow::Result<Self> {
-        access::check_production(&config.deployment, &config.admin_token)?;
+        access::check_production(&config.deployment, config.admin_token.expose())?;
         let admin_networks = config
             .admin_networks
             .parse()

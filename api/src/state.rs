@@ -5,6 +5,7 @@ use linktrace_domain::AddressPolicy;
 use linktrace_platform::clock::Clock;
 use linktrace_platform::kafka::EventSink;
 use linktrace_platform::keys::KeyDirectory;
+use linktrace_platform::secret::Secret;
 use moka::future::Cache;
 use sqlx::PgPool;
 
@@ -43,7 +44,7 @@ pub struct AppState {
 
 pub struct Settings {
     pub public_base_url: String,
-    pub admin_token: String,
+    pub admin_token: Secret,
     /// The attribution window of links without their own (`ATTRIBUTION_WINDOW_HOURS`).
     pub attribution_window_hours: u32,
     /// The account the operator gave the shared link host to (`LINK_HOST_ACCOUNT`).

@@ -23,7 +23,7 @@ async fn fresh_database() -> Database {
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
     let pool = connect_and_migrate(&PostgresConfig {
-        url: url.clone(),
+        url: linktrace_platform::secret::Secret::new(url.clone()),
         max_connections: 2,
     })
     .await

@@ -14,6 +14,7 @@ use linktrace_ingest::config::IngestConfig;
 use linktrace_platform::clickhouse::ClickHouseConfig;
 use linktrace_platform::kafka::{self, KafkaConfig};
 use linktrace_platform::postgres::{self, PostgresConfig};
+use linktrace_platform::secret::Secret;
 use linktrace_webhooks::config::WebhooksConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
@@ -58,7 +59,7 @@ pub async fn test_postgres() -> PgPool {
     let id = format!("{prefix}_{}", &Uuid::new_v4().simple().to_string()[..12]);
     let server = env_or("TEST_POSTGRES_SERVER", "postgres://postgres@127.0.0.1:5432");
     postgres::connect_and_migrate(&PostgresConfig {
-        url: format!("{server}/lt_test_{id}"),
+        url: Secret::new(format!("{server}/lt_test_{id}")),
         max_connections: 20,
     })
     .await
@@ -79,7 +80,7 @@ impl TestEnv {
         let server = env_or("TEST_POSTGRES_SERVER", "postgres://postgres@127.0.0.1:5432");
         let postgres_url = format!("{server}/lt_test_{id}");
         let pool = postgres::connect_and_migrate(&PostgresConfig {
-            url: postgres_url.clone(),
+            url: Secret::new(postgres_url.clone()),
             max_connections: 20,
         })
         .await
@@ -88,7 +89,7 @@ impl TestEnv {
             url: env_or("CLICKHOUSE_URL", "http://127.0.0.1:8123"),
             database: format!("lt_test_{id}"),
             user: "default".into(),
-            password: String::new(),
+            password: Secret::new(""),
             cluster: String::new(),
             shards: String::new(),
         };

@@ -22,6 +22,7 @@ pub mod postgres;
 pub mod rate_limit;
 pub mod request;
 pub mod request_id;
+pub mod secret;
 pub mod shutdown;
 pub mod stream_ledger;
 pub mod telemetry;

@@ -9,25 +9,18 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::health::ReadinessCheck;
+use crate::secret::Secret;
 
-#[derive(Envconfig, Clone)]
+#[derive(Envconfig, Clone, Debug)]
 pub struct PostgresConfig {
+    /// May hold a password: a [`Secret`].
     #[envconfig(
         from = "DATABASE_URL",
         default = "postgres://postgres@127.0.0.1:5432/linktrace"
     )]
-    pub url: String,
+    pub url: Secret,
     #[envconfig(from = "DATABASE_MAX_CONNECTIONS", default = "16")]
     pub max_connections: u32,
-}
-
-impl std::fmt::Debug for PostgresConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The URL may hold a password.
-        f.debug_struct("PostgresConfig")
-            .field("max_connections", &self.max_connections)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The embedded Postgres migrations (`migrations/postgres`), shared by every service.
@@ -45,10 +38,10 @@ pub async fn connect_and_migrate_with(
     config: &PostgresConfig,
     settings: &[(&str, &str)],
 ) -> anyhow::Result<PgPool> {
-    if !sqlx::Postgres::database_exists(&config.url).await? {
+    if !sqlx::Postgres::database_exists(config.url.expose()).await? {
         // Another process may win the race; that is fine.
-        if let Err(error) = sqlx::Postgres::create_database(&config.url).await {
-            if !sqlx::Postgres::database_exists(&config.url).await? {
+        if let Err(error) = sqlx::Postgres::create_database(config.url.expose()).await {
+            if !sqlx::Postgres::database_exists(config.url.expose()).await? {
                 return Err(error.into());
             }
         }
@@ -67,7 +60,8 @@ pub async fn connect_with(
     config: &PostgresConfig,
     settings: &[(&str, &str)],
 ) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(&config.url)?.options(settings.iter().copied());
+    let options =
+        PgConnectOptions::from_str(config.url.expose())?.options(settings.iter().copied());
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_secs(3))

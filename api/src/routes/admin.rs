@@ -20,7 +20,7 @@ pub(crate) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(),
     let presented = header_value(headers, &[axum::http::header::AUTHORIZATION])
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let expected = state.settings.admin_token.as_bytes();
+    let expected = state.settings.admin_token.expose().as_bytes();
     // Constant time: the comparison takes as long whatever prefix matches.
     if expected.is_empty() || !bool::from(presented.as_bytes().ct_eq(expected)) {
         return Err(ApiError::AdminUnauthorized);

@@ -14,10 +14,10 @@ use linktrace_platform::request::{QueryParams, RequestError};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::analytics::{EventParam, RangeBound, RangeRule};
 use crate::error::ApiError;
 use crate::export::{self, ExportScope, Format};
 use crate::routes::caller;
-use crate::routes::params::{EventParam, RangeBound, RangeRule};
 use crate::state::AppState;
 
 /// The default and the longest range of one export.
@@ -78,7 +78,8 @@ pub async fn events(
         event: query.event.map(|e| e.0),
         format,
     };
-    let mut cursor = export::export_query(&state.clickhouse, &scope)
+    let mut cursor = export::export_query(&scope)
+        .query(&state.clickhouse)
         .fetch_bytes(format.clickhouse())
         .map_err(ApiError::Analytics)?;
     // The first chunk is awaited here, so a ClickHouse that cannot answer is a 503 envelope,

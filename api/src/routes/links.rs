@@ -16,7 +16,7 @@ use linktrace_platform::request::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::analytics::{self, LinkTotals};
+use crate::analytics::reports::{self, LinkTotals};
 use crate::error::ApiError;
 use crate::links::{self, LinkFields, LinkMetadata, LinkView};
 use crate::routes::caller;
@@ -556,7 +556,7 @@ pub async fn metadata(
     caller.require(Endpoint::ReferralLinkMetadata)?;
     let QueryParams(MetadataQuery { short_code: code }) = query?;
     let link = links::find_owned(&state.pool, caller.account_id, code.as_str()).await?;
-    let totals = analytics::link_totals(
+    let totals = reports::link_totals(
         &state.clickhouse,
         caller.account_id,
         code.as_str(),

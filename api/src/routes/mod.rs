@@ -2,13 +2,11 @@ pub mod admin;
 pub mod analytics;
 pub mod apps;
 pub mod attributions;
-pub mod breakdowns;
 pub mod dashboard;
 pub mod domains;
 pub mod export;
 pub mod links;
 pub mod opens;
-pub mod params;
 pub mod redirect;
 pub mod webhooks;
 

@@ -1,12 +1,14 @@
 //! Prints, as JSON, every ClickHouse migration statement and every analytics, attribution,
 //! export and webhook query exactly as the services send them (for a fixed sample scope), so
 //! that the test suite can run the same SQL on current ClickHouse (chdb) and on the
-//! server: `cargo run -q -p linktrace-integration --bin linktrace-sql-catalog`.
+//! server: `cargo run -q --workspace --bin linktrace-sql-catalog` (deploy/test.sh runs the
+//! binary its test build made).
 
 use chrono::{DateTime, Utc};
-use linktrace_api::analytics::{self, Scope};
+use linktrace_api::analytics::breakdowns::{self, Selection};
+use linktrace_api::analytics::reports::{self, Scope};
+use linktrace_api::analytics::EventSelector;
 use linktrace_api::attributions;
-use linktrace_api::breakdowns::{self, EventSelector, Selection};
 use linktrace_api::export::{self, ExportScope};
 use linktrace_domain::Environment;
 use linktrace_platform::clickhouse::{statements, MIGRATIONS, STORED_OFFSETS_SQL};
@@ -44,7 +46,7 @@ fn main() -> anyhow::Result<()> {
         include_bots: false,
         include_repeats: false,
     };
-    let queries: serde_json::Map<String, serde_json::Value> = analytics::catalog(&client, &scope)
+    let queries: serde_json::Map<String, serde_json::Value> = reports::catalog(&client, &scope)
         .into_iter()
         .chain(attributions::catalog(&client, scope.account_id, scope.from))
         .chain(breakdowns::catalog(&client, &selection))

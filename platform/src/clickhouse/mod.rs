@@ -9,11 +9,12 @@ use serde::Deserialize;
 use sqlx::PgPool;
 
 use crate::health::ReadinessCheck;
+use crate::secret::Secret;
 
 pub mod cluster;
 pub use cluster::Cluster;
 
-#[derive(Envconfig, Clone)]
+#[derive(Envconfig, Clone, Debug)]
 pub struct ClickHouseConfig {
     #[envconfig(from = "CLICKHOUSE_URL", default = "http://127.0.0.1:8123")]
     pub url: String,
@@ -22,7 +23,7 @@ pub struct ClickHouseConfig {
     #[envconfig(from = "CLICKHOUSE_USER", default = "default")]
     pub user: String,
     #[envconfig(from = "CLICKHOUSE_PASSWORD", default = "")]
-    pub password: String,
+    pub password: Secret,
     /// Cluster mode: the cluster's name in the servers' `remote_servers` (see
     /// [`cluster`]). Empty: one server.
     #[envconfig(from = "CLICKHOUSE_CLUSTER", default = "")]
@@ -35,18 +36,6 @@ pub struct ClickHouseConfig {
     /// writes go through the Distributed table.
     #[envconfig(from = "CLICKHOUSE_SHARDS", default = "")]
     pub shards: String,
-}
-
-impl std::fmt::Debug for ClickHouseConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClickHouseConfig")
-            .field("url", &self.url)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .field("cluster", &self.cluster)
-            .field("shards", &self.shards)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The highest Kafka offset stored in `events`, per partition of one topic, from the
@@ -137,7 +126,7 @@ impl ClickHouseConfig {
         Client::default()
             .with_url(&self.url)
             .with_user(&self.user)
-            .with_password(&self.password)
+            .with_password(self.password.expose())
             .with_validation(false)
     }
 

@@ -1,5 +1,5 @@
-//! Analytics reads over ClickHouse. Every dashboard read is a rollup read, never a scan
-//! of an account's raw history:
+//! The rollup reports (`/api/v1/analytics/{totals,timeseries,funnel,top-links}` and a
+//! link's totals). Every one is a rollup read, never a scan of an account's raw history:
 //!
 //! - counts come from `event_counts_daily` for the whole UTC days of a range and from
 //!   `event_counts_hourly` for its partial days at either end (`sum(events)`: the rollups
@@ -14,16 +14,20 @@
 //! - attribution matches read `clicks_by_id` and `clicks_by_ip`, ordered for them.
 //!
 //! Every value from the caller is a bound parameter, never spliced into SQL. Each read
-//! has a `…_query` builder, so the exact SQL it runs can be shown (see [`catalog`]).
+//! is a named `…_query` returning its [`Sql`], so the exact SQL it runs can be shown (see
+//! [`catalog`]).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
-use clickhouse::query::Query;
+use chrono_tz::Tz;
 use clickhouse::{Client, Row};
 use linktrace_domain::{Environment, SystemEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::analytics::interval::Interval;
+use crate::analytics::sql::{secs, Sql};
 
 /// A time range and the optional filters of a dashboard query.
 #[derive(Debug, Clone)]
@@ -91,10 +95,6 @@ impl HourRange {
         }
     }
 
-    fn date(at: DateTime<Utc>) -> String {
-        at.date_naive().format("%Y-%m-%d").to_string()
-    }
-
     /// The same range read from the hourly rollup alone (for hourly buckets).
     pub fn hours_only(self) -> Self {
         Self {
@@ -111,80 +111,82 @@ impl HourRange {
     }
 }
 
-/// A `DateTime` bound: seconds since the epoch, clamped to what ClickHouse's `DateTime` holds.
-pub(crate) fn secs(at: DateTime<Utc>) -> u32 {
-    at.timestamp().clamp(0, u32::MAX.into()) as u32
+/// A `Date` bound, as text.
+fn date(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
 }
 
-/// The rows of both count rollups over a range, as one sub-query with the columns
+/// `account_id = ? AND environment = ?` for the scope's owner.
+fn owner(sql: &mut Sql, scope: &Scope) {
+    sql.push("account_id = ")
+        .value(scope.account_id.to_string())
+        .push(" AND environment = ")
+        .value(scope.environment.storage_name());
+}
+
+/// ` AND column = ?`, unless `value` is empty (any).
+fn equal_unless_empty(sql: &mut Sql, column: &str, value: &str) {
+    if !value.is_empty() {
+        sql.push(&format!(" AND {column} = ")).value(value);
+    }
+}
+
+/// The rows of both count rollups over `range`, as one sub-query with the columns
 /// `bucket_day` (UInt32 seconds, the UTC day), `bucket_hour` (UInt32 seconds, the hour;
 /// the day for rows of the daily rollup, so hourly buckets read [`HourRange::hours_only`]),
-/// `event_name`, `link_short_code`, `events`. Bound, in order, by [`bind_counts_over`].
-const COUNTS: &str = "(\
-    SELECT toUInt32(toDateTime(day)) AS bucket_day, toUInt32(toDateTime(day)) AS bucket_hour, \
-           event_name, link_short_code, events FROM event_counts_daily \
-     WHERE account_id = ? AND environment = ? AND day >= toDate(?) AND day < toDate(?) \
-       AND (? = '' OR link_short_code = ?) AND (? = '' OR event_name = ?) \
-    UNION ALL \
-    SELECT toUInt32(toStartOfDay(hour)) AS bucket_day, toUInt32(hour) AS bucket_hour, \
-           event_name, link_short_code, events FROM event_counts_hourly \
-     WHERE account_id = ? AND environment = ? \
-       AND ((hour >= toDateTime(?) AND hour < toDateTime(?)) OR (hour >= toDateTime(?) AND hour < toDateTime(?))) \
-       AND (? = '' OR link_short_code = ?) AND (? = '' OR event_name = ?))";
+/// `event_name`, `link_short_code`, `events`. An empty `short_code` or `event_name` is any.
+fn counts(scope: &Scope, range: HourRange, short_code: &str, event_name: &str) -> Sql {
+    let mut sql = Sql::new(
+        "(SELECT toUInt32(toDateTime(day)) AS bucket_day, toUInt32(toDateTime(day)) AS bucket_hour, \
+                 event_name, link_short_code, events FROM event_counts_daily WHERE ",
+    );
+    owner(&mut sql, scope);
+    sql.push(" AND day >= toDate(")
+        .value(date(range.days_from.date_naive()))
+        .push(") AND day < toDate(")
+        .value(date(range.days_to.date_naive()))
+        .push(")");
+    equal_unless_empty(&mut sql, "link_short_code", short_code);
+    equal_unless_empty(&mut sql, "event_name", event_name);
+    sql.push(
+        " UNION ALL \
+         SELECT toUInt32(toStartOfDay(hour)) AS bucket_day, toUInt32(hour) AS bucket_hour, \
+                event_name, link_short_code, events FROM event_counts_hourly WHERE ",
+    );
+    owner(&mut sql, scope);
+    sql.push(" AND ((hour >= toDateTime(")
+        .value(secs(range.from))
+        .push(") AND hour < toDateTime(")
+        .value(secs(range.days_from))
+        .push(")) OR (hour >= toDateTime(")
+        .value(secs(range.days_to))
+        .push(") AND hour < toDateTime(")
+        .value(secs(range.to))
+        .push(")))");
+    equal_unless_empty(&mut sql, "link_short_code", short_code);
+    equal_unless_empty(&mut sql, "event_name", event_name);
+    sql.push(")");
+    sql
+}
 
-/// The rows of the all-links hourly rollup over a range, as one sub-query with the
-/// columns `bucket_day`, `bucket_hour`, `event_name`, `events` (as [`COUNTS`], without
-/// `link_short_code`): for reads that neither filter nor group by link. Bound by
-/// [`bind_all_links`].
-const ALL_LINKS: &str = "(\
-    SELECT toUInt32(toStartOfDay(hour)) AS bucket_day, toUInt32(hour) AS bucket_hour, event_name, events \
-      FROM event_totals_hourly \
-     WHERE account_id = ? AND environment = ? AND hour >= toDateTime(?) AND hour < toDateTime(?) \
-       AND (? = '' OR event_name = ?))";
-
-fn bind_all_links(query: Query, scope: &Scope, event_name: &str) -> Query {
+/// The rows of the all-links hourly rollup over the scope's range, as one sub-query with
+/// the columns `bucket_day`, `bucket_hour`, `event_name`, `events` (as [`counts`], without
+/// `link_short_code`): for reads that neither filter nor group by link.
+fn all_links(scope: &Scope, event_name: &str) -> Sql {
     let range = scope.hours();
-    query
-        .bind(scope.account_id.to_string())
-        .bind(scope.environment.storage_name())
-        .bind(secs(range.from))
-        .bind(secs(range.to))
-        .bind(event_name)
-        .bind(event_name)
-}
-
-fn bind_counts(query: Query, scope: &Scope, short_code: &str, event_name: &str) -> Query {
-    bind_counts_over(query, scope.hours(), scope, short_code, event_name)
-}
-
-fn bind_counts_over(
-    query: Query,
-    range: HourRange,
-    scope: &Scope,
-    short_code: &str,
-    event_name: &str,
-) -> Query {
-    let account = scope.account_id.to_string();
-    let environment = scope.environment.storage_name();
-    query
-        .bind(&account)
-        .bind(environment)
-        .bind(HourRange::date(range.days_from))
-        .bind(HourRange::date(range.days_to))
-        .bind(short_code)
-        .bind(short_code)
-        .bind(event_name)
-        .bind(event_name)
-        .bind(&account)
-        .bind(environment)
-        .bind(secs(range.from))
-        .bind(secs(range.days_from))
-        .bind(secs(range.days_to))
-        .bind(secs(range.to))
-        .bind(short_code)
-        .bind(short_code)
-        .bind(event_name)
-        .bind(event_name)
+    let mut sql = Sql::new(
+        "(SELECT toUInt32(toStartOfDay(hour)) AS bucket_day, toUInt32(hour) AS bucket_hour, \
+                 event_name, events FROM event_totals_hourly WHERE ",
+    );
+    owner(&mut sql, scope);
+    sql.push(" AND hour >= toDateTime(")
+        .value(secs(range.from))
+        .push(") AND hour < toDateTime(")
+        .value(secs(range.to))
+        .push(")");
+    equal_unless_empty(&mut sql, "event_name", event_name);
+    sql.push(")");
+    sql
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -205,20 +207,16 @@ pub struct LinkTotals {
     pub by_event: BTreeMap<String, u64>,
 }
 
-pub fn link_totals_query(
-    client: &Client,
-    account_id: Uuid,
-    short_code: &str,
-    environment: Environment,
-) -> Query {
-    client
-        .query(
-            "SELECT event_name, sum(events) AS n FROM event_counts_daily \
-             WHERE account_id = ? AND environment = ? AND link_short_code = ? GROUP BY event_name",
-        )
-        .bind(account_id.to_string())
-        .bind(environment.storage_name())
-        .bind(short_code)
+pub fn link_totals_query(account_id: Uuid, short_code: &str, environment: Environment) -> Sql {
+    let mut sql =
+        Sql::new("SELECT event_name, sum(events) AS n FROM event_counts_daily WHERE account_id = ");
+    sql.value(account_id.to_string())
+        .push(" AND environment = ")
+        .value(environment.storage_name())
+        .push(" AND link_short_code = ")
+        .value(short_code)
+        .push(" GROUP BY event_name");
+    sql
 }
 
 /// All-time totals of one link, in the caller's environment.
@@ -228,7 +226,8 @@ pub async fn link_totals(
     short_code: &str,
     environment: Environment,
 ) -> Result<LinkTotals, clickhouse::error::Error> {
-    let rows = link_totals_query(client, account_id, short_code, environment)
+    let rows = link_totals_query(account_id, short_code, environment)
+        .query(client)
         .fetch_all::<NameCount>()
         .await?;
     let mut totals = LinkTotals {
@@ -260,12 +259,13 @@ pub struct TotalRow {
     pub count: u64,
 }
 
-pub fn totals_query(client: &Client, scope: &Scope) -> Query {
-    let query = client.query(&format!(
-        "SELECT link_short_code AS short_code, event_name, sum(events) AS count FROM {COUNTS} \
-         GROUP BY link_short_code, event_name ORDER BY link_short_code, event_name"
-    ));
-    bind_counts(query, scope, &scope.short_code, &scope.event_name)
+pub fn totals_query(scope: &Scope) -> Sql {
+    let rows = counts(scope, scope.hours(), &scope.short_code, &scope.event_name);
+    Sql::wrap(
+        &rows,
+        "SELECT link_short_code AS short_code, event_name, sum(events) AS count FROM ",
+        " GROUP BY link_short_code, event_name ORDER BY link_short_code, event_name",
+    )
 }
 
 /// Exact totals per link and event name over the range.
@@ -273,17 +273,12 @@ pub async fn totals(
     client: &Client,
     scope: &Scope,
 ) -> Result<Vec<TotalRow>, clickhouse::error::Error> {
-    totals_query(client, scope).fetch_all::<TotalRow>().await
+    totals_query(scope)
+        .query(client)
+        .fetch_all::<TotalRow>()
+        .await
 }
 
-/// A series' bucket: `hour` (ranges of up to 31 days) or `day`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Interval {
-    Hour,
-    #[default]
-    Day,
-}
 #[derive(Debug, Row, Deserialize)]
 struct BucketRow {
     bucket: u32,
@@ -296,38 +291,47 @@ pub struct Point {
     pub count: u64,
 }
 
-pub fn timeseries_query(client: &Client, scope: &Scope, interval: Interval) -> Query {
-    let (bucket, range) = match interval {
-        Interval::Hour => ("bucket_hour", scope.hours().hours_only()),
-        Interval::Day => ("bucket_day", scope.hours()),
+/// Counts per UTC hour (`hourly`) or day, buckets with events only.
+pub fn timeseries_query(scope: &Scope, hourly: bool) -> Sql {
+    let (bucket, range) = if hourly {
+        ("bucket_hour", scope.hours().hours_only())
+    } else {
+        ("bucket_day", scope.hours())
     };
-    if scope.short_code.is_empty() {
-        let query = client.query(&format!(
-            "SELECT {bucket} AS bucket, sum(events) AS count FROM {ALL_LINKS} GROUP BY bucket ORDER BY bucket"
-        ));
-        return bind_all_links(query, scope, &scope.event_name);
-    }
-    let query = client.query(&format!(
-        "SELECT {bucket} AS bucket, sum(events) AS count FROM {COUNTS} GROUP BY bucket ORDER BY bucket"
-    ));
-    bind_counts_over(query, range, scope, &scope.short_code, &scope.event_name)
+    let rows = if scope.short_code.is_empty() {
+        all_links(scope, &scope.event_name)
+    } else {
+        counts(scope, range, &scope.short_code, &scope.event_name)
+    };
+    Sql::wrap(
+        &rows,
+        &format!("SELECT {bucket} AS bucket, sum(events) AS count FROM "),
+        " GROUP BY bucket ORDER BY bucket",
+    )
 }
 
-/// Exact counts per UTC hour or day over the range (buckets with no events are left out).
+/// Exact counts per UTC hour, day, week (from Monday) or month over the range; buckets with
+/// no events are left out. Weeks and months are folded from days.
 pub async fn timeseries(
     client: &Client,
     scope: &Scope,
     interval: Interval,
 ) -> Result<Vec<Point>, clickhouse::error::Error> {
-    let rows = timeseries_query(client, scope, interval)
+    let rows = timeseries_query(scope, interval == Interval::Hour)
+        .query(client)
         .fetch_all::<BucketRow>()
         .await?;
-    Ok(rows
+    let mut points: BTreeMap<DateTime<Utc>, u64> = BTreeMap::new();
+    for row in rows {
+        let at = DateTime::from_timestamp(row.bucket.into(), 0).unwrap_or_default();
+        let start = interval
+            .bucket_start(at.with_timezone(&Tz::UTC))
+            .with_timezone(&Utc);
+        *points.entry(start).or_default() += row.count;
+    }
+    Ok(points
         .into_iter()
-        .map(|r| Point {
-            time: DateTime::from_timestamp(r.bucket.into(), 0).unwrap_or_default(),
-            count: r.count,
-        })
+        .map(|(time, count)| Point { time, count })
         .collect())
 }
 
@@ -369,46 +373,48 @@ pub struct Funnel {
     pub users_approximate: bool,
 }
 
-pub fn funnel_events_query(client: &Client, scope: &Scope) -> Query {
-    let grouped = "GROUP BY event_name ORDER BY events DESC, event_name";
-    if scope.short_code.is_empty() {
-        let query = client.query(&format!(
-            "SELECT event_name, sum(events) AS events FROM {ALL_LINKS} {grouped}"
-        ));
-        return bind_all_links(query, scope, "");
-    }
-    let query = client.query(&format!(
-        "SELECT event_name, sum(events) AS events FROM {COUNTS} {grouped}"
-    ));
-    bind_counts(query, scope, &scope.short_code, "")
+pub fn funnel_events_query(scope: &Scope) -> Sql {
+    let rows = if scope.short_code.is_empty() {
+        all_links(scope, "")
+    } else {
+        counts(scope, scope.hours(), &scope.short_code, "")
+    };
+    Sql::wrap(
+        &rows,
+        "SELECT event_name, sum(events) AS events FROM ",
+        " GROUP BY event_name ORDER BY events DESC, event_name",
+    )
 }
 
-pub fn funnel_users_query(client: &Client, scope: &Scope) -> Query {
+pub fn funnel_users_query(scope: &Scope) -> Sql {
     let (first, last) = scope.hours().touched_days();
     let link = if scope.short_code.is_empty() {
         "*"
     } else {
         scope.short_code.as_str()
     };
-    client
-        .query(
-            "SELECT event_name, uniqHLL12Merge(users) AS users FROM event_users_daily \
-             WHERE account_id = ? AND environment = ? AND link_short_code = ? \
-               AND day >= toDate(?) AND day <= toDate(?) \
-             GROUP BY event_name",
-        )
-        .bind(scope.account_id.to_string())
-        .bind(scope.environment.storage_name())
-        .bind(link)
-        .bind(first.format("%Y-%m-%d").to_string())
-        .bind(last.format("%Y-%m-%d").to_string())
+    let mut sql =
+        Sql::new("SELECT event_name, uniqHLL12Merge(users) AS users FROM event_users_daily WHERE ");
+    owner(&mut sql, scope);
+    sql.push(" AND link_short_code = ")
+        .value(link)
+        .push(" AND day >= toDate(")
+        .value(date(first))
+        .push(") AND day <= toDate(")
+        .value(date(last))
+        .push(") GROUP BY event_name");
+    sql
 }
 
 /// Click → install → each post-install event, over the range.
 pub async fn funnel(client: &Client, scope: &Scope) -> Result<Funnel, clickhouse::error::Error> {
     let (rows, users) = futures::try_join!(
-        funnel_events_query(client, scope).fetch_all::<FunnelRow>(),
-        funnel_users_query(client, scope).fetch_all::<UsersRow>(),
+        funnel_events_query(scope)
+            .query(client)
+            .fetch_all::<FunnelRow>(),
+        funnel_users_query(scope)
+            .query(client)
+            .fetch_all::<UsersRow>(),
     )?;
     let users: BTreeMap<String, u64> = users.into_iter().map(|u| (u.event_name, u.users)).collect();
     let count_of = |event: SystemEvent| {
@@ -451,18 +457,20 @@ pub struct TopLink {
     pub count: u64,
 }
 
-pub fn top_links_query(client: &Client, scope: &Scope, limit: u32) -> Query {
+pub fn top_links_query(scope: &Scope, limit: u32) -> Sql {
     let event = if scope.event_name.is_empty() {
         SystemEvent::Click.as_str()
     } else {
         scope.event_name.as_str()
     };
-    let query = client.query(&format!(
-        "SELECT link_short_code AS short_code, sum(events) AS count FROM {COUNTS} \
-         WHERE link_short_code != '' \
-         GROUP BY link_short_code ORDER BY count DESC, short_code LIMIT ?"
-    ));
-    bind_counts(query, scope, "", event).bind(limit)
+    let mut sql = Sql::wrap(
+        &counts(scope, scope.hours(), "", event),
+        "SELECT link_short_code AS short_code, sum(events) AS count FROM ",
+        " WHERE link_short_code != '' \
+          GROUP BY link_short_code ORDER BY count DESC, short_code LIMIT ",
+    );
+    sql.value(limit);
+    sql
 }
 
 /// The links with the most events of `scope.event_name` (clicks when empty).
@@ -471,7 +479,8 @@ pub async fn top_links(
     scope: &Scope,
     limit: u32,
 ) -> Result<Vec<TopLink>, clickhouse::error::Error> {
-    top_links_query(client, scope, limit)
+    top_links_query(scope, limit)
+        .query(client)
         .fetch_all::<TopLink>()
         .await
 }
@@ -479,48 +488,35 @@ pub async fn top_links(
 /// Every read above as the SQL it sends for a sample scope, by name: what the test suite
 /// runs on current ClickHouse (chdb) as well as on the server.
 pub fn catalog(client: &Client, scope: &Scope) -> Vec<(&'static str, String)> {
-    let show = |query: Query| query.sql_display().to_string();
+    let show = |sql: Sql| sql.display(client);
     let mut by_link = scope.clone();
     by_link.short_code = "alpha123".into();
     vec![
         (
             "link_totals",
             show(link_totals_query(
-                client,
                 scope.account_id,
                 "alpha123",
                 scope.environment,
             )),
         ),
-        ("totals", show(totals_query(client, scope))),
-        ("totals_by_link", show(totals_query(client, &by_link))),
-        (
-            "timeseries_hour",
-            show(timeseries_query(client, scope, Interval::Hour)),
-        ),
-        (
-            "timeseries_day",
-            show(timeseries_query(client, scope, Interval::Day)),
-        ),
+        ("totals", show(totals_query(scope))),
+        ("totals_by_link", show(totals_query(&by_link))),
+        ("timeseries_hour", show(timeseries_query(scope, true))),
+        ("timeseries_day", show(timeseries_query(scope, false))),
         (
             "timeseries_hour_by_link",
-            show(timeseries_query(client, &by_link, Interval::Hour)),
+            show(timeseries_query(&by_link, true)),
         ),
         (
             "timeseries_day_by_link",
-            show(timeseries_query(client, &by_link, Interval::Day)),
+            show(timeseries_query(&by_link, false)),
         ),
-        ("funnel_events", show(funnel_events_query(client, scope))),
-        (
-            "funnel_events_by_link",
-            show(funnel_events_query(client, &by_link)),
-        ),
-        ("funnel_users", show(funnel_users_query(client, scope))),
-        (
-            "funnel_users_by_link",
-            show(funnel_users_query(client, &by_link)),
-        ),
-        ("top_links", show(top_links_query(client, scope, 10))),
+        ("funnel_events", show(funnel_events_query(scope))),
+        ("funnel_events_by_link", show(funnel_events_query(&by_link))),
+        ("funnel_users", show(funnel_users_query(scope))),
+        ("funnel_users_by_link", show(funnel_users_query(&by_link))),
+        ("top_links", show(top_links_query(scope, 10))),
     ]
 }
 

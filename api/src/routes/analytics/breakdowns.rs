@@ -1,5 +1,5 @@
 //! `GET /api/v1/analytics`: one endpoint for every count, series and breakdown a dashboard
-//! needs, scoped to the caller's account and the key's environment (see `breakdowns`).
+//! needs (`crate::analytics::breakdowns`).
 
 use std::collections::BTreeMap;
 
@@ -7,18 +7,17 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::Duration;
 use chrono_tz::Tz;
 use linktrace_domain::Endpoint;
 use linktrace_platform::openapi::{errors, Yes};
-use linktrace_platform::request::{Limit, QueryParams, RequestError};
+use linktrace_platform::request::{Flag, Limit, QueryParams, RequestError};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::breakdowns::{self, EventSelector, Filter, GroupBy, Interval, Revenue, Selection};
+use crate::analytics::breakdowns::{self, Filter, GroupBy, Revenue, Selection};
+use crate::analytics::{EventParam, EventSelector, Interval, RangeBound, RangeRule, Zone};
 use crate::error::ApiError;
 use crate::routes::caller;
-use crate::routes::params::{EventParam, Flag, RangeBound, RangeRule, Zone};
 use crate::state::AppState;
 
 /// The default and the longest range of one read.
@@ -27,8 +26,6 @@ const RANGE: RangeRule = RangeRule {
     max_days: 400,
     noun: "the range",
 };
-/// The longest range of an hourly series.
-const MAX_HOURLY_DAYS: i64 = 31;
 /// The most values one filter may list.
 const MAX_FILTER_VALUES: usize = 100;
 
@@ -205,13 +202,8 @@ pub async fn analytics(
     )?;
     let group_by = query.group_by.unwrap_or(GroupBy::Count);
     let interval = query.interval.unwrap_or_default();
-    if group_by == GroupBy::Timeseries
-        && interval == Interval::Hour
-        && to - from > Duration::days(MAX_HOURLY_DAYS)
-    {
-        return Err(ApiError::validation(format!(
-            "interval: hourly series may cover at most {MAX_HOURLY_DAYS} days"
-        )));
+    if group_by == GroupBy::Timeseries {
+        interval.check_range(from, to)?;
     }
     let as_is = |v: &str| v.to_owned();
     let lower = |v: &str| v.to_lowercase();

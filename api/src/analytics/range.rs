@@ -1,51 +1,12 @@
-//! Query parameters the read endpoints share (`GET /api/v1/analytics`, the export): each
-//! parses itself and says what it accepts in the OpenAPI description.
+//! The time range of every read (the analytics reports and breakdowns, the export): its
+//! bounds as the caller writes them, its time zone, and one rule for defaults and limits.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
-use linktrace_domain::{EventName, SystemEvent};
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
-use crate::breakdowns::EventSelector;
 use crate::error::ApiError;
-
-/// `clicks`, `installs`, `opens`, `events`, or an event name.
-#[derive(Debug, Clone)]
-pub struct EventParam(pub EventSelector);
-
-impl<'de> Deserialize<'de> for EventParam {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        Ok(EventParam(match raw.to_lowercase().as_str() {
-            "clicks" => EventSelector::Clicks,
-            "installs" => EventSelector::Installs,
-            "opens" => EventSelector::Opens,
-            "events" => EventSelector::Events,
-            lower => match SystemEvent::parse(lower) {
-                Some(system) => EventSelector::Named(system.as_str().to_owned()),
-                None => EventSelector::Named(
-                    EventName::parse(&raw)
-                        .map_err(serde::de::Error::custom)?
-                        .as_str()
-                        .to_owned(),
-                ),
-            },
-        }))
-    }
-}
-
-impl utoipa::PartialSchema for EventParam {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        linktrace_domain::schema::text(
-            Some("^[A-Za-z][A-Za-z0-9_]*$"),
-            Some(1),
-            Some(EventName::MAX_LEN),
-            "clicks, installs, opens, events, or one event name",
-        )
-    }
-}
-impl ToSchema for EventParam {}
 
 /// A range bound: an instant, or a calendar date read in the request's time zone.
 #[derive(Debug, Clone, Copy)]
@@ -123,29 +84,6 @@ impl utoipa::PartialSchema for Zone {
     }
 }
 impl ToSchema for Zone {}
-
-/// `true` or `false`.
-#[derive(Debug, Clone, Copy)]
-pub struct Flag(pub bool);
-
-impl<'de> Deserialize<'de> for Flag {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match String::deserialize(deserializer)?.as_str() {
-            "true" => Ok(Flag(true)),
-            "false" => Ok(Flag(false)),
-            _ => Err(serde::de::Error::custom("must be true or false")),
-        }
-    }
-}
-
-impl utoipa::PartialSchema for Flag {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::Boolean)
-            .into()
-    }
-}
-impl ToSchema for Flag {}
 
 /// How a read takes its `from` and `to`: the span `from` defaults to, the longest range, and
 /// what the refusal calls the range.

@@ -215,7 +215,7 @@ async fn environments_of_older_claims_and_attributions_are_migrated_in_place() {
     let env = TestEnv::new().await;
     let old_url = format!("{}_env", env.postgres_url);
     let config = linktrace_platform::postgres::PostgresConfig {
-        url: old_url.clone(),
+        url: linktrace_platform::secret::Secret::new(old_url.clone()),
         max_connections: 4,
     };
     // A database as migrations 1-5 left it.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chrono::Datelike;
 use linktrace_integration::{event, Running, TestAccount, TestEnv, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
@@ -806,6 +807,23 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
         .sum();
     assert_eq!(total, 9, "{series}");
 
+    // Weeks (from Monday, UTC) are folded from the same days: the same total.
+    let (status, weekly) = env
+        .get(
+            &api.url("/api/v1/analytics/timeseries?interval=week"),
+            Some(&account.live_key),
+        )
+        .await;
+    assert_eq!(status, 200, "{weekly}");
+    let points = weekly["points"].as_array().unwrap();
+    let total: u64 = points.iter().map(|p| p["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, 9, "{weekly}");
+    for point in points {
+        let start: chrono::DateTime<chrono::Utc> = point["time"].as_str().unwrap().parse().unwrap();
+        assert_eq!(start.weekday(), chrono::Weekday::Mon, "{weekly}");
+        assert_eq!(start.time(), chrono::NaiveTime::MIN, "{weekly}");
+    }
+
     let (_, test_view) = env
         .get(
             &api.url("/api/v1/analytics/totals"),
@@ -822,7 +840,9 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
     assert_eq!(foreign["totals"], json!([]));
 
     for bad in [
-        "timeseries?interval=week",
+        "timeseries?interval=fortnight",
+        "timeseries?interval=hour&from=2026-01-01&to=2026-03-01",
+        "totals?eventName=events",
         "totals?from=yesterday",
         "totals?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
         "top-links?limit=0",

@@ -93,7 +93,7 @@ fn node(database: &str, n: u16) -> ClickHouseConfig {
         url: format!("http://127.0.0.1:{}", HTTP_BASE + n - 1),
         database: database.to_owned(),
         user: "default".into(),
-        password: String::new(),
+        password: linktrace_platform::secret::Secret::new(""),
         cluster: "linktrace".into(),
         // The consumer's writes go straight to each run's shard, as `deploy/up.sh --cluster`
         // configures it (a writer made with `writer_client()` alone writes through the

@@ -1,77 +1,56 @@
-//! `/api/v1/analytics/*`: dashboard reads over ClickHouse, scoped to the caller's account
-//! and environment (a test key reads test events).
+//! `/api/v1/analytics/{totals,timeseries,funnel,top-links}`: the rollup reports
+//! (`crate::analytics::reports`).
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
-use linktrace_domain::{Endpoint, EventName, ParseError, ShortCode, SystemEvent};
+use chrono_tz::Tz;
+use linktrace_domain::{Endpoint, ShortCode};
 use linktrace_platform::openapi::{errors, Yes};
-use linktrace_platform::request::{Limit, QueryParams, RequestError, Timestamp};
+use linktrace_platform::request::{Limit, QueryParams, RequestError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::analytics::{self, Funnel, Interval, Point, Scope, TopLink, TotalRow};
+use crate::analytics::reports::{self, Funnel, Point, Scope, TopLink, TotalRow};
+use crate::analytics::{EventNameParam, Interval, RangeBound, RangeRule};
 use crate::error::ApiError;
 use crate::routes::caller;
 use crate::state::AppState;
 
-/// The longest range one query may cover.
-const MAX_RANGE_DAYS: i64 = 400;
+/// The default and the longest range of one report (as `GET /api/v1/analytics`).
+const RANGE: RangeRule = RangeRule {
+    default_days: 30,
+    max_days: 400,
+    noun: "the range",
+};
 
 /// What every analytics read is scoped by, besides the caller's account and environment.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct RangeQuery {
-    /// ISO-8601; default `to` minus 30 days; at most 400 days before `to`.
+    /// ISO-8601 date-time, or a date (UTC midnight). Default: `to` minus 30 days; at most
+    /// 400 days before `to`.
     #[param(inline)]
-    from: Option<Timestamp>,
-    /// ISO-8601; default now plus 1 hour.
+    from: Option<RangeBound>,
+    /// ISO-8601 date-time, or a date (the end of that UTC day). Default: now plus 1 hour.
     #[param(inline)]
-    to: Option<Timestamp>,
+    to: Option<RangeBound>,
     /// Only this link.
     #[param(inline)]
     short_code: Option<ShortCode>,
-    /// Only this event (`click` and `install` included).
+    /// Only this event (`click`, `install` and `open` included).
     #[param(inline)]
-    event_name: Option<EventFilter>,
+    event_name: Option<EventNameParam>,
 }
-
-/// An event name to filter by: a customer's event name, or one the pipeline records.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "String")]
-pub struct EventFilter(String);
-
-impl TryFrom<String> for EventFilter {
-    type Error = ParseError;
-    fn try_from(raw: String) -> Result<Self, ParseError> {
-        let lower = raw.to_lowercase();
-        match SystemEvent::parse(&lower) {
-            Some(system) => Ok(Self(system.as_str().to_owned())),
-            None => EventName::parse(&raw).map(|name| Self(name.as_str().to_owned())),
-        }
-    }
-}
-
-impl utoipa::PartialSchema for EventFilter {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        linktrace_domain::schema::text(
-            Some("^[A-Za-z][A-Za-z0-9_]*$"),
-            Some(1),
-            Some(EventName::MAX_LEN),
-            "an event name as customers send it (lowercased), or click or install",
-        )
-    }
-}
-
-impl ToSchema for EventFilter {}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
-    /// `hour` (ranges of up to 31 days) or `day` (default).
+    /// `hour` (ranges of up to 31 days), `day` (default), `week` (from Monday) or `month`,
+    /// all in UTC.
     #[param(inline)]
     interval: Option<Interval>,
 }
@@ -143,18 +122,12 @@ async fn scope(
     let caller = caller(state, headers).await?;
     caller.require(Endpoint::Analytics)?;
     let QueryParams(query) = query?;
-    let to = query
-        .to
-        .map_or_else(|| state.clock.now() + Duration::hours(1), |t| t.0);
-    let from = query.from.map_or(to - Duration::days(30), |t| t.0);
-    if from >= to {
-        return Err(ApiError::validation("from must be before to"));
-    }
-    if to - from > Duration::days(MAX_RANGE_DAYS) {
-        return Err(ApiError::validation(format!(
-            "the range may cover at most {MAX_RANGE_DAYS} days"
-        )));
-    }
+    let (from, to) = RANGE.resolve(
+        query.from,
+        query.to,
+        Tz::UTC,
+        state.clock.now() + Duration::hours(1),
+    )?;
     Ok(Scope {
         account_id: caller.account_id,
         environment: caller.environment,
@@ -187,7 +160,7 @@ pub async fn totals(
     query: Result<QueryParams<RangeQuery>, RequestError>,
 ) -> Result<Response, ApiError> {
     let scope = scope(&state, &headers, query).await?;
-    let totals = analytics::totals(&state.clickhouse, &scope).await?;
+    let totals = reports::totals(&state.clickhouse, &scope).await?;
     Ok(Json(Totals {
         success: Yes,
         range: CountedRange::of(&scope),
@@ -196,7 +169,7 @@ pub async fn totals(
     .into_response())
 }
 
-/// Counts per hour (ranges up to 31 days) or day
+/// Counts per hour (ranges up to 31 days), day, week or month
 #[utoipa::path(
     get,
     path = "/api/v1/analytics/timeseries",
@@ -218,12 +191,8 @@ pub async fn timeseries(
     let scope = scope(&state, &headers, query).await?;
     let QueryParams(series) = series?;
     let interval = series.interval.unwrap_or_default();
-    if interval == Interval::Hour && scope.to - scope.from > Duration::days(31) {
-        return Err(ApiError::validation(
-            "hourly series may cover at most 31 days",
-        ));
-    }
-    let points = analytics::timeseries(&state.clickhouse, &scope, interval).await?;
+    interval.check_range(scope.from, scope.to)?;
+    let points = reports::timeseries(&state.clickhouse, &scope, interval).await?;
     Ok(Json(Series {
         success: Yes,
         range: CountedRange::of(&scope),
@@ -252,7 +221,7 @@ pub async fn funnel(
     query: Result<QueryParams<RangeQuery>, RequestError>,
 ) -> Result<Response, ApiError> {
     let scope = scope(&state, &headers, query).await?;
-    let funnel = analytics::funnel(&state.clickhouse, &scope).await?;
+    let funnel = reports::funnel(&state.clickhouse, &scope).await?;
     Ok(Json(FunnelAnswer {
         success: Yes,
         range: CountedRange::of(&scope),
@@ -283,7 +252,7 @@ pub async fn top_links(
     let scope = scope(&state, &headers, query).await?;
     let QueryParams(top) = top?;
     let limit = top.limit.map_or(10, Limit::get);
-    let links = analytics::top_links(&state.clickhouse, &scope, limit).await?;
+    let links = reports::top_links(&state.clickhouse, &scope, limit).await?;
     Ok(Json(TopLinks {
         success: Yes,
         range: CountedRange::of(&scope),

@@ -22,7 +22,7 @@ use linktrace_domain::{ClickFacts, ClientFacts, Device, Utm};
 pub use config::ClickConfig;
 pub use geo::GeoDatabase;
 pub use linktrace_platform::client_ip::{self, TrustedProxies};
-pub use user_agent::{AgentFacts, UserAgents};
+pub use user_agent::{AgentFacts, Platform, UserAgents};
 pub use visitor::{IpPolicy, VisitorKeys, VisitorSalts};
 
 /// One request to follow a link, as the redirect saw it.
@@ -33,7 +33,6 @@ pub struct ClickRequest<'a> {
     pub user_agent: &'a str,
     pub referrer: Option<&'a str>,
     pub utm: Utm,
-    pub platform: &'static str,
     pub click_id: String,
     pub at: DateTime<Utc>,
 }
@@ -43,6 +42,8 @@ pub struct ClickRequest<'a> {
 pub struct EnrichedClick {
     pub client: ClientFacts,
     pub preview: bool,
+    /// Which of the link's URLs the device follows.
+    pub platform: Platform,
 }
 
 /// Everything enrichment needs, built once at start.
@@ -102,11 +103,12 @@ impl ClickEnricher {
                 ip: self.ip_policy.apply(click.ip),
                 user_agent: Some(click.user_agent.to_owned()),
                 referrer: click.referrer.map(str::to_owned),
-                platform: Some(click.platform.to_owned()),
+                platform: Some(agent.platform.as_str().to_owned()),
                 click_id: Some(click.click_id),
                 facts: Some(facts),
             },
             preview: agent.preview && !click.head,
+            platform: agent.platform,
         }
     }
 }

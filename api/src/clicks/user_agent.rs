@@ -30,11 +30,43 @@ const PREVIEW_FETCHERS: &[&str] = &[
     "microsoft teams",
 ];
 
+/// Which of a link's URLs a device follows: its app store's, or the web destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Platform {
+    Ios,
+    Android,
+    #[default]
+    Web,
+}
+
+impl Platform {
+    /// The platform of an OS family (`linktrace_domain::os_family`).
+    pub fn of_os_family(family: &str) -> Self {
+        match family {
+            "iOS" | "iPadOS" => Platform::Ios,
+            "Android" => Platform::Android,
+            _ => Platform::Web,
+        }
+    }
+
+    /// As stored with the click.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Ios => "ios",
+            Platform::Android => "android",
+            Platform::Web => "web",
+        }
+    }
+}
+
 /// What a user agent says about the client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgentFacts {
     pub device: Option<Device>,
+    /// The OS family (iOS, iPadOS, Android, Windows, macOS…).
     pub os: String,
+    /// Follows from `os`: one parse decides both.
+    pub platform: Platform,
     pub browser: String,
     pub bot: bool,
     /// A link-preview fetcher (always also a bot).
@@ -115,10 +147,12 @@ impl UserAgents {
                 _ => None,
             }
         };
+        // The family (iOS, Windows…), what people group and filter by.
+        let os = linktrace_domain::os_family(&os).to_owned();
         AgentFacts {
             device,
-            // The family (iOS, Windows…), what people group and filter by.
-            os: linktrace_domain::os_family(&os).to_owned(),
+            platform: Platform::of_os_family(&os),
+            os,
             browser,
             bot,
             preview,
@@ -135,6 +169,26 @@ fn is_tablet(os: &str, lower_agent: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_platform_follows_the_os_family() {
+        let agents = UserAgents::new();
+        for (agent, platform) in [
+            (IPHONE, Platform::Ios),
+            (IPAD, Platform::Ios),
+            (
+                "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+                Platform::Android,
+            ),
+            (
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+                Platform::Web,
+            ),
+            ("", Platform::Web),
+        ] {
+            assert_eq!(agents.parse(agent).platform, platform, "{agent}");
+        }
+    }
 
     const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
     const IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 16_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.0 Mobile/15E148 Safari/604.1";

@@ -14,7 +14,7 @@ use linktrace_platform::request_id;
 use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, IntCounterVec};
 use uuid::Uuid;
 
-use crate::clicks::{install_referrer, preview, utm, ClickRequest};
+use crate::clicks::{install_referrer, preview, utm, ClickRequest, Platform};
 use crate::links::{self, Link};
 use crate::state::AppState;
 
@@ -34,37 +34,6 @@ static PREVIEWS: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("registers once")
 });
-
-/// The device a user agent describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Platform {
-    Ios,
-    Android,
-    Web,
-}
-
-impl Platform {
-    pub fn from_user_agent(user_agent: &str) -> Self {
-        if ["iPhone", "iPad", "iPod"]
-            .iter()
-            .any(|d| user_agent.contains(d))
-        {
-            Platform::Ios
-        } else if user_agent.contains("Android") {
-            Platform::Android
-        } else {
-            Platform::Web
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Ios => "ios",
-            Platform::Android => "android",
-            Platform::Web => "web",
-        }
-    }
-}
 
 /// Follow a link: 302 to the device's URL, recording a click
 #[utoipa::path(
@@ -123,7 +92,6 @@ pub async fn follow(
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
     let user_agent = header(USER_AGENT).unwrap_or_default();
-    let platform = Platform::from_user_agent(user_agent);
     let utm = utm::from_query(uri.query()).or(&link.utm);
     let click_id = Uuid::new_v4();
     let click = state.clicks.enrich(ClickRequest {
@@ -132,11 +100,10 @@ pub async fn follow(
         user_agent,
         referrer: header(REFERER),
         utm: utm.clone(),
-        platform: platform.as_str(),
         click_id: click_id.to_string(),
         at: now,
     });
-    let preview = click.preview;
+    let (preview, platform) = (click.preview, click.platform);
     let bot = click.client.facts.as_ref().is_some_and(|f| f.bot);
     record(
         &state,
@@ -245,30 +212,4 @@ fn not_found_page() -> Response {
         Html("<!doctype html><title>Link not found</title><h1>Link not found</h1><p>This link does not exist or has expired.</p>"),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detects_devices() {
-        assert_eq!(
-            Platform::from_user_agent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"),
-            Platform::Ios
-        );
-        assert_eq!(
-            Platform::from_user_agent("Mozilla/5.0 (iPad; CPU OS 16_0 like Mac OS X)"),
-            Platform::Ios
-        );
-        assert_eq!(
-            Platform::from_user_agent("Mozilla/5.0 (Linux; Android 14; Pixel 8)"),
-            Platform::Android
-        );
-        assert_eq!(
-            Platform::from_user_agent("Mozilla/5.0 (X11; Linux x86_64)"),
-            Platform::Web
-        );
-        assert_eq!(Platform::from_user_agent(""), Platform::Web);
-    }
 }

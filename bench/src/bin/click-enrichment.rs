@@ -97,7 +97,6 @@ fn main() -> anyhow::Result<()> {
         user_agent: USER_AGENTS[pick(i, USER_AGENTS.len())],
         referrer: REFERRERS[pick(i, REFERRERS.len())],
         utm: utm::from_query(QUERIES[pick(i, QUERIES.len())]),
-        platform: "web",
         click_id: String::from("6b1f2c1e-8a1e-4a57-9a43-1c8a3e2f0b11"),
         at: now,
     };

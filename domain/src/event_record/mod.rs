@@ -17,39 +17,23 @@ use crate::{
     AttributionMatch, ClickFacts, EntityId, Environment, EventName, Revenue, ShortCode, SystemEvent,
 };
 
-/// The version of the record's layout this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
-
-/// The oldest layout this build still reads (and can be told to write).
-pub const OLDEST_SCHEMA_VERSION: u32 = 1;
-
-/// A layout this build can write: [`OLDEST_SCHEMA_VERSION`] to [`SCHEMA_VERSION`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WriteLayout(u32);
-
-impl WriteLayout {
-    /// This build's own layout.
-    pub const CURRENT: Self = Self(SCHEMA_VERSION);
-
-    pub fn get(self) -> u32 {
-        self.0
-    }
+/// A field's key as the writer takes it, `,"name":`, made at compile time (one copy a field
+/// rather than three).
+macro_rules! key {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":")
+    };
 }
 
-impl std::str::FromStr for WriteLayout {
-    type Err = crate::ParseError;
+mod json;
+mod layout;
+mod time_text;
 
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim().parse::<u32>() {
-            Ok(version) if (OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&version) => {
-                Ok(Self(version))
-            }
-            _ => Err(crate::ParseError::new(format!(
-                "the record layout must be {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION}, not {text:?}"
-            ))),
-        }
-    }
-}
+use json::JsonWriter;
+pub use layout::{WriteLayout, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
+#[cfg(test)]
+use time_text::rfc3339_micros_text;
+use time_text::{rfc3339_micros, rfc3339_micros_some};
 
 /// The namespace of deterministic event ids (UUID v5) for events that carry an entity id.
 const ENTITY_EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6c69_6e6b_7472_6163_6500_0000_0000_0001);
@@ -149,176 +133,6 @@ pub struct EventRecord {
     pub event_time: Option<DateTime<Utc>>,
     #[serde(serialize_with = "rfc3339_micros")]
     pub received_at: DateTime<Utc>,
-}
-
-/// [`rfc3339_micros`] of a time that is there (`None` is skipped before this is called).
-fn rfc3339_micros_some<S: serde::Serializer>(
-    at: &Option<DateTime<Utc>>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match at {
-        Some(at) => rfc3339_micros(at, serializer),
-        None => serializer.serialize_none(),
-    }
-}
-
-/// Writes `at` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (what chrono reads back; microseconds are
-/// finer than anything stored) without the formatting machinery chrono's `Display` goes
-/// through: that was a tenth of ingest's own instructions per event (bench/profile.sh).
-fn rfc3339_micros<S: serde::Serializer>(
-    at: &DateTime<Utc>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match rfc3339_micros_text(at) {
-        Some(text) => serializer.serialize_str(std::str::from_utf8(&text).expect("ASCII digits")),
-        None => at.serialize(serializer),
-    }
-}
-
-/// `at` as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, for years 0 to 9999 (others: chrono's form).
-/// The date from the day number by arithmetic (Hinnant's `civil_from_days`): chrono's
-/// calendar accessors cost some 300 instructions a time (bench/profile.sh). A test holds
-/// the text equal to chrono's own.
-fn rfc3339_micros_text(at: &DateTime<Utc>) -> Option<[u8; 27]> {
-    let seconds = at.timestamp();
-    let days = seconds.div_euclid(86_400);
-    let of_day = seconds.rem_euclid(86_400) as u32;
-    let (year, month, day) = civil_from_days(days);
-    if !(0..=9999).contains(&year) {
-        return None;
-    }
-    // Two digits a step, from a table: `value % 100` as text.
-    const PAIRS: [u8; 200] = {
-        let mut pairs = [0u8; 200];
-        let mut n = 0;
-        while n < 100 {
-            pairs[2 * n] = b'0' + (n / 10) as u8;
-            pairs[2 * n + 1] = b'0' + (n % 10) as u8;
-            n += 1;
-        }
-        pairs
-    };
-    fn put2(buffer: &mut [u8], value: u32) {
-        let at = (value % 100) as usize * 2;
-        buffer.copy_from_slice(&PAIRS[at..at + 2]);
-    }
-    let year = year as u32;
-    // A leap second's nanoseconds run past 1e9: keep it inside its second.
-    let micros = at.timestamp_subsec_micros().min(999_999);
-    let mut text = *b"0000-00-00T00:00:00.000000Z";
-    put2(&mut text[0..2], year / 100);
-    put2(&mut text[2..4], year);
-    put2(&mut text[5..7], month);
-    put2(&mut text[8..10], day);
-    put2(&mut text[11..13], of_day / 3600);
-    put2(&mut text[14..16], of_day / 60 % 60);
-    put2(&mut text[17..19], of_day % 60);
-    put2(&mut text[20..22], micros / 10_000);
-    put2(&mut text[22..24], micros / 100);
-    put2(&mut text[24..26], micros);
-    Some(text)
-}
-
-/// (year, month 1–12, day 1–31) of the proleptic Gregorian calendar, `days` after
-/// 1970-01-01 (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// The record's JSON, written field by field: the same bytes as its `Serialize` derive
-/// (a test holds them equal), but the field names, ids, times and enum values, which never
-/// need escaping, are copied as they are. Through serde_json every byte of them went
-/// through its escaping loop, the largest single cost of ingest above the limit handler
-/// (about 2,900 instructions an event: bench/profile.sh). What a caller sent (names, ids,
-/// properties, client facts) still goes through serde_json.
-struct JsonWriter(Vec<u8>);
-
-/// A field's key as the writer takes it, `,"name":`, made at compile time (one copy a field
-/// rather than three).
-macro_rules! key {
-    ($name:literal) => {
-        concat!(",\"", $name, "\":")
-    };
-}
-
-impl JsonWriter {
-    fn raw(&mut self, bytes: &[u8]) {
-        self.0.extend_from_slice(bytes);
-    }
-
-    /// `key` then `value` through serde_json.
-    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) {
-        self.raw(key.as_bytes());
-        serde_json::to_writer(&mut self.0, value).expect("record fields always serialise");
-    }
-
-    fn optional<T: Serialize>(&mut self, key: &str, value: &Option<T>) {
-        if let Some(value) = value {
-            self.field(key, value);
-        }
-    }
-
-    /// `key"value"`: copied as it is when nothing in it needs escaping (serde_json escapes
-    /// exactly the control characters, `"` and `\`), else through serde_json. (The check
-    /// looks at every byte, without stopping early, so the compiler can check many a step.)
-    fn string(&mut self, key: &str, value: &str) {
-        let needs_escaping = value.bytes().fold(false, |seen, b| {
-            seen | (b < 0x20) | (b == b'"') | (b == b'\\')
-        });
-        if needs_escaping {
-            self.field(key, value);
-        } else {
-            self.text(key, value);
-        }
-    }
-
-    fn optional_string(&mut self, key: &str, value: &Option<String>) {
-        if let Some(value) = value {
-            self.string(key, value);
-        }
-    }
-
-    /// `key"value"`, for a value that needs no escaping.
-    fn text(&mut self, key: &str, value: &str) {
-        self.raw(key.as_bytes());
-        self.0.push(b'"');
-        self.raw(value.as_bytes());
-        self.0.push(b'"');
-    }
-
-    fn uuid(&mut self, key: &str, id: &Uuid) {
-        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        self.text(key, id.hyphenated().encode_lower(&mut text));
-    }
-
-    fn time(&mut self, key: &str, at: &DateTime<Utc>) {
-        match rfc3339_micros_text(at) {
-            Some(text) => self.text(key, std::str::from_utf8(&text).expect("ASCII digits")),
-            None => self.field(key, at),
-        }
-    }
-
-    /// `eventTime` (where written) and `receivedAt`.
-    fn times(&mut self, event_time: Option<&DateTime<Utc>>, received_at: &DateTime<Utc>) {
-        if let Some(event_time) = event_time {
-            self.time(key!("eventTime"), event_time);
-        }
-        self.time(key!("receivedAt"), received_at);
-    }
 }
 
 /// The key of an entity tuple's dedup claim, a v5 uuid of `(environment, account, link,
@@ -532,7 +346,7 @@ impl EventRecord {
     /// The record in `layout` (1 writes `eventTime` always, 2 only where it differs from
     /// `receivedAt`).
     pub fn to_json_as(&self, layout: WriteLayout) -> Vec<u8> {
-        self.write(layout.0)
+        self.write(layout.get())
     }
 
     fn write(&self, version: u32) -> Vec<u8> {

@@ -1,6 +1,6 @@
 //! `linktrace-openapi`: writes `docs/openapi.json`, the public API's OpenAPI description,
 //! generated from the services' routes and request/response types. Run it after changing
-//! a route or a type; `integration/tests/openapi.rs` fails while the file is stale.
+//! a route or a type; `integration/tests/it/openapi.rs` fails while the file is stale.
 //!
 //! ```text
 //! cargo run -p linktrace-integration --bin linktrace-openapi

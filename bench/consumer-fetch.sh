@@ -8,16 +8,10 @@
 # BENCHMARKS.md. Release build; ports 948x; its own databases and topics.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUN_ID="$(date +%s)"
-export LINKTRACE_STATE_DIR="$REPO/.linktrace/consumer-fetch"
-export LINKTRACE_PROFILE=release
-export INGEST_ADDR=127.0.0.1:9481 API_ADDR=127.0.0.1:9482 GATEWAY_ADDR=127.0.0.1:9480
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_fetch_$RUN_ID"
-export CLICKHOUSE_DATABASE="linktrace_fetch_$RUN_ID"
-export KAFKA_EVENTS_TOPIC="linktrace.fetch.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.fetch.$RUN_ID.dlq"
-export INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
-source "$REPO/deploy/lib.sh"
 source "$REPO/bench/lib.sh"
+bench_isolate consumer-fetch 948 fetch
+export INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0
+source "$REPO/deploy/lib.sh"
 SEED="${FETCH_SEED_SECONDS:-20}"
 LOAD="${FETCH_LOAD_SECONDS:-30}"
 RESULTS="$STATE/results.$RUN_ID"
@@ -25,11 +19,8 @@ RESULTS="$STATE/results.$RUN_ID"
 DATABASES=()
 
 cleanup() {
-  for name in api ingest consumer consumer_drain; do stop_pid "$name"; done
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_fetch_$RUN_ID" >/dev/null 2>&1 || true
-  for db in "$CLICKHOUSE_DATABASE" "${DATABASES[@]}"; do
-    curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null || true
-  done
+  BENCH_DATABASES+=("${DATABASES[@]}")
+  bench_cleanup api ingest consumer consumer_drain
 }
 trap cleanup EXIT
 

@@ -1,4 +1,38 @@
-# What the benchmark scripts share (sourced after deploy/lib.sh).
+# What the benchmark scripts share. Sourced first: `bench_isolate` sets the environment that
+# deploy/lib.sh then reads; the rest is used after deploy/lib.sh.
+
+# bench_isolate NAME PORTS [DB]: this run's own everything, beside a running stack and other
+# benchmarks. State in .linktrace/NAME; release builds; services on 127.0.0.1:PORTS0
+# (gateway), 1 (ingest), 2 (api), 3 (consumer), 4 (webhooks); Postgres and ClickHouse
+# databases linktrace_DB_<run>; topics linktrace.DB.<run>.events/.dlq; consumer group
+# linktrace-DB-<run>, dynamic. RUN_ID is the run (the start's epoch second unless set).
+bench_isolate() {
+  local name="$1" ports="$2" db="${3:-$1}"
+  RUN_ID="${RUN_ID:-$(date +%s)}"
+  export LINKTRACE_STATE_DIR="$REPO/.linktrace/$name"
+  export LINKTRACE_PROFILE=release
+  export GATEWAY_ADDR="127.0.0.1:${ports}0" INGEST_ADDR="127.0.0.1:${ports}1" API_ADDR="127.0.0.1:${ports}2" \
+    CONSUMER_ADDR="127.0.0.1:${ports}3" WEBHOOKS_ADDR="127.0.0.1:${ports}4"
+  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_${db}_$RUN_ID"
+  export CLICKHOUSE_DATABASE="linktrace_${db}_$RUN_ID"
+  export KAFKA_EVENTS_TOPIC="linktrace.$db.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.$db.$RUN_ID.dlq"
+  export KAFKA_CONSUMER_GROUP="linktrace-$db-$RUN_ID" KAFKA_CONSUMER_INSTANCE_ID=""
+  export RUST_LOG="${RUST_LOG:-warn}"
+  BENCH_DATABASES=("$CLICKHOUSE_DATABASE")
+}
+
+# bench_cleanup SERVICE...: stops the services, then drops the run's Postgres database and
+# its ClickHouse databases (BENCH_DATABASES; a script adds the ones it makes). BENCH_KEEP=1
+# keeps the databases for a closer look.
+bench_cleanup() {
+  local name db
+  for name in "$@"; do stop_pid "$name"; done
+  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then log "kept $DATABASE_URL and ${BENCH_DATABASES[*]}"; return; fi
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"${DATABASE_URL##*/}\"" >/dev/null 2>&1 || true
+  for db in "${BENCH_DATABASES[@]}"; do
+    curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null || true
+  done
+}
 
 # metric URL NAME: the sum of a counter's samples on URL/metrics.
 metric() {

@@ -15,17 +15,11 @@
 # kernel, the wake-ups and the cache misses instructions do not show.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUN_ID="$(date +%s)"
-export LINKTRACE_STATE_DIR="$REPO/.linktrace/load-profile"
-export LINKTRACE_PROFILE=release
-export INGEST_ADDR=127.0.0.1:9481 API_ADDR=127.0.0.1:9482
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_load_$RUN_ID"
-export CLICKHOUSE_DATABASE="linktrace_load_$RUN_ID"
-export KAFKA_BROKERS=127.0.0.1:9496
-export KAFKA_EVENTS_TOPIC="linktrace.load.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.load.$RUN_ID.dlq"
-export INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
-source "$REPO/deploy/lib.sh"
 source "$REPO/bench/lib.sh"
+bench_isolate load-profile 948 load
+export KAFKA_BROKERS=127.0.0.1:9496
+export INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0
+source "$REPO/deploy/lib.sh"
 CONNECTIONS="${LOAD_CONNECTIONS:-256}"
 SECONDS_EACH="${LOAD_SECONDS:-10}"
 ROUNDS="${LOAD_ROUNDS:-3}"
@@ -36,11 +30,7 @@ OUT="$REPO/bench/load-profile.txt"
 RESULTS="$STATE/results.$RUN_ID"
 CODE="$(code_under_test)"
 
-cleanup() {
-  for name in api ingest bare padded tansu_load; do stop_pid "$name"; done
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_load_$RUN_ID" >/dev/null 2>&1 || true
-  curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS linktrace_load_$RUN_ID" >/dev/null || true
-}
+cleanup() { bench_cleanup api ingest bare padded tansu_load; }
 trap cleanup EXIT
 
 apt_install wrk

@@ -9,17 +9,11 @@
 # entityId each, the dedup path), PROFILE_KEY (live: quota counted | test: no quota).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUN_ID="$(date +%s)"
-export LINKTRACE_STATE_DIR="$REPO/.linktrace/profile"
-export LINKTRACE_PROFILE=release
-export INGEST_ADDR=127.0.0.1:9381 API_ADDR=127.0.0.1:9382
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_profile_$RUN_ID"
-export CLICKHOUSE_DATABASE="linktrace_profile_$RUN_ID"
-export KAFKA_BROKERS=127.0.0.1:9396
-export KAFKA_EVENTS_TOPIC="linktrace.profile.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.profile.$RUN_ID.dlq"
-export INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0 RUST_LOG=warn
-source "$REPO/deploy/lib.sh"
 source "$REPO/bench/lib.sh"
+bench_isolate profile 938
+export KAFKA_BROKERS=127.0.0.1:9396
+export INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0
+source "$REPO/deploy/lib.sh"
 REQUESTS="${PROFILE_REQUESTS:-2000}"
 PATH_KIND="${PROFILE_PATH:-events}"
 KEY_KIND="${PROFILE_KEY:-live}"
@@ -27,11 +21,7 @@ OUT="$REPO/bench/profile.txt"
 # Which code is measured, read before this script writes anything of its own.
 CODE="$(code_under_test)"
 
-cleanup() {
-  for name in api ingest bare tansu_profile; do stop_pid "$name"; done
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_profile_$RUN_ID" >/dev/null 2>&1 || true
-  curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS linktrace_profile_$RUN_ID" >/dev/null || true
-}
+cleanup() { bench_cleanup api ingest bare tansu_profile; }
 trap cleanup EXIT
 
 start_postgres

@@ -8,17 +8,10 @@
 # own CPU per request. Writes the "quota" section of BENCHMARKS.md. Ports 926x.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUN_ID="$(date +%s)"
-export LINKTRACE_STATE_DIR="$REPO/.linktrace/quota"
-export LINKTRACE_PROFILE=release
-export API_ADDR=127.0.0.1:9262 CONSUMER_ADDR=127.0.0.1:9263
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_quota_$RUN_ID"
-export CLICKHOUSE_DATABASE="linktrace_quota_$RUN_ID"
-export KAFKA_EVENTS_TOPIC="linktrace.quota.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.quota.$RUN_ID.dlq"
-export KAFKA_CONSUMER_GROUP="linktrace-quota-$RUN_ID" KAFKA_CONSUMER_INSTANCE_ID=""
-export RUST_LOG=warn INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0
-source "$REPO/deploy/lib.sh"
 source "$REPO/bench/lib.sh"
+bench_isolate quota 926
+export INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0
+source "$REPO/deploy/lib.sh"
 SECONDS_EACH="${BENCH_SECONDS:-10}"
 ROUNDS="${BENCH_ROUNDS:-4}"
 BLOCKS="${BENCH_QUOTA_BLOCKS:-1000 10000}"
@@ -26,11 +19,7 @@ RESULTS="$STATE/results.$RUN_ID"
 mkdir -p "$STATE"; : >"$RESULTS"
 
 instances=()
-cleanup() {
-  for name in "${instances[@]}" api consumer tansu_memory; do stop_pid "$name"; done
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_quota_$RUN_ID" >/dev/null 2>&1 || true
-  curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $CLICKHOUSE_DATABASE" >/dev/null || true
-}
+cleanup() { bench_cleanup "${instances[@]}" api consumer tansu_memory; }
 trap cleanup EXIT
 
 apt_install wrk

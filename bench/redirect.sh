@@ -7,34 +7,23 @@
 # then every recorded click drained and counted in ClickHouse; and where an enriched
 # click's time goes: step by step (click-enrichment) and in the running api (perf). The mix
 # also runs, interleaved, against a second api with the repeated-click check off
-# (CLICK_REPEAT_WINDOW_SECS=0): what deciding repeats costs. Writes the "redirect" section of
+# (CLICK_REPEAT_WINDOW_SECS=0): what deciding repeats costs; and against a link with 20
+# redirect rules none of its clicks match and a click cap: what routing costs. Writes the "redirect" section of
 # BENCHMARKS.md. Release build; ports 958x; its own databases and topics.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUN_ID="$(date +%s)"
-export LINKTRACE_STATE_DIR="$REPO/.linktrace/redirect"
-export LINKTRACE_PROFILE=release
-export INGEST_ADDR=127.0.0.1:9581 API_ADDR=127.0.0.1:9582 CONSUMER_ADDR=127.0.0.1:9583 GATEWAY_ADDR=127.0.0.1:9580
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_redirect_$RUN_ID"
-export CLICKHOUSE_DATABASE="linktrace_redirect_$RUN_ID"
-export KAFKA_EVENTS_TOPIC="linktrace.redirect.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.redirect.$RUN_ID.dlq"
-export KAFKA_CONSUMER_GROUP="linktrace-redirect-$RUN_ID" KAFKA_CONSUMER_INSTANCE_ID=""
-export RUST_LOG=warn
+source "$REPO/bench/lib.sh"
+bench_isolate redirect 958
 # wrk plays the gateway from 127.0.0.1 (its X-Forwarded-For names the clicks' countries).
 export TRUSTED_PROXIES=127.0.0.1,::1
 source "$REPO/deploy/lib.sh"
-source "$REPO/bench/lib.sh"
 SECONDS_EACH="${BENCH_SECONDS:-10}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 RESULTS="$STATE/results.$RUN_ID"
 mkdir -p "$STATE"; : >"$RESULTS"
 
-cleanup() {
-  for name in api api_down api_norepeat consumer; do stop_pid "$name"; done
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_redirect_$RUN_ID" >/dev/null 2>&1 || true
-  curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $CLICKHOUSE_DATABASE" >/dev/null || true
-}
+cleanup() { bench_cleanup api api_down api_norepeat consumer; }
 trap cleanup EXIT
 
 apt_install wrk linux-perf
@@ -49,6 +38,12 @@ start_service api
  start_service_as api_norepeat api 127.0.0.1:9585)
 export LT_CODE=click123
 bench_account redirect free "$LT_CODE"
+# A second link with routing: 20 redirect rules none of the mix matches (every click tries
+# them all: the worst case) and a click cap it never reaches (each counted click is counted
+# towards it in Postgres, in the background).
+rules="$(python3 -c 'import json; print(json.dumps([{"country": "AQ", "language": "x" + chr(97 + i % 26) + chr(97 + i // 26), "url": "https://example.com/r%d" % i} for i in range(20)]))')"
+curl -sf -X POST "http://$API_ADDR/api/v1/referral-links" -H "x-api-key: $LT_KEY" -H 'content-type: application/json' \
+  -d "{\"destinationUrl\":\"https://example.com\",\"shortCode\":\"rules123\",\"maxClicks\":1000000000000,\"rules\":$rules}" >/dev/null
 echo "settings {\"geoip\":\"$(basename "$GEOIP_DATABASE")\",\"trusted_proxies\":\"$TRUSTED_PROXIES\",\"connections\":$CONNECTIONS,\"seconds\":$SECONDS_EACH,\"rounds\":$ROUNDS}" >>"$RESULTS"
 
 # wrk_cpu NAME PIDNAME SCRIPT URL: wrk's JSON summary and PIDNAME's CPU µs per request
@@ -73,6 +68,7 @@ wrk_cpu() {
 }
 for round in $(seq 1 "$ROUNDS"); do
   wrk_cpu "mix_r$round" api clicks.lua "http://$API_ADDR/l/$LT_CODE"
+  wrk_cpu "rules_r$round" api clicks.lua "http://$API_ADDR/l/rules123"
   wrk_cpu "norepeat_r$round" api_norepeat clicks.lua "http://127.0.0.1:9585/l/$LT_CODE"
   wrk_cpu "bare_r$round" api get.lua "http://$API_ADDR/l/$LT_CODE"
 done

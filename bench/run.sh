@@ -8,19 +8,12 @@
 # comparisons), BENCH_CONNECTIONS (32), BENCH_BATCH (100).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUN_ID="$(date +%s)"
-export LINKTRACE_STATE_DIR="$REPO/.linktrace/bench"
-export LINKTRACE_PROFILE=release
-export INGEST_ADDR=127.0.0.1:9281 API_ADDR=127.0.0.1:9282 CONSUMER_ADDR=127.0.0.1:9283 GATEWAY_ADDR=127.0.0.1:9280
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_bench_$RUN_ID"
-export CLICKHOUSE_DATABASE="linktrace_bench_$RUN_ID"
-export KAFKA_EVENTS_TOPIC="linktrace.bench.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.bench.$RUN_ID.dlq"
-export KAFKA_CONSUMER_GROUP="linktrace-bench-$RUN_ID" KAFKA_CONSUMER_INSTANCE_ID="bench-$RUN_ID"
-export RUST_LOG=warn
+source "$REPO/bench/lib.sh"
+bench_isolate bench 928
+export KAFKA_CONSUMER_INSTANCE_ID="bench-$RUN_ID"
 # Capacity, not the per-key limiter, is what is measured (one key sends everything).
 export INGEST_RATE_LIMIT_PER_SEC=0 INGEST_TEST_RATE_LIMIT_PER_SEC=0
 source "$REPO/deploy/lib.sh"
-source "$REPO/bench/lib.sh"
 
 SECONDS_EACH="${BENCH_SECONDS:-15}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
@@ -30,11 +23,8 @@ RESULTS="$STATE/results.$RUN_ID"
 : >"$RESULTS"
 
 cleanup() {
-  for name in nginx api ingest ingest2 ingest_pairs ingest_memory tansu_memory consumer consumer9283 consumer9286 consumer9287 bare bare_memory; do stop_pid "$name"; done
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_bench_$RUN_ID" >/dev/null 2>&1 || true
-  for db in "linktrace_bench_$RUN_ID" "linktrace_bench_${RUN_ID}_x2"; do
-    curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null || true
-  done
+  BENCH_DATABASES+=("linktrace_bench_${RUN_ID}_x2")
+  bench_cleanup nginx api ingest ingest2 ingest_pairs ingest_memory tansu_memory consumer consumer9283 consumer9286 consumer9287 bare bare_memory
   # The durable broker is the machine's own: a run's millions of events would stay in its
   # sqlite file (gigabytes after a few runs, and a slower broker for everything else).
   for topic in "$KAFKA_EVENTS_TOPIC" "$KAFKA_EVENTS_TOPIC.bare" "$KAFKA_EVENTS_TOPIC.pairs" "$KAFKA_DEAD_LETTER_TOPIC"; do

@@ -8,31 +8,19 @@
 # Release build; ports 957x; its own databases, topics and groups.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUN_ID="$(date +%s)"
-export LINKTRACE_STATE_DIR="$REPO/.linktrace/webhooks"
-export LINKTRACE_PROFILE=release
-export INGEST_ADDR=127.0.0.1:9571 API_ADDR=127.0.0.1:9572 CONSUMER_ADDR=127.0.0.1:9573 WEBHOOKS_ADDR=127.0.0.1:9574
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_webhooks_$RUN_ID"
-export CLICKHOUSE_DATABASE="linktrace_webhooks_$RUN_ID"
-export KAFKA_EVENTS_TOPIC="linktrace.webhooks.$RUN_ID.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.webhooks.$RUN_ID.dlq"
-export KAFKA_CONSUMER_GROUP="linktrace-webhooks-bench-storage-$RUN_ID" KAFKA_CONSUMER_INSTANCE_ID=""
-export WEBHOOKS_CONSUMER_GROUP="linktrace-webhooks-bench-$RUN_ID" WEBHOOKS_CONSUMER_INSTANCE_ID=""
-export WEBHOOKS_ALLOW_PRIVATE_URLS=true RUST_LOG="${RUST_LOG:-warn}"
-source "$REPO/deploy/lib.sh"
 source "$REPO/bench/lib.sh"
+bench_isolate webhooks 957
+export KAFKA_CONSUMER_GROUP="linktrace-webhooks-bench-storage-$RUN_ID"
+export WEBHOOKS_CONSUMER_GROUP="linktrace-webhooks-bench-$RUN_ID" WEBHOOKS_CONSUMER_INSTANCE_ID=""
+export WEBHOOKS_ALLOW_PRIVATE_URLS=true
+source "$REPO/deploy/lib.sh"
 RATE="${BENCH_WEBHOOK_RATE:-200}"
 SECONDS_EACH="${BENCH_SECONDS:-20}"
 BURST="${BENCH_WEBHOOK_BURST:-20000}"
 RESULTS="$STATE/results.$RUN_ID"
 mkdir -p "$STATE"; : >"$RESULTS"
 
-cleanup() {
-  for name in webhooks api ingest consumer; do stop_pid "$name"; done
-  # BENCH_KEEP=1 keeps the run's databases for a closer look (dropped otherwise).
-  [[ "${BENCH_KEEP:-0}" == 1 ]] && { log "kept $DATABASE_URL and $CLICKHOUSE_DATABASE"; return; }
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS linktrace_webhooks_$RUN_ID" >/dev/null 2>&1 || true
-  curl -s "$CLICKHOUSE_URL" --data-binary "DROP DATABASE IF EXISTS $CLICKHOUSE_DATABASE" >/dev/null || true
-}
+cleanup() { bench_cleanup webhooks api ingest consumer; }
 trap cleanup EXIT
 
 start_infrastructure

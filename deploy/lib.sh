@@ -39,6 +39,7 @@ export TRUSTED_PROXIES="${TRUSTED_PROXIES:-$GATEWAY_PROXY_BIND}"
 # installed by install_dependencies (never downloaded by the services).
 GEOIP_PACKAGE="@ip-location-db/geo-whois-asn-country-mmdb"
 GEOIP_VERSION="2.3.2026061719"
+UPLOT_VERSION="1.6.32"
 # What a user runs: release. `deploy/up.sh --debug` (or LINKTRACE_PROFILE=debug) for a
 # quicker build while developing; deploy/test.sh starts the stack from its debug build.
 export LINKTRACE_PROFILE="${LINKTRACE_PROFILE:-release}"
@@ -103,6 +104,7 @@ install_dependencies() {
   begin_tansu_install
   apt_install clickhouse-server clickhouse-client nginx-light curl postgresql-client gettext-base
   install_geoip
+  install_dashboard_assets
 }
 
 # The broker is built once from crates.io, in the background so that the rest of the first run
@@ -127,16 +129,31 @@ finish_tansu_install() {
   unset TANSU_INSTALL_PID
 }
 
-install_geoip() {
-  local dir="$STATE/geoip"
-  local file="$dir/node_modules/$GEOIP_PACKAGE/geo-whois-asn-country.mmdb"
-  if [[ ! -s "$file" ]] || ! grep -q "\"version\": \"$GEOIP_VERSION\"" "$dir/node_modules/$GEOIP_PACKAGE/package.json" 2>/dev/null; then
+# npm_install_pinned DIR PACKAGE VERSION FILE WHAT: PACKAGE@VERSION from the npm registry into
+# DIR (once: again only when FILE, relative to the package, is missing or the version changed).
+npm_install_pinned() {
+  local dir="$1" package="$2" version="$3" file="$4" what="$5"
+  local installed="$dir/node_modules/$package"
+  if [[ ! -s "$installed/$file" ]] || ! grep -q "\"version\": \"$version\"" "$installed/package.json" 2>/dev/null; then
     command -v npm >/dev/null 2>&1 || apt_install npm
-    log "installing the IP -> country database ($GEOIP_PACKAGE@$GEOIP_VERSION, npm)"
+    log "installing $what ($package@$version, npm)"
     mkdir -p "$dir"
-    npm install --silent --no-audit --no-fund --prefix "$dir" "$GEOIP_PACKAGE@$GEOIP_VERSION" >"$LOGS/geoip-install.log" 2>&1
+    npm install --silent --no-audit --no-fund --prefix "$dir" "$package@$version" >"$LOGS/$(basename "$dir")-install.log" 2>&1
   fi
-  export GEOIP_DATABASE="${GEOIP_DATABASE:-$file}"
+}
+
+install_geoip() {
+  npm_install_pinned "$STATE/geoip" "$GEOIP_PACKAGE" "$GEOIP_VERSION" geo-whois-asn-country.mmdb \
+    "the IP -> country database"
+  export GEOIP_DATABASE="${GEOIP_DATABASE:-$STATE/geoip/node_modules/$GEOIP_PACKAGE/geo-whois-asn-country.mmdb}"
+}
+
+# The dashboard's charting library (uPlot, MIT), pinned, from the npm registry; the api serves
+# it from DASHBOARD_ASSETS_DIR (never from a CDN at run time).
+install_dashboard_assets() {
+  npm_install_pinned "$STATE/dashboard" uplot "$UPLOT_VERSION" dist/uPlot.iife.min.js \
+    "the dashboard's charting library"
+  export DASHBOARD_ASSETS_DIR="${DASHBOARD_ASSETS_DIR:-$STATE/dashboard/node_modules/uplot/dist}"
 }
 
 start_postgres() {

@@ -12,6 +12,8 @@ wait "$test_build" || { log "the tests do not build: see $LOGS/test-build.log"; 
 # Exports GEOIP_DATABASE, the database up.sh installed (a test reads it; the services under
 # test use a tiny one the tests build).
 install_geoip
+# Exports DASHBOARD_ASSETS_DIR: the dashboard test draws its charts with it.
+install_dashboard_assets
 
 # Databases left by this checkout's earlier runs (each test makes its own, named
 # lt_test_<checkout>_*): other checkouts' databases, maybe in use, are left alone.
@@ -55,7 +57,7 @@ if command -v promtool >/dev/null 2>&1; then
 fi
 
 # The dashboard test drives a headless browser.
-apt_install chromium
+apt_install chromium chromium-driver
 
 cd "$REPO"
 export RUST_BACKTRACE=1

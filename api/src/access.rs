@@ -84,6 +84,16 @@ pub async fn throttle_failed_keys(
     if !request.uri().path().starts_with("/api/") {
         return next.run(request).await;
     }
+    throttle_failed_authentication(State(state), request, next).await
+}
+
+/// The layer of routes that authenticate every request (the dashboard's sign-in): a 401 is
+/// a failed authentication of its address, as a wrong `x-api-key` is.
+pub async fn throttle_failed_authentication(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let ip = state.access.failures.client_ip(&request);
     state.access.failures.guard(ip, request, next).await
 }

@@ -106,6 +106,38 @@ pub mod sql {
          WHERE account_id = $1 AND short_code = ANY($2)";
     pub const FORGET: &str =
         "DELETE FROM attributions WHERE account_id = $1 AND environment = $2 AND user_id = $3";
+    /// Attributions recorded in [$3, $4), per match type (index `attributions_by_time`).
+    pub const COUNT_BY_MATCH: &str = "SELECT match_type, count(*) FROM attributions \
+         WHERE account_id = $1 AND environment = $2 AND created_at >= $3 AND created_at < $4 \
+         GROUP BY match_type";
+}
+
+/// How many installs were attributed in `[from, to)`, per match type: every type, 0 where
+/// none matched so.
+pub async fn count_by_match(
+    pool: &PgPool,
+    account_id: Uuid,
+    environment: Environment,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<std::collections::BTreeMap<&'static str, i64>, sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(sql::COUNT_BY_MATCH)
+        .bind(account_id)
+        .bind(environment.as_str())
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?;
+    let mut counts: std::collections::BTreeMap<&'static str, i64> = AttributionMatch::all()
+        .into_iter()
+        .map(|m| (m.as_str(), 0))
+        .collect();
+    for (name, count) in rows {
+        if let Some(matched) = AttributionMatch::parse(&name) {
+            counts.insert(matched.as_str(), count);
+        }
+    }
+    Ok(counts)
 }
 
 /// The user's attribution in its environment (test and live never see each other's users).

@@ -52,6 +52,10 @@ pub struct ApiConfig {
     /// system's resolver (`/etc/resolv.conf`).
     #[envconfig(from = "DNS_RESOLVER", default = "")]
     pub dns_resolver: String,
+    /// Where the dashboard's charting library is (uPlot's `dist` folder, which deploy installs
+    /// from the npm registry); empty: the dashboard draws plain bars instead.
+    #[envconfig(from = "DASHBOARD_ASSETS_DIR", default = "")]
+    pub dashboard_assets_dir: String,
     #[envconfig(nested)]
     pub clicks: ClickConfig,
     #[envconfig(nested)]

@@ -13,7 +13,8 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::TokioResolver;
 use linktrace_domain::DomainName;
-use linktrace_platform::error::CommonError;
+use linktrace_platform::cache::TwoSpeedCache;
+use linktrace_platform::invalidation::{Change, Invalidate};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -164,24 +165,26 @@ pub async fn mark_verified(
         .ok_or(ApiError::NotFound("domain"))
 }
 
-/// Which account a request's host belongs to: the owner of the verified domain it names,
-/// briefly cached (a domain verified, moved or removed is seen within [`OWNER_TTL`]).
+/// Which account a request's host belongs to: the owner of the verified domain it names.
+/// Cached per host; every api instance forgets a host the moment a change to its domain
+/// commits (`domains:<domain>` notifications, Postgres migration 0016), so a domain that
+/// is removed or moves to another account stops serving the old owner's links at once.
+/// The TTLs are a safety net only.
 pub struct DomainOwners {
     pool: PgPool,
-    owners: moka::future::Cache<String, Option<Uuid>>,
+    owners: TwoSpeedCache<String, Uuid>,
 }
 
-/// How long a host's owner is remembered.
-pub const OWNER_TTL: Duration = Duration::from_secs(2);
+/// How long a host's owner is trusted without a change notification.
+pub const OWNER_TTL: Duration = Duration::from_secs(30);
+/// How long a host that is no verified domain is remembered as such.
+pub const NOT_A_DOMAIN_TTL: Duration = Duration::from_secs(5);
 
 impl DomainOwners {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            owners: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(OWNER_TTL)
-                .build(),
+            owners: TwoSpeedCache::new("domain_owners", 100_000, OWNER_TTL, NOT_A_DOMAIN_TTL),
         }
     }
 
@@ -190,26 +193,31 @@ impl DomainOwners {
         let Some(domain) = host.and_then(DomainName::from_host) else {
             return Ok(None);
         };
-        let pool = self.pool.clone();
         self.owners
-            .try_get_with(domain.as_str().to_owned(), async move {
+            .get_or_load(domain.as_str(), || async {
                 sqlx::query_scalar::<_, Uuid>(sql::VERIFIED_OWNER)
                     .bind(domain.as_str())
-                    .fetch_optional(&pool)
+                    .fetch_optional(&self.pool)
                     .await
             })
             .await
-            // The cache shares one look-up's error between its waiters: the same cause, as text.
-            .map_err(|error| {
-                ApiError::Common(CommonError::Database(sqlx::Error::Protocol(
-                    error.to_string(),
-                )))
-            })
+            .map_err(ApiError::from)
     }
 
-    /// Forgets what this instance remembers of `domain` (after a change made here).
-    pub async fn forget(&self, domain: &DomainName) {
-        self.owners.invalidate(domain.as_str()).await;
+    /// Forgets what this instance remembers of `domain`, at once (after a change made
+    /// here; the change's notification does the same on every instance).
+    pub fn forget(&self, domain: &DomainName) {
+        self.owners.invalidate(domain.as_str());
+    }
+}
+
+impl Invalidate for DomainOwners {
+    fn invalidate(&self, change: &Change) {
+        match change {
+            Change::Domain(domain) => self.owners.invalidate(domain.as_str()),
+            Change::Everything => self.owners.clear(),
+            Change::Link(_) | Change::Keys => {}
+        }
     }
 }
 

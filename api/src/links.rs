@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::link_rules::RedirectRule;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Link {
@@ -36,14 +37,23 @@ pub struct Link {
     pub domain: Option<String>,
     /// The customer's labels (at most 10), to find and group links by.
     pub tags: Vec<String>,
+    /// Where clicks go by country, device, OS or language, first match first
+    /// (`crate::link_rules`).
+    #[sqlx(json)]
+    pub rules: Vec<RedirectRule>,
+    /// After this many counted clicks the link answers as an expired one.
+    pub max_clicks: Option<i64>,
+    /// When the link reached `max_clicks`.
+    pub exhausted_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl Link {
+    /// Past `expiresAt`, or out of clicks (`maxClicks` reached).
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
+        self.expires_at.is_some_and(|at| at <= now) || self.exhausted_at.is_some()
     }
 
     /// What previews of the link show.
@@ -70,6 +80,8 @@ impl Link {
             attribution_window_hours: self.attribution_window_hours,
             domain: self.domain.clone(),
             tags: self.tags.clone(),
+            rules: self.rules.clone(),
+            max_clicks: self.max_clicks,
             expires_at: self.expires_at,
         }
     }
@@ -103,6 +115,9 @@ impl Link {
             attribution_window_hours: self.attribution_window_hours,
             domain: self.domain.clone(),
             tags: self.tags.clone(),
+            rules: self.rules.clone(),
+            max_clicks: self.max_clicks,
+            exhausted: self.exhausted_at.is_some(),
             expires_at: self.expires_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -136,6 +151,12 @@ pub struct LinkView {
     pub domain: Option<String>,
     /// The link's tags (empty: none).
     pub tags: Vec<String>,
+    /// Redirect rules, first match first (empty: none).
+    pub rules: Vec<RedirectRule>,
+    /// Counted clicks after which the link answers as an expired one (null: no cap).
+    pub max_clicks: Option<i64>,
+    /// Whether the link has reached `maxClicks`.
+    pub exhausted: bool,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -164,16 +185,18 @@ pub struct LinkFields {
     pub attribution_window_hours: Option<i32>,
     pub domain: Option<String>,
     pub tags: Vec<String>,
+    pub rules: Vec<RedirectRule>,
+    pub max_clicks: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str =
     "short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
-                       title, description, image_url, utm, deep_link_path, data, attribution_window_hours, domain, tags, expires_at, created_at, updated_at";
+                       title, description, image_url, utm, deep_link_path, data, attribution_window_hours, domain, tags, rules, max_clicks, exhausted_at, expires_at, created_at, updated_at";
 
 type LinkQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, Link, sqlx::postgres::PgArguments>;
 
-/// Binds `$1`..`$17` as both [`insert`] and [`update`] number them: the key, then the fields.
+/// Binds `$1`..`$19` as both [`insert`] and [`update`] number them: the key, then the fields.
 fn bind_link<'q>(
     query: LinkQuery<'q>,
     short_code: &'q str,
@@ -198,6 +221,8 @@ fn bind_link<'q>(
         .bind(fields.attribution_window_hours)
         .bind(&fields.domain)
         .bind(&fields.tags)
+        .bind(sqlx::types::Json(&fields.rules))
+        .bind(fields.max_clicks)
 }
 
 /// Inserts a link; `Ok(None)` when the short code is taken (by anyone).
@@ -209,8 +234,8 @@ pub async fn insert(
 ) -> Result<Option<Link>, ApiError> {
     let sql = format!(
         "INSERT INTO links (short_code, account_id, destination_url, ios_url, android_url, campaign, referrer_user_id, \
-                            title, description, image_url, expires_at, utm, deep_link_path, data, attribution_window_hours, domain, tags) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+                            title, description, image_url, expires_at, utm, deep_link_path, data, attribution_window_hours, domain, tags, rules, max_clicks) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
          ON CONFLICT (short_code) DO NOTHING RETURNING {COLUMNS}"
     );
     Ok(
@@ -312,7 +337,11 @@ pub async fn update(
 ) -> Result<Link, ApiError> {
     let sql = format!(
         "UPDATE links SET destination_url = $3, ios_url = $4, android_url = $5, campaign = $6, referrer_user_id = $7, \
-                title = $8, description = $9, image_url = $10, expires_at = $11, utm = $12, deep_link_path = $13, data = $14, attribution_window_hours = $15, domain = $16, tags = $17, updated_at = now() \
+                title = $8, description = $9, image_url = $10, expires_at = $11, utm = $12, deep_link_path = $13, data = $14, attribution_window_hours = $15, domain = $16, tags = $17, rules = $18, max_clicks = $19, \
+                exhausted_at = CASE WHEN $19::bigint IS NOT NULL AND $19 <= coalesce( \
+                    (SELECT counted FROM link_click_counts WHERE short_code = $1), 0) \
+                  THEN coalesce(exhausted_at, now()) END, \
+                updated_at = now() \
          WHERE short_code = $1 AND account_id = $2 RETURNING {COLUMNS}"
     );
     bind_link(sqlx::query_as(&sql), short_code, account_id, fields)
@@ -330,5 +359,24 @@ pub async fn delete(pool: &PgPool, account_id: Uuid, short_code: &str) -> Result
     if deleted.rows_affected() == 0 {
         return Err(ApiError::Common(CommonError::LinkNotFound));
     }
+    Ok(())
+}
+
+/// Counts one counted click (a person's, not a repeat) of a link with `maxClicks`; the click
+/// that reaches the cap marks the link exhausted, which the change notification carries to
+/// every instance's cache (`crate::link_rules`).
+pub async fn count_capped_click(pool: &PgPool, short_code: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH counted AS ( \
+           INSERT INTO link_click_counts (short_code, counted) VALUES ($1, 1) \
+           ON CONFLICT (short_code) DO UPDATE SET counted = link_click_counts.counted + 1 \
+           RETURNING counted) \
+         UPDATE links SET exhausted_at = now() \
+          WHERE short_code = $1 AND exhausted_at IS NULL AND max_clicks IS NOT NULL \
+            AND max_clicks <= (SELECT counted FROM counted)",
+    )
+    .bind(short_code)
+    .execute(pool)
+    .await?;
     Ok(())
 }

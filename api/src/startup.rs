@@ -91,6 +91,7 @@ fn key_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(links::qr_code))
         .routes(routes!(links::update, links::delete))
         .routes(routes!(attributions::create))
+        .routes(routes!(attributions::match_types))
         .routes(routes!(opens::record))
         .routes(routes!(domains::add, domains::list))
         .routes(routes!(domains::remove))
@@ -108,6 +109,7 @@ fn key_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::delete))
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(redirect::follow))
+        .routes(routes!(dashboard::create_sign_in_link))
 }
 
 /// The OpenAPI description of the api's public routes.
@@ -115,8 +117,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().split_for_parts().1
 }
 
-/// The api's routes that are not in its OpenAPI description.
-const DASHBOARD: &str = "/dashboard";
+/// The api's routes that are not in its OpenAPI description: the dashboard's page, its
+/// charting library and its sign-in (HTML forms and redirects, not JSON), and root-level
+/// short links.
+const UNDOCUMENTED: [&str; 6] = [
+    dashboard::PAGE,
+    dashboard::ASSET,
+    dashboard::SIGN_IN,
+    dashboard::SIGN_IN_LINK,
+    dashboard::SIGN_OUT,
+    SHORT_LINK,
+];
 const SHORT_LINK: &str = "/{short_code}";
 
 pub fn build_router(state: AppState, readiness: Readiness) -> Router {
@@ -131,8 +142,22 @@ pub fn build_router(state: AppState, readiness: Readiness) -> Router {
             state.clone(),
             access::throttle_failed_keys,
         )));
+    let sign_in = Router::new()
+        .route(dashboard::SIGN_IN, axum::routing::post(dashboard::sign_in))
+        .route(dashboard::SIGN_IN_LINK, get(dashboard::sign_in_link))
+        .route(
+            dashboard::SIGN_OUT,
+            axum::routing::post(dashboard::sign_out),
+        )
+        // Wrong keys and links count as failed authentications of their address.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::throttle_failed_authentication,
+        ));
     let api = documented
-        .route(DASHBOARD, get(dashboard::page))
+        .merge(sign_in)
+        .route(dashboard::PAGE, get(dashboard::page))
+        .route(dashboard::ASSET, get(dashboard::asset))
         // Static routes win over this one, so no short code shadows a service path.
         .route(SHORT_LINK, get(redirect::follow))
         .method_not_allowed_fallback(http::method_not_allowed)
@@ -143,10 +168,9 @@ pub fn build_router(state: AppState, readiness: Readiness) -> Router {
 
 /// The templates of every route [`build_router`] serves, for the request metrics.
 pub fn route_templates() -> RouteTemplates {
-    let undocumented = [DASHBOARD, SHORT_LINK];
     RouteTemplates::documented(
         &openapi(),
-        http::OPERATIONAL_PATHS.into_iter().chain(undocumented),
+        http::OPERATIONAL_PATHS.into_iter().chain(UNDOCUMENTED),
     )
 }
 
@@ -191,10 +215,12 @@ impl Application {
         let keys = Arc::new(KeyDirectory::new(deps.pool.clone(), &config.lookup_cache));
         // A key revoked or a plan changed by another api instance is seen here at once.
         let redirect_cache = AppState::redirect_cache();
+        let domain_owners = Arc::new(crate::domains::DomainOwners::new(deps.pool.clone()));
         let listening = linktrace_platform::invalidation::spawn_listener(
             &deps.pool,
             vec![
                 keys.clone(),
+                domain_owners.clone(),
                 Arc::new(crate::state::RedirectCacheInvalidation(
                     redirect_cache.clone(),
                 )),
@@ -222,7 +248,6 @@ impl Application {
         let salt_keeper = crate::clicks::VisitorSalts::new(deps.pool.clone())
             .keep(clicks.visitors.clone())
             .await?;
-        let domain_owners = Arc::new(crate::domains::DomainOwners::new(deps.pool.clone()));
         let dns = Arc::new(crate::domains::DnsVerifier::new(&config.dns_resolver)?);
         let state = AppState {
             keys,
@@ -246,6 +271,11 @@ impl Application {
             )),
             settings: Arc::new(Settings {
                 public_base_url: config.public_base_url.clone(),
+                secure_cookies: config.public_base_url.starts_with("https://"),
+                dashboard_assets: match config.dashboard_assets_dir.trim() {
+                    "" => None,
+                    dir => Some(dir.into()),
+                },
                 admin_token: config.admin_token.clone(),
                 attribution_window_hours: config.attribution_window_hours.max(1),
                 endpoint_policy: config.endpoint_policy.policy(),

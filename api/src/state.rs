@@ -2,11 +2,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use linktrace_domain::AddressPolicy;
+use linktrace_platform::cache::TwoSpeedCache;
 use linktrace_platform::clock::Clock;
 use linktrace_platform::kafka::EventSink;
 use linktrace_platform::keys::KeyDirectory;
 use linktrace_platform::secret::Secret;
-use moka::future::Cache;
 use sqlx::PgPool;
 
 use tokio_util::task::TaskTracker;
@@ -33,8 +33,8 @@ pub struct AppState {
     pub domain_owners: Arc<crate::domains::DomainOwners>,
     /// Looks up domains' verification records.
     pub dns: Arc<crate::domains::DnsVerifier>,
-    /// Links by short code for the redirect (`None`: no such link), briefly cached.
-    pub redirect_cache: Cache<String, Option<Arc<Link>>>,
+    /// Links by short code for the redirect, briefly cached (a missing code for less time).
+    pub redirect_cache: Arc<RedirectCache>,
     /// Trusted proxies, user agents, geo and visitor keys of the redirect.
     pub clicks: Arc<ClickEnricher>,
     /// Clicks on their way to the broker (the redirect does not wait for them); shutdown
@@ -53,31 +53,39 @@ pub struct Settings {
     pub public_host: Option<String>,
     /// Which addresses a webhook URL may name.
     pub endpoint_policy: AddressPolicy,
+    /// The dashboard's charting library's folder (`DASHBOARD_ASSETS_DIR`), if there is one.
+    pub dashboard_assets: Option<std::path::PathBuf>,
+    /// Session cookies are `Secure`: the public base URL is https.
+    pub secure_cookies: bool,
 }
+
+/// The links the redirect serves, by short code.
+pub type RedirectCache = TwoSpeedCache<String, Arc<Link>>;
 
 /// The redirect's cache, told of link changes made by any api instance (a deleted or
 /// re-created short code never redirects for the old owner once the change commits).
-pub struct RedirectCacheInvalidation(pub Cache<String, Option<Arc<Link>>>);
+pub struct RedirectCacheInvalidation(pub Arc<RedirectCache>);
 
 impl linktrace_platform::invalidation::Invalidate for RedirectCacheInvalidation {
     fn invalidate(&self, change: &linktrace_platform::invalidation::Change) {
         use linktrace_platform::invalidation::Change;
         match change {
-            Change::Link(code) => {
-                let (cache, code) = (self.0.clone(), code.clone());
-                tokio::spawn(async move { cache.invalidate(&code).await });
-            }
-            Change::Everything => self.0.invalidate_all(),
-            Change::Keys => {}
+            // At once, not in a task of its own: a load already under way when the change
+            // arrives does not cache what it read (the cache's generation moved on).
+            Change::Link(code) => self.0.invalidate(code.as_str()),
+            Change::Everything => self.0.clear(),
+            Change::Keys | Change::Domain(_) => {}
         }
     }
 }
 
 impl AppState {
-    pub fn redirect_cache() -> Cache<String, Option<Arc<Link>>> {
-        Cache::builder()
-            .max_capacity(100_000)
-            .time_to_live(Duration::from_secs(10))
-            .build()
+    pub fn redirect_cache() -> Arc<RedirectCache> {
+        Arc::new(TwoSpeedCache::new(
+            "redirect_links",
+            100_000,
+            Duration::from_secs(10),
+            Duration::from_secs(5),
+        ))
     }
 }

@@ -2,7 +2,9 @@
 # The analytics benchmark (issue 12): a history of ANALYTICS_EVENTS (default 100 M) events
 # for one account over 90 days, then every dashboard read and both attribution matches
 # through the release api (p50/p99, and each query's peak memory from ClickHouse's
-# query_log), and the pre-rollup queries (uniqExact over the raw table) in the same run.
+# query_log), the pre-rollup queries (uniqExact over the raw table) in the same run, and
+# what `uniques` costs analytics v2: each v2 read's own SQL against the same SQL without
+# its sketches, interleaved.
 # Writes bench/analytics/results.json and the analytics section of BENCHMARKS.md.
 #
 # The seeded databases (ClickHouse and Postgres `linktrace_bench_analytics`) are kept and
@@ -30,7 +32,7 @@ start_service api   # applies every migration to the benchmark's databases
 
 if [[ "${ANALYTICS_RESEED:-0}" == 1 || ! -f "$STATE_FILE" || "$(ch 'SELECT count() FROM events')" != "$TOTAL" ]]; then
   log "seeding $TOTAL events (chunks of $CHUNK) through events and its materialized views"
-  for table in events event_counts_hourly event_counts_daily event_users_daily clicks_by_id clicks_by_ip events_kafka_offsets; do
+  for table in events event_counts_hourly event_counts_daily event_users_daily event_breakdowns_15m clicks_by_id clicks_by_ip events_kafka_offsets; do
     ch "TRUNCATE TABLE $table"
   done
   curl -sf -X POST "http://$API_ADDR/admin/v1/accounts" -H "Authorization: Bearer $LINKTRACE_ADMIN_TOKEN" \
@@ -48,7 +50,7 @@ if [[ "${ANALYTICS_RESEED:-0}" == 1 || ! -f "$STATE_FILE" || "$(ch 'SELECT count
   echo "$((SECONDS - started))" >"$STATE/seed-seconds"
   # Steady state: the rollups merged, as background merges leave them (the raw table is
   # left as inserted; no read touches it).
-  for table in event_counts_hourly event_counts_daily event_users_daily clicks_by_id clicks_by_ip; do
+  for table in event_counts_hourly event_counts_daily event_users_daily event_breakdowns_15m clicks_by_id clicks_by_ip; do
     ch "OPTIMIZE TABLE $table FINAL"
   done
 fi

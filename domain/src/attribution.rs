@@ -36,6 +36,11 @@ impl AttributionMatch {
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == raw)
     }
+
+    /// Every match type, in the order they are tried.
+    pub fn all() -> [AttributionMatch; 5] {
+        Self::ALL
+    }
 }
 
 impl TryFrom<String> for AttributionMatch {

@@ -46,7 +46,7 @@ impl Directory {
                 self.links.clear();
                 self.installs.clear();
             }
-            Change::Keys => {}
+            Change::Keys | Change::Domain(_) => {}
         }
     }
 

@@ -97,18 +97,28 @@ V2_FIXTURE = [
 ]
 
 
+# Who each V2 event came from: p1 clicks three times (v02 outside the range), p4 twice (v08
+# outside), b1 is the bot, u1 the buyer.
+WHO = {"v01": "p1", "v02": "p1", "v03": "p2", "v04": "p3", "v05": "p1", "v06": "b1",
+       "v07": "p4", "v08": "p4", "v09": "u1"}
+
+
 def v2_insert(rows):
     columns = (
         "event_id, account_id, environment, link_short_code, event_name, event_time, event_time_ms, "
         "received_at, country, device, os, browser, referrer_host, utm_source, bot, revenue_currency, "
-        "revenue_micros, kafka_topic, kafka_partition, kafka_offset"
+        "revenue_micros, kafka_topic, kafka_partition, kafka_offset, visitor, user_id"
     )
     def row(offset, r):
         eid, link, name, at, country, device, os_, browser, referrer, utm, bot, currency, micros = r
+        # Who: a click's visitor key, any other event's user (uniques).
+        who = WHO[eid]
+        visitor, user = (who, "") if name == "click" else ("", who)
         return (
             f"('{eid}', '{V2}', 'production', '{link}', '{name}', toDateTime('{at}'), "
             f"toUInt64(toUInt32(toDateTime('{at}'))) * 1000, toDateTime('{at}'), '{country}', '{device}', "
-            f"'{os_}', '{browser}', '{referrer}', '{utm}', {bot}, '{currency}', {micros}, 'events-v2', 0, {offset})"
+            f"'{os_}', '{browser}', '{referrer}', '{utm}', {bot}, '{currency}', {micros}, 'events-v2', 0, {offset}, "
+            f"'{visitor}', '{user}')"
         )
     return f"INSERT INTO events ({columns}) VALUES " + ", ".join(row(o, r) for o, r in enumerate(rows))
 
@@ -294,20 +304,24 @@ def test_stored_offsets(engine):
 def test_v2_count_reads_partial_buckets_from_events(engine):
     # v01 and v07 sit in partial buckets inside the range; v02 and v08 in the same
     # buckets, outside it; v06 is a bot; v09 is not a click.
-    assert query(engine, "v2_count") == [["", "5", "['']", "['0']"]]
-    # The same range widened to whole buckets reads the rollup alone: v02 and v08 count.
-    assert query(engine, "v2_count_aligned") == [["", "7", "['']", "['0']"]]
+    # Uniques: p1, p2, p3, p4 (v01 and v07 from the raw events, merged with the rollup's).
+    assert query(engine, "v2_count") == [["", "5", "['']", "['0']", "4"]]
+    # The same range widened to whole buckets reads the rollup alone: v02 and v08 count,
+    # their visitors (p1, p4) once.
+    assert query(engine, "v2_count_aligned") == [["", "7", "['']", "['0']", "4"]]
 
 
 def test_v2_series_buckets(engine):
-    assert [row[:2] for row in query(engine, "v2_series")] == [
-        [hour("2026-11-01T10:15:00"), "1"], [hour("2026-11-02T12:00:00"), "2"],
-        [hour("2026-11-03T08:00:00"), "1"], [hour("2026-11-04T05:00:00"), "1"],
+    # Keyed by the index of the caller's bucket (UTC days here): count and uniques.
+    assert [[row[0], row[1], row[4]] for row in query(engine, "v2_series")] == [
+        ["1", "1", "1"], ["2", "2", "2"], ["3", "1", "1"], ["4", "1", "1"],
     ]
 
 
 def test_v2_breakdowns_and_filters(engine):
-    assert [row[:2] for row in query(engine, "v2_countries")] == [["DE", "2"], ["JP", "2"], ["US", "1"]]
+    assert [[r[0], r[1], r[4]] for r in query(engine, "v2_countries")] == [
+        ["DE", "2", "2"], ["JP", "2", "2"], ["US", "1", "1"],
+    ]
     # Bots included, country DE or JP, device not desktop.
     assert [row[:2] for row in query(engine, "v2_devices_filtered")] == [["mobile", "2"], ["tablet", "1"]]
     assert [row[:2] for row in query(engine, "v2_utm_sources_aligned")] == [
@@ -317,7 +331,7 @@ def test_v2_breakdowns_and_filters(engine):
 
 def test_v2_revenue_per_currency(engine):
     # Sums are Decimal128, read as text: exact at any size.
-    assert query(engine, "v2_purchase_revenue_by_link") == [["gamma123", "1", "['EUR']", "['12500000']"]]
+    assert query(engine, "v2_purchase_revenue_by_link") == [["gamma123", "1", "['EUR']", "['12500000']", "1"]]
 
 
 def test_data_migrations_read_test_traffic(engine):

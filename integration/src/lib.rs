@@ -174,6 +174,11 @@ impl TestEnv {
             // As the local gateway: loopback is the trusted proxy in front of the api.
             ("TRUSTED_PROXIES", "127.0.0.1".into()),
             ("GEOIP_DATABASE", test_geo_database().display().to_string()),
+            // The charting library deploy installed (deploy/test.sh exports where), if any.
+            (
+                "DASHBOARD_ASSETS_DIR",
+                std::env::var("DASHBOARD_ASSETS_DIR").unwrap_or_default(),
+            ),
         ];
         pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
@@ -485,7 +490,8 @@ pub fn service_binary(name: &str) -> std::path::PathBuf {
         .to_owned();
     let package = format!("linktrace-{name}");
     let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", &package, "--bin", &package])
+        // The whole workspace, as `cargo test --workspace` builds it: the same features, no rebuild.
+        .args(["build", "-q", "--workspace", "--bin", &package])
         .current_dir(&root)
         .status()
         .expect("cargo build");

@@ -19,6 +19,8 @@ pub const CHANNEL: &str = "linktrace_changes";
 pub enum Change {
     /// The link with this short code was created, changed or deleted.
     Link(String),
+    /// The link domain with this name was added, verified, moved or removed.
+    Domain(String),
     /// Something that decides what an API key stands for (a key, an account, a plan).
     Keys,
     /// Changes may have been missed (the listener reconnected): forget everything.
@@ -29,6 +31,7 @@ impl Change {
     pub fn parse(payload: &str) -> Option<Self> {
         match payload.split_once(':') {
             Some(("links", code)) => Some(Change::Link(code.to_owned())),
+            Some(("domains", domain)) => Some(Change::Domain(domain.to_owned())),
             None if payload == "keys" => Some(Change::Keys),
             _ => None,
         }
@@ -104,6 +107,10 @@ mod tests {
             Some(Change::Link("abcd1234".into()))
         );
         assert_eq!(Change::parse("keys"), Some(Change::Keys));
+        assert_eq!(
+            Change::parse("domains:go.acme.test"),
+            Some(Change::Domain("go.acme.test".into()))
+        );
         assert_eq!(Change::parse("other"), None);
     }
 }

@@ -80,29 +80,39 @@ impl KeyDirectory {
         let key = &key;
         self.cache
             .get_or_load(key.expose_secret(), || async move {
-                let hash = key.hash().as_str().to_owned();
-                let row: Option<(Uuid, String, Vec<String>, i64)> = sqlx::query_as(
-                    "SELECT k.account_id, k.environment, p.allowed_endpoints, p.monthly_event_quota \
-                     FROM api_keys k JOIN accounts a ON a.id = k.account_id JOIN plans p ON p.name = a.plan \
-                     WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
-                )
-                .bind(&hash)
-                .fetch_optional(pool)
-                .await?;
-                Ok(row.and_then(|(account_id, environment, allowed, quota)| {
-                    Some(KeyOwner {
-                        account_id,
-                        environment: Environment::parse(&environment)?,
-                        endpoints: allowed.iter().filter_map(|e| Endpoint::parse(e)).collect(),
-                        monthly_event_quota: quota,
-                    })
-                }))
+                owner_of_hash(pool, key.hash().as_str()).await
             })
             .await
+    }
+
+    /// The owner of the key with this hash, read from Postgres now (not cached): for what
+    /// holds a key's hash instead of its secret, such as a dashboard session.
+    pub async fn resolve_hash(&self, key_hash: &str) -> Result<Option<KeyOwner>, sqlx::Error> {
+        owner_of_hash(&self.pool, key_hash).await
     }
 
     /// Forgets every resolved key: this process just changed keys or plans.
     pub fn forget_all(&self) {
         self.cache.clear();
     }
+}
+
+/// What the live (not revoked) key with this hash stands for.
+async fn owner_of_hash(pool: &PgPool, key_hash: &str) -> Result<Option<KeyOwner>, sqlx::Error> {
+    let row: Option<(Uuid, String, Vec<String>, i64)> = sqlx::query_as(
+        "SELECT k.account_id, k.environment, p.allowed_endpoints, p.monthly_event_quota \
+         FROM api_keys k JOIN accounts a ON a.id = k.account_id JOIN plans p ON p.name = a.plan \
+         WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+    )
+    .bind(key_hash)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|(account_id, environment, allowed, quota)| {
+        Some(KeyOwner {
+            account_id,
+            environment: Environment::parse(&environment)?,
+            endpoints: allowed.iter().filter_map(|e| Endpoint::parse(e)).collect(),
+            monthly_event_quota: quota,
+        })
+    }))
 }

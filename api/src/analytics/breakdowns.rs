@@ -7,10 +7,15 @@
 //! are whole buckets and never touch `events`. Series are bucketed in the caller's time
 //! zone in Rust (chrono-tz), from the UTC fifteen-minute buckets, so every zone and every
 //! DST change is exact on any ClickHouse version. Every value from the caller is bound.
+//!
+//! Every row also carries `uniques`: distinct visitors for clicks, distinct users for other
+//! events, merged from the rollup's `uniqHLL12` sketches (approximate, exact for small sets;
+//! answers say so). Sketches do not add up, so a series groups by the caller's buckets in
+//! SQL: each UTC bucket's index among the caller's bucket starts, computed in Rust.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use chrono_tz::Tz;
 use clickhouse::{Client, Row};
 use linktrace_domain::{AmountSum, Environment, OS_FAMILY_SQL};
@@ -127,9 +132,14 @@ static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
+/// Who an event came from, for `uniques`: the salted visitor key of a click, the user id of
+/// any other event (the rollup's view keeps the same, migration 9).
+const WHO: &str = "if(event_name = 'click', visitor, user_id)";
+
 /// The rows the read runs over, as a sub-query with `bucket`, the facts' columns, `counted`
-/// (events, less repeated clicks unless the selection includes them) and `revenue_micros`:
-/// the rollup's whole buckets, and the raw events of partial ones.
+/// (events, less repeated clicks unless the selection includes them), `revenue_micros` and
+/// `uniques` (a sketch of who they came from): the rollup's whole buckets, and the raw
+/// events of partial ones.
 fn source(selection: &Selection) -> Sql {
     let columns = COLUMNS.as_str();
     let account = selection.account_id.to_string();
@@ -141,7 +151,7 @@ fn source(selection: &Selection) -> Sql {
     };
     let (first, last) = selection.whole_buckets();
     let mut sql = Sql::new(&format!(
-        "(SELECT bucket, {columns}, {rollup_counted} AS counted, revenue_micros FROM event_breakdowns_15m \
+        "(SELECT bucket, {columns}, {rollup_counted} AS counted, revenue_micros, uniques FROM event_breakdowns_15m \
           WHERE account_id = "
     ));
     sql.value(account.as_str())
@@ -156,7 +166,8 @@ fn source(selection: &Selection) -> Sql {
         sql.push(&format!(
             " UNION ALL \
               SELECT toStartOfFifteenMinutes(event_time) AS bucket, {columns}, {event_counted} AS counted, \
-                     toDecimal128(revenue_micros, 0) AS revenue_micros \
+                     toDecimal128(revenue_micros, 0) AS revenue_micros, \
+                     arrayReduce('uniqHLL12State', arrayFilter(w -> w != '', [{WHO}])) AS uniques \
                 FROM events WHERE account_id = "
         ))
         .value(account.as_str())
@@ -201,26 +212,40 @@ fn conditions(selection: &Selection) -> Sql {
     sql
 }
 
-/// Counts and revenue per `key` (an expression over the source's columns), by currency.
+/// Sums per `key` (an expression over the source's columns) and currency, as a sub-query
+/// with `key`, `revenue_currency`, `events`, `revenue` and `sketch` (the merged sketches).
+fn sums_per_key(selection: &Selection, key: &str) -> Sql {
+    let mut sql = Sql::new(&format!(
+        "(SELECT {key} AS key, revenue_currency, sum(counted) AS events, \
+                 sum(revenue_micros) AS revenue, uniqHLL12MergeState(uniques) AS sketch \
+            FROM "
+    ));
+    sql.append(&source(selection))
+        .push(" WHERE ")
+        .append(&conditions(selection))
+        .push(" GROUP BY key, revenue_currency)");
+    sql
+}
+
+/// The answer's rows from [`sums_per_key`]'s: count, revenue by currency and uniques per key.
+fn answer_rows(sums: &Sql, order: &str) -> Sql {
+    Sql::wrap(
+        sums,
+        "SELECT key, sum(events) AS count, groupArray(revenue_currency) AS currencies, \
+                groupArray(toString(revenue)) AS revenues, uniqHLL12Merge(sketch) AS uniques \
+           FROM ",
+        &format!(" GROUP BY key {order}"),
+    )
+}
+
+/// Counts, revenue by currency and uniques per `key` (an expression over the source's
+/// columns).
 fn grouped_query(selection: &Selection, key: &str, limit: Option<u32>) -> Sql {
     let order = match limit {
         Some(limit) => format!("ORDER BY count DESC, key LIMIT {limit}"),
         None => "ORDER BY key".to_owned(),
     };
-    let mut sql = Sql::new(&format!(
-        "SELECT key, sum(events) AS count, groupArray(revenue_currency) AS currencies, \
-                groupArray(toString(revenue)) AS revenues \
-           FROM (SELECT {key} AS key, revenue_currency, sum(counted) AS events, \
-                        sum(revenue_micros) AS revenue \
-                   FROM "
-    ));
-    sql.append(&source(selection))
-        .push(" WHERE ")
-        .append(&conditions(selection))
-        .push(&format!(
-            " GROUP BY key, revenue_currency) GROUP BY key {order}"
-        ));
-    sql
+    answer_rows(&sums_per_key(selection, key), &order)
 }
 
 /// The total count and revenue of the selection.
@@ -234,9 +259,32 @@ pub fn breakdown_query(selection: &Selection, group_by: GroupBy, limit: u32) -> 
     grouped_query(selection, column, Some(limit))
 }
 
-/// Count and revenue per UTC fifteen-minute bucket (folded into the caller's buckets in Rust).
-pub fn series_query(selection: &Selection) -> Sql {
-    grouped_query(selection, "toUInt32(bucket)", None)
+/// Count, revenue and uniques per bucket of the caller's, given the UTC start of each (in
+/// time order): a row's key is the 1-based index of its bucket. Every zone's offset is a
+/// multiple of fifteen minutes, so each rollup bucket lies inside one of the caller's. The
+/// rollup's rows are summed per UTC bucket first, so the index is worked out once a bucket
+/// (a few thousand at most), not once a rollup row.
+pub fn series_query(selection: &Selection, starts: &[DateTime<Utc>]) -> Sql {
+    let starts: Vec<String> = starts.iter().map(|s| secs(*s).to_string()).collect();
+    let starts = if starts.is_empty() {
+        "toUInt32(0)".to_owned()
+    } else {
+        starts.join(", ")
+    };
+    // `+ 0 * bucket`: ClickHouse 18.16 drops a sub-query's column that is used only inside
+    // a lambda ("Unknown identifier").
+    let per_bucket = Sql::wrap(
+        &sums_per_key(selection, "toUInt32(bucket)"),
+        &format!(
+            "(SELECT toUInt32(arrayCount(start -> start <= bucket, [{starts}]) + 0 * bucket) AS key, \
+                     revenue_currency, sum(bucket_events) AS events, sum(bucket_revenue) AS revenue, \
+                     uniqHLL12MergeState(bucket_sketch) AS sketch \
+                FROM (SELECT key AS bucket, revenue_currency, events AS bucket_events, \
+                             revenue AS bucket_revenue, sketch AS bucket_sketch FROM "
+        ),
+        ") GROUP BY key, revenue_currency)",
+    );
+    answer_rows(&per_bucket, "ORDER BY key")
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -246,6 +294,7 @@ struct GroupedRow<K> {
     currencies: Vec<String>,
     /// Decimal128 sums of micros, as text (exact at any size).
     revenues: Vec<String>,
+    uniques: u64,
 }
 
 /// Sums per ISO currency (major units), for the rows that carry revenue.
@@ -261,21 +310,14 @@ fn revenue(currencies: &[String], revenues: &[String]) -> Option<Revenue> {
     (!sums.is_empty()).then_some(sums)
 }
 
-/// A row of an answer: a breakdown's key (or a series' time), its count, its revenue.
+/// A row of an answer: a breakdown's key (or a series' time), its count, its revenue, and
+/// how many distinct visitors (clicks) or users (other events) it counts, approximately.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Counted<K> {
     pub key: K,
     pub count: u64,
     pub revenue: Option<Revenue>,
-}
-
-fn merge_revenue(into: &mut Option<Revenue>, more: Option<Revenue>) {
-    if let Some(more) = more {
-        let into = into.get_or_insert_with(Revenue::new);
-        for (currency, amount) in more {
-            *into.entry(currency).or_default() += amount;
-        }
-    }
+    pub uniques: u64,
 }
 
 pub async fn count(
@@ -283,16 +325,21 @@ pub async fn count(
     selection: &Selection,
 ) -> clickhouse::error::Result<Counted<()>> {
     let rows: Vec<GroupedRow<String>> = count_query(selection).query(client).fetch_all().await?;
-    let mut total = Counted {
-        key: (),
-        count: 0,
-        revenue: None,
-    };
-    for row in rows {
-        total.count += row.count;
-        merge_revenue(&mut total.revenue, revenue(&row.currencies, &row.revenues));
-    }
-    Ok(total)
+    // One row (its key is ''), or none when nothing matches.
+    Ok(rows.into_iter().next().map_or(
+        Counted {
+            key: (),
+            count: 0,
+            revenue: None,
+            uniques: 0,
+        },
+        |row| Counted {
+            key: (),
+            count: row.count,
+            revenue: revenue(&row.currencies, &row.revenues),
+            uniques: row.uniques,
+        },
+    ))
 }
 
 pub async fn breakdown(
@@ -311,6 +358,7 @@ pub async fn breakdown(
             revenue: revenue(&row.currencies, &row.revenues),
             key: row.key,
             count: row.count,
+            uniques: row.uniques,
         })
         .collect())
 }
@@ -323,31 +371,34 @@ pub async fn series(
     interval: Interval,
     zone: Tz,
 ) -> clickhouse::error::Result<Vec<Counted<DateTime<Tz>>>> {
-    let rows: Vec<GroupedRow<u32>> = series_query(selection).query(client).fetch_all().await?;
-    let mut buckets: BTreeMap<i64, Counted<DateTime<Tz>>> = interval
+    let mut buckets: Vec<Counted<DateTime<Tz>>> = interval
         .buckets_between(selection.from, selection.to, zone)
         .into_iter()
-        .map(|start| {
-            let empty = Counted {
-                key: start,
-                count: 0,
-                revenue: None,
-            };
-            (start.timestamp(), empty)
+        .map(|start| Counted {
+            key: start,
+            count: 0,
+            revenue: None,
+            uniques: 0,
         })
         .collect();
+    let starts: Vec<DateTime<Utc>> = buckets.iter().map(|b| b.key.with_timezone(&Utc)).collect();
+    let rows: Vec<GroupedRow<u32>> = series_query(selection, &starts)
+        .query(client)
+        .fetch_all()
+        .await?;
     for row in rows {
-        let at = Utc
-            .timestamp_opt(i64::from(row.key), 0)
-            .single()
-            .unwrap_or_default();
-        let start = interval.bucket_start(at.with_timezone(&zone));
-        if let Some(bucket) = buckets.get_mut(&start.timestamp()) {
-            bucket.count += row.count;
-            merge_revenue(&mut bucket.revenue, revenue(&row.currencies, &row.revenues));
-        }
+        // Index 0: before the first start, which the range never reaches.
+        let Some(bucket) = (row.key as usize)
+            .checked_sub(1)
+            .and_then(|i| buckets.get_mut(i))
+        else {
+            continue;
+        };
+        bucket.count = row.count;
+        bucket.revenue = revenue(&row.currencies, &row.revenues);
+        bucket.uniques = row.uniques;
     }
-    Ok(buckets.into_values().collect())
+    Ok(buckets)
 }
 
 /// The reads `GET /api/v1/analytics` runs, as SQL (for the catalog the SQL tests run).
@@ -382,7 +433,17 @@ pub fn catalog(client: &Client, selection: &Selection) -> Vec<(&'static str, Str
     vec![
         ("v2_count", show(count_query(selection))),
         ("v2_count_aligned", show(count_query(&aligned))),
-        ("v2_series", show(series_query(selection))),
+        (
+            "v2_series",
+            show(series_query(
+                selection,
+                &Interval::Day
+                    .buckets_between(selection.from, selection.to, Tz::UTC)
+                    .into_iter()
+                    .map(|s| s.with_timezone(&Utc))
+                    .collect::<Vec<_>>(),
+            )),
+        ),
         (
             "v2_countries",
             show(breakdown_query(selection, GroupBy::Countries, 100)),

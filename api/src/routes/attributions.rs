@@ -199,3 +199,76 @@ async fn respond(
     };
     Ok((status, Json(answer)).into_response())
 }
+
+const MATCH_TYPES_RANGE: crate::analytics::RangeRule = crate::analytics::RangeRule {
+    default_days: 30,
+    max_days: 400,
+    noun: "the range",
+};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct MatchTypesQuery {
+    /// ISO-8601 date-time, or a date (midnight in `timezone`). Default: `to` minus 30 days.
+    #[param(inline)]
+    from: Option<crate::analytics::RangeBound>,
+    /// ISO-8601 date-time, or a date (the end of that day in `timezone`). Default: now.
+    #[param(inline)]
+    to: Option<crate::analytics::RangeBound>,
+    /// IANA time-zone name (default `UTC`) of date bounds.
+    #[param(inline)]
+    timezone: Option<crate::analytics::Zone>,
+}
+
+/// The range counted, as resolved.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MatchTypesRange {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// Installs attributed in the range, per match type (every type, 0 where none).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MatchTypesAnswer {
+    pub success: Yes,
+    pub range: MatchTypesRange,
+    /// `install_referrer`, `short_code`, `click_id`, `fingerprint` and `organic`: how many
+    /// of the key environment's installs were attributed so in the range.
+    #[schema(value_type = std::collections::HashMap<String, i64>)]
+    pub installs: std::collections::BTreeMap<&'static str, i64>,
+}
+
+/// Installs attributed in a range, by how each was matched
+#[utoipa::path(
+    get,
+    path = "/api/v1/attributions/match-types",
+    operation_id = "getInstallsByMatchType",
+    tag = "api",
+    params(MatchTypesQuery),
+    responses(
+        (status = 200, description = "Installs per match type", body = MatchTypesAnswer),
+        errors::BadRequest, errors::Unauthorized, errors::PlanUpgradeRequired, errors::Unavailable,
+    ),
+    security(("apiKey" = [])),
+)]
+pub async fn match_types(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<linktrace_platform::request::QueryParams<MatchTypesQuery>, RequestError>,
+) -> Result<Response, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    caller.require(Endpoint::Analytics)?;
+    let linktrace_platform::request::QueryParams(query) = query?;
+    let zone = query.timezone.map_or(chrono_tz::Tz::UTC, |z| z.0);
+    let (from, to) = MATCH_TYPES_RANGE.resolve(query.from, query.to, zone, state.clock.now())?;
+    let installs =
+        attributions::count_by_match(&state.pool, caller.account_id, caller.environment, from, to)
+            .await?;
+    Ok(Json(MatchTypesAnswer {
+        success: Yes,
+        range: MatchTypesRange { from, to },
+        installs,
+    })
+    .into_response())
+}

@@ -189,7 +189,7 @@ pub async fn remove(
     require_live(&caller)?;
     let domain = path_domain(&raw)?;
     domains::remove(&state.pool, caller.account_id, &domain).await?;
-    state.domain_owners.forget(&domain).await;
+    state.domain_owners.forget(&domain);
     Ok(Json(Done { success: Yes }))
 }
 
@@ -237,7 +237,7 @@ pub async fn check(
         let verified =
             domains::mark_verified(&state.pool, &name, VerifiedBy::Dns, Some(caller.account_id))
                 .await?;
-        state.domain_owners.forget(&name).await;
+        state.domain_owners.forget(&name);
         verified
     } else {
         domain
@@ -271,7 +271,7 @@ pub async fn operator_verify(
     crate::routes::admin::require_admin(&state, &headers)?;
     let name = path_domain(&raw)?;
     let domain = domains::mark_verified(&state.pool, &name, VerifiedBy::Operator, None).await?;
-    state.domain_owners.forget(&name).await;
+    state.domain_owners.forget(&name);
     Ok(Json(DomainAnswer {
         success: Yes,
         domain: domain.into(),

@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::analytics::reports::{self, LinkTotals};
 use crate::error::ApiError;
+use crate::link_rules::{MaxClicks, RulesParam};
 use crate::links::{self, LinkFields, LinkMetadata, LinkView};
 use crate::routes::caller;
 use crate::state::AppState;
@@ -65,6 +66,12 @@ pub struct CreateLinkBody {
     pub domain: Option<DomainName>,
     /// Up to 10 labels of 1-64 characters, to find links by and to filter analytics by.
     pub tags: Option<Tags>,
+    /// Up to 20 redirect rules `{country?, device?, os?, language?, url}`, first match
+    /// first, before the platform URLs and the destination.
+    pub rules: Option<RulesParam>,
+    /// After this many counted clicks (people, not repeats) the link answers as an expired
+    /// one.
+    pub max_clicks: Option<MaxClicks>,
     pub expires_at: Option<Timestamp>,
 }
 
@@ -241,6 +248,8 @@ impl From<CreateLinkBody> for LinkFields {
             attribution_window_hours: body.attribution_window_hours.map(|w| w.0),
             domain: body.domain.map(|d| d.as_str().to_owned()),
             tags: body.tags.map(|t| t.0).unwrap_or_default(),
+            rules: body.rules.map(|r| r.0).unwrap_or_default(),
+            max_clicks: body.max_clicks.map(|m| m.0),
             expires_at: body.expires_at.map(|t| t.0),
         }
     }
@@ -274,6 +283,12 @@ pub struct UpdateLinkBody {
     /// Replaces the link's tags (`null` or `[]`: none).
     #[serde(default, deserialize_with = "present")]
     pub tags: Option<Option<Tags>>,
+    /// Replaces the link's redirect rules (`null` or `[]`: none).
+    #[serde(default, deserialize_with = "present")]
+    pub rules: Option<Option<RulesParam>>,
+    /// A new cap (`null`: none); a cap above the clicks counted so far opens the link again.
+    #[serde(default, deserialize_with = "present")]
+    pub max_clicks: Option<Option<MaxClicks>>,
     #[serde(default, deserialize_with = "present")]
     pub expires_at: Option<Option<Timestamp>>,
 }
@@ -315,6 +330,12 @@ impl UpdateLinkBody {
         }
         if let Some(tags) = self.tags {
             fields.tags = tags.map(|t| t.0).unwrap_or_default();
+        }
+        if let Some(rules) = self.rules {
+            fields.rules = rules.map(|r| r.0).unwrap_or_default();
+        }
+        if let Some(max_clicks) = self.max_clicks {
+            fields.max_clicks = max_clicks.map(|m| m.0);
         }
         if let Some(expires_at) = self.expires_at {
             fields.expires_at = expires_at.map(|t| t.0);
@@ -488,41 +509,86 @@ pub async fn bulk_create(
         )));
     }
     let state = &state;
-    let results: Vec<BulkLinkResult> = futures::stream::iter(items.into_iter().enumerate())
+    let account_id = caller.account_id;
+    let items: Vec<Result<CreateLinkBody, ApiError>> =
+        items.iter().map(|item| read_bulk_item(item)).collect();
+    // The answer is what creating the items one by one, in order, would give: an item that
+    // repeats an earlier item's `shortCode` waits until every earlier item with that code is
+    // done, so the earlier one always wins. Every other item runs a few at once.
+    let mut seen = std::collections::HashSet::new();
+    let (first, repeats): (Vec<_>, Vec<_>) =
+        items
+            .into_iter()
+            .enumerate()
+            .partition(|(_, item)| match item {
+                Ok(body) => match &body.short_code {
+                    Some(code) => seen.insert(code.as_str().to_owned()),
+                    None => true,
+                },
+                Err(_) => true,
+            });
+    let mut results: Vec<BulkLinkResult> = futures::stream::iter(first)
         .map(|(index, item)| async move {
-            let outcome = match linktrace_platform::request::from_json::<CreateLinkBody>(
-                item.get().as_bytes(),
-            ) {
-                Ok(body) => create_one(state, caller.account_id, body).await,
-                Err(RequestError::NotAnObject) => {
-                    Err(ApiError::validation("each link must be a JSON object"))
-                }
-                Err(refused) => Err(ApiError::Common(refused.into())),
-            };
-            match outcome {
-                Ok(link) => BulkLinkResult {
-                    index,
-                    status: StatusCode::CREATED.as_u16(),
-                    link: Some(link.view(&state.settings.public_base_url)),
-                    error: None,
-                },
-                Err(error) => BulkLinkResult {
-                    index,
-                    status: error.status().as_u16(),
-                    link: None,
-                    error: Some(error.envelope()),
-                },
-            }
+            bulk_result(
+                state,
+                index,
+                create_bulk_item(state, account_id, item).await,
+            )
         })
         // A few at once: one request must not take every Postgres connection.
         .buffered(8)
         .collect()
         .await;
+    for (index, item) in repeats {
+        let outcome = create_bulk_item(state, account_id, item).await;
+        results.push(bulk_result(state, index, outcome));
+    }
+    results.sort_by_key(|r| r.index);
     Ok(Json(BulkLinksAnswer {
         success: Yes,
         created: results.iter().filter(|r| r.link.is_some()).count(),
         results,
     }))
+}
+
+/// One bulk item read as a link body, or the error its own result carries.
+fn read_bulk_item(item: &serde_json::value::RawValue) -> Result<CreateLinkBody, ApiError> {
+    match linktrace_platform::request::from_json::<CreateLinkBody>(item.get().as_bytes()) {
+        Ok(body) => Ok(body),
+        Err(RequestError::NotAnObject) => {
+            Err(ApiError::validation("each link must be a JSON object"))
+        }
+        Err(refused) => Err(ApiError::Common(refused.into())),
+    }
+}
+
+async fn create_bulk_item(
+    state: &AppState,
+    account_id: uuid::Uuid,
+    item: Result<CreateLinkBody, ApiError>,
+) -> Result<links::Link, ApiError> {
+    create_one(state, account_id, item?).await
+}
+
+fn bulk_result(
+    state: &AppState,
+    index: usize,
+    outcome: Result<links::Link, ApiError>,
+) -> BulkLinkResult {
+    match outcome {
+        Ok(link) => BulkLinkResult {
+            index,
+            status: StatusCode::CREATED.as_u16(),
+            link: Some(link.view(&state.settings.public_base_url)),
+            error: None,
+        },
+        Err(error) => BulkLinkResult {
+            index,
+            status: error.status().as_u16(),
+            link: None,
+            error: Some(error.envelope()),
+        },
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -678,7 +744,7 @@ pub async fn update(
     let fields = change.apply(existing.fields());
     require_verified_domain(&state, caller.account_id, &fields).await?;
     let link = links::update(&state.pool, caller.account_id, code.as_str(), &fields).await?;
-    state.redirect_cache.invalidate(code.as_str()).await;
+    state.redirect_cache.invalidate(code.as_str());
     Ok(Json(LinkAnswer {
         success: Yes,
         link: link.view(&state.settings.public_base_url),
@@ -709,7 +775,7 @@ pub async fn delete(
     crate::routes::require_live(&caller)?;
     let code = path_code(&raw_code)?;
     links::delete(&state.pool, caller.account_id, code.as_str()).await?;
-    state.redirect_cache.invalidate(code.as_str()).await;
+    state.redirect_cache.invalidate(code.as_str());
     Ok(Json(Done { success: Yes }).into_response())
 }
 

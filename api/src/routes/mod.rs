@@ -19,17 +19,19 @@ use linktrace_platform::request::{self, header_value};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Who calls: the owner of the request's `x-api-key`.
+/// Who calls: the owner of the request's `x-api-key`, or of the key its dashboard session
+/// was started with.
 pub type Caller = KeyOwner;
 
-/// Resolves the caller's `x-api-key` through the key directory, and takes one request of
-/// its rate (`API_RATE_LIMIT_PER_SEC`).
+/// Resolves the caller's `x-api-key` through the key directory (without one: the
+/// dashboard's session, `dashboard_sessions`), and takes one request of its rate
+/// (`API_RATE_LIMIT_PER_SEC`).
 pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let caller = state
-        .keys
-        .resolve(header_value(headers, &[request::API_KEY]))
-        .await?
-        .ok_or(ApiError::Common(CommonError::Unauthorized))?;
+    let owner = match header_value(headers, &[request::API_KEY]) {
+        Some(key) => state.keys.resolve(Some(key)).await?,
+        None => crate::dashboard_sessions::owner(state, headers).await?,
+    };
+    let caller = owner.ok_or(ApiError::Common(CommonError::Unauthorized))?;
     state
         .rate_limiter
         .check(caller.account_id, caller.environment)

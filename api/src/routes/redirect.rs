@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::header::{CACHE_CONTROL, HOST, LOCATION, REFERER, USER_AGENT};
+use axum::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, HOST, LOCATION, REFERER, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use linktrace_domain::{EventRecord, ShortCode};
@@ -15,6 +15,7 @@ use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, Int
 use uuid::Uuid;
 
 use crate::clicks::{install_referrer, preview, utm, ClickRequest, Platform};
+use crate::link_rules::{self, RuleFacts};
 use crate::links::{self, Link};
 use crate::state::AppState;
 
@@ -105,6 +106,12 @@ pub async fn follow(
     });
     let (preview, platform) = (click.preview, click.platform);
     let bot = click.client.facts.as_ref().is_some_and(|f| f.bot);
+    // The rules are matched after the click goes to its background task: keep its facts.
+    let facts = if link.rules.is_empty() {
+        None
+    } else {
+        click.client.facts.clone()
+    };
     record(
         &state,
         EventRecord::click(
@@ -116,6 +123,7 @@ pub async fn follow(
         )
         .with_request_id(request_id::current()),
         bot,
+        link.max_clicks.is_some(),
     );
     if preview {
         PREVIEWS.inc();
@@ -124,11 +132,15 @@ pub async fn follow(
         stamp(response.headers_mut(), click_id);
         return response;
     }
-    let target = match platform {
+    let target = link_rules::first_match(
+        &link.rules,
+        &RuleFacts::of(facts.as_ref(), header(ACCEPT_LANGUAGE)),
+    )
+    .or(match platform {
         Platform::Ios => link.ios_url.as_deref(),
         Platform::Android => link.android_url.as_deref(),
         Platform::Web => None,
-    }
+    })
     .unwrap_or(&link.destination_url);
     let target = utm::merge_into(target, &utm);
     let target = install_referrer::add_to_play_url(&target, &click_id.to_string(), &utm);
@@ -158,7 +170,8 @@ const MAX_CLICKS_IN_FLIGHT: usize = 100_000;
 /// Hands the click to the producer's queue and lets the visitor go: the broker's answer is
 /// awaited in the background and counted (a click the broker never took is `lost`; the sink
 /// logs why).
-fn record(state: &AppState, mut click: EventRecord, bot: bool) {
+/// `capped`: the link has `maxClicks`, so a counted click is also counted towards it.
+fn record(state: &AppState, mut click: EventRecord, bot: bool, capped: bool) {
     let bot_label = if bot { "true" } else { "false" };
     if state.clicks_in_flight.len() >= MAX_CLICKS_IN_FLIGHT {
         CLICKS.with_label_values(&["false", bot_label]).inc();
@@ -166,6 +179,7 @@ fn record(state: &AppState, mut click: EventRecord, bot: bool) {
     }
     let sink = state.sink.clone();
     let repeats = state.repeats.clone();
+    let pool = state.pool.clone();
     state.clicks_in_flight.spawn(async move {
         // Whether this visitor clicked this link within the hour (people only: a bot's
         // click is not counted anyway).
@@ -179,6 +193,11 @@ fn record(state: &AppState, mut click: EventRecord, bot: bool) {
                 match repeats.is_repeat(&code, &facts.visitor, received_at).await {
                     Ok(repeat) => facts.repeat = repeat,
                     Err(error) => tracing::warn!(%error, "repeat check failed; click counted"),
+                }
+            }
+            if capped && !facts.repeat {
+                if let Err(error) = links::count_capped_click(&pool, &code).await {
+                    tracing::warn!(%error, "counting a capped link's click failed");
                 }
             }
         }
@@ -195,15 +214,12 @@ async fn cached_link(
     state: &AppState,
     code: &ShortCode,
 ) -> Result<Option<Arc<Link>>, crate::error::ApiError> {
-    if let Some(hit) = state.redirect_cache.get(code.as_str()).await {
-        return Ok(hit);
-    }
-    let found = links::find(&state.pool, code.as_str()).await?.map(Arc::new);
     state
         .redirect_cache
-        .insert(code.as_str().to_owned(), found.clone())
-        .await;
-    Ok(found)
+        .get_or_load(code.as_str(), || async {
+            Ok(links::find(&state.pool, code.as_str()).await?.map(Arc::new))
+        })
+        .await
 }
 
 fn not_found_page() -> Response {

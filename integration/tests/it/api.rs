@@ -1506,6 +1506,69 @@ async fn bulk_links_answer_each_item_and_one_bad_item_sinks_no_other() {
     api.stop().await.unwrap();
 }
 
+/// A bulk request answers as if its items were created one by one, in order: an item that
+/// repeats an earlier item's `shortCode` gets 409 even when the earlier item takes longer
+/// (here: a verified `domain` costs it one more Postgres read). The items used to run a few
+/// at once, and the later twin sometimes won.
+#[tokio::test]
+async fn a_bulk_item_repeating_an_earlier_short_code_loses_to_it() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let account = env.create_account("free").await;
+    let (status, _) = env
+        .post(
+            &api.url("/api/v1/domains"),
+            Some(&account.live_key),
+            json!({ "domain": "go.bulk.test" }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let verified = env
+        .http
+        .post(api.url("/admin/v1/domains/go.bulk.test/verify"))
+        .bearer_auth(linktrace_integration::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 200);
+
+    let pairs = 12;
+    let links: Vec<Value> = (0..pairs)
+        .flat_map(|i| {
+            let code = format!("twin{i:04}");
+            [
+                json!({ "destinationUrl": format!("https://shop.example/first/{i}"), "shortCode": code, "domain": "go.bulk.test" }),
+                json!({ "destinationUrl": format!("https://shop.example/second/{i}"), "shortCode": code }),
+            ]
+        })
+        .collect();
+    let (status, answer) = env
+        .post(
+            &api.url("/api/v1/referral-links/bulk"),
+            Some(&account.live_key),
+            json!({ "links": links }),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let statuses: Vec<u64> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    let in_order: Vec<u64> = (0..pairs).flat_map(|_| [201, 409]).collect();
+    assert_eq!(statuses, in_order, "{answer}");
+    let second: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM links WHERE account_id = $1 AND destination_url LIKE '%/second/%'",
+    )
+    .bind(account.id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(second, 0);
+    api.stop().await.unwrap();
+}
+
 /// Spec, "Links at scale": links take up to 10 tags; the link list filters by `tag` and
 /// searches by `q` (short code or destination), cursor-paginated; analytics v2 takes `tag`.
 #[tokio::test]

@@ -297,6 +297,28 @@ async fn analytics(env: &TestEnv, api: &Running, key: &str, query: &str) -> Vec<
     body["data"].as_array().unwrap().clone()
 }
 
+/// The rows of [`analytics`] with their `uniques` taken out, after checking that each row
+/// has them, labelled approximate, and that they equal `count` (every click of the mixes
+/// below comes from a visitor of its own).
+async fn analytics_of_distinct_visitors(
+    env: &TestEnv,
+    api: &Running,
+    key: &str,
+    query: &str,
+) -> Vec<Value> {
+    let mut rows = analytics(env, api, key, query).await;
+    for row in &mut rows {
+        let row = row.as_object_mut().unwrap();
+        assert_eq!(
+            row.remove("uniquesApproximate"),
+            Some(json!(true)),
+            "{query}"
+        );
+        assert_eq!(row.remove("uniques"), row.get("count").cloned(), "{query}");
+    }
+    rows
+}
+
 /// `[(key value, count)]` of a breakdown.
 fn pairs(rows: &[Value], key: &str) -> Vec<(String, u64)> {
     rows.iter()
@@ -348,7 +370,7 @@ async fn every_group_by_and_filter_is_exact_for_a_known_mix_of_clicks() {
         10
     );
     let key = account.live_key.as_str();
-    let q = |query: &'static str| analytics(&env, &api, key, query);
+    let q = |query: &'static str| analytics_of_distinct_visitors(&env, &api, key, query);
 
     assert_eq!(q("").await, vec![json!({ "count": 9 })]);
     assert_eq!(
@@ -460,12 +482,12 @@ async fn every_group_by_and_filter_is_exact_for_a_known_mix_of_clicks() {
     // Another event kind, another environment, another account: nothing.
     assert_eq!(q("event=installs").await, vec![json!({ "count": 0 })]);
     assert_eq!(
-        analytics(&env, &api, &account.test_key, "").await,
+        analytics_of_distinct_visitors(&env, &api, &account.test_key, "").await,
         vec![json!({ "count": 0 })]
     );
     let other = env.create_account("free").await;
     assert_eq!(
-        analytics(&env, &api, &other.live_key, "includeBots=true").await,
+        analytics_of_distinct_visitors(&env, &api, &other.live_key, "includeBots=true").await,
         vec![json!({ "count": 0 })]
     );
     // A click stored before families were kept (the parser's name in the rollup) groups
@@ -480,12 +502,17 @@ async fn every_group_by_and_filter_is_exact_for_a_known_mix_of_clicks() {
         .execute()
         .await
         .unwrap();
+    // (That row has no visitor sketch: counts only from here on.)
+    let counted = |query: &'static str| {
+        let (env, api) = (&env, &api);
+        async move { analytics(env, api, key, query).await }
+    };
     assert_eq!(
-        pairs(&q("groupBy=os").await, "os"),
+        pairs(&counted("groupBy=os").await, "os"),
         owned(&[("Windows", 3), ("iOS", 3), ("Android", 2), ("iPadOS", 2)])
     );
-    assert_eq!(q("os=iOS").await, vec![json!({ "count": 3 })]);
-    assert_eq!(q("os=iPhone").await, vec![json!({ "count": 3 })]);
+    assert_eq!(counted("os=iOS").await[0]["count"], 3);
+    assert_eq!(counted("os=iPhone").await[0]["count"], 3);
     api.stop().await.unwrap();
     consumer.stop().await.unwrap();
 }
@@ -628,6 +655,150 @@ async fn series_follow_the_time_zone_and_ranges_count_to_the_millisecond() {
     assert_eq!(
         count("from=2026-11-01T19:59:59Z&to=2026-11-03T12:00:00.001Z").await,
         4
+    );
+    api.stop().await.unwrap();
+    consumer.stop().await.unwrap();
+}
+
+/// Spec, "Links at scale": every analytics v2 row carries `uniques` (distinct visitor keys
+/// for clicks, distinct users for events), labelled approximate. A known mix: sketches merge
+/// across fifteen-minute buckets, across the raw events of a partial bucket, and within a
+/// breakdown's rows; a sum of per-bucket uniques would count visitor 1 twice in 10:00-11:00.
+#[tokio::test]
+async fn uniques_count_distinct_visitors_and_users_for_a_known_mix() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let consumer = env.spawn_consumer().await;
+    let account = env.create_account("free").await;
+    env.create_link(&account, "uniq1234").await;
+    let click = |visitor: &str, at: &str, country: &str| {
+        let mut record = click_at(&account, "uniq1234", at, country);
+        if let Some(facts) = record.client.as_mut().and_then(|c| c.facts.as_mut()) {
+            facts.visitor = visitor.to_owned();
+        }
+        record
+    };
+    let visits = [
+        ("v1", "2026-11-02T10:00:00Z", "DE"),
+        ("v1", "2026-11-02T10:20:00Z", "DE"),
+        ("v1", "2026-11-02T11:30:00Z", "DE"),
+        ("v2", "2026-11-02T10:05:00Z", "DE"),
+        ("v2", "2026-11-02T13:00:00Z", "DE"),
+        ("v3", "2026-11-02T12:00:00Z", "JP"),
+    ];
+    for (visitor, at, country) in visits {
+        env.produce(&click(visitor, at, country)).await;
+    }
+    let purchases = [
+        ("u1", "2026-11-02T10:10:00Z"),
+        ("u1", "2026-11-02T12:10:00Z"),
+        ("u2", "2026-11-02T12:20:00Z"),
+    ];
+    for (user, at) in purchases {
+        let mut record = EventRecord::new(
+            uuid::Uuid::new_v4(),
+            account.id,
+            linktrace_domain::Environment::Live,
+            "purchase",
+            linktrace_domain::EventSource::Api,
+            at.parse().unwrap(),
+        );
+        record.user_id = Some(user.to_owned());
+        env.produce(&record).await;
+    }
+    let filter = format!("account_id = '{}'", account.id);
+    assert_eq!(
+        env.wait_for_stored(&filter, 9, Duration::from_secs(30))
+            .await,
+        9
+    );
+    let key = account.live_key.as_str();
+    let rows = |query: String| {
+        let (env, api) = (&env, &api);
+        async move {
+            analytics(env, api, key, &query)
+                .await
+                .iter()
+                .map(|row| {
+                    assert_eq!(row["uniquesApproximate"], true, "{query}: {row}");
+                    let label = ["time", "country"]
+                        .iter()
+                        .find_map(|k| row[k].as_str())
+                        .unwrap_or("")
+                        .to_owned();
+                    (
+                        label,
+                        row["count"].as_u64().unwrap(),
+                        row["uniques"].as_u64().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let day = "from=2026-11-02T00:00:00Z&to=2026-11-03T00:00:00Z";
+    let expect = |rows: &[(&str, u64, u64)]| -> Vec<(String, u64, u64)> {
+        rows.iter()
+            .map(|(l, c, u)| ((*l).to_owned(), *c, *u))
+            .collect()
+    };
+    assert_eq!(rows(day.to_owned()).await, expect(&[("", 6, 3)]));
+    assert_eq!(
+        rows(format!("{day}&groupBy=countries")).await,
+        expect(&[("DE", 5, 2), ("JP", 1, 1)])
+    );
+    assert_eq!(
+        rows(
+            "groupBy=timeseries&interval=hour&from=2026-11-02T10:00:00Z&to=2026-11-02T14:00:00Z"
+                .into()
+        )
+        .await,
+        expect(&[
+            ("2026-11-02T10:00:00+00:00", 3, 2),
+            ("2026-11-02T11:00:00+00:00", 1, 1),
+            ("2026-11-02T12:00:00+00:00", 1, 1),
+            ("2026-11-02T13:00:00+00:00", 1, 1),
+        ])
+    );
+    // +5:30: Kolkata's day of 2 November holds every click; its hours start at UTC's half
+    // hours, so each holds halves of two UTC hours.
+    assert_eq!(
+        rows(format!("{day}&groupBy=timeseries&timezone=Asia/Kolkata")).await,
+        expect(&[
+            ("2026-11-02T00:00:00+05:30", 6, 3),
+            ("2026-11-03T00:00:00+05:30", 0, 0),
+        ])
+    );
+    assert_eq!(
+        rows("groupBy=timeseries&interval=hour&timezone=Asia/Kolkata&from=2026-11-02T10:00:00Z&to=2026-11-02T12:00:00Z".into())
+            .await,
+        expect(&[
+            ("2026-11-02T15:00:00+05:30", 3, 2),
+            ("2026-11-02T16:00:00+05:30", 0, 0),
+            ("2026-11-02T17:00:00+05:30", 1, 1),
+        ])
+    );
+    // A partial bucket at the start: 10:01 leaves out visitor 1's 10:00 click, and the 10:05
+    // click is read from the raw events, merged with the rollup's sketches.
+    assert_eq!(
+        rows("from=2026-11-02T10:01:00Z&to=2026-11-03T00:00:00Z".into()).await,
+        expect(&[("", 5, 3)])
+    );
+    assert_eq!(
+        rows("from=2026-11-02T10:01:00Z&to=2026-11-02T11:00:00Z".into()).await,
+        expect(&[("", 2, 2)])
+    );
+    // Events: distinct users.
+    assert_eq!(
+        rows(format!("{day}&event=purchase")).await,
+        expect(&[("", 3, 2)])
+    );
+    assert_eq!(
+        rows(format!("{day}&event=events")).await,
+        expect(&[("", 3, 2)])
+    );
+    assert_eq!(
+        rows(format!("{day}&event=installs")).await,
+        expect(&[("", 0, 0)])
     );
     api.stop().await.unwrap();
     consumer.stop().await.unwrap();
@@ -977,11 +1148,12 @@ async fn repeated_clicks_are_stored_flagged_and_counted_once() {
     let key = account.live_key.as_str();
     assert_eq!(
         analytics(&env, &first, key, "").await,
-        vec![json!({ "count": 3 })]
+        vec![json!({ "count": 3, "uniques": 2, "uniquesApproximate": true })]
     );
+    // Repeats are the same visitors: more clicks, no more uniques.
     assert_eq!(
         analytics(&env, &first, key, "includeRepeats=true").await,
-        vec![json!({ "count": 5 })]
+        vec![json!({ "count": 5, "uniques": 2, "uniquesApproximate": true })]
     );
     assert_eq!(
         pairs(

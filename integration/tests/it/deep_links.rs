@@ -798,3 +798,178 @@ async fn two_accounts_domains_each_serve_only_their_own_links_and_apps() {
     );
     api.stop().await.unwrap();
 }
+
+/// Which account a host serves is cached by every api instance, and a change made through
+/// one instance reaches the others when it commits (a `domains:` change notification), not
+/// at the end of a TTL: a domain verified through A makes B serve only its owner's links,
+/// and a domain removed through A makes B serve every link again. Before, B kept its copy
+/// for up to two seconds after each change.
+#[tokio::test]
+async fn a_domain_change_through_one_instance_reaches_every_instance_at_once() {
+    let env = TestEnv::new().await;
+    let a = env.spawn_api().await;
+    let b = env.spawn_api().await;
+    let acme = env.create_account("free").await;
+    let bolt = env.create_account("free").await;
+    env.create_link(&bolt, "bolt5678").await;
+    let visit_b = || {
+        let http = env.http.clone();
+        let url = b.url("/bolt5678");
+        async move {
+            http.get(url)
+                .header("host", "go.acme.test")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // B within this long of the change: well under the two seconds its copy used to live.
+    let b_answers_within = |expected: u16| async move {
+        let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+        loop {
+            let status = visit_b().await;
+            if status == expected || std::time::Instant::now() > deadline {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    };
+
+    let (status, _) = env
+        .post(
+            &a.url("/api/v1/domains"),
+            Some(&acme.live_key),
+            json!({ "domain": "go.acme.test" }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    // Not yet verified: the shared host, every link (and B remembers that).
+    assert_eq!(visit_b().await, 302);
+    let verified = env
+        .http
+        .post(a.url("/admin/v1/domains/go.acme.test/verify"))
+        .bearer_auth(linktrace_integration::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 200);
+    assert_eq!(
+        b_answers_within(404).await,
+        404,
+        "verified: acme's links only"
+    );
+
+    assert_eq!(visit_b().await, 404);
+    let removed = env
+        .http
+        .delete(a.url("/api/v1/domains/go.acme.test"))
+        .header("x-api-key", &acme.live_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 200);
+    assert_eq!(
+        b_answers_within(302).await,
+        302,
+        "removed: the shared host again"
+    );
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+/// Installs by how they were matched (the dashboard's panel): each match type counted over
+/// the range, per environment and account, every type present (0 where none).
+#[tokio::test]
+async fn installs_by_match_type_count_a_range_per_environment() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let account = env.create_account("scale").await;
+    let other = env.create_account("scale").await;
+    for (who, environment, user, match_type, at) in [
+        (&account, "live", "u1", "short_code", "2026-11-10T10:00:00Z"),
+        (&account, "live", "u2", "short_code", "2026-11-12T23:59:59Z"),
+        (&account, "live", "u3", "organic", "2026-11-11T00:00:00Z"),
+        (
+            &account,
+            "live",
+            "u4",
+            "install_referrer",
+            "2026-11-11T08:00:00Z",
+        ),
+        // Outside the range: a second before it, and at its (exclusive) end.
+        (
+            &account,
+            "live",
+            "u5",
+            "fingerprint",
+            "2026-11-09T23:59:59Z",
+        ),
+        (
+            &account,
+            "live",
+            "u6",
+            "fingerprint",
+            "2026-11-13T00:00:00Z",
+        ),
+        // Test traffic, and another account.
+        (&account, "test", "u7", "click_id", "2026-11-11T00:00:00Z"),
+        (&other, "live", "u8", "click_id", "2026-11-11T00:00:00Z"),
+    ] {
+        sqlx::query(
+            "INSERT INTO attributions (account_id, environment, user_id, match_type, created_at) \
+             VALUES ($1, $2, $3, $4, $5::timestamptz)",
+        )
+        .bind(who.id)
+        .bind(environment)
+        .bind(user)
+        .bind(match_type)
+        .bind(at)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    }
+    let url = api
+        .url("/api/v1/attributions/match-types?from=2026-11-10T00:00:00Z&to=2026-11-13T00:00:00Z");
+    let (status, live) = env.get(&url, Some(&account.live_key)).await;
+    assert_eq!(status, 200, "{live}");
+    assert_eq!(
+        live["installs"],
+        json!({ "click_id": 0, "fingerprint": 0, "install_referrer": 1, "organic": 1, "short_code": 2 })
+    );
+    let (_, test) = env.get(&url, Some(&account.test_key)).await;
+    assert_eq!(test["installs"]["click_id"], 1, "{test}");
+    assert_eq!(test["installs"]["short_code"], 0, "{test}");
+    // Dates are days in the time zone: 10-12 November in Los Angeles ends 08:00Z on the 13th.
+    let (_, dated) = env
+        .get(
+            &api.url("/api/v1/attributions/match-types?from=2026-11-10&to=2026-11-12&timezone=America/Los_Angeles"),
+            Some(&account.live_key),
+        )
+        .await;
+    assert_eq!(
+        dated["installs"]["fingerprint"], 1,
+        "u6 at 00:00Z on the 13th: {dated}"
+    );
+    for bad in [
+        "from=yesterday",
+        "timezone=Mars/Olympus",
+        "shortCode=abc12345",
+    ] {
+        let (status, body) = env
+            .get(
+                &api.url(&format!("/api/v1/attributions/match-types?{bad}")),
+                Some(&account.live_key),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("VALIDATION_ERROR")),
+            "{bad}: {body}"
+        );
+    }
+    let (status, _) = env.get(&url, None).await;
+    assert_eq!(status, 401);
+    api.stop().await.unwrap();
+}

@@ -22,4 +22,5 @@ mod pipeline;
 mod quota;
 mod request_id;
 mod revenue;
+mod routing;
 mod webhooks;

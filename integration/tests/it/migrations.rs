@@ -129,6 +129,14 @@ async fn an_existing_install_is_upgraded_in_place_and_keeps_its_data() {
         "the breakdown rollup holds the history once"
     );
     assert_eq!(
+        count(
+            "SELECT uniqHLL12Merge(uniques) FROM event_breakdowns_15m WHERE event_name != 'click'"
+        )
+        .await,
+        1,
+        "the history's users are in the rollup's sketches (migration 9), counting nothing twice"
+    );
+    assert_eq!(
         count("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE 'events_hourly%'").await,
         0,
         "the old rollup is gone"

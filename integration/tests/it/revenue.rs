@@ -129,17 +129,21 @@ async fn revenue_is_stored_as_columns_and_summed_per_currency() {
     };
     assert_eq!(
         analytics("event=purchase").await,
-        json!([{ "count": 5, "revenue": { "EUR": 12.6, "INR": 100.0, "USD": 16.01 } }])
+        json!([{ "count": 5, "revenue": { "EUR": 12.6, "INR": 100.0, "USD": 16.01 }, "uniques": 1, "uniquesApproximate": true }])
     );
     assert_eq!(
         analytics("event=purchase&groupBy=links").await,
         json!([
-            { "shortCode": "shop1234", "count": 3, "revenue": { "EUR": 12.6, "INR": 100.0 } },
-            { "shortCode": "shop5678", "count": 2, "revenue": { "USD": 16.01 } },
+            { "shortCode": "shop1234", "count": 3, "revenue": { "EUR": 12.6, "INR": 100.0 }, "uniques": 1, "uniquesApproximate": true },
+            // Those two purchases name no user: no one to count as a unique.
+            { "shortCode": "shop5678", "count": 2, "revenue": { "USD": 16.01 }, "uniques": 0, "uniquesApproximate": true },
         ])
     );
-    // Events without revenue carry none.
-    assert_eq!(analytics("event=signup").await, json!([{ "count": 1 }]));
+    // Events without revenue carry none (nor, without a user, uniques).
+    assert_eq!(
+        analytics("event=signup").await,
+        json!([{ "count": 1, "uniques": 0, "uniquesApproximate": true }])
+    );
     api.stop().await.unwrap();
     consumer.stop().await.unwrap();
 }

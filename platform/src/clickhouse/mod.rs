@@ -238,6 +238,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "deterministic_rows",
         sql: include_str!("../../../migrations/clickhouse/0008_deterministic_rows.sql"),
     },
+    Migration {
+        version: 9,
+        name: "unique_visitors",
+        sql: include_str!("../../../migrations/clickhouse/0009_unique_visitors.sql"),
+    },
 ];
 
 #[derive(Row, Deserialize)]
@@ -334,14 +339,21 @@ async fn execute_schema_statement(
     let mut pause = std::time::Duration::from_millis(200);
     loop {
         match client.query(statement).execute().await {
-            Err(error) if is_coordination_error(&error) && std::time::Instant::now() < deadline => {
-                tracing::warn!(%error, statement, "ZooKeeper refused a schema statement; sending it again");
+            Err(error) if is_transient(&error) && std::time::Instant::now() < deadline => {
+                tracing::warn!(%error, statement, "a schema statement failed on the way; sending it again");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(std::time::Duration::from_secs(5));
             }
             other => return other,
         }
     }
+}
+
+/// Worth sending a schema statement again (every one is idempotent: `IF [NOT] EXISTS`): ZooKeeper
+/// refused it, or the connection broke before the answer (a node that was just restarted
+/// closed it: "connection closed before message completed", seen on the test cluster).
+fn is_transient(error: &clickhouse::error::Error) -> bool {
+    matches!(error, clickhouse::error::Error::Network(_)) || is_coordination_error(error)
 }
 
 /// A ZooKeeper error (`KEEPER_EXCEPTION`, code 999), as 18.16 and current releases word it.
@@ -399,6 +411,19 @@ impl ReadinessCheck for ClickHouseReadiness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broken_connection_and_a_zookeeper_refusal_are_sent_again_a_bad_statement_is_not() {
+        use clickhouse::error::Error;
+        let closed = Error::Network("connection closed before message completed".into());
+        assert!(is_transient(&closed));
+        assert!(is_transient(&Error::BadResponse(
+            "Code: 999, e.displayText() = Coordination::Exception: Connection loss".into()
+        )));
+        assert!(!is_transient(&Error::BadResponse(
+            "Code: 62, e.displayText() = DB::Exception: Syntax error".into()
+        )));
+    }
 
     #[test]
     fn splits_statements_and_skips_comments() {

@@ -163,6 +163,13 @@ pub struct AnalyticsRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<std::collections::HashMap<String, f64>>)]
     pub revenue: Option<Revenue>,
+    /// Distinct visitors (clicks: salted visitor keys, which change every UTC day) or
+    /// distinct users (other events) among the counted events.
+    pub uniques: u64,
+    /// Always `true`: `uniques` are merged HyperLogLog sketches, exact for small sets and
+    /// within about 1.6% beyond.
+    #[serde(rename = "uniquesApproximate")]
+    pub uniques_approximate: bool,
 }
 
 /// Rows ordered by count, descending (a timeseries: in time order).
@@ -267,6 +274,8 @@ pub async fn analytics(
                 key: BTreeMap::new(),
                 count: total.count,
                 revenue: total.revenue,
+                uniques: total.uniques,
+                uniques_approximate: true,
             }]
         }
         GroupBy::Timeseries => breakdowns::series(client, &selection, interval, zone)
@@ -277,6 +286,8 @@ pub async fn analytics(
                 key: BTreeMap::new(),
                 count: bucket.count,
                 revenue: bucket.revenue,
+                uniques: bucket.uniques,
+                uniques_approximate: true,
             })
             .collect(),
         breakdown => {
@@ -290,6 +301,8 @@ pub async fn analytics(
                     key: BTreeMap::from([(key, row.key)]),
                     count: row.count,
                     revenue: row.revenue,
+                    uniques: row.uniques,
+                    uniques_approximate: true,
                 })
                 .collect()
         }

@@ -52,6 +52,13 @@ pub struct ConsumerConfig {
     /// copy that arrives at a later offset.
     #[envconfig(from = "CONSUMER_RECENT_EVENT_WINDOW", default = "100000")]
     pub recent_event_window: usize,
+    /// How often the rollup reconciler looks for marked days (`consumer::reconcile`).
+    #[envconfig(from = "CONSUMER_RECONCILE_EVERY_SECS", default = "60")]
+    pub reconcile_every_secs: u64,
+    /// How long the reconciler waits between its two reads of a day: longer than any write
+    /// lasts. Empty: the write deadline (twice `CONSUMER_WRITE_TIMEOUT_SECS`).
+    #[envconfig(from = "CONSUMER_RECONCILE_SETTLE_SECS", default = "")]
+    pub reconcile_settle_secs: String,
     /// Tests of crash safety only: a file path; after its first write the consumer creates
     /// it and holds, never committing (see `pipeline::FaultHook`). Empty: off.
     #[envconfig(from = "CONSUMER_FAULT_HOLD_BEFORE_COMMIT", default = "")]
@@ -73,5 +80,14 @@ impl ConsumerConfig {
     /// timeout and a margin for the server to finish what it received.
     pub fn write_deadline(&self) -> std::time::Duration {
         self.write_timeout() * 2
+    }
+
+    /// How long the reconciler's two reads of a day are apart.
+    pub fn reconcile_settle(&self) -> std::time::Duration {
+        self.reconcile_settle_secs
+            .trim()
+            .parse()
+            .map(std::time::Duration::from_secs)
+            .unwrap_or_else(|_| self.write_deadline())
     }
 }

@@ -6,6 +6,7 @@ pub mod exactly_once;
 pub mod metrics;
 pub mod pipeline;
 pub mod recent;
+pub mod reconcile;
 pub mod row;
 pub mod startup;
 pub mod stored;

@@ -26,6 +26,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, NaiveDate};
 use linktrace_domain::EventRecord;
 use linktrace_platform::kafka::{group, KafkaConfig, KafkaSink, ObservedContext};
 use linktrace_platform::shutdown;
@@ -41,6 +42,7 @@ use crate::metrics::{
     DEAD_LETTERED, DEDUPLICATED, FENCED, WRITE_LATENCY, WRITTEN,
 };
 use crate::recent::{self, RecentEvents};
+use crate::reconcile::RollupChecks;
 use crate::row::{EventRow, StreamPosition};
 use crate::stored::StoredEntities;
 use crate::writer::{write_tag, EventWriter, WriteError};
@@ -72,6 +74,8 @@ pub struct Pipeline {
     pub dead_letters: KafkaSink,
     pub limits: BatchLimits,
     pub fault: FaultHook,
+    /// Days a failed or resolved write touched, for the rollup reconciler.
+    pub rollup_checks: RollupChecks,
 }
 
 /// One partition's share of a batch: every offset it holds, and which were dead-lettered
@@ -474,6 +478,10 @@ impl Pipeline {
             Err(error) => return Err(ledger_failed(error)),
         };
         if let Some(intent) = lease.intent.clone() {
+            // The open write may have reached `events` without every rollup: its rows are
+            // this span's (redelivered), so their days are checked.
+            self.mark_rollup_days(runs.iter().flat_map(|run| run.iter()))
+                .await?;
             if intent.epoch != lease.epoch && !intent.expired {
                 // Its writer may be gone (SIGKILL): if the server is not running its INSERT,
                 // the write is over, landed or not, and can be resolved now.
@@ -540,6 +548,10 @@ impl Pipeline {
                     .write_isolating(run, &tag, messages, &mut outcome)
                     .await
                 {
+                    // It may have reached `events` and not every rollup.
+                    if let Err(mark) = self.mark_rollup_days(run.iter()).await {
+                        tracing::warn!(error = %mark, "could not mark the failed write's days for a rollup check");
+                    }
                     self.close_after_failure(&lease, first, last).await;
                     return Err(error);
                 }
@@ -630,6 +642,23 @@ impl Pipeline {
                 Err(retryable) => Err(retryable),
             }
         })
+    }
+
+    /// Marks the UTC days of `rows` for the rollup reconciler ([`crate::reconcile`]).
+    async fn mark_rollup_days(
+        &self,
+        rows: impl Iterator<Item = &EventRow>,
+    ) -> Result<(), WriteError> {
+        let mut days: Vec<NaiveDate> = rows
+            .filter_map(|row| DateTime::from_timestamp(row.event_time.into(), 0))
+            .map(|at| at.date_naive())
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        self.rollup_checks
+            .mark(&days)
+            .await
+            .map_err(|error| WriteError::Retryable(format!("marking days for a rollup check: {error}")))
     }
 
     /// After a failed write, asks storage at once how far it got and closes the intent, so

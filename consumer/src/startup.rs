@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use linktrace_platform::clickhouse::ClickHouseReadiness;
+use linktrace_platform::clickhouse::{ClickHouseConfig, ClickHouseReadiness};
 use linktrace_platform::health::Readiness;
 use linktrace_platform::http;
 use linktrace_platform::http_metrics::RouteTemplates;
@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use crate::config::ConsumerConfig;
 use crate::pipeline::{BatchLimits, FaultHook, Pipeline};
 use crate::recent::RecentEvents;
+use crate::reconcile::{Reconciler, RollupChecks};
 use crate::stored::StoredEntities;
 use crate::writer::{ClickHouseWriter, EventWriter};
 
@@ -23,6 +24,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     pipeline: Pipeline,
+    reconciler: Reconciler,
+    reconcile_every: Duration,
 }
 
 impl Application {
@@ -79,7 +82,7 @@ impl Application {
             ),
             leases: Default::default(),
             write_deadline: config.write_deadline(),
-            stored: StoredEntities::new(pool),
+            stored: StoredEntities::new(pool.clone()),
             recent: RecentEvents::new(config.recent_event_window),
             dead_letters,
             limits: BatchLimits {
@@ -92,12 +95,22 @@ impl Application {
                     .filter(|path| !path.is_empty())
                     .map(Into::into),
             },
+            rollup_checks: RollupChecks::new(pool.clone()),
+        };
+        let reconciler = Reconciler {
+            checks: RollupChecks::new(pool.clone()),
+            pool,
+            shards: reconciled_servers(&config.clickhouse),
+            database: config.clickhouse.database.clone(),
+            settle: config.reconcile_settle(),
         };
         let listener = TcpListener::bind(config.address).await?;
         Ok(Self {
             listener,
             router,
             pipeline,
+            reconciler,
+            reconcile_every: Duration::from_secs(config.reconcile_every_secs.max(1)),
         })
     }
 
@@ -112,6 +125,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "consumer running");
         let sweep = spawn_skip_sweep(self.pipeline.ledger.clone());
+        let reconciler = self.reconciler.spawn(self.reconcile_every);
         let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(http::serve(
             self.listener,
@@ -124,11 +138,22 @@ impl Application {
         ));
         self.pipeline.run(shutdown).await;
         sweep.abort();
+        reconciler.abort();
         let _ = stop_server.send(());
         server.await??;
         tracing::info!("consumer stopped");
         Ok(())
     }
+}
+
+/// The servers the reconciler compares rollups on: the first replica of each shard (cluster
+/// mode with `CLICKHOUSE_SHARDS`: each shard rolls up its own rows), or the one server.
+fn reconciled_servers(clickhouse: &ClickHouseConfig) -> Vec<clickhouse::Client> {
+    let shards = clickhouse.shard_writer_clients();
+    if shards.is_empty() {
+        return vec![clickhouse.client()];
+    }
+    shards.into_iter().filter_map(|replicas| replicas.into_iter().next()).collect()
 }
 
 /// How long the stream ledger keeps the offsets it skipped: the webhook worker reads them

@@ -22,5 +22,6 @@ mod pipeline;
 mod quota;
 mod request_id;
 mod revenue;
+mod rollups;
 mod routing;
 mod webhooks;

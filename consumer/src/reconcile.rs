@@ -69,11 +69,12 @@ static UNSETTLED_ROWS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 /// A materialized view fed by the events table, and the rollup it writes to.
 #[derive(Debug, Clone)]
 pub struct Rollup {
-    pub view: String,
+    /// The views that write to the rollup (`event_users_daily` has two: by link and all
+    /// links), each with its query exactly as the server keeps it.
+    pub views: Vec<String>,
     pub target: String,
     source: String,
-    /// The view's query, exactly as the server keeps it.
-    select: String,
+    selects: Vec<String>,
     kind: RollupKind,
     /// The target's time column (the argument of its partition key) and whether it is a
     /// `Date`.
@@ -121,25 +122,31 @@ impl DayOutcome {
     }
 }
 
-#[derive(Row, Deserialize)]
-struct TableRow {
-    name: String,
-    create_table_query: String,
+/// A table of the database, as `system.tables` describes it.
+#[derive(Debug, Row, Deserialize)]
+pub struct TableRow {
+    pub name: String,
+    pub engine: String,
+    pub partition_key: String,
+    pub create_table_query: String,
 }
 
-#[derive(Row, Deserialize)]
-struct TargetRow {
-    engine: String,
-    partition_key: String,
-}
-
-#[derive(Row, Deserialize)]
-struct ColumnRow {
-    name: String,
+/// A column of the database, as `system.columns` describes it.
+#[derive(Debug, Row, Deserialize)]
+pub struct ColumnRow {
+    pub table: String,
+    pub name: String,
     #[serde(rename = "type")]
-    data_type: String,
-    is_in_sorting_key: u8,
+    pub data_type: String,
+    pub is_in_sorting_key: u8,
 }
+
+/// What [`rollups`] reads of the database: its tables.
+pub const TABLES_SQL: &str = "SELECT name, engine, partition_key, create_table_query \
+     FROM system.tables WHERE database = ?";
+/// What [`rollups`] reads of the database: its columns.
+pub const COLUMNS_SQL: &str =
+    "SELECT table, name, type, is_in_sorting_key FROM system.columns WHERE database = ?";
 
 #[derive(Row, Deserialize)]
 struct DifferenceRow {
@@ -147,66 +154,65 @@ struct DifferenceRow {
 }
 
 /// The views of `database` that read `events` (or a cluster's `events_local`), with their
-/// rollups.
+/// rollups, as the server describes them now.
 pub async fn rollups(client: &Client, database: &str) -> anyhow::Result<Vec<Rollup>> {
-    let views = client
-        .query(
-            "SELECT name, create_table_query FROM system.tables \
-             WHERE database = ? AND engine = 'MaterializedView' ORDER BY name",
-        )
+    let tables = client
+        .query(TABLES_SQL)
         .bind(database)
         .fetch_all::<TableRow>()
         .await?;
+    let columns = client
+        .query(COLUMNS_SQL)
+        .bind(database)
+        .fetch_all::<ColumnRow>()
+        .await?;
+    Ok(discover(database, &tables, &columns))
+}
+
+/// The rollups of `events` among `tables`: each view's target, with the target's columns
+/// that the view writes.
+pub fn discover(database: &str, tables: &[TableRow], columns: &[ColumnRow]) -> Vec<Rollup> {
+    fn columns_of<'a>(columns: &'a [ColumnRow], table: &'a str) -> impl Iterator<Item = &'a ColumnRow> {
+        columns.iter().filter(move |c| c.table == table)
+    }
     let mut out = Vec::new();
-    for view in views {
+    for view in tables.iter().filter(|t| t.engine == "MaterializedView") {
         let Some((target, _, _)) = parse_view(database, &view.create_table_query) else {
             continue;
         };
-        let Some(table) = client
-            .query("SELECT engine, partition_key FROM system.tables WHERE database = ? AND name = ?")
-            .bind(database)
-            .bind(&target)
-            .fetch_optional::<TargetRow>()
-            .await?
-        else {
+        let Some(table) = tables.iter().find(|t| t.name == target) else {
             continue;
         };
-        // The view's own columns: what it writes of the target's.
-        let produced: HashSet<String> = client
-            .query("SELECT name FROM system.columns WHERE database = ? AND table = ?")
-            .bind(database)
-            .bind(&view.name)
-            .fetch_all::<String>()
-            .await?
-            .into_iter()
-            .collect();
-        let columns = client
-            .query(
-                "SELECT name, type, is_in_sorting_key FROM system.columns \
-                 WHERE database = ? AND table = ?",
-            )
-            .bind(database)
-            .bind(&target)
-            .fetch_all::<ColumnRow>()
-            .await?
-            .into_iter()
-            .filter(|column| produced.contains(&column.name))
+        let produced: HashSet<&str> = columns_of(columns, &view.name).map(|c| c.name.as_str()).collect();
+        let target_columns = columns_of(columns, &target)
+            .filter(|column| produced.contains(column.name.as_str()))
             .map(|column| TargetColumn {
-                name: column.name,
-                data_type: column.data_type,
+                name: column.name.clone(),
+                data_type: column.data_type.clone(),
                 in_sorting_key: column.is_in_sorting_key == 1,
             })
             .collect();
-        out.extend(Rollup::from_parts(
+        let Some(rollup) = Rollup::from_parts(
             database,
             &view.name,
             &view.create_table_query,
             &table.engine,
             &table.partition_key,
-            columns,
-        ));
+            target_columns,
+        ) else {
+            continue;
+        };
+        // A rollup's rows are what all of its views wrote.
+        match out.iter_mut().find(|r: &&mut Rollup| r.target == rollup.target) {
+            Some(known) => {
+                known.views.extend(rollup.views);
+                known.selects.extend(rollup.selects);
+            }
+            None => out.push(rollup),
+        }
     }
-    Ok(out)
+    out.sort_by(|a, b| a.target.cmp(&b.target));
+    out
 }
 
 /// A column of a rollup that its view writes, as `system.columns` describes it.
@@ -241,10 +247,10 @@ impl Rollup {
         };
         let time_column = partition_time_column(partition_key)?;
         let mut rollup = Rollup {
-            view: view.to_owned(),
+            views: vec![view.to_owned()],
             target,
             source,
-            select,
+            selects: vec![select],
             kind,
             time_is_date: false,
             time_column,
@@ -344,7 +350,8 @@ fn signed(data_type: &str) -> &str {
 }
 
 impl Rollup {
-    /// The view's query over one UTC day of the source (a sub-query in place of the table).
+    /// Each view's query over one UTC day of the source (a sub-query in place of the
+    /// table), all together.
     fn select_over(&self, database: &str, day: NaiveDate) -> String {
         let next = day.succ_opt().unwrap_or(day);
         let table = format!("FROM {database}.{}", self.source);
@@ -353,7 +360,11 @@ impl Rollup {
              AND event_time < toDateTime('{next} 00:00:00'))",
             self.source
         );
-        replace_table(&self.select, &table, &windowed)
+        self.selects
+            .iter()
+            .map(|select| replace_table(select, &table, &windowed))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
     }
 
     /// The rollup's rows of one UTC day.

@@ -144,6 +144,11 @@ class Chdb:
     def version(self):
         return self.run("SELECT version()")[0][0]
 
+    def rows_json(self, sql):
+        result = self.session.query(sql, "JSONEachRow")
+        text = result.bytes().decode() if hasattr(result, "bytes") else str(result)
+        return [json.loads(line) for line in text.splitlines() if line]
+
     def run(self, sql):
         result = self.session.query(sql, "TabSeparated")
         text = result.bytes().decode() if hasattr(result, "bytes") else str(result)
@@ -175,6 +180,10 @@ class Server:
 
     def version(self):
         return self.run("SELECT version()")[0][0]
+
+    def rows_json(self, sql):
+        text = self._post(sql + " FORMAT JSONEachRow", self.database)
+        return [json.loads(line) for line in text.splitlines() if line]
 
     def run(self, sql):
         text = self._post(sql + " FORMAT TabSeparated" if sql.lstrip().upper().startswith("SELECT") else sql, self.database)
@@ -363,3 +372,84 @@ def test_export_csv_columns_run_and_keep_plain_cells(engine):
     # Same rows as the NDJSON export; no fixture cell starts with a formula character.
     assert query(engine, "export_all_csv") == query(engine, "export_all")
 
+
+
+# The rollup reconciler's SQL (`linktrace_consumer::reconcile`) is made from each server's
+# own view definitions: the catalog binary is given what this engine says of its tables.
+RECONCILED_ACCOUNT = "00000000-0000-4000-8000-00000000000d"
+RECONCILED_DAY = "2026-10-15"
+
+
+def rollup_sql(engine, day):
+    database = engine.database
+    described = {
+        "database": database,
+        "day": day,
+        "tables": engine.rows_json(
+            "SELECT name, engine, partition_key, create_table_query FROM system.tables "
+            f"WHERE database = '{database}'"),
+        "columns": engine.rows_json(
+            f"SELECT table, name, type, is_in_sorting_key FROM system.columns WHERE database = '{database}'"),
+    }
+    built = REPO / "target" / "debug" / "linktrace-sql-catalog"
+    command = [str(built), "rollups"] if built.exists() else [
+        "cargo", "run", "-q", "-p", "linktrace-integration", "--bin", "linktrace-sql-catalog", "--", "rollups"]
+    out = subprocess.run(command, cwd=REPO, input=json.dumps(described), check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def differing(engine, sql):
+    return [row[0] for row in engine.run(f"SELECT toString(row_hash) FROM ({sql['differences']})")]
+
+
+def test_reconciliation_finds_and_repairs_what_a_rollup_lacks_or_has_too_much(engine):
+    sql = rollup_sql(engine, RECONCILED_DAY)
+    assert sorted(sql) == [
+        "clicks_by_id_mv -> clicks_by_id",
+        "clicks_by_ip_mv -> clicks_by_ip",
+        "event_breakdowns_15m_mv -> event_breakdowns_15m",
+        "event_counts_daily_mv -> event_counts_daily",
+        "event_counts_hourly_mv -> event_counts_hourly",
+        "event_totals_hourly_mv -> event_totals_hourly",
+        "event_users_daily_all_links_mv + event_users_daily_by_link_mv -> event_users_daily",
+    ], "every rollup of events with a day to compare by (not the offsets)"
+    # The fixture's other days are in agreement too.
+    for name, one in rollup_sql(engine, "2026-11-02").items():
+        assert differing(engine, one) == [], name
+    # Clicks and a purchase that three views never saw, and a count the events never had.
+    missed = ["clicks_by_id_mv", "clicks_by_ip_mv", "event_breakdowns_15m_mv"]
+    for view in missed:
+        engine.run(f"DETACH TABLE {view}")
+    rows = [
+        ("r01", RECONCILED_ACCOUNT, "production", "alpha123", "click", "", "rc-1", "192.0.2.1", "ios", f"{RECONCILED_DAY} 08:00:00"),
+        ("r02", RECONCILED_ACCOUNT, "production", "alpha123", "click", "", "rc-2", "192.0.2.2", "web", f"{RECONCILED_DAY} 09:00:00"),
+        ("r03", RECONCILED_ACCOUNT, "production", "alpha123", "purchase", "u9", "", "", "", f"{RECONCILED_DAY} 09:30:00"),
+    ]
+    engine.run(insert(rows))
+    for view in missed:
+        engine.run(f"ATTACH TABLE {view}")
+    engine.run(
+        "INSERT INTO event_counts_daily (account_id, environment, day, event_name, link_short_code, "
+        f"revenue_currency, events) VALUES ('{RECONCILED_ACCOUNT}', 'production', '{RECONCILED_DAY}', "
+        "'install', 'alpha123', '', 5)")
+    found = {name: differing(engine, one) for name, one in sql.items()}
+    assert {name: len(hashes) for name, hashes in found.items() if hashes} == {
+        "clicks_by_id_mv -> clicks_by_id": 2,
+        "clicks_by_ip_mv -> clicks_by_ip": 2,
+        # Per (bucket, link, facts): the two clicks' buckets and the purchase's.
+        "event_breakdowns_15m_mv -> event_breakdowns_15m": 3,
+        "event_counts_daily_mv -> event_counts_daily": 1,
+    }
+    for name, hashes in found.items():
+        if hashes:
+            engine.run(sql[name]["repair"].replace("__HASHES__", ", ".join(hashes)))
+    for name, one in sql.items():
+        assert differing(engine, one) == [], name
+    where = f"account_id = '{RECONCILED_ACCOUNT}'"
+    assert engine.run(f"SELECT toUInt64(sum(events)) FROM event_counts_daily WHERE {where}") == [["3"]]
+    assert engine.run(f"SELECT toUInt64(sum(events)) FROM event_breakdowns_15m WHERE {where}") == [["3"]]
+    assert engine.run(
+        f"SELECT toUInt64(sum(u)) FROM (SELECT uniqHLL12Merge(uniques) AS u FROM event_breakdowns_15m "
+        f"WHERE {where} GROUP BY bucket, event_name)") == [["1"]]
+    assert engine.run(f"SELECT count() FROM (SELECT click_id FROM clicks_by_id WHERE {where} GROUP BY click_id)") == [["2"]]

@@ -3,6 +3,11 @@
 //! that the test suite can run the same SQL on current ClickHouse (chdb) and on the
 //! server: `cargo run -q --workspace --bin linktrace-sql-catalog` (deploy/test.sh runs the
 //! binary its test build made).
+//!
+//! `linktrace-sql-catalog rollups` reads a database's `system.tables` and `system.columns`
+//! rows (JSON on stdin: `{"database", "day", "tables", "columns"}`) and prints the rollup
+//! reconciler's SQL for them (`linktrace_consumer::reconcile`): that SQL is made from the
+//! server's own view definitions, so the test asks each server for them first.
 
 use chrono::{DateTime, Utc};
 use linktrace_api::analytics::breakdowns::{self, Selection};
@@ -10,6 +15,7 @@ use linktrace_api::analytics::reports::{self, Scope};
 use linktrace_api::analytics::EventSelector;
 use linktrace_api::attributions;
 use linktrace_api::export::{self, ExportScope};
+use linktrace_consumer::reconcile;
 use linktrace_domain::Environment;
 use linktrace_platform::clickhouse::{statements, MIGRATIONS, STORED_OFFSETS_SQL};
 use linktrace_platform::data_migrations;
@@ -23,6 +29,9 @@ const TO: &str = "2026-11-04T05:00:01Z";
 const V2_ACCOUNT: &str = "00000000-0000-4000-8000-00000000000c";
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("rollups") {
+        return rollup_sql();
+    }
     let scope = Scope {
         account_id: ACCOUNT.parse()?,
         environment: Environment::Live,
@@ -95,5 +104,33 @@ fn main() -> anyhow::Result<()> {
         "queries": queries,
     });
     println!("{}", serde_json::to_string_pretty(&catalog)?);
+    Ok(())
+}
+
+/// The reconciler's SQL for the rollups the tables on stdin hold: per target, the day's
+/// differences and a repair of the rows whose hashes replace `__HASHES__`.
+fn rollup_sql() -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Described {
+        database: String,
+        day: chrono::NaiveDate,
+        tables: Vec<reconcile::TableRow>,
+        columns: Vec<reconcile::ColumnRow>,
+    }
+    let described: Described = serde_json::from_reader(std::io::stdin())?;
+    let rollups = reconcile::discover(&described.database, &described.tables, &described.columns);
+    let out: serde_json::Map<String, serde_json::Value> = rollups
+        .iter()
+        .map(|rollup| {
+            let sql = json!({
+                "differences": rollup.differences_sql(&described.database, described.day),
+                "repair": rollup
+                    .repair_sql(&described.database, described.day, &[0])
+                    .replace("IN (0)", "IN (__HASHES__)"),
+            });
+            (format!("{} -> {}", rollup.views.join(" + "), rollup.target), sql)
+        })
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }

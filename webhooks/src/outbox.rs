@@ -2,10 +2,15 @@
 //! attempts (`webhook_attempts`). Retry state lives here, so it survives restarts; rows are
 //! claimed with a lease (`next_attempt_at` moved past the attempt's deadline), so a worker
 //! that dies mid-attempt leaves its rows to be claimed again.
+//!
+//! Both tables have a partition per UTC day (migration 20): deliveries by their event's
+//! `received_at` (fixed per event, so a redelivered copy meets its original's row),
+//! attempts by `attempted_at`. [`Outbox::prepare_days`] makes days ahead; retention
+//! ([`Outbox::purge`]) drops a whole day once nothing in it is pending or recent.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -78,7 +83,7 @@ impl Outbox {
                FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[]) \
                     AS d(webhook_id, event_id, event_name, body, received_at) \
                JOIN webhooks w ON w.id = d.webhook_id \
-             ON CONFLICT (webhook_id, event_id) DO NOTHING",
+             ON CONFLICT (webhook_id, event_id, received_at) DO NOTHING",
         )
         .bind(webhooks)
         .bind(events)
@@ -105,10 +110,10 @@ impl Outbox {
         let slots: Vec<i32> = budgets.iter().map(|(_, n)| *n).collect();
         sqlx::query_as(
             "WITH picked AS ( \
-               SELECT d.webhook_id, d.event_id \
+               SELECT d.webhook_id, d.event_id, d.received_at \
                  FROM unnest($1::uuid[], $2::int[]) AS b(webhook_id, slots) \
                  CROSS JOIN LATERAL ( \
-                   SELECT webhook_id, event_id FROM webhook_deliveries \
+                   SELECT webhook_id, event_id, received_at FROM webhook_deliveries \
                     WHERE webhook_id = b.webhook_id AND state = 'pending' AND next_attempt_at <= now() \
                     ORDER BY next_attempt_at LIMIT b.slots \
                     FOR UPDATE SKIP LOCKED) d) \
@@ -116,7 +121,8 @@ impl Outbox {
                 SET attempts = d.attempts + 1, \
                     next_attempt_at = now() + make_interval(secs => $3) \
                FROM picked p, webhooks w \
-              WHERE d.webhook_id = p.webhook_id AND d.event_id = p.event_id AND w.id = d.webhook_id \
+              WHERE d.webhook_id = p.webhook_id AND d.event_id = p.event_id \
+                AND d.received_at = p.received_at AND w.id = d.webhook_id \
              RETURNING d.webhook_id, d.event_id, d.event_name, d.body, d.attempts, d.created_at, \
                        d.received_at, w.url, w.secret",
         )
@@ -147,7 +153,7 @@ impl Outbox {
                UPDATE webhook_deliveries \
                   SET state = $3, next_attempt_at = COALESCE($4, next_attempt_at), \
                       finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END \
-                WHERE webhook_id = $1 AND event_id = $2 \
+                WHERE webhook_id = $1 AND event_id = $2 AND received_at = $10 \
                RETURNING webhook_id, event_id, event_name) \
              INSERT INTO webhook_attempts \
                (webhook_id, event_id, event_name, attempt, outcome, response_code, error, duration_ms) \
@@ -162,6 +168,7 @@ impl Outbox {
         .bind(response_code.map(i32::from))
         .bind(error)
         .bind(took.as_millis().min(i32::MAX as u128) as i32)
+        .bind(claimed.received_at)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -174,22 +181,100 @@ impl Outbox {
             .await
     }
 
-    /// Removes finished deliveries and attempts older than `keep`.
+    /// Makes both tables' partitions of the UTC days `from..=to`, where missing.
+    pub async fn prepare_days(&self, from: NaiveDate, to: NaiveDate) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "SELECT webhook_outbox_add_day(d::date) \
+               FROM generate_series($1::date, $2::date, interval '1 day') AS d",
+        )
+        .bind(from)
+        .bind(to)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Retention. Drops each day of deliveries that ended more than a day ago, holds
+    /// nothing pending, and whose last delivery finished longer ago than `keep`; drops each
+    /// day of attempts that ended longer ago than `keep`; deletes what a default partition
+    /// holds past `keep`. Returns the rows removed.
     pub async fn purge(&self, keep: Duration) -> Result<u64, sqlx::Error> {
         let seconds = keep.as_secs_f64();
+        let mut removed = 0;
+        for (partition, ends) in self.days_of("webhook_deliveries").await? {
+            if ends > Utc::now() - chrono::Duration::days(1) {
+                continue;
+            }
+            // Locked while it is checked and dropped: no delivery can be added to it or
+            // moved on in between.
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(&format!("LOCK TABLE {partition} IN ACCESS EXCLUSIVE MODE"))
+                .execute(&mut *tx)
+                .await?;
+            let (done, rows): (bool, i64) = sqlx::query_as(&format!(
+                "SELECT NOT EXISTS (SELECT 1 FROM {partition} WHERE state = 'pending') \
+                    AND coalesce(max(finished_at) < now() - make_interval(secs => $1), true), \
+                    count(*) \
+                   FROM {partition}"
+            ))
+            .bind(seconds)
+            .fetch_one(&mut *tx)
+            .await?;
+            if done {
+                sqlx::query(&format!("DROP TABLE {partition}"))
+                    .execute(&mut *tx)
+                    .await?;
+                removed += rows as u64;
+            }
+            tx.commit().await?;
+        }
+        for (partition, ends) in self.days_of("webhook_attempts").await? {
+            if ends > Utc::now() - chrono::Duration::from_std(keep).unwrap_or_default() {
+                continue;
+            }
+            let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {partition}"))
+                .fetch_one(&self.pool)
+                .await?;
+            sqlx::query(&format!("DROP TABLE IF EXISTS {partition}"))
+                .execute(&self.pool)
+                .await?;
+            removed += rows as u64;
+        }
         let deliveries = sqlx::query(
-            "DELETE FROM webhook_deliveries WHERE state <> 'pending' \
+            "DELETE FROM webhook_deliveries_default WHERE state <> 'pending' \
                AND finished_at < now() - make_interval(secs => $1)",
         )
         .bind(seconds)
         .execute(&self.pool)
         .await?;
         let attempts = sqlx::query(
-            "DELETE FROM webhook_attempts WHERE attempted_at < now() - make_interval(secs => $1)",
+            "DELETE FROM webhook_attempts_default WHERE attempted_at < now() - make_interval(secs => $1)",
         )
         .bind(seconds)
         .execute(&self.pool)
         .await?;
-        Ok(deliveries.rows_affected() + attempts.rows_affected())
+        Ok(removed + deliveries.rows_affected() + attempts.rows_affected())
+    }
+
+    /// The day partitions of `parent` (named `<parent>_pYYYYMMDD`), with when each day ends.
+    async fn days_of(&self, parent: &str) -> Result<Vec<(String, DateTime<Utc>)>, sqlx::Error> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i \
+               JOIN pg_class c ON c.oid = i.inhrelid \
+               JOIN pg_class p ON p.oid = i.inhparent \
+              WHERE p.relname = $1 ORDER BY 1",
+        )
+        .bind(parent)
+        .fetch_all(&self.pool)
+        .await?;
+        let prefix = format!("{parent}_p");
+        Ok(names
+            .into_iter()
+            .filter_map(|name| {
+                let day = NaiveDate::parse_from_str(name.strip_prefix(&prefix)?, "%Y%m%d").ok()?;
+                let ends = day.succ_opt()?.and_hms_opt(0, 0, 0)?.and_utc();
+                Some((name, ends))
+            })
+            .collect())
     }
 }

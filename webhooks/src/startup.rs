@@ -121,7 +121,8 @@ impl Application {
     }
 }
 
-/// Keeps the backlog gauge current and removes finished deliveries past retention.
+/// Keeps the backlog gauge current, makes the outbox's coming days and removes finished
+/// deliveries past retention.
 async fn housekeeping(outbox: Outbox, retention: Duration, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut ticks: u64 = 0;
@@ -134,8 +135,15 @@ async fn housekeeping(outbox: Outbox, retention: Duration, mut stop: watch::Rece
             Ok(pending) => BACKLOG.set(pending),
             Err(error) => tracing::warn!(%error, "could not count the backlog"),
         }
-        // Once an hour (and at start).
+        // Once an hour (and at start): days ahead made, old days dropped.
         if ticks.is_multiple_of(720) {
+            let today = chrono::Utc::now().date_naive();
+            if let Err(error) = outbox
+                .prepare_days(today - chrono::Days::new(1), today + chrono::Days::new(3))
+                .await
+            {
+                tracing::warn!(%error, "could not make the outbox's coming days");
+            }
             match outbox.purge(retention).await {
                 Ok(removed) if removed > 0 => tracing::info!(removed, "old deliveries removed"),
                 Ok(_) => {}

@@ -959,3 +959,123 @@ async fn attempts_in_flight_are_bounded_for_the_whole_worker() {
     worker.stop().await.unwrap();
     stack.stop().await;
 }
+
+/// A webhook of `account` straight in Postgres (the outbox's own tests need no api).
+async fn webhook_row(env: &TestEnv, account: &TestAccount) -> Uuid {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO webhooks (id, account_id, environment, url, events, secret) \
+         VALUES ($1, $2, 'live', 'http://127.0.0.1:9/', ARRAY['purchase'], 'whsec_test')",
+    )
+    .bind(id)
+    .bind(account.id)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    id
+}
+
+async fn table_exists(env: &TestEnv, name: &str) -> bool {
+    sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+        .bind(name)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn outbox_retention_drops_whole_finished_days_and_keeps_a_day_still_pending() {
+    use chrono::{Days, Utc};
+    use linktrace_webhooks::outbox::{NewDelivery, Outbox, Outcome};
+
+    let env = TestEnv::new().await;
+    let account = env.create_account("scale").await;
+    let webhook = webhook_row(&env, &account).await;
+    let outbox = Outbox::new(env.pool.clone());
+    let today = Utc::now().date_naive();
+    let at = |days_ago: u64, hour: u32| {
+        (today - Days::new(days_ago))
+            .and_hms_opt(hour, 0, 0)
+            .unwrap()
+            .and_utc()
+    };
+    let delivery = |received_at| NewDelivery {
+        webhook_id: webhook,
+        event_id: Uuid::new_v4(),
+        event_name: "purchase".into(),
+        body: "{}".into(),
+        received_at,
+    };
+    // A delivery of a day nobody made yet waits in the default partition; making the day
+    // moves it into the day's own.
+    let early = delivery(at(20, 3));
+    assert_eq!(outbox.enqueue(std::slice::from_ref(&early)).await.unwrap(), 1);
+    outbox
+        .prepare_days(today - Days::new(20), today + Days::new(1))
+        .await
+        .unwrap();
+    let day = |days_ago: u64| format!("webhook_deliveries_p{}", (today - Days::new(days_ago)).format("%Y%m%d"));
+    let in_day: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}", day(20)))
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(in_day, 1, "moved out of the default partition");
+
+    // Day 5: two deliveries that finish. Day 4: one still pending. Today: one finished.
+    let finished = vec![delivery(at(5, 1)), delivery(at(5, 23)), delivery(at(0, 0))];
+    let pending = delivery(at(4, 12));
+    outbox.enqueue(&finished).await.unwrap();
+    outbox.enqueue(std::slice::from_ref(&pending)).await.unwrap();
+    // A copy of an event redelivered by the stream meets its original in its day.
+    assert_eq!(outbox.enqueue(&finished[..1]).await.unwrap(), 0);
+    let claimed = outbox
+        .claim(&[(webhook, 10)], Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 5);
+    for one in &claimed {
+        let outcome = if one.event_id == pending.event_id {
+            Outcome::RetryAt(Utc::now() + chrono::Duration::hours(1))
+        } else {
+            Outcome::Delivered
+        };
+        outbox
+            .record(one, outcome, Some(200), None, Duration::from_millis(3))
+            .await
+            .unwrap();
+    }
+    // An attempt of six days ago, in its own day.
+    sqlx::query(
+        "INSERT INTO webhook_attempts (webhook_id, event_id, event_name, attempt, outcome, duration_ms, attempted_at) \
+         VALUES ($1, $2, 'purchase', 1, 'delivered', 5, $3)",
+    )
+    .bind(webhook)
+    .bind(Uuid::new_v4())
+    .bind(at(6, 8))
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let attempts_day = format!("webhook_attempts_p{}", (today - Days::new(6)).format("%Y%m%d"));
+    assert!(table_exists(&env, &attempts_day).await);
+
+    // Kept a day: nothing is old enough yet.
+    outbox.purge(Duration::from_secs(86_400)).await.unwrap();
+    assert!(table_exists(&env, &day(5)).await);
+    assert!(table_exists(&env, &attempts_day).await);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // Kept a second: the finished days go whole; the pending one and today stay.
+    let removed = outbox.purge(Duration::from_secs(1)).await.unwrap();
+    assert!(!table_exists(&env, &day(5)).await, "finished day dropped");
+    assert!(!table_exists(&env, &day(20)).await, "finished day dropped");
+    assert!(table_exists(&env, &day(4)).await, "a pending delivery keeps its day");
+    assert!(table_exists(&env, &day(0)).await, "today is not over");
+    assert!(!table_exists(&env, &attempts_day).await, "old attempts' day dropped");
+    assert!(removed >= 4, "{removed} rows removed");
+    let left: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM webhook_deliveries ORDER BY 1")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    let mut expected = vec![pending.event_id, finished[2].event_id];
+    expected.sort();
+    assert_eq!(left, expected);
+}

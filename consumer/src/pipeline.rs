@@ -655,10 +655,9 @@ impl Pipeline {
             .collect();
         days.sort_unstable();
         days.dedup();
-        self.rollup_checks
-            .mark(&days)
-            .await
-            .map_err(|error| WriteError::Retryable(format!("marking days for a rollup check: {error}")))
+        self.rollup_checks.mark(&days).await.map_err(|error| {
+            WriteError::Retryable(format!("marking days for a rollup check: {error}"))
+        })
     }
 
     /// After a failed write, asks storage at once how far it got and closes the intent, so

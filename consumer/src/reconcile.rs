@@ -172,7 +172,10 @@ pub async fn rollups(client: &Client, database: &str) -> anyhow::Result<Vec<Roll
 /// The rollups of `events` among `tables`: each view's target, with the target's columns
 /// that the view writes.
 pub fn discover(database: &str, tables: &[TableRow], columns: &[ColumnRow]) -> Vec<Rollup> {
-    fn columns_of<'a>(columns: &'a [ColumnRow], table: &'a str) -> impl Iterator<Item = &'a ColumnRow> {
+    fn columns_of<'a>(
+        columns: &'a [ColumnRow],
+        table: &'a str,
+    ) -> impl Iterator<Item = &'a ColumnRow> {
         columns.iter().filter(move |c| c.table == table)
     }
     let mut out = Vec::new();
@@ -183,7 +186,9 @@ pub fn discover(database: &str, tables: &[TableRow], columns: &[ColumnRow]) -> V
         let Some(table) = tables.iter().find(|t| t.name == target) else {
             continue;
         };
-        let produced: HashSet<&str> = columns_of(columns, &view.name).map(|c| c.name.as_str()).collect();
+        let produced: HashSet<&str> = columns_of(columns, &view.name)
+            .map(|c| c.name.as_str())
+            .collect();
         let target_columns = columns_of(columns, &target)
             .filter(|column| produced.contains(column.name.as_str()))
             .map(|column| TargetColumn {
@@ -203,7 +208,10 @@ pub fn discover(database: &str, tables: &[TableRow], columns: &[ColumnRow]) -> V
             continue;
         };
         // A rollup's rows are what all of its views wrote.
-        match out.iter_mut().find(|r: &&mut Rollup| r.target == rollup.target) {
+        match out
+            .iter_mut()
+            .find(|r: &&mut Rollup| r.target == rollup.target)
+        {
             Some(known) => {
                 known.views.extend(rollup.views);
                 known.selects.extend(rollup.selects);
@@ -414,7 +422,10 @@ impl Rollup {
         let mut differs: Vec<String> = Vec::new();
         for sum in &self.sums {
             grouped.push(format!("sum({n}) AS d_{n}", n = sum.name));
-            grouped.push(format!("sumIf({n}, from_events = 1) AS e_{n}", n = sum.name));
+            grouped.push(format!(
+                "sumIf({n}, from_events = 1) AS e_{n}",
+                n = sum.name
+            ));
             hashed.push(format!("toString(d_{})", sum.name));
             hashed.push(format!("toString(e_{})", sum.name));
             differs.push(format!("d_{} != 0", sum.name));
@@ -580,7 +591,9 @@ impl RollupChecks {
     }
 
     /// The marked days, oldest mark first, with when each was marked.
-    pub async fn marked(&self) -> Result<Vec<(NaiveDate, chrono::DateTime<chrono::Utc>)>, sqlx::Error> {
+    pub async fn marked(
+        &self,
+    ) -> Result<Vec<(NaiveDate, chrono::DateTime<chrono::Utc>)>, sqlx::Error> {
         sqlx::query_as("SELECT day, marked_at FROM rollup_checks ORDER BY marked_at, day")
             .fetch_all(&self.pool)
             .await
@@ -644,7 +657,8 @@ impl Reconciler {
             let mut clean = true;
             for client in &self.shards {
                 let rollups = rollups(client, &self.database).await?;
-                let outcome = reconcile_day(client, &self.database, &rollups, day, self.settle).await?;
+                let outcome =
+                    reconcile_day(client, &self.database, &rollups, day, self.settle).await?;
                 clean &= outcome.clean();
             }
             // A day with repairs stays marked: the next pass checks that they took.
@@ -695,7 +709,11 @@ mod tests {
             "events is a prefix of events_local"
         );
         assert_eq!(
-            replace_table("SELECT 1 FROM lt.events WHERE 1", "FROM lt.events", "FROM (x)"),
+            replace_table(
+                "SELECT 1 FROM lt.events WHERE 1",
+                "FROM lt.events",
+                "FROM (x)"
+            ),
             "SELECT 1 FROM (x) WHERE 1"
         );
     }
@@ -707,7 +725,10 @@ mod tests {
             Some("uniqHLL12")
         );
         assert_eq!(aggregate_function("UInt64"), None);
-        assert_eq!(partition_time_column("toYYYYMM(bucket)").as_deref(), Some("bucket"));
+        assert_eq!(
+            partition_time_column("toYYYYMM(bucket)").as_deref(),
+            Some("bucket")
+        );
         assert_eq!(partition_time_column("tuple()"), None);
         assert_eq!(signed("UInt64"), "Int64");
         assert_eq!(signed("Decimal(38, 0)"), "Decimal(38, 0)");

@@ -153,7 +153,10 @@ fn reconciled_servers(clickhouse: &ClickHouseConfig) -> Vec<clickhouse::Client> 
     if shards.is_empty() {
         return vec![clickhouse.client()];
     }
-    shards.into_iter().filter_map(|replicas| replicas.into_iter().next()).collect()
+    shards
+        .into_iter()
+        .filter_map(|replicas| replicas.into_iter().next())
+        .collect()
 }
 
 /// How long the stream ledger keeps the offsets it skipped: the webhook worker reads them

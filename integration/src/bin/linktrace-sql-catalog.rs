@@ -128,7 +128,10 @@ fn rollup_sql() -> anyhow::Result<()> {
                     .repair_sql(&described.database, described.day, &[0])
                     .replace("IN (0)", "IN (__HASHES__)"),
             });
-            (format!("{} -> {}", rollup.views.join(" + "), rollup.target), sql)
+            (
+                format!("{} -> {}", rollup.views.join(" + "), rollup.target),
+                sql,
+            )
         })
         .collect();
     println!("{}", serde_json::to_string_pretty(&out)?);

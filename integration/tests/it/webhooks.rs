@@ -1009,12 +1009,20 @@ async fn outbox_retention_drops_whole_finished_days_and_keeps_a_day_still_pendin
     // A delivery of a day nobody made yet waits in the default partition; making the day
     // moves it into the day's own.
     let early = delivery(at(20, 3));
-    assert_eq!(outbox.enqueue(std::slice::from_ref(&early)).await.unwrap(), 1);
+    assert_eq!(
+        outbox.enqueue(std::slice::from_ref(&early)).await.unwrap(),
+        1
+    );
     outbox
         .prepare_days(today - Days::new(20), today + Days::new(1))
         .await
         .unwrap();
-    let day = |days_ago: u64| format!("webhook_deliveries_p{}", (today - Days::new(days_ago)).format("%Y%m%d"));
+    let day = |days_ago: u64| {
+        format!(
+            "webhook_deliveries_p{}",
+            (today - Days::new(days_ago)).format("%Y%m%d")
+        )
+    };
     let in_day: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}", day(20)))
         .fetch_one(&env.pool)
         .await
@@ -1025,7 +1033,10 @@ async fn outbox_retention_drops_whole_finished_days_and_keeps_a_day_still_pendin
     let finished = vec![delivery(at(5, 1)), delivery(at(5, 23)), delivery(at(0, 0))];
     let pending = delivery(at(4, 12));
     outbox.enqueue(&finished).await.unwrap();
-    outbox.enqueue(std::slice::from_ref(&pending)).await.unwrap();
+    outbox
+        .enqueue(std::slice::from_ref(&pending))
+        .await
+        .unwrap();
     // A copy of an event redelivered by the stream meets its original in its day.
     assert_eq!(outbox.enqueue(&finished[..1]).await.unwrap(), 0);
     let claimed = outbox
@@ -1055,11 +1066,17 @@ async fn outbox_retention_drops_whole_finished_days_and_keeps_a_day_still_pendin
     .execute(&env.pool)
     .await
     .unwrap();
-    let attempts_day = format!("webhook_attempts_p{}", (today - Days::new(6)).format("%Y%m%d"));
+    let attempts_day = format!(
+        "webhook_attempts_p{}",
+        (today - Days::new(6)).format("%Y%m%d")
+    );
     assert!(table_exists(&env, &attempts_day).await);
 
-    // Kept a day: nothing is old enough yet.
-    outbox.purge(Duration::from_secs(86_400)).await.unwrap();
+    // Kept thirty days: nothing is old enough yet.
+    outbox
+        .purge(Duration::from_secs(30 * 86_400))
+        .await
+        .unwrap();
     assert!(table_exists(&env, &day(5)).await);
     assert!(table_exists(&env, &attempts_day).await);
     tokio::time::sleep(Duration::from_millis(1_100)).await;
@@ -1067,9 +1084,15 @@ async fn outbox_retention_drops_whole_finished_days_and_keeps_a_day_still_pendin
     let removed = outbox.purge(Duration::from_secs(1)).await.unwrap();
     assert!(!table_exists(&env, &day(5)).await, "finished day dropped");
     assert!(!table_exists(&env, &day(20)).await, "finished day dropped");
-    assert!(table_exists(&env, &day(4)).await, "a pending delivery keeps its day");
+    assert!(
+        table_exists(&env, &day(4)).await,
+        "a pending delivery keeps its day"
+    );
     assert!(table_exists(&env, &day(0)).await, "today is not over");
-    assert!(!table_exists(&env, &attempts_day).await, "old attempts' day dropped");
+    assert!(
+        !table_exists(&env, &attempts_day).await,
+        "old attempts' day dropped"
+    );
     assert!(removed >= 4, "{removed} rows removed");
     let left: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM webhook_deliveries ORDER BY 1")
         .fetch_all(&env.pool)

@@ -757,3 +757,101 @@ async fn migrations_right_after_a_zookeeper_restart_are_applied() {
     }
     config.drop_database().await.unwrap();
 }
+
+/// A write reaches one shard's `events_local` and none of two of its views (detached on the
+/// replica it lands on): that shard's rollups are short on both replicas. The reconciler
+/// compares each shard on its own local tables and repairs the short one through a quorum
+/// insert, so that through every node `count()` and the rollups agree again, and the other
+/// shard is left as it was.
+#[tokio::test]
+async fn a_shard_whose_rollups_missed_a_write_is_repaired_on_both_its_replicas() {
+    use linktrace_consumer::reconcile::{Reconciler, RollupChecks};
+
+    let _turn = ONE_AT_A_TIME.lock().await;
+    cluster_up();
+    let (env, database) = env_on_the_cluster(1, "reconcile").await;
+    let first = node(&database, 1);
+    let writer = ClickHouseWriter::new(first.writer_client(), Duration::from_secs(30))
+        .with_shards(first.shard_writer_clients());
+    let account = Uuid::new_v4();
+    let filter = format!("account_id = '{account}'");
+    // Partition 0 is shard 1's, partition 1 shard 2's (node 3 takes its writes first).
+    writer
+        .write(&rows(account, 0, 0..40), "reconcile-0")
+        .await
+        .unwrap();
+    writer
+        .write(&rows(account, 1, 0..30), "reconcile-1")
+        .await
+        .unwrap();
+    let third = node(&database, 3).client();
+    let views = ["event_counts_daily_mv", "event_breakdowns_15m_mv"];
+    for view in views {
+        third
+            .query(&format!("DETACH TABLE {view}"))
+            .execute()
+            .await
+            .unwrap();
+    }
+    writer
+        .write(&rows(account, 1, 30..55), "reconcile-1-missed")
+        .await
+        .unwrap();
+    for view in views {
+        third
+            .query(&format!("ATTACH TABLE {view}"))
+            .execute()
+            .await
+            .unwrap();
+    }
+    let sent = 40 + 55;
+    for n in [3, 4] {
+        assert_eq!(
+            scalar(
+                &node(&database, n),
+                &format!(
+                    "SELECT toUInt64(sum(events)) FROM event_counts_daily_local WHERE {filter}"
+                )
+            )
+            .await,
+            30,
+            "shard 2's daily rollup missed the write, on node {n}"
+        );
+    }
+
+    let reconciler = Reconciler {
+        checks: RollupChecks::new(env.pool.clone()),
+        pool: env.pool.clone(),
+        shards: first
+            .shard_writer_clients()
+            .into_iter()
+            .map(|replicas| replicas.into_iter().next().unwrap())
+            .collect(),
+        database: database.clone(),
+        settle: Duration::from_secs(1),
+    };
+    let today = Utc::now().date_naive();
+    reconciler.checks.mark(&[today]).await.unwrap();
+    assert!(
+        reconciler.pass().await.unwrap().is_empty(),
+        "repaired, still marked"
+    );
+    assert_eq!(
+        reconciler.pass().await.unwrap(),
+        vec![today],
+        "in agreement"
+    );
+    every_node_holds_once(&database, &filter, sent).await;
+    for n in 1..=4 {
+        assert_eq!(
+            scalar(
+                &node(&database, n),
+                &format!("SELECT toUInt64(sum(events)) FROM event_breakdowns_15m WHERE {filter}")
+            )
+            .await,
+            sent,
+            "the breakdowns through node {n}"
+        );
+    }
+    first.drop_database().await.unwrap();
+}

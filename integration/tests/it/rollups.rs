@@ -99,7 +99,7 @@ impl ViewsLost {
 }
 
 fn event(account: Uuid, n: usize, at: DateTime<Utc>) -> EventRecord {
-    let click = n % 3 == 0;
+    let click = n.is_multiple_of(3);
     EventRecord {
         schema_version: SCHEMA_VERSION,
         event_id: Uuid::new_v4(),

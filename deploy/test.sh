@@ -86,6 +86,9 @@ if [[ "${SKIP_SCHEMATHESIS:-0}" != 1 ]]; then
   # failed-authentication throttle (tested on their own) are lifted for it.
   API_RATE_LIMIT_PER_SEC=0 AUTH_FAILURES_PER_MINUTE=1000000 \
     LINKTRACE_PROFILE=debug "$REPO/deploy/up.sh" >"$LOGS/schemathesis-up.log" 2>&1 && "$REPO/deploy/schemathesis.sh" || status=1
+  # The Grafana dashboard's queries, against Debian's Prometheus scraping this stack.
+  log "every Grafana panel's query against Prometheus scraping the stack"
+  python3 -m pytest -q -p no:cacheprovider "$REPO/integration/grafana" || status=1
   for name in "${started_here[@]}"; do stop_pid "$name"; done
 fi
 

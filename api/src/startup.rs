@@ -207,6 +207,8 @@ impl Application {
     }
 
     pub async fn build_with(config: &ApiConfig, deps: Dependencies) -> anyhow::Result<Self> {
+        crate::routes::redirect::register_metrics();
+        linktrace_platform::kafka::register_metrics();
         access::check_production(&config.deployment, config.admin_token.expose())?;
         let admin_networks = config
             .admin_networks

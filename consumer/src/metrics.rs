@@ -88,3 +88,30 @@ pub static BATCH_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
     )
     .expect("registers once")
 });
+
+/// Registers every consumer metric now (each dead-letter reason at zero), so that a
+/// dashboard reads zeros, not "no data", until something happens.
+pub fn register() {
+    for counter in [
+        &CONSUMED,
+        &WRITTEN,
+        &DEDUPLICATED,
+        &FENCED,
+        &ALREADY_STORED,
+        &CLICKHOUSE_ERRORS,
+    ] {
+        LazyLock::force(counter);
+    }
+    for histogram in [&BATCH_SIZE, &WRITE_LATENCY, &COMMIT_LATENCY, &BATCH_LATENCY] {
+        LazyLock::force(histogram);
+    }
+    for reason in DEAD_LETTER_REASONS {
+        DEAD_LETTERED.with_label_values(&[reason]);
+    }
+    crate::reconcile::register_metrics();
+    linktrace_platform::kafka::register_metrics();
+}
+
+/// Every `reason` a message is dead-lettered with.
+pub const DEAD_LETTER_REASONS: [&str; 3] =
+    ["malformed", "unknown_schema_version", "clickhouse_refused"];

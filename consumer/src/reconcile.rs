@@ -66,6 +66,12 @@ static UNSETTLED_ROWS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("registers once")
 });
 
+/// Registers the reconciler's metrics now.
+pub fn register_metrics() {
+    LazyLock::force(&REPAIRED_ROWS);
+    LazyLock::force(&UNSETTLED_ROWS);
+}
+
 /// A materialized view fed by the events table, and the rollup it writes to.
 #[derive(Debug, Clone)]
 pub struct Rollup {

@@ -44,6 +44,7 @@ impl Application {
         config: &ConsumerConfig,
         writer: Arc<dyn EventWriter>,
     ) -> anyhow::Result<Self> {
+        crate::metrics::register();
         let pool = postgres::connect_and_migrate(&config.postgres).await?;
         config.clickhouse.ensure_schema(&pool).await?;
         let consumer: StreamConsumer<ObservedContext> = config

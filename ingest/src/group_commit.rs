@@ -12,6 +12,11 @@ use std::sync::{Arc, LazyLock};
 use prometheus::{register_histogram_vec, HistogramVec};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+/// Registers the group commit's metrics now.
+pub fn register_metrics() {
+    LazyLock::force(&BATCH_SIZE);
+}
+
 static BATCH_SIZE: LazyLock<HistogramVec> = LazyLock::new(|| {
     register_histogram_vec!(
         "ingest_group_commit_batch_size",

@@ -61,3 +61,14 @@ pub static EVENTS_REJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// Registers ingest's metrics now, so that a dashboard reads zeros, not "no data", before
+/// the first event.
+pub fn register() {
+    LazyLock::force(&EVENTS_ACCEPTED);
+    LazyLock::force(&EVENTS_DEDUPLICATED);
+    LazyLock::force(&EVENTS_REJECTED);
+    crate::quota::register_metrics();
+    crate::group_commit::register_metrics();
+    linktrace_platform::kafka::register_metrics();
+}

@@ -28,6 +28,13 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+/// Registers the quota's metrics now.
+pub fn register_metrics() {
+    LazyLock::force(&QUOTA_REJECTIONS);
+    LazyLock::force(&QUOTA_LEASES);
+    LazyLock::force(&QUOTA_WAITS);
+}
+
 static QUOTA_REJECTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "ingest_quota_rejections_total",

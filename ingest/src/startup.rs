@@ -136,6 +136,7 @@ impl Application {
     }
 
     pub async fn build_with(config: &IngestConfig, deps: Dependencies) -> anyhow::Result<Self> {
+        crate::metrics::register();
         let ttls = DirectoryTtls {
             links: Duration::from_secs(config.link_cache_ttl_secs),
             negative: Duration::from_secs(config.lookup_cache.negative_ttl_secs),

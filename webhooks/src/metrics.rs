@@ -61,3 +61,18 @@ pub static NOT_STORED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("registers once")
 });
+
+/// Registers every worker metric now (each attempt outcome at zero), so that a dashboard
+/// reads zeros, not "no data", until something happens.
+pub fn register() {
+    for histogram in [&ATTEMPT_DURATION, &DELIVERY_DELAY, &SETTLE_WAIT] {
+        LazyLock::force(histogram);
+    }
+    for counter in [&ENQUEUED, &NOT_STORED] {
+        LazyLock::force(counter);
+    }
+    LazyLock::force(&BACKLOG);
+    for outcome in ["delivered", "retried", "failed"] {
+        ATTEMPTS.with_label_values(&[outcome]);
+    }
+}

@@ -35,6 +35,7 @@ pub struct Application {
 impl Application {
     /// Applies the migrations, joins the group and binds the operational HTTP port.
     pub async fn build(config: WebhooksConfig) -> anyhow::Result<Self> {
+        crate::metrics::register();
         let pool = postgres::connect_and_migrate(&config.postgres).await?;
         config.clickhouse.ensure_schema(&pool).await?;
         let consumer: StreamConsumer<ObservedContext> = config

@@ -36,6 +36,17 @@ static PREVIEWS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("registers once")
 });
 
+/// Registers the redirect's metrics now, every outcome at zero, so that a dashboard reads
+/// zeros, not "no data", before the first click.
+pub fn register_metrics() {
+    for recorded in ["true", "false"] {
+        for bot in ["true", "false"] {
+            CLICKS.with_label_values(&[recorded, bot]);
+        }
+    }
+    LazyLock::force(&PREVIEWS);
+}
+
 /// Follow a link: 302 to the device's URL, recording a click
 #[utoipa::path(
     get,

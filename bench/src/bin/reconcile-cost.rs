@@ -87,7 +87,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("applying the migrations")?;
     let (write_ms, ()) = timed(async {
-        client.query(&insert_sql(&database, events, 0)).execute().await?;
+        client
+            .query(&insert_sql(&database, events, 0))
+            .execute()
+            .await?;
         Ok(())
     })
     .await?;
@@ -100,28 +103,46 @@ async fn main() -> anyhow::Result<()> {
     let mut clean_pass = Vec::new();
     let mut per_rollup: Vec<Vec<f64>> = vec![Vec::new(); all.len()];
     for _ in 0..rounds {
-        let (ms, counted) = timed(async { Ok(client.query(&scan_sql).fetch_one::<u64>().await?) }).await?;
-        anyhow::ensure!(counted == events, "{counted} events in the day, {events} written");
+        let (ms, counted) =
+            timed(async { Ok(client.query(&scan_sql).fetch_one::<u64>().await?) }).await?;
+        anyhow::ensure!(
+            counted == events,
+            "{counted} events in the day, {events} written"
+        );
         scan.push(ms);
         for (rollup, times) in all.iter().zip(per_rollup.iter_mut()) {
-            let sql = format!("SELECT count() FROM ({})", rollup.differences_sql(&database, day));
-            let (ms, differing) = timed(async { Ok(client.query(&sql).fetch_one::<u64>().await?) }).await?;
+            let sql = format!(
+                "SELECT count() FROM ({})",
+                rollup.differences_sql(&database, day)
+            );
+            let (ms, differing) =
+                timed(async { Ok(client.query(&sql).fetch_one::<u64>().await?) }).await?;
             anyhow::ensure!(differing == 0, "{}: {differing} differences", rollup.target);
             times.push(ms);
         }
         let (ms, outcome) =
-            timed(async { reconcile_day(&client, &database, &all, day, Duration::ZERO).await }).await?;
+            timed(async { reconcile_day(&client, &database, &all, day, Duration::ZERO).await })
+                .await?;
         anyhow::ensure!(outcome.clean(), "a clean day: {outcome:?}");
         clean_pass.push(ms);
     }
     // A write of 1% more events that two views missed.
     let missed = (events / 100).max(1);
     for view in ["event_counts_hourly_mv", "event_breakdowns_15m_mv"] {
-        client.query(&format!("DETACH TABLE {database}.{view}")).execute().await?;
+        client
+            .query(&format!("DETACH TABLE {database}.{view}"))
+            .execute()
+            .await?;
     }
-    client.query(&insert_sql(&database, missed, events)).execute().await?;
+    client
+        .query(&insert_sql(&database, missed, events))
+        .execute()
+        .await?;
     for view in ["event_counts_hourly_mv", "event_breakdowns_15m_mv"] {
-        client.query(&format!("ATTACH TABLE {database}.{view}")).execute().await?;
+        client
+            .query(&format!("ATTACH TABLE {database}.{view}"))
+            .execute()
+            .await?;
     }
     let (repair_ms, repaired) =
         timed(async { reconcile_day(&client, &database, &all, day, Duration::ZERO).await }).await?;
@@ -134,7 +155,11 @@ async fn main() -> anyhow::Result<()> {
         ))
         .fetch_one()
         .await?;
-    anyhow::ensure!(sum == events + missed, "breakdowns sum {sum}, events {}", events + missed);
+    anyhow::ensure!(
+        sum == events + missed,
+        "breakdowns sum {sum}, events {}",
+        events + missed
+    );
     let scan_ms = median(&mut scan);
     let clean_ms = median(&mut clean_pass);
     let rollup_ms: serde_json::Map<String, serde_json::Value> = all
@@ -142,7 +167,10 @@ async fn main() -> anyhow::Result<()> {
         .zip(per_rollup.iter_mut())
         .map(|(rollup, times)| {
             let ms = median(times);
-            (rollup.target.clone(), json!({ "ms": ms, "vs_scan": ms / scan_ms }))
+            (
+                rollup.target.clone(),
+                json!({ "ms": ms, "vs_scan": ms / scan_ms }),
+            )
         })
         .collect();
     println!(

@@ -12,7 +12,7 @@ use rdkafka::ClientConfig;
 
 pub use admin::create_topic;
 pub use observed::{ObservedContext, LAG};
-pub use sink::{EventSink, KafkaReadiness, KafkaSink, SinkError};
+pub use sink::{register_metrics, EventSink, KafkaReadiness, KafkaSink, SinkError};
 
 #[derive(Envconfig, Clone, Debug)]
 pub struct KafkaConfig {

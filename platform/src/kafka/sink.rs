@@ -19,6 +19,14 @@ use super::KafkaConfig;
 use crate::health::ReadinessCheck;
 use crate::metrics::LATENCY_BUCKETS;
 
+/// Registers the producer's metrics now, so that a dashboard reads zeros, not "no data",
+/// before the first event.
+pub fn register_metrics() {
+    LazyLock::force(&PRODUCE_LATENCY);
+    LazyLock::force(&PRODUCE_ERRORS);
+    LazyLock::force(&PRODUCER_QUEUE_DEPTH);
+}
+
 static PRODUCE_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
     register_histogram!(
         "kafka_produce_duration_seconds",

@@ -381,6 +381,12 @@ impl Rollup {
             .join(" UNION ALL ")
     }
 
+    /// What the rollup's views make of one UTC day, counted: the least a comparison of the
+    /// day must read (`bench/reconcile.sh` sets the differences query against it).
+    pub fn views_over_sql(&self, database: &str, day: NaiveDate) -> String {
+        format!("SELECT count() FROM ({})", self.select_over(database, day))
+    }
+
     /// The rollup's rows of one UTC day.
     fn target_over(&self, database: &str, day: NaiveDate) -> String {
         let next = day.succ_opt().unwrap_or(day);

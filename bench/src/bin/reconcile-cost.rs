@@ -5,7 +5,9 @@
 //! interleaved rounds, the time of
 //!
 //! - `scan`: a plain `count()` of the day's events (the baseline: one read of the day);
-//! - each rollup's differences query over the day (what one read of a pass costs);
+//! - each rollup's views' own query over the day (what the views computed when the events
+//!   were written: the least a comparison must read), and its differences query (what one
+//!   read of a pass costs);
 //! - `clean_pass`: [`reconcile_day`] over the day in agreement (one read of every rollup);
 //!
 //! and once, `repair_pass`: the same after a write of 1% more events that two views missed
@@ -102,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
     let mut scan = Vec::new();
     let mut clean_pass = Vec::new();
     let mut per_rollup: Vec<Vec<f64>> = vec![Vec::new(); all.len()];
+    let mut per_view: Vec<Vec<f64>> = vec![Vec::new(); all.len()];
     for _ in 0..rounds {
         let (ms, counted) =
             timed(async { Ok(client.query(&scan_sql).fetch_one::<u64>().await?) }).await?;
@@ -110,7 +113,15 @@ async fn main() -> anyhow::Result<()> {
             "{counted} events in the day, {events} written"
         );
         scan.push(ms);
-        for (rollup, times) in all.iter().zip(per_rollup.iter_mut()) {
+        for ((rollup, times), view_times) in all
+            .iter()
+            .zip(per_rollup.iter_mut())
+            .zip(per_view.iter_mut())
+        {
+            let views = rollup.views_over_sql(&database, day);
+            let (ms, _) =
+                timed(async { Ok(client.query(&views).fetch_one::<u64>().await?) }).await?;
+            view_times.push(ms);
             let sql = format!(
                 "SELECT count() FROM ({})",
                 rollup.differences_sql(&database, day)
@@ -165,11 +176,13 @@ async fn main() -> anyhow::Result<()> {
     let rollup_ms: serde_json::Map<String, serde_json::Value> = all
         .iter()
         .zip(per_rollup.iter_mut())
-        .map(|(rollup, times)| {
+        .zip(per_view.iter_mut())
+        .map(|((rollup, times), view_times)| {
             let ms = median(times);
+            let views_ms = median(view_times);
             (
                 rollup.target.clone(),
-                json!({ "ms": ms, "vs_scan": ms / scan_ms }),
+                json!({ "ms": ms, "views_ms": views_ms, "vs_views": ms / views_ms }),
             )
         })
         .collect();

@@ -61,6 +61,8 @@ consumer() {
   (export "$@" KAFKA_CONSUMER_GROUP="drain-$RUN_ID-$name" KAFKA_CONSUMER_INSTANCE_ID="" \
      CLICKHOUSE_DATABASE="$ch" DATABASE_URL="postgres://postgres@127.0.0.1:5432/$pg" CONSUMER_ADDR=127.0.0.1:9683
    daemonize consumer_drain "$REPO" "" "$LOGS/consumer_drain.log" "$REPO/target/release/linktrace-consumer")
+  # Up once its schema is applied (ON CLUSTER on the cluster: slower than one server).
+  wait_for consumer_drain 300 curl -sf http://127.0.0.1:9683/healthz
   local start="" written=0 deadline=$((SECONDS + 600))
   while ((SECONDS < deadline)); do
     if [[ -z "$start" ]] && (( $(metric http://127.0.0.1:9683 consumer_events_consumed_total) > 0 )); then

@@ -628,8 +628,8 @@ impl RollupChecks {
 
 /// The reconciler of one consumer: one pass checks every marked day on every shard.
 pub struct Reconciler {
+    /// The marked days; its pool also holds the reconciler's advisory lock.
     pub checks: RollupChecks,
-    pub pool: PgPool,
     /// One client per shard (the first replica of each), or the one server.
     pub shards: Vec<Client>,
     pub database: String,
@@ -643,7 +643,7 @@ impl Reconciler {
     /// One pass, if no other consumer's reconciler is running one. Returns the days it
     /// left clean.
     pub async fn pass(&self) -> anyhow::Result<Vec<NaiveDate>> {
-        let mut lock = self.pool.acquire().await?;
+        let mut lock = self.checks.pool.acquire().await?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
             .bind(RECONCILER_LOCK)
             .fetch_one(&mut *lock)
@@ -665,12 +665,16 @@ impl Reconciler {
         if marked.is_empty() {
             return Ok(clean_days);
         }
+        // Each shard's rollups, read from its server once per pass, not once per day.
+        let mut shards = Vec::with_capacity(self.shards.len());
+        for client in &self.shards {
+            shards.push((client, rollups(client, &self.database).await?));
+        }
         for (day, marked_at) in marked {
             let mut clean = true;
-            for client in &self.shards {
-                let rollups = rollups(client, &self.database).await?;
+            for (client, rollups) in &shards {
                 let outcome =
-                    reconcile_day(client, &self.database, &rollups, day, self.settle).await?;
+                    reconcile_day(client, &self.database, rollups, day, self.settle).await?;
                 clean &= outcome.clean();
             }
             // A day with repairs stays marked: the next pass checks that they took.

@@ -99,8 +99,7 @@ impl Application {
             rollup_checks: RollupChecks::new(pool.clone()),
         };
         let reconciler = Reconciler {
-            checks: RollupChecks::new(pool.clone()),
-            pool,
+            checks: RollupChecks::new(pool),
             shards: reconciled_servers(&config.clickhouse),
             database: config.clickhouse.database.clone(),
             settle: config.reconcile_settle(),

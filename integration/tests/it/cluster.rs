@@ -821,7 +821,6 @@ async fn a_shard_whose_rollups_missed_a_write_is_repaired_on_both_its_replicas()
 
     let reconciler = Reconciler {
         checks: RollupChecks::new(env.pool.clone()),
-        pool: env.pool.clone(),
         shards: first
             .shard_writer_clients()
             .into_iter()

@@ -231,7 +231,6 @@ fn disagreeing(rows: &[(String, u64, u64)]) -> Vec<&(String, u64, u64)> {
 fn reconciler(env: &TestEnv, settle: Duration) -> Reconciler {
     Reconciler {
         checks: RollupChecks::new(env.pool.clone()),
-        pool: env.pool.clone(),
         shards: vec![env.clickhouse.client()],
         database: env.clickhouse.database.clone(),
         settle,

@@ -62,7 +62,8 @@ CLICKHOUSE_HTTP_PORT="${CLICKHOUSE_URL##*:}"
 CLICKHOUSE_HTTP_PORT="${CLICKHOUSE_HTTP_PORT%%/*}"
 KAFKA_PORT="${KAFKA_BROKERS##*:}"
 
-log() { printf '\033[1m[linktrace]\033[0m %s\n' "$*" >&2; }
+# Each line carries the seconds since the script started, so a slow phase shows itself.
+log() { printf '\033[1m[linktrace +%ss]\033[0m %s\n' "$SECONDS" "$*" >&2; }
 
 # pid_alive NAME: true when $RUN/NAME.pid names a live process.
 pid_alive() {
@@ -108,15 +109,28 @@ install_dependencies() {
 }
 
 # The broker is built once from crates.io, in the background so that the rest of the first run
-# (Debian packages, ClickHouse, the services' own build) goes on beside it. Only the storage
-# engines the stack uses: sqlite (libsql) for one broker, postgres for brokers that share one
-# cluster. finish_tansu_install waits for it.
+# (Debian packages, ClickHouse, the services' own build) goes on beside it. It is the local
+# stand-in for Kafka, not our code, so it is built for a short first run rather than for its
+# last few percent of speed (bench/first-run.sh measures both):
+#   - only the storage engine the local stack uses, sqlite (libsql); TANSU_FEATURES adds
+#     others (postgres, for brokers that share one cluster);
+#   - TANSU_OPT_LEVEL (default 1) instead of release's 3, and no debug info.
+TANSU_VERSION=0.6.0
+TANSU_FEATURES="${TANSU_FEATURES:-libsql}"
+TANSU_OPT_LEVEL="${TANSU_OPT_LEVEL:-1}"
 begin_tansu_install() {
   if command -v tansu >/dev/null 2>&1 || [[ -n "${TANSU_INSTALL_PID:-}" ]]; then return 0; fi
   log "building the tansu broker in the background (cargo install, once; $LOGS/tansu-install.log)"
-  cargo install tansu --version 0.6.0 --locked --features postgres,libsql \
-    >"$LOGS/tansu-install.log" 2>&1 &
+  tansu_cargo_install >"$LOGS/tansu-install.log" 2>&1 &
   TANSU_INSTALL_PID=$!
+}
+
+# tansu_cargo_install [CARGO INSTALL ARGS...]: the one way the broker is built (up.sh and
+# bench/first-run.sh). Run from / so that no project's cargo configuration applies.
+tansu_cargo_install() {
+  (cd / && CARGO_PROFILE_RELEASE_OPT_LEVEL="$TANSU_OPT_LEVEL" CARGO_PROFILE_RELEASE_DEBUG=false \
+    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES" "$@")
 }
 
 finish_tansu_install() {

@@ -25,9 +25,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+pub mod caller;
 pub mod dns;
 pub mod openapi;
 pub mod receiver;
+
+pub use caller::{assert_envelope, Caller};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 

@@ -4,18 +4,12 @@
 use std::time::Duration;
 
 use chrono::Datelike;
-use linktrace_integration::{event, Running, TestAccount, TestEnv, ADMIN_TOKEN};
+use linktrace_integration::{assert_envelope, event, Running, TestAccount, TestEnv, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15";
 const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36";
 const DESKTOP: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36";
-
-fn assert_envelope(status: u16, body: &Value, expected: u16, code: &str) {
-    assert_eq!(status, expected, "{body}");
-    assert_eq!(body["success"], false, "{body}");
-    assert_eq!(body["code"], code, "{body}");
-}
 
 async fn admin(
     env: &TestEnv,
@@ -25,15 +19,11 @@ async fn admin(
     token: Option<&str>,
     body: Value,
 ) -> (u16, Value) {
-    let mut request = env.http.request(method, api.url(path)).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    (
-        response.status().as_u16(),
-        response.json().await.unwrap_or(Value::Null),
-    )
+    let caller = match token {
+        Some(token) => env.admin(api, token),
+        None => env.anonymous(api),
+    };
+    caller.call(method, path, Some(body)).await
 }
 
 #[tokio::test]
@@ -120,20 +110,14 @@ async fn admin_creates_accounts_changes_plans_and_rotates_keys() {
     assert_eq!(stored, 0);
 
     let (status, link) = env
-        .post(
-            &api.url("/api/v1/referral-links"),
-            Some(&key),
-            json!({ "destinationUrl": "https://a.example" }),
-        )
+        .caller(&api, &key)
+        .create_link(json!({ "destinationUrl": "https://a.example" }))
         .await;
     assert_eq!(status, 201);
     let code = link["link"]["shortCode"].as_str().unwrap().to_owned();
     let (status, body) = env
-        .post(
-            &ingest.url("/api/v1/events"),
-            Some(&key),
-            event(&code, "purchase", None),
-        )
+        .caller(&ingest, &key)
+        .send_event(event(&code, "purchase", None))
         .await;
     assert_envelope(status, &body, 403, "PLAN_UPGRADE_REQUIRED");
 
@@ -160,11 +144,8 @@ async fn admin_creates_accounts_changes_plans_and_rotates_keys() {
     // Ingest trusts its key cache for AUTH_CACHE_TTL_SECS (1 s in tests).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (status, _) = env
-        .post(
-            &ingest.url("/api/v1/events"),
-            Some(&key),
-            event(&code, "purchase", None),
-        )
+        .caller(&ingest, &key)
+        .send_event(event(&code, "purchase", None))
         .await;
     assert_eq!(status, 202);
 
@@ -179,32 +160,20 @@ async fn admin_creates_accounts_changes_plans_and_rotates_keys() {
     .await;
     assert_eq!(status, 200, "{rotated}");
     let new_key = rotated["apiKey"].as_str().unwrap().to_owned();
-    let (status, body) = env
-        .get(&api.url("/api/v1/referral-links"), Some(&key))
-        .await;
+    let (status, body) = env.caller(&api, &key).list_links("").await;
     assert_envelope(status, &body, 401, "UNAUTHORIZED");
-    let (status, _) = env
-        .get(&api.url("/api/v1/referral-links"), Some(&new_key))
-        .await;
+    let (status, _) = env.caller(&api, &new_key).list_links("").await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (status, body) = env
-        .post(
-            &ingest.url("/api/v1/events"),
-            Some(&key),
-            event(&code, "purchase", None),
-        )
+        .caller(&ingest, &key)
+        .send_event(event(&code, "purchase", None))
         .await;
     assert_envelope(status, &body, 401, "UNAUTHORIZED");
 
     // Revocation without a replacement: the test key stops working, the live key does not.
     let test_key = created["testApiKey"].as_str().unwrap().to_owned();
-    assert_eq!(
-        env.get(&api.url("/api/v1/referral-links"), Some(&test_key))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(env.caller(&api, &test_key).list_links("").await.0, 200);
     let (status, body) = admin(
         &env,
         &api,
@@ -215,16 +184,9 @@ async fn admin_creates_accounts_changes_plans_and_rotates_keys() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = env
-        .get(&api.url("/api/v1/referral-links"), Some(&test_key))
-        .await;
+    let (status, body) = env.caller(&api, &test_key).list_links("").await;
     assert_envelope(status, &body, 401, "UNAUTHORIZED");
-    assert_eq!(
-        env.get(&api.url("/api/v1/referral-links"), Some(&new_key))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(env.caller(&api, &new_key).list_links("").await.0, 200);
 }
 
 #[tokio::test]
@@ -235,7 +197,7 @@ async fn referral_links_are_created_read_listed_updated_and_deleted_per_account(
     let other = env.create_account("free").await;
     let url = api.url("/api/v1/referral-links");
 
-    let (status, generated) = env.post(&url, Some(&me.live_key), json!({
+    let (status, generated) = env.caller(&api, &me.live_key).create_link(json!({
         "destinationUrl": "https://example.com/page",
         "iosUrl": "https://apps.apple.com/app/1",
         "campaign": "winter",
@@ -256,22 +218,16 @@ async fn referral_links_are_created_read_listed_updated_and_deleted_per_account(
     assert_eq!(generated["link"]["metadata"]["title"], "Join us");
 
     let (status, custom) = env
-        .post(
-            &url,
-            Some(&me.live_key),
-            json!({ "destinationUrl": "https://example.com", "shortCode": "MyPromo2026" }),
-        )
+        .caller(&api, &me.live_key)
+        .create_link(json!({ "destinationUrl": "https://example.com", "shortCode": "MyPromo2026" }))
         .await;
     assert_eq!(
         (status, custom["link"]["shortCode"].as_str()),
         (201, Some("MyPromo2026"))
     );
     let (status, clash) = env
-        .post(
-            &url,
-            Some(&other.live_key),
-            json!({ "destinationUrl": "https://example.com", "shortCode": "MyPromo2026" }),
-        )
+        .caller(&api, &other.live_key)
+        .create_link(json!({ "destinationUrl": "https://example.com", "shortCode": "MyPromo2026" }))
         .await;
     assert_envelope(status, &clash, 409, "SHORT_CODE_TAKEN");
 
@@ -286,20 +242,17 @@ async fn referral_links_are_created_read_listed_updated_and_deleted_per_account(
         json!({ "destinationUrl": "https://example.com", "metadata": "x" }),
         json!({ "destinationUrl": "https://example.com", "campaign": "a\u{0}b" }),
     ] {
-        let (status, body) = env.post(&url, Some(&me.live_key), bad.clone()).await;
+        let (status, body) = env
+            .caller(&api, &me.live_key)
+            .create_link(bad.clone())
+            .await;
         assert_envelope(status, &body, 400, "VALIDATION_ERROR");
     }
 
     let metadata = |key: String, code: String| {
         let env = &env;
         let api = &api;
-        async move {
-            env.get(
-                &api.url(&format!("/api/v1/referral-links/metadata?shortCode={code}")),
-                Some(&key),
-            )
-            .await
-        }
+        async move { env.caller(&api, &key).link_metadata(&code).await }
     };
     let (status, mine) = metadata(me.live_key.clone(), code.clone()).await;
     assert_eq!(status, 200, "{mine}");
@@ -322,12 +275,9 @@ async fn referral_links_are_created_read_listed_updated_and_deleted_per_account(
 
     // Pagination over 5 links, 2 at a time; the other account sees none of them.
     for i in 0..3 {
-        env.post(
-            &url,
-            Some(&me.live_key),
-            json!({ "destinationUrl": format!("https://example.com/{i}") }),
-        )
-        .await;
+        env.caller(&api, &me.live_key)
+            .create_link(json!({ "destinationUrl": format!("https://example.com/{i}") }))
+            .await;
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -353,29 +303,19 @@ async fn referral_links_are_created_read_listed_updated_and_deleted_per_account(
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), 5);
-    let (_, theirs) = env.get(&url, Some(&other.live_key)).await;
+    let (_, theirs) = env.caller(&api, &other.live_key).list_links("").await;
     assert_eq!(theirs["links"], json!([]));
 
-    let link_url = api.url(&format!("/api/v1/referral-links/{code}"));
-    let patch = env
-        .http
-        .patch(&link_url)
-        .header("x-api-key", &other.live_key)
-        .json(&json!({ "campaign": "stolen" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patch.status(), 404);
-    let patch = env
-        .http
-        .patch(&link_url)
-        .header("x-api-key", &me.live_key)
-        .json(&json!({ "campaign": "spring" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patch.status(), 200);
-    let updated: Value = patch.json().await.unwrap();
+    let mine = env.caller(&api, &me.live_key);
+    let theirs = env.caller(&api, &other.live_key);
+    let (status, _) = theirs
+        .update_link(&code, json!({ "campaign": "stolen" }))
+        .await;
+    assert_eq!(status, 404);
+    let (status, updated) = mine
+        .update_link(&code, json!({ "campaign": "spring" }))
+        .await;
+    assert_eq!(status, 200);
     assert_eq!(
         (
             updated["link"]["campaign"].as_str(),
@@ -383,22 +323,8 @@ async fn referral_links_are_created_read_listed_updated_and_deleted_per_account(
         ),
         (Some("spring"), Some("https://example.com/page"))
     );
-    let delete = env
-        .http
-        .delete(&link_url)
-        .header("x-api-key", &other.live_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(delete.status(), 404);
-    let delete = env
-        .http
-        .delete(&link_url)
-        .header("x-api-key", &me.live_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(delete.status(), 200);
+    assert_eq!(theirs.delete_link(&code).await.0, 404);
+    assert_eq!(mine.delete_link(&code).await.0, 200);
     let (status, _) = metadata(me.live_key.clone(), code).await;
     assert_eq!(status, 404);
 }
@@ -502,15 +428,11 @@ async fn attributions_match_in_order_and_the_first_one_wins() {
     let other = env.create_account("free").await;
     env.create_link(&account, "att12345").await;
     env.create_link(&other, "their1234").await;
-    let url = api.url("/api/v1/attributions");
 
     // Explicit short code.
     let (status, first) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            json!({ "userId": "u-code", "shortCode": "att12345" }),
-        )
+        .caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "u-code", "shortCode": "att12345" }))
         .await;
     assert_eq!(status, 201, "{first}");
     assert_eq!(
@@ -522,18 +444,16 @@ async fn attributions_match_in_order_and_the_first_one_wins() {
     );
     // A repeat returns the original, whatever it now says.
     let (status, again) = env
-        .post(&url, Some(&account.live_key), json!({ "userId": "u-code" }))
+        .caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "u-code" }))
         .await;
     assert_eq!(status, 200);
     assert_eq!(again["attribution"], first["attribution"]);
     assert_eq!(again["created"], false);
     // Another account's link is not found.
     let (status, body) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            json!({ "userId": "u-x", "shortCode": "their1234" }),
-        )
+        .caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "u-x", "shortCode": "their1234" }))
         .await;
     assert_envelope(status, &body, 404, "LINK_NOT_FOUND");
 
@@ -556,11 +476,8 @@ async fn attributions_match_in_order_and_the_first_one_wins() {
     );
 
     let (status, by_click) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            json!({ "userId": "u-click", "clickId": click_id }),
-        )
+        .caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "u-click", "clickId": click_id }))
         .await;
     assert_eq!(status, 201, "{by_click}");
     assert_eq!(
@@ -572,20 +489,14 @@ async fn attributions_match_in_order_and_the_first_one_wins() {
     );
     // The other account cannot claim this account's click.
     let (_, foreign_click) = env
-        .post(
-            &url,
-            Some(&other.live_key),
-            json!({ "userId": "u-click", "clickId": click_id }),
-        )
+        .caller(&api, &other.live_key)
+        .attribute(json!({ "userId": "u-click", "clickId": click_id }))
         .await;
     assert_eq!(foreign_click["attribution"]["matchType"], "organic");
 
     let (status, by_device) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            json!({ "userId": "u-device", "ip": "203.0.113.77", "platform": "android" }),
-        )
+        .caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "u-device", "ip": "203.0.113.77", "platform": "android" }))
         .await;
     assert_eq!(status, 201);
     assert_eq!(by_device["attribution"]["matchType"], "fingerprint");
@@ -595,20 +506,14 @@ async fn attributions_match_in_order_and_the_first_one_wins() {
     );
     // Same IP but another platform does not match.
     let (_, wrong_platform) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            json!({ "userId": "u-ios", "ip": "203.0.113.77", "platform": "ios" }),
-        )
+        .caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "u-ios", "ip": "203.0.113.77", "platform": "ios" }))
         .await;
     assert_eq!(wrong_platform["attribution"]["matchType"], "organic");
 
     let (status, organic) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            json!({ "userId": "u-organic" }),
-        )
+        .caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "u-organic" }))
         .await;
     assert_eq!(
         (
@@ -620,11 +525,8 @@ async fn attributions_match_in_order_and_the_first_one_wins() {
     );
 
     let (status, body) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            json!({ "shortCode": "att12345" }),
-        )
+        .caller(&api, &account.live_key)
+        .attribute(json!({ "shortCode": "att12345" }))
         .await;
     assert_envelope(status, &body, 400, "VALIDATION_ERROR");
 
@@ -651,13 +553,10 @@ async fn send(
     name: &str,
     entity: Option<&str>,
 ) -> u16 {
-    env.post(
-        &ingest.url("/api/v1/events"),
-        Some(key),
-        event(code, name, entity),
-    )
-    .await
-    .0
+    env.caller(&ingest, key)
+        .send_event(event(code, name, entity))
+        .await
+        .0
 }
 
 #[tokio::test]
@@ -677,12 +576,9 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
         follow(&env, &api, "/l/alpha123", DESKTOP, Some(&ip)).await;
     }
     follow(&env, &api, "/l/beta1234", DESKTOP, None).await;
-    env.post(
-        &api.url("/api/v1/attributions"),
-        Some(&account.live_key),
-        json!({ "userId": "buyer", "shortCode": "alpha123" }),
-    )
-    .await;
+    env.caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "buyer", "shortCode": "alpha123" }))
+        .await;
     for order in ["o1", "o2", "o1", "o1"] {
         send(
             &env,
@@ -734,10 +630,8 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
     );
 
     let (status, totals) = env
-        .get(
-            &api.url("/api/v1/analytics/totals"),
-            Some(&account.live_key),
-        )
+        .caller(&api, &account.live_key)
+        .analytics_totals("")
         .await;
     assert_eq!(status, 200, "{totals}");
     let mut rows: Vec<(String, String, u64)> = totals["totals"]
@@ -766,10 +660,8 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
     );
 
     let (_, funnel) = env
-        .get(
-            &api.url("/api/v1/analytics/funnel?shortCode=alpha123"),
-            Some(&account.live_key),
-        )
+        .caller(&api, &account.live_key)
+        .analytics_funnel("shortCode=alpha123")
         .await;
     assert_eq!(
         (
@@ -783,10 +675,8 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
     assert_eq!(funnel["funnel"]["steps"][0]["events"], 2);
 
     let (_, top) = env
-        .get(
-            &api.url("/api/v1/analytics/top-links"),
-            Some(&account.live_key),
-        )
+        .caller(&api, &account.live_key)
+        .analytics_top_links("")
         .await;
     assert_eq!(
         top["links"],
@@ -794,10 +684,8 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
     );
 
     let (_, series) = env
-        .get(
-            &api.url("/api/v1/analytics/timeseries?interval=hour"),
-            Some(&account.live_key),
-        )
+        .caller(&api, &account.live_key)
+        .analytics_timeseries("interval=hour")
         .await;
     let total: u64 = series["points"]
         .as_array()
@@ -809,10 +697,8 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
 
     // Weeks (from Monday, UTC) are folded from the same days: the same total.
     let (status, weekly) = env
-        .get(
-            &api.url("/api/v1/analytics/timeseries?interval=week"),
-            Some(&account.live_key),
-        )
+        .caller(&api, &account.live_key)
+        .analytics_timeseries("interval=week")
         .await;
     assert_eq!(status, 200, "{weekly}");
     let points = weekly["points"].as_array().unwrap();
@@ -825,18 +711,14 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
     }
 
     let (_, test_view) = env
-        .get(
-            &api.url("/api/v1/analytics/totals"),
-            Some(&account.test_key),
-        )
+        .caller(&api, &account.test_key)
+        .analytics_totals("")
         .await;
     assert_eq!(
         test_view["totals"],
         json!([{ "shortCode": "alpha123", "eventName": "purchase", "count": 1 }])
     );
-    let (_, foreign) = env
-        .get(&api.url("/api/v1/analytics/totals"), Some(&other.live_key))
-        .await;
+    let (_, foreign) = env.caller(&api, &other.live_key).analytics_totals("").await;
     assert_eq!(foreign["totals"], json!([]));
 
     for bad in [
@@ -856,7 +738,7 @@ async fn analytics_are_exact_under_duplicates_and_scoped_to_account_and_environm
             .await;
         assert_envelope(status, &body, 400, "VALIDATION_ERROR");
     }
-    let (status, body) = env.get(&api.url("/api/v1/analytics/totals"), None).await;
+    let (status, body) = env.anonymous(&api).analytics_totals("").await;
     assert_envelope(status, &body, 401, "UNAUTHORIZED");
     consumer.stop().await.unwrap();
 }
@@ -976,10 +858,8 @@ async fn analytics_equal_the_raw_count_truth_with_two_consumers_and_redeliveries
     assert_eq!(truth.iter().map(|(_, _, n)| n).sum::<u64>(), accepted);
 
     let (status, totals) = env
-        .get(
-            &api.url("/api/v1/analytics/totals"),
-            Some(&account.live_key),
-        )
+        .caller(&api, &account.live_key)
+        .analytics_totals("")
         .await;
     assert_eq!(status, 200, "{totals}");
     let answered: Vec<(String, String, u64)> = totals["totals"]
@@ -997,10 +877,8 @@ async fn analytics_equal_the_raw_count_truth_with_two_consumers_and_redeliveries
     assert_eq!(answered, truth, "totals = raw count() per link and event");
 
     let (_, funnel) = env
-        .get(
-            &api.url("/api/v1/analytics/funnel"),
-            Some(&account.live_key),
-        )
+        .caller(&api, &account.live_key)
+        .analytics_funnel("")
         .await;
     let truth_of = |name: &str| -> u64 {
         truth
@@ -1018,10 +896,8 @@ async fn analytics_equal_the_raw_count_truth_with_two_consumers_and_redeliveries
 
     for interval in ["hour", "day"] {
         let (_, series) = env
-            .get(
-                &api.url(&format!("/api/v1/analytics/timeseries?interval={interval}")),
-                Some(&account.live_key),
-            )
+            .caller(&api, &account.live_key)
+            .analytics_timeseries(&format!("interval={interval}"))
             .await;
         let total: u64 = series["points"]
             .as_array()
@@ -1033,10 +909,8 @@ async fn analytics_equal_the_raw_count_truth_with_two_consumers_and_redeliveries
     }
 
     let (_, top) = env
-        .get(
-            &api.url("/api/v1/analytics/top-links?eventName=share"),
-            Some(&account.live_key),
-        )
+        .caller(&api, &account.live_key)
+        .analytics_top_links("eventName=share")
         .await;
     for link in top["links"].as_array().unwrap() {
         let code = link["shortCode"].as_str().unwrap();
@@ -1047,10 +921,8 @@ async fn analytics_equal_the_raw_count_truth_with_two_consumers_and_redeliveries
         assert_eq!(link["count"].as_u64(), expected, "{code}");
     }
     let (_, metadata) = env
-        .get(
-            &api.url("/api/v1/referral-links/metadata?shortCode=gamma123"),
-            Some(&account.live_key),
-        )
+        .caller(&api, &account.live_key)
+        .link_metadata("gamma123")
         .await;
     let gamma: u64 = truth
         .iter()
@@ -1074,56 +946,30 @@ async fn a_test_key_cannot_change_what_live_traffic_uses() {
     let api = env.spawn_api().await;
     let account = env.create_account("scale").await;
     env.create_link(&account, "live1234").await;
-    let link = api.url("/api/v1/referral-links/live1234");
     let apps = json!({ "ios": { "teamId": "ABCDE12345", "bundleId": "com.acme.app" } });
+    let test = env.caller(&api, &account.test_key);
+    let live = test.with_key(&account.live_key);
     let attempts = [
-        env.http
-            .patch(&link)
-            .header("x-api-key", &account.test_key)
-            .json(&json!({ "destinationUrl": "https://evil.example/" })),
-        env.http
-            .delete(&link)
-            .header("x-api-key", &account.test_key),
-        env.http
-            .put(api.url("/api/v1/apps"))
-            .header("x-api-key", &account.test_key)
-            .json(&apps),
+        test.update_link(
+            "live1234",
+            json!({ "destinationUrl": "https://evil.example/" }),
+        )
+        .await,
+        test.delete_link("live1234").await,
+        test.set_apps(apps.clone()).await,
     ];
-    for attempt in attempts {
-        let response = attempt.send().await.unwrap();
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap();
+    for (status, body) in attempts {
         assert_envelope(status, &body, 403, "FORBIDDEN");
     }
-    let (status, body) = env
-        .get(
-            &api.url("/api/v1/referral-links/metadata?shortCode=live1234"),
-            Some(&account.live_key),
-        )
-        .await;
+    let (status, body) = live.link_metadata("live1234").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["link"]["destinationUrl"], "https://example.com/landing",
         "{body}"
     );
     // The live key may.
-    let response = env
-        .http
-        .put(api.url("/api/v1/apps"))
-        .header("x-api-key", &account.live_key)
-        .json(&apps)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let response = env
-        .http
-        .delete(&link)
-        .header("x-api-key", &account.live_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(live.set_apps(apps).await.0, 200);
+    assert_eq!(live.delete_link("live1234").await.0, 200);
     api.stop().await.unwrap();
 }
 
@@ -1339,7 +1185,13 @@ async fn each_key_is_rate_limited_on_the_api() {
     }
     let accepted = statuses.iter().filter(|&&s| s == 200).count();
     assert!((5..=6).contains(&accepted), "{statuses:?}");
-    assert_eq!(env.get(&url, Some(&quiet.live_key)).await.0, 200);
+    assert_eq!(
+        env.caller(&api, &quiet.live_key)
+            .analytics("groupBy=cities")
+            .await
+            .0,
+        200
+    );
     api.stop().await.unwrap();
 }
 
@@ -1353,10 +1205,8 @@ async fn a_links_qr_code_encodes_its_public_url() {
     let other = env.create_account("free").await;
     env.create_link(&account, "qrcode12").await;
     let (_, link) = env
-        .get(
-            &api.url("/api/v1/referral-links/metadata?shortCode=qrcode12"),
-            Some(&account.live_key),
-        )
+        .caller(&api, &account.live_key)
+        .link_metadata("qrcode12")
         .await;
     let public_url = link["link"]["url"].as_str().unwrap().to_owned();
     let get = |query: &str, key: &str| {
@@ -1423,21 +1273,17 @@ async fn bulk_links_answer_each_item_and_one_bad_item_sinks_no_other() {
     let account = env.create_account("free").await;
     let other = env.create_account("free").await;
     env.create_link(&other, "taken123").await;
-    let bulk = api.url("/api/v1/referral-links/bulk");
     let (status, answer) = env
-        .post(
-            &bulk,
-            Some(&account.live_key),
-            json!({ "links": [
-                { "destinationUrl": "https://shop.example/1", "shortCode": "bulk0001" },
-                { "destinationUrl": "not a url" },
-                { "destinationUrl": "https://shop.example/3", "shortCode": "taken123" },
-                "not an object",
-                { "destinationUrl": "https://shop.example/5", "attributionWindowHours": 0 },
-                { "destinationUrl": "https://shop.example/6", "campaign": "spring" },
-                { "destinationUrl": "https://shop.example/7", "shortCode": "bulk0001" },
-            ]}),
-        )
+        .caller(&api, &account.live_key)
+        .create_links(json!({ "links": [
+            { "destinationUrl": "https://shop.example/1", "shortCode": "bulk0001" },
+            { "destinationUrl": "not a url" },
+            { "destinationUrl": "https://shop.example/3", "shortCode": "taken123" },
+            "not an object",
+            { "destinationUrl": "https://shop.example/5", "attributionWindowHours": 0 },
+            { "destinationUrl": "https://shop.example/6", "campaign": "spring" },
+            { "destinationUrl": "https://shop.example/7", "shortCode": "bulk0001" },
+        ]}))
         .await;
     assert_eq!(status, 200, "{answer}");
     let results = answer["results"].as_array().unwrap();
@@ -1479,7 +1325,8 @@ async fn bulk_links_answer_each_item_and_one_bad_item_sinks_no_other() {
         .map(|i| json!({ "destinationUrl": format!("https://shop.example/p/{i}"), "shortCode": format!("many{i:04}") }))
         .collect();
     let (status, answer) = env
-        .post(&bulk, Some(&account.live_key), json!({ "links": thousand }))
+        .caller(&api, &account.live_key)
+        .create_links(json!({ "links": thousand }))
         .await;
     assert_eq!((status, answer["created"].as_u64()), (200, Some(1000)));
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM links WHERE account_id = $1")
@@ -1492,7 +1339,8 @@ async fn bulk_links_answer_each_item_and_one_bad_item_sinks_no_other() {
         .map(|i| json!({ "destinationUrl": format!("https://shop.example/{i}") }))
         .collect();
     let (status, answer) = env
-        .post(&bulk, Some(&account.live_key), json!({ "links": too_many }))
+        .caller(&api, &account.live_key)
+        .create_links(json!({ "links": too_many }))
         .await;
     assert_eq!(
         (status, answer["code"].as_str()),
@@ -1500,7 +1348,8 @@ async fn bulk_links_answer_each_item_and_one_bad_item_sinks_no_other() {
         "{answer}"
     );
     let (status, answer) = env
-        .post(&bulk, Some(&account.live_key), json!({ "links": [] }))
+        .caller(&api, &account.live_key)
+        .create_links(json!({ "links": [] }))
         .await;
     assert_eq!(status, 400, "{answer}");
     api.stop().await.unwrap();
@@ -1516,11 +1365,8 @@ async fn a_bulk_item_repeating_an_earlier_short_code_loses_to_it() {
     let api = env.spawn_api().await;
     let account = env.create_account("free").await;
     let (status, _) = env
-        .post(
-            &api.url("/api/v1/domains"),
-            Some(&account.live_key),
-            json!({ "domain": "go.bulk.test" }),
-        )
+        .caller(&api, &account.live_key)
+        .add_domain(json!({ "domain": "go.bulk.test" }))
         .await;
     assert_eq!(status, 201);
     let verified = env
@@ -1543,11 +1389,8 @@ async fn a_bulk_item_repeating_an_earlier_short_code_loses_to_it() {
         })
         .collect();
     let (status, answer) = env
-        .post(
-            &api.url("/api/v1/referral-links/bulk"),
-            Some(&account.live_key),
-            json!({ "links": links }),
-        )
+        .caller(&api, &account.live_key)
+        .create_links(json!({ "links": links }))
         .await;
     assert_eq!(status, 200, "{answer}");
     let statuses: Vec<u64> = answer["results"]
@@ -1579,19 +1422,15 @@ async fn tags_find_links_and_filter_analytics() {
     let consumer = env.spawn_consumer().await;
     let account = env.create_account("free").await;
     let key = Some(account.live_key.as_str());
-    let (status, answer) = env
-        .post(
-            &api.url("/api/v1/referral-links/bulk"),
-            key,
-            json!({ "links": [
+    let (status, answer) = env.caller(&api, &account.live_key)
+        .create_links(json!({ "links": [
                 { "destinationUrl": "https://shop.example/spring-sale", "shortCode": "tagged01", "tags": ["spring", "email", "spring"] },
                 { "destinationUrl": "https://shop.example/p/2", "shortCode": "tagged02", "tags": ["spring"] },
                 { "destinationUrl": "https://shop.example/p/3", "shortCode": "plain003" },
                 { "destinationUrl": "https://shop.example/p/4", "tags": (0..11).map(|i| format!("t{i}")).collect::<Vec<_>>() },
                 { "destinationUrl": "https://shop.example/p/5", "tags": ["x".repeat(65)] },
                 { "destinationUrl": "https://shop.example/p/6", "tags": [""] },
-            ]}),
-        )
+            ]}))
         .await;
     assert_eq!(status, 200, "{answer}");
     let statuses: Vec<u64> = answer["results"]
@@ -1653,26 +1492,12 @@ async fn tags_find_links_and_filter_analytics() {
     let (_, none) = list("?tag=winter").await;
     assert_eq!(codes(&none), Vec::<String>::new());
     // Replaced by a PATCH; `null` clears them.
-    let patch = |code: &str, body: Value| {
-        env.http
-            .patch(api.url(&format!("/api/v1/referral-links/{code}")))
-            .header("x-api-key", &account.live_key)
-            .json(&body)
-            .send()
-    };
-    let changed: Value = patch("plain003", json!({ "tags": ["spring"] }))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let live = env.caller(&api, &account.live_key);
+    let (_, changed) = live
+        .update_link("plain003", json!({ "tags": ["spring"] }))
+        .await;
     assert_eq!(changed["link"]["tags"], json!(["spring"]), "{changed}");
-    let cleared: Value = patch("plain003", json!({ "tags": null }))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, cleared) = live.update_link("plain003", json!({ "tags": null })).await;
     assert_eq!(cleared["link"]["tags"], json!([]), "{cleared}");
 
     // Two clicks on tagged01, one on tagged02, four on plain003.

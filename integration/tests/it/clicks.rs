@@ -142,19 +142,16 @@ async fn heads_crawlers_and_preview_fetchers_are_bots_and_previews_get_og_tags()
     let consumer = env.spawn_consumer().await;
     let account = env.create_account("free").await;
     let (status, created) = env
-        .post(
-            &api.url("/api/v1/referral-links"),
-            Some(&account.live_key),
-            json!({
-                "destinationUrl": "https://shop.example/sale",
-                "shortCode": "preview1",
-                "metadata": {
-                    "title": "Winter sale <50% off>",
-                    "description": "Everything must go",
-                    "imageUrl": "https://img.example/sale.png"
-                }
-            }),
-        )
+        .caller(&api, &account.live_key)
+        .create_link(json!({
+            "destinationUrl": "https://shop.example/sale",
+            "shortCode": "preview1",
+            "metadata": {
+                "title": "Winter sale <50% off>",
+                "description": "Everything must go",
+                "imageUrl": "https://img.example/sale.png"
+            }
+        }))
         .await;
     assert_eq!(status, 201, "{created}");
 
@@ -203,9 +200,7 @@ async fn heads_crawlers_and_preview_fetchers_are_bots_and_previews_get_og_tags()
     let count = |query: &'static str| {
         let (env, api, key) = (&env, &api, account.live_key.clone());
         async move {
-            let (status, body) = env
-                .get(&api.url(&format!("/api/v1/analytics?{query}")), Some(&key))
-                .await;
+            let (status, body) = env.caller(&api, &key).analytics(&query).await;
             assert_eq!(status, 200, "{body}");
             body["data"][0]["count"].as_u64().unwrap()
         }
@@ -227,15 +222,12 @@ async fn utm_values_are_recorded_and_merged_into_the_destination_with_link_defau
     let consumer = env.spawn_consumer().await;
     let account = env.create_account("free").await;
     let (status, created) = env
-        .post(
-            &api.url("/api/v1/referral-links"),
-            Some(&account.live_key),
-            json!({
-                "destinationUrl": "https://shop.example/p?id=7&utm_source=old",
-                "shortCode": "utmlink1",
-                "utm": { "source": "twitter", "campaign": "launch" }
-            }),
-        )
+        .caller(&api, &account.live_key)
+        .create_link(json!({
+            "destinationUrl": "https://shop.example/p?id=7&utm_source=old",
+            "shortCode": "utmlink1",
+            "utm": { "source": "twitter", "campaign": "launch" }
+        }))
         .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(
@@ -272,16 +264,11 @@ async fn utm_values_are_recorded_and_merged_into_the_destination_with_link_defau
         ["twitter", "launch"]
     );
     // Defaults can be changed and cleared.
-    let request = env
-        .http
-        .patch(api.url("/api/v1/referral-links/utmlink1"))
-        .header("x-api-key", &account.live_key)
-        .json(&json!({ "utm": null }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(request.status(), 200);
-    let body: Value = request.json().await.unwrap();
+    let (status, body) = env
+        .caller(&api, &account.live_key)
+        .update_link("utmlink1", json!({ "utm": null }))
+        .await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(body["link"]["utm"], json!({}));
     api.stop().await.unwrap();
     consumer.stop().await.unwrap();
@@ -289,9 +276,7 @@ async fn utm_values_are_recorded_and_merged_into_the_destination_with_link_defau
 
 /// GET /api/v1/analytics?{query} with the key: the `data` rows.
 async fn analytics(env: &TestEnv, api: &Running, key: &str, query: &str) -> Vec<Value> {
-    let (status, body) = env
-        .get(&api.url(&format!("/api/v1/analytics?{query}")), Some(key))
-        .await;
+    let (status, body) = env.caller(&api, key).analytics(&query).await;
     assert_eq!(status, 200, "{query}: {body}");
     assert_eq!(body["success"], true);
     body["data"].as_array().unwrap().clone()
@@ -829,18 +814,13 @@ async fn bad_parameters_get_a_400_naming_the_parameter() {
         ("includeBots=yes", "includeBots"),
         ("groupby=countries", "groupby"),
     ] {
-        let (status, body) = env
-            .get(
-                &api.url(&format!("/api/v1/analytics?{query}")),
-                Some(&account.live_key),
-            )
-            .await;
+        let (status, body) = env.caller(&api, &account.live_key).analytics(&query).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(body["code"], "VALIDATION_ERROR", "{query}: {body}");
         let message = body["message"].as_str().unwrap();
         assert!(message.contains(names), "{query}: {message}");
     }
-    let (status, _) = env.get(&api.url("/api/v1/analytics"), None).await;
+    let (status, _) = env.anonymous(&api).analytics("").await;
     assert_eq!(status, 401);
     api.stop().await.unwrap();
 }
@@ -954,11 +934,8 @@ async fn anonymised_ips_keep_their_facts_and_still_match_fingerprints() {
 
     // The installing device reports its full address: it is truncated before the match.
     let (status, answer) = env
-        .post(
-            &api.url("/api/v1/attributions"),
-            Some(&account.live_key),
-            json!({ "userId": "anon-user", "ip": "198.51.100.77", "platform": "ios" }),
-        )
+        .caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "anon-user", "ip": "198.51.100.77", "platform": "ios" }))
         .await;
     assert_eq!(status, 201, "{answer}");
     assert_eq!(
@@ -1113,11 +1090,8 @@ async fn repeated_clicks_are_stored_flagged_and_counted_once() {
     env.create_link(&account, "other123").await;
     let receiver = WebhookReceiver::start().await;
     let (status, body) = env
-        .post(
-            &first.url("/api/v1/webhooks"),
-            Some(&account.live_key),
-            json!({ "url": receiver.url(), "events": ["click"] }),
-        )
+        .caller(&first, &account.live_key)
+        .create_webhook(json!({ "url": receiver.url(), "events": ["click"] }))
         .await;
     assert_eq!(status, 201, "{body}");
     tokio::time::sleep(Duration::from_millis(1200)).await;

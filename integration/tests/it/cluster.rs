@@ -497,11 +497,8 @@ async fn under_load_killed_replica_and_consumer_and_a_replica_not_fetching_lose_
     let worker = env.spawn_webhooks_with(&[]).await;
     let receiver = linktrace_integration::receiver::WebhookReceiver::start().await;
     let (status, body) = env
-        .post(
-            &api.url("/api/v1/webhooks"),
-            Some(&account.live_key),
-            serde_json::json!({ "url": receiver.url(), "events": ["*"] }),
-        )
+        .caller(&api, &account.live_key)
+        .create_webhook(serde_json::json!({ "url": receiver.url(), "events": ["*"] }))
         .await;
     assert_eq!(status, 201, "{body}");
     let mut consumer_a = start_consumer(&env, "consumer-a");

@@ -78,11 +78,8 @@ async fn sign_in_url(
     fragment: &str,
 ) -> String {
     let (status, link) = env
-        .post(
-            &api.url("/api/v1/dashboard/sign-in-links"),
-            Some(key),
-            serde_json::json!({}),
-        )
+        .caller(&api, key)
+        .create_sign_in_link(serde_json::json!({}))
         .await;
     assert_eq!(status, 201, "{link}");
     let url = link["url"].as_str().unwrap();
@@ -125,11 +122,8 @@ async fn the_dashboard_shows_links_funnel_series_and_comparisons_after_a_sign_in
     let mut hooks = Vec::new();
     for target in [&receiver, &failing] {
         let (status, created) = env
-            .post(
-                &api.url("/api/v1/webhooks"),
-                Some(&account.live_key),
-                serde_json::json!({ "url": target.url(), "events": ["purchase"] }),
-            )
+            .caller(&api, &account.live_key)
+            .create_webhook(serde_json::json!({ "url": target.url(), "events": ["purchase"] }))
             .await;
         assert_eq!(status, 201, "{created}");
         hooks.push(created["id"].as_str().unwrap().to_owned());
@@ -160,30 +154,21 @@ async fn the_dashboard_shows_links_funnel_series_and_comparisons_after_a_sign_in
         let mut purchase = event("dash1234", "purchase", Some(order));
         purchase["revenue"] = serde_json::json!({ "amount": amount, "currency": currency });
         let (status, _) = env
-            .post(
-                &ingest.url("/api/v1/events"),
-                Some(&account.live_key),
-                purchase,
-            )
+            .caller(&ingest, &account.live_key)
+            .send_event(purchase)
             .await;
         assert_eq!(status, 202);
     }
     // An installed app opened through the link (re-engagement): the funnel shows opens.
     let (status, _) = env
-        .post(
-            &api.url("/api/v1/opens"),
-            Some(&account.live_key),
-            serde_json::json!({ "shortCode": "dash1234", "userId": "returning-user" }),
-        )
+        .caller(&api, &account.live_key)
+        .report_open(serde_json::json!({ "shortCode": "dash1234", "userId": "returning-user" }))
         .await;
     assert_eq!(status, 200);
     // An install the app reports with the link it opened with (a deep link).
     let (status, attributed) = env
-        .post(
-            &api.url("/api/v1/attributions"),
-            Some(&account.live_key),
-            serde_json::json!({ "userId": "installer-1", "shortCode": "dash1234" }),
-        )
+        .caller(&api, &account.live_key)
+        .attribute(serde_json::json!({ "userId": "installer-1", "shortCode": "dash1234" }))
         .await;
     assert_eq!(status, 201, "{attributed}");
     // A person's click 40 days ago: the 30 days before the range, for the comparison.
@@ -483,11 +468,8 @@ async fn a_key_becomes_an_http_only_session_that_ends_with_sign_out_or_its_key()
 
     // A sign-in link: minted with the key only, redeemed once.
     let (status, _) = env
-        .post(
-            &api.url("/api/v1/dashboard/sign-in-links"),
-            None,
-            serde_json::json!({}),
-        )
+        .anonymous(&api)
+        .create_sign_in_link(serde_json::json!({}))
         .await;
     assert_eq!(status, 401);
     let minted = env
@@ -500,11 +482,8 @@ async fn a_key_becomes_an_http_only_session_that_ends_with_sign_out_or_its_key()
         .unwrap();
     assert_eq!(minted.status(), 401, "a session cannot mint links");
     let (status, link) = env
-        .post(
-            &api.url("/api/v1/dashboard/sign-in-links"),
-            Some(&account.live_key),
-            serde_json::json!({}),
-        )
+        .caller(&api, &account.live_key)
+        .create_sign_in_link(serde_json::json!({}))
         .await;
     assert_eq!(status, 201, "{link}");
     let url = link["url"].as_str().unwrap();

@@ -12,29 +12,21 @@ async fn an_attribution_returns_the_links_deep_link_and_data() {
     let env = TestEnv::new().await;
     let api = env.spawn_api().await;
     let account = env.create_account("free").await;
-    let key = Some(account.live_key.as_str());
-    let links = api.url("/api/v1/referral-links");
     let (status, created) = env
-        .post(
-            &links,
-            key,
-            json!({
-                "destinationUrl": "https://shop.example/p/42",
-                "shortCode": "deep1234",
-                "deepLinkPath": "/product/42",
-                "data": { "campaign": "bf", "discount": 10, "vip": true, "note": null }
-            }),
-        )
+        .caller(&api, &account.live_key)
+        .create_link(json!({
+            "destinationUrl": "https://shop.example/p/42",
+            "shortCode": "deep1234",
+            "deepLinkPath": "/product/42",
+            "data": { "campaign": "bf", "discount": 10, "vip": true, "note": null }
+        }))
         .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["link"]["deepLinkPath"], "/product/42");
 
     let (status, answer) = env
-        .post(
-            &api.url("/api/v1/attributions"),
-            key,
-            json!({ "userId": "new-user", "shortCode": "deep1234" }),
-        )
+        .caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "new-user", "shortCode": "deep1234" }))
         .await;
     assert_eq!(status, 201, "{answer}");
     assert_eq!(answer["link"]["deepLinkPath"], "/product/42");
@@ -51,11 +43,8 @@ async fn an_attribution_returns_the_links_deep_link_and_data() {
         (json!({ "blob": "x".repeat(5000) }), "4 KB"),
     ] {
         let (status, body) = env
-            .post(
-                &links,
-                key,
-                json!({ "destinationUrl": "https://shop.example/", "data": data }),
-            )
+            .caller(&api, &account.live_key)
+            .create_link(json!({ "destinationUrl": "https://shop.example/", "data": data }))
             .await;
         assert_eq!(status, 400, "{body}");
         let message = body["message"].as_str().unwrap();
@@ -65,16 +54,14 @@ async fn an_attribution_returns_the_links_deep_link_and_data() {
         );
     }
     // Changed and cleared like any optional field.
-    let response = env
-        .http
-        .patch(api.url("/api/v1/referral-links/deep1234"))
-        .header("x-api-key", &account.live_key)
-        .json(&json!({ "deepLinkPath": null, "data": { "campaign": "spring" } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = env
+        .caller(&api, &account.live_key)
+        .update_link(
+            "deep1234",
+            json!({ "deepLinkPath": null, "data": { "campaign": "spring" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(
         (
             body["link"]["deepLinkPath"].clone(),
@@ -96,21 +83,8 @@ async fn the_shared_link_host_serves_only_the_apps_of_the_account_it_was_given_t
     let second = env.create_account("scale").await;
     let fingerprint = ["1f"; 32].join(":");
     let put = |key: String, body: Value| {
-        let (env, api) = (&env, &api);
-        async move {
-            let response = env
-                .http
-                .put(api.url("/api/v1/apps"))
-                .header("x-api-key", key)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.unwrap(),
-            )
-        }
+        let caller = env.caller(&api, &key);
+        async move { caller.set_apps(body).await }
     };
     let (status, answer) = put(
         first.live_key.clone(),
@@ -277,11 +251,9 @@ async fn a_play_redirect_carries_the_click_and_its_install_referrer_matches_it_f
         2
     );
 
-    let url = api.url("/api/v1/attributions");
     let (status, answer) = env
-        .post(
-            &url,
-            Some(&account.live_key),
+        .caller(&api, &account.live_key)
+        .attribute(
             json!({ "userId": "droid-1", "installReferrer": referrer, "clickId": other_click_id }),
         )
         .await;
@@ -298,11 +270,8 @@ async fn a_play_redirect_carries_the_click_and_its_install_referrer_matches_it_f
     assert_eq!(evidence["windowSource"], "service", "{evidence}");
     // A repeat answers with the original, evidence and all.
     let (status, again) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            json!({ "userId": "droid-1" }),
-        )
+        .caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "droid-1" }))
         .await;
     assert_eq!(status, 200);
     assert_eq!(again["attribution"], answer["attribution"]);
@@ -310,11 +279,8 @@ async fn a_play_redirect_carries_the_click_and_its_install_referrer_matches_it_f
     // The referrer as some apps pass it on, still URL-encoded, matches alike.
     let encoded: String = url::form_urlencoded::byte_serialize(referrer.as_bytes()).collect();
     let (_, encoded_answer) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            json!({ "userId": "droid-2", "installReferrer": encoded }),
-        )
+        .caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "droid-2", "installReferrer": encoded }))
         .await;
     assert_eq!(
         encoded_answer["attribution"]["matchType"],
@@ -323,22 +289,15 @@ async fn a_play_redirect_carries_the_click_and_its_install_referrer_matches_it_f
 
     // Another account's app with this referrer: no match.
     let (status, foreign) = env
-        .post(
-            &url,
-            Some(&other.live_key),
-            json!({ "userId": "droid-1", "installReferrer": referrer }),
-        )
+        .caller(&api, &other.live_key)
+        .attribute(json!({ "userId": "droid-1", "installReferrer": referrer }))
         .await;
     assert_eq!(status, 201, "{foreign}");
     assert_eq!(foreign["attribution"]["matchType"], "organic");
     assert_eq!(foreign["attribution"]["evidence"]["clickedAt"], Value::Null);
     // A referrer without our click id (an organic Play install) is no reason to refuse.
-    let (status, organic) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            json!({ "userId": "droid-3", "installReferrer": "utm_source=google-play&utm_medium=organic" }),
-        )
+    let (status, organic) = env.caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "droid-3", "installReferrer": "utm_source=google-play&utm_medium=organic" }))
         .await;
     assert_eq!(status, 201, "{organic}");
     assert_eq!(organic["attribution"]["matchType"], "organic");
@@ -356,13 +315,10 @@ async fn a_links_own_attribution_window_is_honoured_at_its_edge() {
     let api = env.spawn_api().await;
     let consumer = env.spawn_consumer().await;
     let account = env.create_account("free").await;
-    let key = Some(account.live_key.as_str());
-    let links = api.url("/api/v1/referral-links");
     for bad in [json!(0), json!(721), json!(1.5), json!("2")] {
         let (status, body) = env
-            .post(
-                &links,
-                key,
+            .caller(&api, &account.live_key)
+            .create_link(
                 json!({ "destinationUrl": "https://shop.example/", "attributionWindowHours": bad }),
             )
             .await;
@@ -375,12 +331,8 @@ async fn a_links_own_attribution_window_is_honoured_at_its_edge() {
             "{body}"
         );
     }
-    let (status, created) = env
-        .post(
-            &links,
-            key,
-            json!({ "destinationUrl": "https://shop.example/", "shortCode": "hour1234", "attributionWindowHours": 1 }),
-        )
+    let (status, created) = env.caller(&api, &account.live_key)
+        .create_link(json!({ "destinationUrl": "https://shop.example/", "shortCode": "hour1234", "attributionWindowHours": 1 }))
         .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["link"]["attributionWindowHours"], 1);
@@ -412,12 +364,11 @@ async fn a_links_own_attribution_window_is_honoured_at_its_edge() {
             .await,
         2
     );
-
-    let url = api.url("/api/v1/attributions");
+    let live = env.caller(&api, &account.live_key);
     let attribute = |user: &'static str, body: Value| {
         let mut body = body;
         body["userId"] = json!(user);
-        env.post(&url, key, body)
+        live.attribute(body)
     };
     let (_, by_inside) = attribute("u-inside", json!({ "clickId": inside })).await;
     assert_eq!(
@@ -466,31 +417,26 @@ async fn an_open_through_a_link_is_recorded_answered_and_counted() {
     let account = env.create_account("free").await;
     let other = env.create_account("free").await;
     env.create_link(&other, "theirs12").await;
-    let key = Some(account.live_key.as_str());
     let (status, created) = env
-        .post(
-            &api.url("/api/v1/referral-links"),
-            key,
+        .caller(&api, &account.live_key)
+        .create_link(
             json!({ "destinationUrl": "https://shop.example/p/7", "shortCode": "open1234",
                     "deepLinkPath": "/product/7", "data": { "promo": "back" } }),
         )
         .await;
     assert_eq!(status, 201, "{created}");
     let link_url = created["link"]["url"].as_str().unwrap().to_owned();
-    let opens = api.url("/api/v1/opens");
 
     let (status, by_url) = env
-        .post(&opens, key, json!({ "url": link_url, "userId": "u-1" }))
+        .caller(&api, &account.live_key)
+        .report_open(json!({ "url": link_url, "userId": "u-1" }))
         .await;
     assert_eq!(status, 200, "{by_url}");
     assert_eq!(by_url["link"]["deepLinkPath"], "/product/7");
     assert_eq!(by_url["link"]["data"], json!({ "promo": "back" }));
     let (status, by_code) = env
-        .post(
-            &opens,
-            key,
-            json!({ "shortCode": "open1234", "userId": "u-2", "clickId": "c-9" }),
-        )
+        .caller(&api, &account.live_key)
+        .report_open(json!({ "shortCode": "open1234", "userId": "u-2", "clickId": "c-9" }))
         .await;
     assert_eq!(status, 200, "{by_code}");
     for (body, expected, code) in [
@@ -512,7 +458,10 @@ async fn an_open_through_a_link_is_recorded_answered_and_counted() {
         ),
         (json!({ "shortCode": "open1234" }), 400, "VALIDATION_ERROR"),
     ] {
-        let (status, answer) = env.post(&opens, key, body.clone()).await;
+        let (status, answer) = env
+            .caller(&api, &account.live_key)
+            .report_open(body.clone())
+            .await;
         assert_eq!(
             (status, answer["code"].as_str()),
             (expected, Some(code)),
@@ -561,14 +510,10 @@ async fn two_accounts_domains_each_serve_only_their_own_links_and_apps() {
     let bolt = env.create_account("free").await;
     env.create_link(&acme, "acme1234").await;
     env.create_link(&bolt, "bolt1234").await;
-    let domains = api.url("/api/v1/domains");
 
     let (status, added) = env
-        .post(
-            &domains,
-            Some(&acme.live_key),
-            json!({ "domain": "Go.Acme.test" }),
-        )
+        .caller(&api, &acme.live_key)
+        .add_domain(json!({ "domain": "Go.Acme.test" }))
         .await;
     assert_eq!(status, 201, "{added}");
     let domain = &added["domain"];
@@ -582,22 +527,16 @@ async fn two_accounts_domains_each_serve_only_their_own_links_and_apps() {
     assert!(value.starts_with("linktrace-verify="), "{value}");
     // Again by its account: the same domain, 200. By another: 409. With a test key: 403.
     let (status, again) = env
-        .post(
-            &domains,
-            Some(&acme.live_key),
-            json!({ "domain": "go.acme.test" }),
-        )
+        .caller(&api, &acme.live_key)
+        .add_domain(json!({ "domain": "go.acme.test" }))
         .await;
     assert_eq!(
         (status, again["domain"]["verification"]["value"].as_str()),
         (200, Some(value.as_str()))
     );
     let (status, taken) = env
-        .post(
-            &domains,
-            Some(&bolt.live_key),
-            json!({ "domain": "go.acme.test" }),
-        )
+        .caller(&api, &bolt.live_key)
+        .add_domain(json!({ "domain": "go.acme.test" }))
         .await;
     assert_eq!(
         (status, taken["code"].as_str()),
@@ -605,16 +544,14 @@ async fn two_accounts_domains_each_serve_only_their_own_links_and_apps() {
         "{taken}"
     );
     let (status, _) = env
-        .post(
-            &domains,
-            Some(&acme.test_key),
-            json!({ "domain": "test.acme.test" }),
-        )
+        .caller(&api, &acme.test_key)
+        .add_domain(json!({ "domain": "test.acme.test" }))
         .await;
     assert_eq!(status, 403);
     for bad in ["acme", "203.0.113.9", "go acme.test", "-x.acme.test"] {
         let (status, body) = env
-            .post(&domains, Some(&acme.live_key), json!({ "domain": bad }))
+            .caller(&api, &acme.live_key)
+            .add_domain(json!({ "domain": bad }))
             .await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
@@ -655,11 +592,8 @@ async fn two_accounts_domains_each_serve_only_their_own_links_and_apps() {
 
     // The operator verifies the other account's domain.
     let (status, _) = env
-        .post(
-            &domains,
-            Some(&bolt.live_key),
-            json!({ "domain": "links.bolt.test" }),
-        )
+        .caller(&api, &bolt.live_key)
+        .add_domain(json!({ "domain": "links.bolt.test" }))
         .await;
     assert_eq!(status, 201);
     let operator = env
@@ -724,15 +658,11 @@ async fn two_accounts_domains_each_serve_only_their_own_links_and_apps() {
 
     // Each host lists its own account's apps.
     for (account, team) in [(&acme, "AAAAA11111"), (&bolt, "BBBBB22222")] {
-        let response = env
-            .http
-            .put(api.url("/api/v1/apps"))
-            .header("x-api-key", &account.live_key)
-            .json(&json!({ "ios": { "teamId": team, "bundleId": "com.example.app" } }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        let (status, body) = env
+            .caller(&api, &account.live_key)
+            .set_apps(json!({ "ios": { "teamId": team, "bundleId": "com.example.app" } }))
+            .await;
+        assert_eq!(status, 200, "{body}");
     }
     let aasa = |base: String, host: &'static str| {
         let http = env.http.clone();
@@ -761,17 +691,15 @@ async fn two_accounts_domains_each_serve_only_their_own_links_and_apps() {
     }
 
     // A link on the account's domain has its URL there; another account's domain is refused.
-    let links = api.url("/api/v1/referral-links");
-    let (status, on_domain) = env
-        .post(&links, Some(&acme.live_key), json!({ "destinationUrl": "https://acme.example/", "shortCode": "ondomain1", "domain": "go.acme.test" }))
+    let (status, on_domain) = env.caller(&api, &acme.live_key)
+        .create_link(json!({ "destinationUrl": "https://acme.example/", "shortCode": "ondomain1", "domain": "go.acme.test" }))
         .await;
     assert_eq!(status, 201, "{on_domain}");
     assert_eq!(on_domain["link"]["url"], "https://go.acme.test/ondomain1");
     assert_eq!(on_domain["link"]["domain"], "go.acme.test");
     let (status, refused) = env
-        .post(
-            &links,
-            Some(&acme.live_key),
+        .caller(&api, &acme.live_key)
+        .create_link(
             json!({ "destinationUrl": "https://acme.example/", "domain": "links.bolt.test" }),
         )
         .await;
@@ -781,17 +709,15 @@ async fn two_accounts_domains_each_serve_only_their_own_links_and_apps() {
         "{refused}"
     );
 
-    let listed = env.get(&domains, Some(&acme.live_key)).await.1;
+    let listed = env.caller(&api, &acme.live_key).domains().await.1;
     assert_eq!(listed["domains"].as_array().unwrap().len(), 1, "{listed}");
     // Removed: not another account's to remove; gone, the host is the shared one again.
     let remove = |account: &linktrace_integration::TestAccount| {
-        env.http
-            .delete(api.url("/api/v1/domains/go.acme.test"))
-            .header("x-api-key", account.live_key.clone())
-            .send()
+        let caller = env.caller(&api, &account.live_key);
+        async move { caller.remove_domain("go.acme.test").await.0 }
     };
-    assert_eq!(remove(&bolt).await.unwrap().status(), 404);
-    assert_eq!(remove(&acme).await.unwrap().status(), 200);
+    assert_eq!(remove(&bolt).await, 404);
+    assert_eq!(remove(&acme).await, 200);
     assert_eq!(
         visit(direct.clone(), "go.acme.test", "/bolt1234").await,
         302
@@ -838,11 +764,8 @@ async fn a_domain_change_through_one_instance_reaches_every_instance_at_once() {
     };
 
     let (status, _) = env
-        .post(
-            &a.url("/api/v1/domains"),
-            Some(&acme.live_key),
-            json!({ "domain": "go.acme.test" }),
-        )
+        .caller(&a, &acme.live_key)
+        .add_domain(json!({ "domain": "go.acme.test" }))
         .await;
     assert_eq!(status, 201);
     // Not yet verified: the shared host, every link (and B remembers that).
@@ -862,14 +785,11 @@ async fn a_domain_change_through_one_instance_reaches_every_instance_at_once() {
     );
 
     assert_eq!(visit_b().await, 404);
-    let removed = env
-        .http
-        .delete(a.url("/api/v1/domains/go.acme.test"))
-        .header("x-api-key", &acme.live_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(removed.status(), 200);
+    let (status, removed) = env
+        .caller(&a, &acme.live_key)
+        .remove_domain("go.acme.test")
+        .await;
+    assert_eq!(status, 200, "{removed}");
     assert_eq!(
         b_answers_within(302).await,
         302,
@@ -943,10 +863,8 @@ async fn installs_by_match_type_count_a_range_per_environment() {
     assert_eq!(test["installs"]["short_code"], 0, "{test}");
     // Dates are days in the time zone: 10-12 November in Los Angeles ends 08:00Z on the 13th.
     let (_, dated) = env
-        .get(
-            &api.url("/api/v1/attributions/match-types?from=2026-11-10&to=2026-11-12&timezone=America/Los_Angeles"),
-            Some(&account.live_key),
-        )
+        .caller(&api, &account.live_key)
+        .match_types("from=2026-11-10&to=2026-11-12&timezone=America/Los_Angeles")
         .await;
     assert_eq!(
         dated["installs"]["fingerprint"], 1,
@@ -958,10 +876,8 @@ async fn installs_by_match_type_count_a_range_per_environment() {
         "shortCode=abc12345",
     ] {
         let (status, body) = env
-            .get(
-                &api.url(&format!("/api/v1/attributions/match-types?{bad}")),
-                Some(&account.live_key),
-            )
+            .caller(&api, &account.live_key)
+            .match_types(&format!("{bad}"))
             .await;
         assert_eq!(
             (status, body["code"].as_str()),

@@ -20,7 +20,8 @@ async fn exports_the_accounts_events_as_ndjson_and_csv() {
     purchase["properties"] = json!({ "sku": "a,\"b\"" });
     for body in [purchase, event("expo1234", "signup", None)] {
         let (status, _) = env
-            .post(&ingest.url("/api/v1/events"), Some(&account.live_key), body)
+            .caller(&ingest, &account.live_key)
+            .send_event(body)
             .await;
         assert_eq!(status, 202);
     }

@@ -131,9 +131,7 @@ async fn malformed_query_strings_and_paths_get_the_envelope() {
     }
 
     // The key is checked before the query: a bad query never tells a stranger anything.
-    let (status, body) = env
-        .get(&api.url("/api/v1/analytics/totals?to=1&to=2"), None)
-        .await;
+    let (status, body) = env.anonymous(&api).analytics_totals("to=1&to=2").await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["code"], "UNAUTHORIZED", "{body}");
 
@@ -171,8 +169,6 @@ async fn bad_bytes_in_urls_and_link_data_are_a_400_naming_the_field() {
     let env = TestEnv::new().await;
     let api = env.spawn_api().await;
     let account = env.create_account("scale").await;
-    let key = Some(account.live_key.as_str());
-    let links = api.url("/api/v1/referral-links");
     let bad_urls = [
         "https://example.com/a\u{0}b",
         "https://example.com/a\r\nSet-Cookie: x=1",
@@ -184,7 +180,7 @@ async fn bad_bytes_in_urls_and_link_data_are_a_400_naming_the_field() {
         for field in ["destinationUrl", "iosUrl", "androidUrl"] {
             let mut body = json!({ "destinationUrl": "https://example.com/ok" });
             body[field] = json!(url);
-            let (status, answer) = env.post(&links, key, body).await;
+            let (status, answer) = env.caller(&api, &account.live_key).create_link(body).await;
             assert_eq!(status, 400, "{field} {url:?}: {answer}");
             assert_eq!(answer["code"], "VALIDATION_ERROR", "{answer}");
             assert!(
@@ -193,11 +189,8 @@ async fn bad_bytes_in_urls_and_link_data_are_a_400_naming_the_field() {
             );
         }
         let (status, answer) = env
-            .post(
-                &api.url("/api/v1/webhooks"),
-                key,
-                json!({ "url": url, "events": ["*"] }),
-            )
+            .caller(&api, &account.live_key)
+            .create_webhook(json!({ "url": url, "events": ["*"] }))
             .await;
         assert_eq!(status, 400, "webhook {url:?}: {answer}");
         assert!(
@@ -207,11 +200,8 @@ async fn bad_bytes_in_urls_and_link_data_are_a_400_naming_the_field() {
     }
     for data in [json!({ "k": "a\u{0}b" }), json!({ "a\u{0}": "v" })] {
         let (status, answer) = env
-            .post(
-                &links,
-                key,
-                json!({ "destinationUrl": "https://example.com/ok", "data": data }),
-            )
+            .caller(&api, &account.live_key)
+            .create_link(json!({ "destinationUrl": "https://example.com/ok", "data": data }))
             .await;
         assert_eq!(status, 400, "{answer}");
         assert!(
@@ -221,9 +211,8 @@ async fn bad_bytes_in_urls_and_link_data_are_a_400_naming_the_field() {
     }
     // Percent-encoded, the same characters are fine, and the redirect carries them.
     let (status, answer) = env
-        .post(
-            &links,
-            key,
+        .caller(&api, &account.live_key)
+        .create_link(
             json!({ "destinationUrl": "https://example.com/a%0D%0Ab%5C", "shortCode": "enc12345" }),
         )
         .await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use linktrace_ingest::startup::{Application, Dependencies, POSTGRES_SETTINGS};
-use linktrace_integration::{event, ManualClock, TestAccount, TestEnv};
+use linktrace_integration::{assert_envelope, event, ManualClock, TestAccount, TestEnv};
 use linktrace_platform::health::Readiness;
 use linktrace_platform::kafka::KafkaSink;
 use serde_json::{json, Value};
@@ -19,29 +19,13 @@ async fn scale_setup() -> (TestEnv, linktrace_integration::Running, TestAccount)
     (env, ingest, account)
 }
 
-fn assert_envelope(status: u16, body: &Value, expected_status: u16, code: &str) {
-    assert_eq!(status, expected_status, "{body}");
-    assert_eq!(body["success"], false, "{body}");
-    assert_eq!(body["code"], code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    if code != "QUOTA_EXCEEDED" {
-        assert!(body.get("resetsOn").is_none(), "{body}");
-    }
-}
-
 #[tokio::test]
 async fn accepts_an_event_with_202_and_stores_it_normalised() {
     let (env, ingest, account) = scale_setup().await;
     let consumer = env.spawn_consumer().await;
     let (status, body) = env
-        .post(
-            &ingest.url("/api/v1/events"),
-            Some(&account.live_key),
-            event("abcd1234", "Signup_Completed", None),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_event(event("abcd1234", "Signup_Completed", None))
         .await;
     assert_eq!(
         (status, body),
@@ -62,21 +46,19 @@ async fn accepts_an_event_with_202_and_stores_it_normalised() {
 #[tokio::test]
 async fn authentication_errors_use_the_envelope() {
     let (env, ingest, _account) = scale_setup().await;
-    let url = ingest.url("/api/v1/events");
     let (status, body) = env
-        .post(&url, None, event("abcd1234", "purchase", None))
+        .anonymous(&ingest)
+        .send_event(event("abcd1234", "purchase", None))
         .await;
     assert_envelope(status, &body, 401, "UNAUTHORIZED");
     let (status, body) = env
-        .post(
-            &url,
-            Some("lt_live_0000000000000000000000000000000000000000"),
-            event("abcd1234", "purchase", None),
-        )
+        .caller(&ingest, "lt_live_0000000000000000000000000000000000000000")
+        .send_event(event("abcd1234", "purchase", None))
         .await;
     assert_envelope(status, &body, 401, "UNAUTHORIZED");
     let (status, body) = env
-        .post(&url, Some("garbage"), event("abcd1234", "purchase", None))
+        .caller(&ingest, "garbage")
+        .send_event(event("abcd1234", "purchase", None))
         .await;
     assert_envelope(status, &body, 401, "UNAUTHORIZED");
 }
@@ -87,11 +69,8 @@ async fn free_plan_gets_plan_upgrade_required() {
     let free = env.create_account("free").await;
     env.create_link(&free, "free1234").await;
     let (status, body) = env
-        .post(
-            &ingest.url("/api/v1/events"),
-            Some(&free.live_key),
-            event("free1234", "purchase", None),
-        )
+        .caller(&ingest, &free.live_key)
+        .send_event(event("free1234", "purchase", None))
         .await;
     assert_envelope(status, &body, 403, "PLAN_UPGRADE_REQUIRED");
 }
@@ -101,21 +80,14 @@ async fn unknown_and_foreign_links_are_the_same_404() {
     let (env, ingest, account) = scale_setup().await;
     let other = env.create_account("scale").await;
     env.create_link(&other, "theirs123").await;
-    let url = ingest.url("/api/v1/events");
     let (status, unknown) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            event("nosuch123", "purchase", None),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_event(event("nosuch123", "purchase", None))
         .await;
     assert_envelope(status, &unknown, 404, "LINK_NOT_FOUND");
     let (status, foreign) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            event("theirs123", "purchase", None),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_event(event("theirs123", "purchase", None))
         .await;
     assert_envelope(status, &foreign, 404, "LINK_NOT_FOUND");
     assert_eq!(
@@ -127,7 +99,6 @@ async fn unknown_and_foreign_links_are_the_same_404() {
 #[tokio::test]
 async fn every_field_rule_is_enforced_with_a_message_naming_the_field() {
     let (env, ingest, account) = scale_setup().await;
-    let url = ingest.url("/api/v1/events");
     let long_name = "a".repeat(129);
     let long_entity = "e".repeat(256);
     let cases: Vec<(Value, &str)> = vec![
@@ -175,7 +146,10 @@ async fn every_field_rule_is_enforced_with_a_message_naming_the_field() {
         ),
     ];
     for (body, field) in cases {
-        let (status, answer) = env.post(&url, Some(&account.live_key), body.clone()).await;
+        let (status, answer) = env
+            .caller(&ingest, &account.live_key)
+            .send_event(body.clone())
+            .await;
         assert_envelope(status, &answer, 400, "VALIDATION_ERROR");
         assert!(
             answer["message"].as_str().unwrap().contains(field),
@@ -184,21 +158,15 @@ async fn every_field_rule_is_enforced_with_a_message_naming_the_field() {
     }
     for reserved in ["click", "install", "impression", "open", "CLICK", "Open"] {
         let (status, answer) = env
-            .post(
-                &url,
-                Some(&account.live_key),
-                event("abcd1234", reserved, None),
-            )
+            .caller(&ingest, &account.live_key)
+            .send_event(event("abcd1234", reserved, None))
             .await;
         assert_envelope(status, &answer, 400, "VALIDATION_ERROR");
     }
     // 128 characters and 255-character entity ids are fine.
     let (status, _) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            event("abcd1234", &"a".repeat(128), Some(&"e".repeat(255))),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_event(event("abcd1234", &"a".repeat(128), Some(&"e".repeat(255))))
         .await;
     assert_eq!(status, 202);
 }
@@ -319,13 +287,9 @@ async fn chunked_post(url: &str, key: &str, body: &[u8]) -> String {
 async fn entity_events_are_deduplicated_and_stored_once() {
     let (env, ingest, account) = scale_setup().await;
     let consumer = env.spawn_consumer().await;
-    let url = ingest.url("/api/v1/events");
     let (status, first) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            event("abcd1234", "purchase", Some("order-1")),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_event(event("abcd1234", "purchase", Some("order-1")))
         .await;
     assert_eq!(
         (status, first),
@@ -333,11 +297,8 @@ async fn entity_events_are_deduplicated_and_stored_once() {
     );
     for _ in 0..3 {
         let (status, again) = env
-            .post(
-                &url,
-                Some(&account.live_key),
-                event("abcd1234", "PURCHASE", Some("order-1")),
-            )
+            .caller(&ingest, &account.live_key)
+            .send_event(event("abcd1234", "PURCHASE", Some("order-1")))
             .await;
         assert_eq!(
             (status, again),
@@ -346,29 +307,20 @@ async fn entity_events_are_deduplicated_and_stored_once() {
     }
     // Another entity, or the same entity under another event name, is new.
     let (status, _) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            event("abcd1234", "purchase", Some("order-2")),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_event(event("abcd1234", "purchase", Some("order-2")))
         .await;
     assert_eq!(status, 202);
     let (status, _) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            event("abcd1234", "refund", Some("order-1")),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_event(event("abcd1234", "refund", Some("order-1")))
         .await;
     assert_eq!(status, 202);
     // An empty entityId is no entity: nothing to deduplicate on, every call is queued.
     for _ in 0..2 {
         let (status, body) = env
-            .post(
-                &url,
-                Some(&account.live_key),
-                event("abcd1234", "signup", Some("")),
-            )
+            .caller(&ingest, &account.live_key)
+            .send_event(event("abcd1234", "signup", Some("")))
             .await;
         assert_eq!(
             (status, body),
@@ -396,11 +348,8 @@ async fn entity_events_are_deduplicated_and_stored_once() {
     // After the consumer marked it stored, a later repeat is still deduplicated.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, _) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            event("abcd1234", "purchase", Some("order-1")),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_event(event("abcd1234", "purchase", Some("order-1")))
         .await;
     assert_eq!(status, 200);
     assert_eq!(env.stored_events(&filter).await, 1);
@@ -410,14 +359,8 @@ async fn entity_events_are_deduplicated_and_stored_once() {
 #[tokio::test]
 async fn identical_calls_at_once_accept_exactly_one() {
     let (env, ingest, account) = scale_setup().await;
-    let url = ingest.url("/api/v1/events");
-    let calls = (0..12).map(|_| {
-        env.post(
-            &url,
-            Some(&account.live_key),
-            event("abcd1234", "purchase", Some("same")),
-        )
-    });
+    let live = env.caller(&ingest, &account.live_key);
+    let calls = (0..12).map(|_| live.send_event(event("abcd1234", "purchase", Some("same"))));
     let answers = futures::future::join_all(calls).await;
     let queued = answers.iter().filter(|(s, _)| *s == 202).count();
     let deduplicated = answers
@@ -435,72 +378,53 @@ async fn quota_counts_production_events_exactly_and_answers_429_with_resets_on()
     let ingest = spawn_ingest_with_clock(&env, clock.clone()).await;
     let account = env.create_account("tiny").await;
     env.create_link(&account, "abcd1234").await;
-    let url = ingest.url("/api/v1/events");
 
     // A deduplicated call does not consume quota.
     assert_eq!(
-        env.post(
-            &url,
-            Some(&account.live_key),
-            event("abcd1234", "purchase", Some("o1"))
-        )
-        .await
-        .0,
+        env.caller(&ingest, &account.live_key)
+            .send_event(event("abcd1234", "purchase", Some("o1")))
+            .await
+            .0,
         202
     );
     assert_eq!(
-        env.post(
-            &url,
-            Some(&account.live_key),
-            event("abcd1234", "purchase", Some("o1"))
-        )
-        .await
-        .0,
+        env.caller(&ingest, &account.live_key)
+            .send_event(event("abcd1234", "purchase", Some("o1")))
+            .await
+            .0,
         200
     );
     for _ in 0..4 {
         assert_eq!(
-            env.post(
-                &url,
-                Some(&account.live_key),
-                event("abcd1234", "purchase", None)
-            )
-            .await
-            .0,
+            env.caller(&ingest, &account.live_key)
+                .send_event(event("abcd1234", "purchase", None))
+                .await
+                .0,
             202
         );
     }
     let (status, body) = env
-        .post(
-            &url,
-            Some(&account.live_key),
-            event("abcd1234", "purchase", None),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_event(event("abcd1234", "purchase", None))
         .await;
     assert_envelope(status, &body, 429, "QUOTA_EXCEEDED");
     assert_eq!(body["resetsOn"], "2026-12-01T00:00:00.000Z");
     // A repeat of a recorded tuple is still answered as deduplicated when over quota.
     assert_eq!(
-        env.post(
-            &url,
-            Some(&account.live_key),
-            event("abcd1234", "purchase", Some("o1"))
-        )
-        .await
-        .0,
+        env.caller(&ingest, &account.live_key)
+            .send_event(event("abcd1234", "purchase", Some("o1")))
+            .await
+            .0,
         200
     );
 
     // Test-key events are neither counted nor blocked.
     for _ in 0..3 {
         assert_eq!(
-            env.post(
-                &url,
-                Some(&account.test_key),
-                event("abcd1234", "purchase", None)
-            )
-            .await
-            .0,
+            env.caller(&ingest, &account.test_key)
+                .send_event(event("abcd1234", "purchase", None))
+                .await
+                .0,
             202
         );
     }
@@ -508,13 +432,10 @@ async fn quota_counts_production_events_exactly_and_answers_429_with_resets_on()
     // The next month has a fresh quota.
     clock.set(Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
     assert_eq!(
-        env.post(
-            &url,
-            Some(&account.live_key),
-            event("abcd1234", "purchase", None)
-        )
-        .await
-        .0,
+        env.caller(&ingest, &account.live_key)
+            .send_event(event("abcd1234", "purchase", None))
+            .await
+            .0,
         202
     );
     ingest.stop().await.unwrap();
@@ -653,22 +574,16 @@ async fn broker_down_means_503_and_no_event_is_claimed() {
     let broken = running(Application::build_with(&config, deps).await.unwrap());
 
     let (status, body) = env
-        .post(
-            &broken.url("/api/v1/events"),
-            Some(&account.live_key),
-            event("abcd1234", "purchase", Some("o-9")),
-        )
+        .caller(&broken, &account.live_key)
+        .send_event(event("abcd1234", "purchase", Some("o-9")))
         .await;
     assert_envelope(status, &body, 503, "UNAVAILABLE");
 
     // The retry, on a healthy instance, is accepted — not wrongly "deduplicated".
     let healthy = env.spawn_ingest().await;
     let (status, body) = env
-        .post(
-            &healthy.url("/api/v1/events"),
-            Some(&account.live_key),
-            event("abcd1234", "purchase", Some("o-9")),
-        )
+        .caller(&healthy, &account.live_key)
+        .send_event(event("abcd1234", "purchase", Some("o-9")))
         .await;
     assert_eq!(
         (status, body),
@@ -699,11 +614,8 @@ async fn batch_answers_each_event_in_order() {
         event("abcd1234", "signup", None),
     ]});
     let (status, answer) = env
-        .post(
-            &ingest.url("/api/v1/events/batch"),
-            Some(&account.live_key),
-            body,
-        )
+        .caller(&ingest, &account.live_key)
+        .send_events(body)
         .await;
     assert_eq!(status, 200, "{answer}");
     let results = answer["results"].as_array().unwrap();
@@ -728,11 +640,8 @@ async fn batch_answers_each_event_in_order() {
     // then refused for its count.
     assert!(json!({ "events": too_many }).to_string().len() > 64 * 1024);
     let (status, answer) = env
-        .post(
-            &ingest.url("/api/v1/events/batch"),
-            Some(&account.live_key),
-            json!({ "events": too_many }),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_events(json!({ "events": too_many }))
         .await;
     assert_envelope(status, &answer, 400, "VALIDATION_ERROR");
 }
@@ -842,24 +751,18 @@ async fn each_key_is_rate_limited_with_retry_after() {
     );
     // Another key is not affected, and the busy key recovers.
     assert_eq!(
-        env.post(
-            &url,
-            Some(&quiet.live_key),
-            event("quiet123", "purchase", None)
-        )
-        .await
-        .0,
+        env.caller(&ingest, &quiet.live_key)
+            .send_event(event("quiet123", "purchase", None))
+            .await
+            .0,
         202
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        env.post(
-            &url,
-            Some(&busy.live_key),
-            event("busy1234", "purchase", None)
-        )
-        .await
-        .0,
+        env.caller(&ingest, &busy.live_key)
+            .send_event(event("busy1234", "purchase", None))
+            .await
+            .0,
         202
     );
 }
@@ -975,14 +878,15 @@ async fn test_and_live_never_deduplicate_or_block_each_other() {
     let (env, ingest, account) = scale_setup().await;
     let api = env.spawn_api().await;
     let consumer = env.spawn_consumer().await;
-    let events = ingest.url("/api/v1/events");
     let order = event("abcd1234", "purchase", Some("order-77"));
     let (status, body) = env
-        .post(&events, Some(&account.test_key), order.clone())
+        .caller(&ingest, &account.test_key)
+        .send_event(order.clone())
         .await;
     assert_eq!(status, 202, "{body}");
     let (status, body) = env
-        .post(&events, Some(&account.live_key), order.clone())
+        .caller(&ingest, &account.live_key)
+        .send_event(order.clone())
         .await;
     assert_eq!(
         (status, body),
@@ -990,7 +894,7 @@ async fn test_and_live_never_deduplicate_or_block_each_other() {
     );
     // Each environment still deduplicates itself.
     for key in [&account.test_key, &account.live_key] {
-        let (status, body) = env.post(&events, Some(key), order.clone()).await;
+        let (status, body) = env.caller(&ingest, key).send_event(order.clone()).await;
         assert_eq!(
             (status, body),
             (200, json!({ "success": true, "deduplicated": true }))
@@ -1012,13 +916,9 @@ async fn test_and_live_never_deduplicate_or_block_each_other() {
     }
 
     // Attribution: the test key's user is not the live key's user.
-    let attributions = api.url("/api/v1/attributions");
     let (status, test_answer) = env
-        .post(
-            &attributions,
-            Some(&account.test_key),
-            json!({ "userId": "user-1" }),
-        )
+        .caller(&api, &account.test_key)
+        .attribute(json!({ "userId": "user-1" }))
         .await;
     assert_eq!(
         (status, &test_answer["created"]),
@@ -1027,11 +927,8 @@ async fn test_and_live_never_deduplicate_or_block_each_other() {
     );
     assert_eq!(test_answer["attribution"]["matchType"], "organic");
     let (status, live_answer) = env
-        .post(
-            &attributions,
-            Some(&account.live_key),
-            json!({ "userId": "user-1", "shortCode": "abcd1234" }),
-        )
+        .caller(&api, &account.live_key)
+        .attribute(json!({ "userId": "user-1", "shortCode": "abcd1234" }))
         .await;
     assert_eq!(
         (status, &live_answer["created"]),
@@ -1041,11 +938,8 @@ async fn test_and_live_never_deduplicate_or_block_each_other() {
     assert_eq!(live_answer["attribution"]["matchType"], "short_code");
     // A repeat in each environment returns that environment's own first answer.
     let (status, again) = env
-        .post(
-            &attributions,
-            Some(&account.test_key),
-            json!({ "userId": "user-1", "shortCode": "abcd1234" }),
-        )
+        .caller(&api, &account.test_key)
+        .attribute(json!({ "userId": "user-1", "shortCode": "abcd1234" }))
         .await;
     assert_eq!(
         (status, &again["attribution"]["matchType"]),
@@ -1403,11 +1297,8 @@ async fn changes_made_through_the_api_reach_every_ingest_at_once() {
     let new_owner = env.create_account("scale").await;
     let link = json!({ "destinationUrl": "https://example.com/a", "shortCode": "swap1234" });
     let (status, body) = env
-        .post(
-            &api.url("/api/v1/referral-links"),
-            Some(&old_owner.live_key),
-            link.clone(),
-        )
+        .caller(&api, &old_owner.live_key)
+        .create_link(link.clone())
         .await;
     assert_eq!(status, 201, "{body}");
     let send = |ingest: &linktrace_integration::Running, key: &str| {
@@ -1423,20 +1314,14 @@ async fn changes_made_through_the_api_reach_every_ingest_at_once() {
         assert_eq!(send(ingest, &old_owner.live_key).await, 202);
         assert_eq!(send(ingest, &new_owner.live_key).await, 404);
     }
-    let response = env
-        .http
-        .delete(api.url("/api/v1/referral-links/swap1234"))
-        .header("x-api-key", &old_owner.live_key)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
     let (status, body) = env
-        .post(
-            &api.url("/api/v1/referral-links"),
-            Some(&new_owner.live_key),
-            link,
-        )
+        .caller(&api, &old_owner.live_key)
+        .delete_link("swap1234")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = env
+        .caller(&api, &new_owner.live_key)
+        .create_link(link)
         .await;
     assert_eq!(status, 201, "{body}");
     for (n, ingest) in ingests.iter().enumerate() {
@@ -1486,22 +1371,23 @@ async fn batches_count_their_events_and_test_keys_have_a_bound_of_their_own() {
     let account = env.create_account("scale").await;
     env.create_link(&account, "rate1234").await;
     let batch = |n: usize| json!({ "events": vec![event("rate1234", "signup", None); n] });
-    let batches = ingest.url("/api/v1/events/batch");
-    let (status, body) = env.post(&batches, Some(&account.live_key), batch(8)).await;
+    let (status, body) = env
+        .caller(&ingest, &account.live_key)
+        .send_events(batch(8))
+        .await;
     assert_eq!((status, &body["queued"]), (200, &json!(8)), "{body}");
     // 8 of 10 taken: 5 more do not fit.
-    let (status, body) = env.post(&batches, Some(&account.live_key), batch(5)).await;
+    let (status, body) = env
+        .caller(&ingest, &account.live_key)
+        .send_events(batch(5))
+        .await;
     assert_envelope(status, &body, 429, "RATE_LIMITED");
     // Test key: a bucket of 6 (3/s, two seconds' worth), apart from the live key's.
-    let events = ingest.url("/api/v1/events");
     let mut accepted = 0;
     for _ in 0..8 {
         let (status, _) = env
-            .post(
-                &events,
-                Some(&account.test_key),
-                event("rate1234", "signup", None),
-            )
+            .caller(&ingest, &account.test_key)
+            .send_event(event("rate1234", "signup", None))
             .await;
         if status == 202 {
             accepted += 1;
@@ -1512,7 +1398,10 @@ async fn batches_count_their_events_and_test_keys_have_a_bound_of_their_own() {
     assert!((6..=7).contains(&accepted), "test key accepted {accepted}");
     // A batch larger than the whole bucket is refused, never let through.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (status, body) = env.post(&batches, Some(&account.test_key), batch(50)).await;
+    let (status, body) = env
+        .caller(&ingest, &account.test_key)
+        .send_events(batch(50))
+        .await;
     assert_envelope(status, &body, 429, "RATE_LIMITED");
     ingest.stop().await.unwrap();
 }
@@ -1578,7 +1467,6 @@ async fn backfilled_events_land_in_their_own_time_buckets() {
             .and_utc()
             .to_rfc3339()
     };
-    let events = ingest.url("/api/v1/events");
     let with_time = |entity: Option<&str>, timestamp: Value| {
         let mut body = event("abcd1234", "backfill", entity);
         body["timestamp"] = timestamp;
@@ -1597,7 +1485,10 @@ async fn backfilled_events_land_in_their_own_time_buckets() {
             202,
         ),
     ] {
-        let (status, answer) = env.post(&events, Some(&account.live_key), body).await;
+        let (status, answer) = env
+            .caller(&ingest, &account.live_key)
+            .send_event(body)
+            .await;
         assert_eq!(status, expected, "{answer}");
     }
     for bad in [
@@ -1607,11 +1498,8 @@ async fn backfilled_events_land_in_their_own_time_buckets() {
         json!(1_700_000_000),
     ] {
         let (status, answer) = env
-            .post(
-                &events,
-                Some(&account.live_key),
-                with_time(None, bad.clone()),
-            )
+            .caller(&ingest, &account.live_key)
+            .send_event(with_time(None, bad.clone()))
             .await;
         assert_envelope(status, &answer, 400, "VALIDATION_ERROR");
         assert!(
@@ -1620,9 +1508,8 @@ async fn backfilled_events_land_in_their_own_time_buckets() {
         );
     }
     let (status, batch) = env
-        .post(
-            &ingest.url("/api/v1/events/batch"),
-            Some(&account.live_key),
+        .caller(&ingest, &account.live_key)
+        .send_events(
             json!({ "events": [with_time(None, json!(at(10))), with_time(None, json!(at(40)))] }),
         )
         .await;

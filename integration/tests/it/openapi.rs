@@ -112,3 +112,18 @@ fn committed_document_is_the_generated_one() {
         );
     }
 }
+
+/// Every endpoint the tests' typed callers call is one the OpenAPI document describes, with
+/// that method: a caller method cannot drift from the contract the tests are about.
+#[test]
+fn every_caller_endpoint_is_documented() {
+    let document: Value =
+        serde_json::from_str(&linktrace_integration::openapi::generate()).unwrap();
+    for (method, path) in linktrace_integration::caller::ENDPOINTS {
+        let operation = &document["paths"][*path][method.to_lowercase()];
+        assert!(
+            operation.is_object(),
+            "{method} {path} is called by the tests but not in the document"
+        );
+    }
+}

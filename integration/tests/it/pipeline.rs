@@ -33,21 +33,15 @@ async fn one_event_travels_from_ingest_to_clickhouse() {
         .starts_with("lt_test_"));
 
     let (status, link) = env
-        .post(
-            &api.url("/api/v1/referral-links"),
-            Some(&key),
-            json!({ "destinationUrl": "https://example.com" }),
-        )
+        .caller(&api, &key)
+        .create_link(json!({ "destinationUrl": "https://example.com" }))
         .await;
     assert_eq!(status, 201, "{link}");
     let code = link["link"]["shortCode"].as_str().unwrap().to_owned();
 
     let (status, body) = env
-        .post(
-            &ingest.url("/api/v1/events"),
-            Some(&key),
-            event(&code, "Purchase", None),
-        )
+        .caller(&ingest, &key)
+        .send_event(event(&code, "Purchase", None))
         .await;
     assert_eq!(status, 202);
     assert_eq!(body, json!({ "success": true, "queued": true }));
@@ -60,12 +54,7 @@ async fn one_event_travels_from_ingest_to_clickhouse() {
         1
     );
 
-    let (status, metadata) = env
-        .get(
-            &api.url(&format!("/api/v1/referral-links/metadata?shortCode={code}")),
-            Some(&key),
-        )
-        .await;
+    let (status, metadata) = env.caller(&api, &key).link_metadata(&code).await;
     assert_eq!(status, 200);
     assert_eq!(metadata["totals"]["byEvent"]["purchase"], 1);
 
@@ -110,7 +99,8 @@ async fn every_service_reports_health_readiness_and_metrics() {
     env.get(&api.url("/api/v1/referral-links/nosuchcode"), None)
         .await;
     env.get(&api.url("/no/such/path"), None).await;
-    env.post(&ingest.url("/api/v1/events"), None, serde_json::json!({}))
+    env.anonymous(&ingest)
+        .send_event(serde_json::json!({}))
         .await;
     let text = |url: String| {
         let http = env.http.clone();
@@ -150,11 +140,8 @@ async fn a_rolling_upgrade_writes_layout_1_until_every_reader_takes_layout_2() {
     let current = env.spawn_ingest().await;
     for (ingest, name) in [(&older, "layout_1"), (&current, "layout_2")] {
         let (status, body) = env
-            .post(
-                &ingest.url("/api/v1/events"),
-                Some(&account.live_key),
-                event("upgrade1", name, None),
-            )
+            .caller(&ingest, &account.live_key)
+            .send_event(event("upgrade1", name, None))
             .await;
         assert_eq!(status, 202, "{body}");
     }

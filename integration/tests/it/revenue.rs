@@ -23,24 +23,16 @@ async fn revenue_is_stored_as_columns_and_summed_per_currency() {
     let account = env.create_account("scale").await;
     env.create_link(&account, "shop1234").await;
     env.create_link(&account, "shop5678").await;
-    let key = Some(account.live_key.as_str());
-    let events = ingest.url("/api/v1/events");
 
     let (status, body) = env
-        .post(
-            &events,
-            key,
-            purchase("shop1234", "o-1", json!(12.5), "eur"),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_event(purchase("shop1234", "o-1", json!(12.5), "eur"))
         .await;
     assert_eq!(status, 202, "{body}");
     // The same order again: deduplicated, its revenue not counted twice.
     let (status, body) = env
-        .post(
-            &events,
-            key,
-            purchase("shop1234", "o-1", json!(12.5), "EUR"),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_event(purchase("shop1234", "o-1", json!(12.5), "EUR"))
         .await;
     assert_eq!(
         (status, &body["deduplicated"]),
@@ -48,27 +40,22 @@ async fn revenue_is_stored_as_columns_and_summed_per_currency() {
         "{body}"
     );
     let (status, _) = env
-        .post(&events, key, purchase("shop1234", "o-2", json!(0.1), "EUR"))
+        .caller(&ingest, &account.live_key)
+        .send_event(purchase("shop1234", "o-2", json!(0.1), "EUR"))
         .await;
     assert_eq!(status, 202);
     let (status, _) = env
-        .post(
-            &events,
-            key,
-            purchase("shop5678", "o-3", json!(-3.99), "USD"),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_event(purchase("shop5678", "o-3", json!(-3.99), "USD"))
         .await;
     assert_eq!(status, 202, "a refund is a negative amount");
     let (status, body) = env
-        .post(
-            &ingest.url("/api/v1/events/batch"),
-            key,
-            json!({ "events": [
-                purchase("shop5678", "o-4", json!(20), "USD"),
-                purchase("shop5678", "o-5", json!(1), "NOPE"),
-                event("shop5678", "signup", None),
-            ]}),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_events(json!({ "events": [
+            purchase("shop5678", "o-4", json!(20), "USD"),
+            purchase("shop5678", "o-5", json!(1), "NOPE"),
+            event("shop5678", "signup", None),
+        ]}))
         .await;
     assert_eq!(status, 200, "{body}");
     let statuses: Vec<u64> = body["results"]
@@ -120,9 +107,7 @@ async fn revenue_is_stored_as_columns_and_summed_per_currency() {
     let analytics = |query: &'static str| {
         let (env, api, key) = (&env, &api, account.live_key.clone());
         async move {
-            let (status, body) = env
-                .get(&api.url(&format!("/api/v1/analytics?{query}")), Some(&key))
-                .await;
+            let (status, body) = env.caller(&api, &key).analytics(&query).await;
             assert_eq!(status, 200, "{body}");
             body["data"].clone()
         }
@@ -154,7 +139,6 @@ async fn bad_revenue_and_properties_get_a_400_naming_the_field() {
     let ingest = env.spawn_ingest().await;
     let account = env.create_account("scale").await;
     env.create_link(&account, "shop1234").await;
-    let key = Some(account.live_key.as_str());
     let events = ingest.url("/api/v1/events");
     let mut too_big = event("shop1234", "purchase", None);
     too_big["properties"] = json!({ "blob": "x".repeat(17 * 1024) });
@@ -181,7 +165,10 @@ async fn bad_revenue_and_properties_get_a_400_naming_the_field() {
         (too_big, "properties"),
         (not_an_object, "properties"),
     ] {
-        let (status, answer) = env.post(&events, key, body.clone()).await;
+        let (status, answer) = env
+            .caller(&ingest, &account.live_key)
+            .send_event(body.clone())
+            .await;
         assert_eq!(status, 400, "{body}: {answer}");
         assert_eq!(answer["success"], false);
         assert!(
@@ -290,17 +277,13 @@ async fn revenue_sums_are_exact_beyond_int64_micros() {
     let consumer = env.spawn_consumer().await;
     let account = env.create_account("scale").await;
     env.create_link(&account, "shop1234").await;
-    let key = Some(account.live_key.as_str());
     let mut events: Vec<Value> = (0..10)
         .map(|n| purchase("shop1234", &format!("big-{n}"), json!(1e12), "USD"))
         .collect();
     events.push(purchase("shop1234", "small", json!(0.01), "USD"));
     let (status, body) = env
-        .post(
-            &ingest.url("/api/v1/events/batch"),
-            key,
-            json!({ "events": events }),
-        )
+        .caller(&ingest, &account.live_key)
+        .send_events(json!({ "events": events }))
         .await;
     assert_eq!((status, &body["queued"]), (200, &json!(11)), "{body}");
     let all = format!("account_id = '{}'", account.id);
@@ -332,10 +315,8 @@ async fn revenue_sums_are_exact_beyond_int64_micros() {
         "{text}"
     );
     let by_link = env
-        .get(
-            &api.url("/api/v1/analytics?event=purchase&groupBy=links"),
-            key,
-        )
+        .caller(&api, &account.live_key)
+        .analytics("event=purchase&groupBy=links")
         .await
         .1;
     assert_eq!(by_link["data"][0]["count"], 11, "{by_link}");

@@ -43,16 +43,7 @@ async fn follow(
 }
 
 async fn patch(env: &TestEnv, api: &Running, key: &str, code: &str, body: Value) -> (u16, Value) {
-    let response = env
-        .http
-        .patch(api.url(&format!("/api/v1/referral-links/{code}")))
-        .header("x-api-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    env.caller(api, key).update_link(code, body).await
 }
 
 #[tokio::test]
@@ -61,22 +52,19 @@ async fn each_rule_dimension_routes_its_clicks_and_the_first_match_wins() {
     let api = env.spawn_api().await;
     let account = env.create_account("scale").await;
     let (status, body) = env
-        .post(
-            &api.url("/api/v1/referral-links"),
-            Some(&account.live_key),
-            json!({
-                "shortCode": "routed01",
-                "destinationUrl": "https://acme.example/",
-                "iosUrl": "https://apps.apple.com/app/id42",
-                "rules": [
-                    {"country": "jp", "device": "tablet", "url": "https://acme.example/jp-tablet"},
-                    {"country": "JP", "url": "https://acme.example/jp"},
-                    {"device": "tablet", "url": "https://acme.example/tablet"},
-                    {"os": "Android", "url": "https://acme.example/android"},
-                    {"language": "de", "url": "https://acme.example/de"}
-                ]
-            }),
-        )
+        .caller(&api, &account.live_key)
+        .create_link(json!({
+            "shortCode": "routed01",
+            "destinationUrl": "https://acme.example/",
+            "iosUrl": "https://apps.apple.com/app/id42",
+            "rules": [
+                {"country": "jp", "device": "tablet", "url": "https://acme.example/jp-tablet"},
+                {"country": "JP", "url": "https://acme.example/jp"},
+                {"device": "tablet", "url": "https://acme.example/tablet"},
+                {"os": "Android", "url": "https://acme.example/android"},
+                {"language": "de", "url": "https://acme.example/de"}
+            ]
+        }))
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
@@ -222,12 +210,8 @@ async fn max_clicks_closes_the_link_on_its_edge_and_counts_people_only() {
     // A second instance: the cap reaches its cache too.
     let other = env.spawn_api().await;
     let account = env.create_account("scale").await;
-    let (status, body) = env
-        .post(
-            &api.url("/api/v1/referral-links"),
-            Some(&account.live_key),
-            json!({"shortCode": "capped01", "destinationUrl": "https://acme.example/", "maxClicks": 2}),
-        )
+    let (status, body) = env.caller(&api, &account.live_key)
+        .create_link(json!({"shortCode": "capped01", "destinationUrl": "https://acme.example/", "maxClicks": 2}))
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["link"]["maxClicks"], 2, "{body}");
@@ -271,10 +255,8 @@ async fn max_clicks_closes_the_link_on_its_edge_and_counts_people_only() {
         404
     );
     let (_, link) = env
-        .get(
-            &api.url("/api/v1/referral-links/metadata?shortCode=capped01"),
-            Some(&account.live_key),
-        )
+        .caller(&api, &account.live_key)
+        .link_metadata("capped01")
         .await;
     assert_eq!(link["link"]["exhausted"], true, "{link}");
 

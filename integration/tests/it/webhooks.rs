@@ -45,11 +45,8 @@ impl Stack {
     async fn webhook(&self, key: &str, url: &str, events: Value) -> (String, String) {
         let (status, body) = self
             .env
-            .post(
-                &self.api.url("/api/v1/webhooks"),
-                Some(key),
-                json!({ "url": url, "events": events }),
-            )
+            .caller(&self.api, key)
+            .create_webhook(json!({ "url": url, "events": events }))
             .await;
         assert_eq!(status, 201, "{body}");
         (
@@ -62,11 +59,8 @@ impl Stack {
     async fn send(&self, key: &str, name: &str, entity: &str) {
         let (status, body) = self
             .env
-            .post(
-                &self.ingest.url("/api/v1/events"),
-                Some(key),
-                event("hook1234", name, Some(entity)),
-            )
+            .caller(&self.ingest, key)
+            .send_event(event("hook1234", name, Some(entity)))
             .await;
         assert_eq!(status, 202, "{body}");
     }
@@ -74,12 +68,8 @@ impl Stack {
     async fn deliveries(&self, key: &str, webhook: &str) -> Vec<Value> {
         let (status, body) = self
             .env
-            .get(
-                &self
-                    .api
-                    .url(&format!("/api/v1/webhooks/{webhook}/deliveries?limit=200")),
-                Some(key),
-            )
+            .caller(&self.api, key)
+            .webhook_deliveries(webhook, "limit=200")
             .await;
         assert_eq!(status, 200, "{body}");
         body["deliveries"].as_array().unwrap().clone()
@@ -223,12 +213,8 @@ async fn stored_events_are_delivered_signed_to_their_environments_webhooks() {
     // Another environment's key does not see this webhook.
     let (status, _) = stack
         .env
-        .get(
-            &stack
-                .api
-                .url(&format!("/api/v1/webhooks/{live_hook}/deliveries")),
-            Some(test),
-        )
+        .caller(&stack.api, test)
+        .webhook_deliveries(&live_hook, "")
         .await;
     assert_eq!(status, 404);
 
@@ -268,11 +254,8 @@ async fn a_copy_of_an_event_on_the_stream_is_delivered_once() {
         .await;
     let (status, body) = stack
         .env
-        .post(
-            &stack.ingest.url("/api/v1/events"),
-            Some(&stack.account.live_key),
-            event("hook1234", "purchase", Some("twice")),
-        )
+        .caller(&stack.ingest, &stack.account.live_key)
+        .send_event(event("hook1234", "purchase", Some("twice")))
         .await;
     assert_eq!(
         (status, &body["deduplicated"]),
@@ -435,11 +418,8 @@ async fn a_dead_endpoint_does_not_hold_up_a_healthy_one() {
     for i in 0..20 {
         let (status, _) = stack
             .env
-            .post(
-                &stack.ingest.url("/api/v1/events"),
-                Some(&other.live_key),
-                event("other123", "purchase", Some(&format!("healthy-{i}"))),
-            )
+            .caller(&stack.ingest, &other.live_key)
+            .send_event(event("other123", "purchase", Some(&format!("healthy-{i}"))))
             .await;
         assert_eq!(status, 202);
     }
@@ -608,8 +588,7 @@ async fn the_api_checks_and_manages_webhooks() {
         .spawn_api_with(&[("WEBHOOKS_ALLOW_PRIVATE_URLS", "false")])
         .await;
     let account = env.create_account("scale").await;
-    let key = Some(account.live_key.as_str());
-    let url = api.url("/api/v1/webhooks");
+    let live = env.caller(&api, &account.live_key);
     for (body, names) in [
         (
             json!({ "url": "ftp://hooks.example.com", "events": ["*"] }),
@@ -653,7 +632,7 @@ async fn the_api_checks_and_manages_webhooks() {
             "url",
         ),
     ] {
-        let (status, answer) = env.post(&url, key, body.clone()).await;
+        let (status, answer) = live.create_webhook(body.clone()).await;
         assert_eq!(status, 400, "{body} → {answer}");
         assert_eq!(answer["code"], "VALIDATION_ERROR", "{answer}");
         assert!(
@@ -662,20 +641,13 @@ async fn the_api_checks_and_manages_webhooks() {
         );
     }
     let (status, _) = env
-        .post(
-            &url,
-            None,
-            json!({ "url": "https://h.example.com", "events": ["*"] }),
-        )
+        .anonymous(&api)
+        .create_webhook(json!({ "url": "https://h.example.com", "events": ["*"] }))
         .await;
     assert_eq!(status, 401);
 
-    let (status, created) = env
-        .post(
-            &url,
-            key,
-            json!({ "url": "https://hooks.example.com/lt", "events": ["install", "purchase", "install"] }),
-        )
+    let (status, created) = live
+        .create_webhook(json!({ "url": "https://hooks.example.com/lt", "events": ["install", "purchase", "install"] }))
         .await;
     assert_eq!(status, 201, "{created}");
     assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
@@ -683,7 +655,7 @@ async fn the_api_checks_and_manages_webhooks() {
     assert_eq!(created["environment"], "live");
     let id = created["id"].as_str().unwrap().to_owned();
 
-    let (status, listed) = env.get(&url, key).await;
+    let (status, listed) = live.webhooks().await;
     assert_eq!(status, 200);
     assert_eq!(listed["webhooks"].as_array().unwrap().len(), 1);
     assert_eq!(listed["webhooks"][0]["id"], json!(id));
@@ -691,49 +663,31 @@ async fn the_api_checks_and_manages_webhooks() {
         listed["webhooks"][0].get("secret").is_none(),
         "shown once only"
     );
-    let (_, other_env) = env.get(&url, Some(&account.test_key)).await;
+    let (_, other_env) = live.with_key(&account.test_key).webhooks().await;
     assert_eq!(other_env["webhooks"], json!([]));
 
     // At most 20 per environment.
     for i in 1..20 {
-        let (status, _) = env
-            .post(
-                &url,
-                key,
-                json!({ "url": format!("https://h{i}.example.com"), "events": ["*"] }),
-            )
+        let (status, _) = live
+            .create_webhook(json!({ "url": format!("https://h{i}.example.com"), "events": ["*"] }))
             .await;
         assert_eq!(status, 201);
     }
-    let (status, answer) = env
-        .post(
-            &url,
-            key,
-            json!({ "url": "https://h21.example.com", "events": ["*"] }),
-        )
+    let (status, answer) = live
+        .create_webhook(json!({ "url": "https://h21.example.com", "events": ["*"] }))
         .await;
     assert_eq!(status, 400, "{answer}");
 
     // Another account sees and deletes nothing of it.
     let stranger = env.create_account("scale").await;
-    let one = api.url(&format!("/api/v1/webhooks/{id}"));
-    let delete = |key: String| {
-        let request = env.http.delete(&one).header("x-api-key", key);
-        async move { request.send().await.unwrap().status().as_u16() }
-    };
-    assert_eq!(delete(stranger.live_key.clone()).await, 404);
-    let (status, _) = env
-        .get(&format!("{one}/deliveries"), Some(&stranger.live_key))
-        .await;
-    assert_eq!(status, 404);
-    let (status, answer) = env.get(&format!("{one}/deliveries"), key).await;
+    let theirs = live.with_key(&stranger.live_key);
+    assert_eq!(theirs.delete_webhook(&id).await.0, 404);
+    assert_eq!(theirs.webhook_deliveries(&id, "").await.0, 404);
+    let (status, answer) = live.webhook_deliveries(&id, "").await;
     assert_eq!((status, &answer["deliveries"]), (200, &json!([])));
-    let (status, _) = env
-        .get(&api.url("/api/v1/webhooks/not-a-uuid/deliveries"), key)
-        .await;
-    assert_eq!(status, 404);
-    assert_eq!(delete(account.live_key.clone()).await, 200);
-    assert_eq!(delete(account.live_key.clone()).await, 404);
+    assert_eq!(live.webhook_deliveries("not-a-uuid", "").await.0, 404);
+    assert_eq!(live.delete_webhook(&id).await.0, 200);
+    assert_eq!(live.delete_webhook(&id).await.0, 404);
     api.stop().await.unwrap();
 }
 

@@ -252,7 +252,7 @@ async fn referral_links_are_created_read_listed_updated_and_deleted_per_account(
     let metadata = |key: String, code: String| {
         let env = &env;
         let api = &api;
-        async move { env.caller(&api, &key).link_metadata(&code).await }
+        async move { env.caller(api, &key).link_metadata(&code).await }
     };
     let (status, mine) = metadata(me.live_key.clone(), code.clone()).await;
     assert_eq!(status, 200, "{mine}");
@@ -553,7 +553,7 @@ async fn send(
     name: &str,
     entity: Option<&str>,
 ) -> u16 {
-    env.caller(&ingest, key)
+    env.caller(ingest, key)
         .send_event(event(code, name, entity))
         .await
         .0

@@ -200,7 +200,7 @@ async fn heads_crawlers_and_preview_fetchers_are_bots_and_previews_get_og_tags()
     let count = |query: &'static str| {
         let (env, api, key) = (&env, &api, account.live_key.clone());
         async move {
-            let (status, body) = env.caller(&api, &key).analytics(&query).await;
+            let (status, body) = env.caller(api, &key).analytics(query).await;
             assert_eq!(status, 200, "{body}");
             body["data"][0]["count"].as_u64().unwrap()
         }
@@ -276,7 +276,7 @@ async fn utm_values_are_recorded_and_merged_into_the_destination_with_link_defau
 
 /// GET /api/v1/analytics?{query} with the key: the `data` rows.
 async fn analytics(env: &TestEnv, api: &Running, key: &str, query: &str) -> Vec<Value> {
-    let (status, body) = env.caller(&api, key).analytics(&query).await;
+    let (status, body) = env.caller(api, key).analytics(query).await;
     assert_eq!(status, 200, "{query}: {body}");
     assert_eq!(body["success"], true);
     body["data"].as_array().unwrap().clone()
@@ -814,7 +814,7 @@ async fn bad_parameters_get_a_400_naming_the_parameter() {
         ("includeBots=yes", "includeBots"),
         ("groupby=countries", "groupby"),
     ] {
-        let (status, body) = env.caller(&api, &account.live_key).analytics(&query).await;
+        let (status, body) = env.caller(&api, &account.live_key).analytics(query).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(body["code"], "VALIDATION_ERROR", "{query}: {body}");
         let message = body["message"].as_str().unwrap();

@@ -78,7 +78,7 @@ async fn sign_in_url(
     fragment: &str,
 ) -> String {
     let (status, link) = env
-        .caller(&api, key)
+        .caller(api, key)
         .create_sign_in_link(serde_json::json!({}))
         .await;
     assert_eq!(status, 201, "{link}");

@@ -877,7 +877,7 @@ async fn installs_by_match_type_count_a_range_per_environment() {
     ] {
         let (status, body) = env
             .caller(&api, &account.live_key)
-            .match_types(&format!("{bad}"))
+            .match_types(bad)
             .await;
         assert_eq!(
             (status, body["code"].as_str()),

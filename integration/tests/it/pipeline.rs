@@ -99,7 +99,7 @@ async fn every_service_reports_health_readiness_and_metrics() {
     env.get(&api.url("/api/v1/referral-links/nosuchcode"), None)
         .await;
     env.get(&api.url("/no/such/path"), None).await;
-    env.anonymous(&ingest)
+    env.anonymous(ingest)
         .send_event(serde_json::json!({}))
         .await;
     let text = |url: String| {
@@ -140,7 +140,7 @@ async fn a_rolling_upgrade_writes_layout_1_until_every_reader_takes_layout_2() {
     let current = env.spawn_ingest().await;
     for (ingest, name) in [(&older, "layout_1"), (&current, "layout_2")] {
         let (status, body) = env
-            .caller(&ingest, &account.live_key)
+            .caller(ingest, &account.live_key)
             .send_event(event("upgrade1", name, None))
             .await;
         assert_eq!(status, 202, "{body}");

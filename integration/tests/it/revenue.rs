@@ -107,7 +107,7 @@ async fn revenue_is_stored_as_columns_and_summed_per_currency() {
     let analytics = |query: &'static str| {
         let (env, api, key) = (&env, &api, account.live_key.clone());
         async move {
-            let (status, body) = env.caller(&api, &key).analytics(&query).await;
+            let (status, body) = env.caller(api, &key).analytics(query).await;
             assert_eq!(status, 200, "{body}");
             body["data"].clone()
         }

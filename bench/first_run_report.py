@@ -39,7 +39,8 @@ lines = [
     "services' release build), from an empty cargo home (every crate downloaded again) and "
     "empty target folders, on this 2-core machine. *before*: tansu with its release defaults "
     "(opt-level 3) and the postgres and libsql engines, dependencies with debuginfo; *now*: "
-    "`deploy/lib.sh`'s `tansu_cargo_install` and the workspace's release profile.",
+    f"`deploy/lib.sh`'s `tansu_cargo_install` ({r['now_broker']}) and the workspace's release "
+    "profile (dependencies without debuginfo).",
     "",
     "| | before | now | now / before |",
     "|---|---:|---:|---:|",

@@ -95,6 +95,6 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 echo "rounds $ROUNDS" >>"$RESULTS"
-echo "now_broker \"opt-level $TANSU_OPT_LEVEL, features $TANSU_FEATURES\"" >>"$RESULTS"
+echo "now_broker \"Rust at opt-level $TANSU_OPT_LEVEL, sqlite at $TANSU_SQLITE_OPT_LEVEL, features $TANSU_FEATURES\"" >>"$RESULTS"
 python3 "$REPO/bench/first_run_report.py" "$RESULTS" "$REPO/BENCHMARKS.md" "$CODE" \
   "$PERF_SECONDS s, batches of $PERF_BATCH records of $PERF_RECORD bytes from $PERF_PRODUCERS producers"

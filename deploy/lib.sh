@@ -111,13 +111,16 @@ install_dependencies() {
 # The broker is built once from crates.io, in the background so that the rest of the first run
 # (Debian packages, ClickHouse, the services' own build) goes on beside it. It is the local
 # stand-in for Kafka, not our code, so it is built for a short first run rather than for its
-# last few percent of speed (bench/first-run.sh measures both):
+# last percent of speed (bench/first-run.sh measures both):
 #   - only the storage engine the local stack uses, sqlite (libsql); TANSU_FEATURES adds
 #     others (postgres, for brokers that share one cluster);
-#   - TANSU_OPT_LEVEL (default 1) instead of release's 3, and no debug info.
+#   - its Rust unoptimised (TANSU_OPT_LEVEL, default 0) and without debug info, but sqlite,
+#     the C inside libsql-ffi that does most of a produce's work (perf, bench/first-run.sh),
+#     at release's opt-level 3 (TANSU_SQLITE_OPT_LEVEL).
 TANSU_VERSION=0.6.0
 TANSU_FEATURES="${TANSU_FEATURES:-libsql}"
-TANSU_OPT_LEVEL="${TANSU_OPT_LEVEL:-1}"
+TANSU_OPT_LEVEL="${TANSU_OPT_LEVEL:-0}"
+TANSU_SQLITE_OPT_LEVEL="${TANSU_SQLITE_OPT_LEVEL:-3}"
 begin_tansu_install() {
   if command -v tansu >/dev/null 2>&1 || [[ -n "${TANSU_INSTALL_PID:-}" ]]; then return 0; fi
   log "building the tansu broker in the background (cargo install, once; $LOGS/tansu-install.log)"
@@ -130,7 +133,8 @@ begin_tansu_install() {
 tansu_cargo_install() {
   (cd / && CARGO_PROFILE_RELEASE_OPT_LEVEL="$TANSU_OPT_LEVEL" CARGO_PROFILE_RELEASE_DEBUG=false \
     CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES" "$@")
+    cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES" \
+      --config "profile.release.package.libsql-ffi.opt-level=$TANSU_SQLITE_OPT_LEVEL" "$@")
 }
 
 finish_tansu_install() {

@@ -28,7 +28,12 @@ PERF_PRODUCERS="${FIRST_RUN_PERF_PRODUCERS:-4}"
 WORK="$REPO/.linktrace/first-run"
 RESULTS="$WORK/results"
 CODE="$(code_under_test)"
-mkdir -p "$WORK"; : >"$RESULTS"
+# FIRST_RUN_REUSE=1: measure the last run's brokers again (perf load and profile) without
+# building anything; its results are added to that run's.
+REUSE="${FIRST_RUN_REUSE:-0}"
+mkdir -p "$WORK"
+[[ "$REUSE" == 1 ]] || : >"$RESULTS"
+command -v perf >/dev/null 2>&1 || apt_install linux-perf
 cleanup() { stop_pid first-run-broker 2>/dev/null || true; rm -rf "$WORK"/cargo-* "$WORK"/target-*; }
 trap cleanup EXIT
 
@@ -74,10 +79,18 @@ broker_perf() {
     --storage-engine "sqlite://tansu.db"
   KAFKA_PORT="$PERF_PORT" wait_for "the $variant broker" 30 kafka_up
   "$client" topic create perf --partitions 1 --broker "tcp://127.0.0.1:$PERF_PORT" >/dev/null 2>&1
+  # Where the broker's CPU goes meanwhile: perf samples, from the second second to two before
+  # the end (broker_share.py: the share in its C code, which is sqlite's).
+  (sleep 1; perf record -F 499 -g -p "$(cat "$RUN/first-run-broker.pid")" -o "$dir/perf.data" \
+    -- sleep "$((PERF_SECONDS - 3))" >/dev/null 2>&1) &
+  local profiler=$!
   "$client" perf --broker "tcp://127.0.0.1:$PERF_PORT" perf produce --batch-size "$PERF_BATCH" \
     --record-size "$PERF_RECORD" --producers "$PERF_PRODUCERS" --duration "${PERF_SECONDS}s" \
     >"$dir/perf.log" 2>&1
+  wait "$profiler" || true
   stop_pid first-run-broker
+  echo "${variant}_r${round}_c_share $(perf report -i "$dir/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
+    python3 "$REPO/bench/broker_share.py")" >>"$RESULTS"
   records="$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM record").fetchone()[0])' "$dir/tansu.db")"
   echo "${variant}_r${round}_records $records" >>"$RESULTS"
   echo "${variant}_r${round}_records_per_sec $(echo "$records / $PERF_SECONDS" | bc)" >>"$RESULTS"
@@ -86,6 +99,7 @@ broker_perf() {
 for round in $(seq 1 "$ROUNDS"); do
   if ((round % 2)); then order="before now"; else order="now before"; fi
   for variant in $order; do
+    [[ "$REUSE" == 1 ]] && break
     log "round $round: a first run's builds ($variant)"
     first_run "$variant" "$round"
   done
@@ -94,7 +108,7 @@ for round in $(seq 1 "$ROUNDS"); do
     broker_perf "$variant" "$round"
   done
 done
-echo "rounds $ROUNDS" >>"$RESULTS"
-echo "now_broker \"Rust at opt-level $TANSU_OPT_LEVEL, sqlite at $TANSU_SQLITE_OPT_LEVEL, features $TANSU_FEATURES\"" >>"$RESULTS"
+[[ "$REUSE" == 1 ]] || echo "rounds $ROUNDS" >>"$RESULTS"
+[[ "$REUSE" == 1 ]] || echo "now_broker \"Rust at opt-level $TANSU_OPT_LEVEL, sqlite at $TANSU_SQLITE_OPT_LEVEL, features $TANSU_FEATURES\"" >>"$RESULTS"
 python3 "$REPO/bench/first_run_report.py" "$RESULTS" "$REPO/BENCHMARKS.md" "$CODE" \
   "$PERF_SECONDS s, batches of $PERF_BATCH records of $PERF_RECORD bytes from $PERF_PRODUCERS producers"

@@ -875,10 +875,7 @@ async fn installs_by_match_type_count_a_range_per_environment() {
         "timezone=Mars/Olympus",
         "shortCode=abc12345",
     ] {
-        let (status, body) = env
-            .caller(&api, &account.live_key)
-            .match_types(bad)
-            .await;
+        let (status, body) = env.caller(&api, &account.live_key).match_types(bad).await;
         assert_eq!(
             (status, body["code"].as_str()),
             (400, Some("VALIDATION_ERROR")),

@@ -42,10 +42,6 @@ async fn follow(
     (response.status().as_u16(), location)
 }
 
-async fn patch(env: &TestEnv, api: &Running, key: &str, code: &str, body: Value) -> (u16, Value) {
-    env.caller(api, key).update_link(code, body).await
-}
-
 #[tokio::test]
 async fn each_rule_dimension_routes_its_clicks_and_the_first_match_wins() {
     let env = TestEnv::new().await;
@@ -112,14 +108,13 @@ async fn each_rule_dimension_routes_its_clicks_and_the_first_match_wins() {
     }
 
     // A change of rules applies at once (the change notification drops the cached link).
-    let (status, body) = patch(
-        &env,
-        &api,
-        &account.live_key,
-        "routed01",
-        json!({"rules": [{"country": "DE", "url": "https://acme.example/de-only"}]}),
-    )
-    .await;
+    let (status, body) = &env
+        .caller(&api, &account.live_key)
+        .update_link(
+            "routed01",
+            json!({"rules": [{"country": "DE", "url": "https://acme.example/de-only"}]}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     let (_, location) = follow(&env, &api, "routed01", FIREFOX, GERMANY, None).await;
     assert_eq!(location, "https://acme.example/de-only");
@@ -142,14 +137,10 @@ async fn each_rule_dimension_routes_its_clicks_and_the_first_match_wins() {
             "rules",
         ),
     ] {
-        let (status, body) = patch(
-            &env,
-            &api,
-            &account.live_key,
-            "routed01",
-            json!({"rules": rules}),
-        )
-        .await;
+        let (status, body) = &env
+            .caller(&api, &account.live_key)
+            .update_link("routed01", json!({"rules": rules}))
+            .await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["code"], "VALIDATION_ERROR", "{body}");
         assert!(body["message"].as_str().unwrap().contains(field), "{body}");
@@ -261,14 +252,10 @@ async fn max_clicks_closes_the_link_on_its_edge_and_counts_people_only() {
     assert_eq!(link["link"]["exhausted"], true, "{link}");
 
     // A higher cap opens it again, for exactly the clicks left.
-    let (status, body) = patch(
-        &env,
-        &api,
-        &account.live_key,
-        "capped01",
-        json!({"maxClicks": 3}),
-    )
-    .await;
+    let (status, body) = &env
+        .caller(&api, &account.live_key)
+        .update_link("capped01", json!({"maxClicks": 3}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["link"]["exhausted"], false, "{body}");
     wait_for_status(&env, &other, "capped01", 302).await;
@@ -281,26 +268,18 @@ async fn max_clicks_closes_the_link_on_its_edge_and_counts_people_only() {
     wait_for_counted(&env, "capped01", 3).await;
     wait_for_status(&env, &api, "capped01", 404).await;
     // No cap: open for good.
-    let (status, _) = patch(
-        &env,
-        &api,
-        &account.live_key,
-        "capped01",
-        json!({"maxClicks": null}),
-    )
-    .await;
+    let (status, _) = &env
+        .caller(&api, &account.live_key)
+        .update_link("capped01", json!({"maxClicks": null}))
+        .await;
     assert_eq!(status, 200);
     wait_for_status(&env, &api, "capped01", 302).await;
 
     for bad in [json!(0), json!(-1), json!(1.5), json!("10")] {
-        let (status, body) = patch(
-            &env,
-            &api,
-            &account.live_key,
-            "capped01",
-            json!({"maxClicks": bad}),
-        )
-        .await;
+        let (status, body) = &env
+            .caller(&api, &account.live_key)
+            .update_link("capped01", json!({"maxClicks": bad}))
+            .await;
         assert_eq!(status, 400, "{body}");
         assert!(
             body["message"].as_str().unwrap().contains("maxClicks"),

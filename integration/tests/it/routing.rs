@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use linktrace_integration::{Running, TestEnv};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
 const IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 16_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.0 Mobile/15E148 Safari/604.1";
@@ -108,7 +108,7 @@ async fn each_rule_dimension_routes_its_clicks_and_the_first_match_wins() {
     }
 
     // A change of rules applies at once (the change notification drops the cached link).
-    let (status, body) = &env
+    let (status, body) = env
         .caller(&api, &account.live_key)
         .update_link(
             "routed01",
@@ -137,7 +137,7 @@ async fn each_rule_dimension_routes_its_clicks_and_the_first_match_wins() {
             "rules",
         ),
     ] {
-        let (status, body) = &env
+        let (status, body) = env
             .caller(&api, &account.live_key)
             .update_link("routed01", json!({"rules": rules}))
             .await;
@@ -252,7 +252,7 @@ async fn max_clicks_closes_the_link_on_its_edge_and_counts_people_only() {
     assert_eq!(link["link"]["exhausted"], true, "{link}");
 
     // A higher cap opens it again, for exactly the clicks left.
-    let (status, body) = &env
+    let (status, body) = env
         .caller(&api, &account.live_key)
         .update_link("capped01", json!({"maxClicks": 3}))
         .await;
@@ -268,7 +268,7 @@ async fn max_clicks_closes_the_link_on_its_edge_and_counts_people_only() {
     wait_for_counted(&env, "capped01", 3).await;
     wait_for_status(&env, &api, "capped01", 404).await;
     // No cap: open for good.
-    let (status, _) = &env
+    let (status, _) = env
         .caller(&api, &account.live_key)
         .update_link("capped01", json!({"maxClicks": null}))
         .await;
@@ -276,7 +276,7 @@ async fn max_clicks_closes_the_link_on_its_edge_and_counts_people_only() {
     wait_for_status(&env, &api, "capped01", 302).await;
 
     for bad in [json!(0), json!(-1), json!(1.5), json!("10")] {
-        let (status, body) = &env
+        let (status, body) = env
             .caller(&api, &account.live_key)
             .update_link("capped01", json!({"maxClicks": bad}))
             .await;

@@ -165,6 +165,25 @@ stop_cluster() {
   pkill -9 -f -- "$(zookeeper_mark)" 2>/dev/null || true
 }
 
+# restart_nodes_without_ddl_worker: 18.16's DDLWorker ends for good on a ZooKeeper error it
+# does not expect ("Unexpected ZooKeeper error: ... Terminating."): two replicas of a shard
+# that take one ON CLUSTER task at the same moment race to create its shard node, and the
+# loser gets `Node exists`. The node then answers queries but runs no ON CLUSTER statement
+# again, each one waiting out distributed_ddl_task_timeout (seen on the test cluster, 2026-12-04).
+# A restart gives it a new worker, which takes up the queue where it stopped. The log is moved
+# aside, so that only a termination after this restart counts next time.
+restart_nodes_without_ddl_worker() {
+  local n log
+  for n in 1 2 3 4; do
+    log="$CLUSTER_STATE/clickhouse-$n/log/clickhouse-server.err.log"
+    if node_up "$n" && grep -q "DDLWorker: Unexpected ZooKeeper error" "$log" 2>/dev/null; then
+      log "node $n's DDL worker has terminated (its log): restarting the node"
+      stop_cluster_pid "clickhouse-$n" "$(node_mark "$n")"
+      mv "$log" "$log.ddl-worker-ended-$(date +%s)"
+    fi
+  done
+}
+
 case "${1:-up}" in
   up)
     apt_install clickhouse-server clickhouse-client
@@ -174,6 +193,7 @@ case "${1:-up}" in
       for n in 1 2 3 4; do if node_up "$n"; then zookeeper_was_down=1; fi; done
     fi
     start_zookeeper
+    restart_nodes_without_ddl_worker
     for n in 1 2 3 4; do start_node "$n"; done
     for n in 1 2 3 4; do await_node "$n"; done
     if ((zookeeper_was_down)); then settle_zookeeper_sessions; fi

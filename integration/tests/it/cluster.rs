@@ -858,3 +858,46 @@ async fn a_shard_whose_rollups_missed_a_write_is_repaired_on_both_its_replicas()
     }
     first.drop_database().await.unwrap();
 }
+
+/// 18.16's DDL worker ends for good on a ZooKeeper error it does not expect (two replicas of
+/// a shard racing for an `ON CLUSTER` task's shard node: `Node exists`, seen in a full test
+/// run), and the node then runs no `ON CLUSTER` statement again. `clickhouse-cluster.sh up`
+/// restarts a node whose log says so, once: its log is moved aside, and a second `up` leaves
+/// it alone. Schema statements through the cluster work afterwards.
+#[tokio::test]
+async fn up_restarts_a_node_whose_ddl_worker_ended() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    cluster_up();
+    let pid_file = format!("{TEST_CLUSTER_STATE}/run/clickhouse-2.pid");
+    let pid = || {
+        std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let log = format!("{TEST_CLUSTER_STATE}/clickhouse-2/log/clickhouse-server.err.log");
+    let before = pid();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("node 2's error log");
+    std::io::Write::write_all(
+        &mut file,
+        b"2026.12.04 21:27:57.478068 [ 3 ] {} <Error> DDLWorker: Unexpected ZooKeeper error: \
+          Code: 999, e.displayText() = Coordination::Exception: Node exists, path: \
+          /clickhouse/task_queue/ddl/query-0000000099/shards/127.0.0.1:29000,1. Terminating.\n",
+    )
+    .unwrap();
+    drop(file);
+
+    cluster_up();
+    let restarted = pid();
+    assert_ne!(restarted, before, "node 2 was restarted");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!text.contains("DDLWorker: Unexpected ZooKeeper error"));
+    cluster_up();
+    assert_eq!(pid(), restarted, "a second up leaves it alone");
+
+    let (env, _database) = env_on_the_cluster(1, "ddl_worker").await;
+    env.clickhouse.drop_database().await.unwrap();
+}

@@ -27,63 +27,158 @@ pub struct Caller {
     credential: Credential,
 }
 
-/// The method and path template of every endpoint a [`Caller`] method calls (`{code}` and
-/// the like are path parameters, as the OpenAPI document writes them).
-pub const ENDPOINTS: &[(&str, &str)] = &[
-    ("POST", EVENTS),
-    ("POST", EVENTS_BATCH),
-    ("POST", CAPTURE_EVENT),
-    ("POST", OPENS),
-    ("POST", LINKS),
-    ("GET", LINKS),
-    ("POST", LINKS_BULK),
-    ("PATCH", LINK),
-    ("DELETE", LINK),
-    ("GET", LINK_METADATA),
-    ("POST", ATTRIBUTIONS),
-    ("GET", MATCH_TYPES),
-    ("GET", ANALYTICS),
-    ("GET", ANALYTICS_TOTALS),
-    ("GET", ANALYTICS_TIMESERIES),
-    ("GET", ANALYTICS_FUNNEL),
-    ("GET", ANALYTICS_TOP_LINKS),
-    ("POST", WEBHOOKS),
-    ("GET", WEBHOOKS),
-    ("DELETE", WEBHOOK),
-    ("GET", WEBHOOK_DELIVERIES),
-    ("PUT", APPS),
-    ("GET", DOMAINS),
-    ("POST", DOMAINS),
-    ("DELETE", DOMAIN),
-    ("POST", DOMAIN_VERIFY),
-    ("POST", SIGN_IN_LINKS),
-    ("POST", ADMIN_ACCOUNTS),
+/// One endpoint: its method and its path template (`{shortCode}` and the like are path
+/// parameters, as the OpenAPI document writes them). Each [`Caller`] method calls one.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+/// Every endpoint a [`Caller`] method calls.
+pub const ENDPOINTS: &[Endpoint] = &[
+    SEND_EVENT,
+    SEND_EVENTS,
+    CAPTURE_EVENT,
+    REPORT_OPEN,
+    CREATE_LINK,
+    LIST_LINKS,
+    CREATE_LINKS,
+    UPDATE_LINK,
+    DELETE_LINK,
+    LINK_METADATA,
+    ATTRIBUTE,
+    MATCH_TYPES,
+    ANALYTICS,
+    ANALYTICS_TOTALS,
+    ANALYTICS_TIMESERIES,
+    ANALYTICS_FUNNEL,
+    ANALYTICS_TOP_LINKS,
+    CREATE_WEBHOOK,
+    WEBHOOKS,
+    DELETE_WEBHOOK,
+    WEBHOOK_DELIVERIES,
+    SET_APPS,
+    DOMAINS,
+    ADD_DOMAIN,
+    REMOVE_DOMAIN,
+    VERIFY_DOMAIN,
+    CREATE_SIGN_IN_LINK,
+    CREATE_ACCOUNT,
 ];
 
-const EVENTS: &str = "/api/v1/events";
-const EVENTS_BATCH: &str = "/api/v1/events/batch";
-const CAPTURE_EVENT: &str = "/api/v1/capture-event";
-const OPENS: &str = "/api/v1/opens";
-const LINKS: &str = "/api/v1/referral-links";
-const LINKS_BULK: &str = "/api/v1/referral-links/bulk";
-const LINK: &str = "/api/v1/referral-links/{shortCode}";
-const LINK_METADATA: &str = "/api/v1/referral-links/metadata";
-const ATTRIBUTIONS: &str = "/api/v1/attributions";
-const MATCH_TYPES: &str = "/api/v1/attributions/match-types";
-const ANALYTICS: &str = "/api/v1/analytics";
-const ANALYTICS_TOTALS: &str = "/api/v1/analytics/totals";
-const ANALYTICS_TIMESERIES: &str = "/api/v1/analytics/timeseries";
-const ANALYTICS_FUNNEL: &str = "/api/v1/analytics/funnel";
-const ANALYTICS_TOP_LINKS: &str = "/api/v1/analytics/top-links";
-const WEBHOOKS: &str = "/api/v1/webhooks";
-const WEBHOOK: &str = "/api/v1/webhooks/{id}";
-const WEBHOOK_DELIVERIES: &str = "/api/v1/webhooks/{id}/deliveries";
-const APPS: &str = "/api/v1/apps";
-const DOMAINS: &str = "/api/v1/domains";
-const DOMAIN: &str = "/api/v1/domains/{domain}";
-const DOMAIN_VERIFY: &str = "/api/v1/domains/{domain}/verify";
-const SIGN_IN_LINKS: &str = "/api/v1/dashboard/sign-in-links";
-const ADMIN_ACCOUNTS: &str = "/admin/v1/accounts";
+const SEND_EVENT: Endpoint = Endpoint {
+    method: "POST",
+    path: "/api/v1/events",
+};
+const SEND_EVENTS: Endpoint = Endpoint {
+    method: "POST",
+    path: "/api/v1/events/batch",
+};
+const CAPTURE_EVENT: Endpoint = Endpoint {
+    method: "POST",
+    path: "/api/v1/capture-event",
+};
+const REPORT_OPEN: Endpoint = Endpoint {
+    method: "POST",
+    path: "/api/v1/opens",
+};
+const CREATE_LINK: Endpoint = Endpoint {
+    method: "POST",
+    path: "/api/v1/referral-links",
+};
+const LIST_LINKS: Endpoint = Endpoint {
+    method: "GET",
+    path: "/api/v1/referral-links",
+};
+const CREATE_LINKS: Endpoint = Endpoint {
+    method: "POST",
+    path: "/api/v1/referral-links/bulk",
+};
+const UPDATE_LINK: Endpoint = Endpoint {
+    method: "PATCH",
+    path: "/api/v1/referral-links/{shortCode}",
+};
+const DELETE_LINK: Endpoint = Endpoint {
+    method: "DELETE",
+    path: "/api/v1/referral-links/{shortCode}",
+};
+const LINK_METADATA: Endpoint = Endpoint {
+    method: "GET",
+    path: "/api/v1/referral-links/metadata",
+};
+const ATTRIBUTE: Endpoint = Endpoint {
+    method: "POST",
+    path: "/api/v1/attributions",
+};
+const MATCH_TYPES: Endpoint = Endpoint {
+    method: "GET",
+    path: "/api/v1/attributions/match-types",
+};
+const ANALYTICS: Endpoint = Endpoint {
+    method: "GET",
+    path: "/api/v1/analytics",
+};
+const ANALYTICS_TOTALS: Endpoint = Endpoint {
+    method: "GET",
+    path: "/api/v1/analytics/totals",
+};
+const ANALYTICS_TIMESERIES: Endpoint = Endpoint {
+    method: "GET",
+    path: "/api/v1/analytics/timeseries",
+};
+const ANALYTICS_FUNNEL: Endpoint = Endpoint {
+    method: "GET",
+    path: "/api/v1/analytics/funnel",
+};
+const ANALYTICS_TOP_LINKS: Endpoint = Endpoint {
+    method: "GET",
+    path: "/api/v1/analytics/top-links",
+};
+const CREATE_WEBHOOK: Endpoint = Endpoint {
+    method: "POST",
+    path: "/api/v1/webhooks",
+};
+const WEBHOOKS: Endpoint = Endpoint {
+    method: "GET",
+    path: "/api/v1/webhooks",
+};
+const DELETE_WEBHOOK: Endpoint = Endpoint {
+    method: "DELETE",
+    path: "/api/v1/webhooks/{id}",
+};
+const WEBHOOK_DELIVERIES: Endpoint = Endpoint {
+    method: "GET",
+    path: "/api/v1/webhooks/{id}/deliveries",
+};
+const SET_APPS: Endpoint = Endpoint {
+    method: "PUT",
+    path: "/api/v1/apps",
+};
+const DOMAINS: Endpoint = Endpoint {
+    method: "GET",
+    path: "/api/v1/domains",
+};
+const ADD_DOMAIN: Endpoint = Endpoint {
+    method: "POST",
+    path: "/api/v1/domains",
+};
+const REMOVE_DOMAIN: Endpoint = Endpoint {
+    method: "DELETE",
+    path: "/api/v1/domains/{domain}",
+};
+const VERIFY_DOMAIN: Endpoint = Endpoint {
+    method: "POST",
+    path: "/api/v1/domains/{domain}/verify",
+};
+const CREATE_SIGN_IN_LINK: Endpoint = Endpoint {
+    method: "POST",
+    path: "/api/v1/dashboard/sign-in-links",
+};
+const CREATE_ACCOUNT: Endpoint = Endpoint {
+    method: "POST",
+    path: "/admin/v1/accounts",
+};
 
 /// `template` with its one `{…}` parameter replaced by `value`.
 fn fill(template: &str, value: &str) -> String {
@@ -152,162 +247,173 @@ impl Caller {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("the service answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(request).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.call(Method::POST, path, Some(body)).await
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.call(Method::GET, path, None).await
+    /// `endpoint`, its path parameter filled with `parameter` (when it has one), with
+    /// `query` and `body`.
+    async fn at(
+        &self,
+        endpoint: Endpoint,
+        parameter: Option<&str>,
+        query: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let path = match parameter {
+            Some(value) => fill(endpoint.path, value),
+            None => endpoint.path.to_owned(),
+        };
+        let method = Method::from_bytes(endpoint.method.as_bytes()).expect("an HTTP method");
+        self.call(method, &with_query(&path, query), body).await
     }
 
     /// `POST /api/v1/events` (ingest).
     pub async fn send_event(&self, body: Value) -> (u16, Value) {
-        self.post(EVENTS, body).await
+        self.at(SEND_EVENT, None, "", Some(body)).await
     }
 
     /// `POST /api/v1/events/batch` (ingest).
     pub async fn send_events(&self, body: Value) -> (u16, Value) {
-        self.post(EVENTS_BATCH, body).await
+        self.at(SEND_EVENTS, None, "", Some(body)).await
     }
 
     /// `POST /api/v1/capture-event` (ingest).
     pub async fn capture_event(&self, body: Value) -> (u16, Value) {
-        self.post(CAPTURE_EVENT, body).await
+        self.at(CAPTURE_EVENT, None, "", Some(body)).await
     }
 
     /// `POST /api/v1/opens` (api).
     pub async fn report_open(&self, body: Value) -> (u16, Value) {
-        self.post(OPENS, body).await
+        self.at(REPORT_OPEN, None, "", Some(body)).await
     }
 
     /// `POST /api/v1/referral-links` (api).
     pub async fn create_link(&self, body: Value) -> (u16, Value) {
-        self.post(LINKS, body).await
+        self.at(CREATE_LINK, None, "", Some(body)).await
     }
 
     /// `POST /api/v1/referral-links/bulk` (api).
     pub async fn create_links(&self, body: Value) -> (u16, Value) {
-        self.post(LINKS_BULK, body).await
+        self.at(CREATE_LINKS, None, "", Some(body)).await
     }
 
     /// `GET /api/v1/referral-links?{query}` (api).
     pub async fn list_links(&self, query: &str) -> (u16, Value) {
-        self.get(&with_query(LINKS, query)).await
+        self.at(LIST_LINKS, None, query, None).await
     }
 
     /// `PATCH /api/v1/referral-links/{code}` (api).
     pub async fn update_link(&self, code: &str, body: Value) -> (u16, Value) {
-        self.call(Method::PATCH, &fill(LINK, code), Some(body))
-            .await
+        self.at(UPDATE_LINK, Some(code), "", Some(body)).await
     }
 
     /// `DELETE /api/v1/referral-links/{code}` (api).
     pub async fn delete_link(&self, code: &str) -> (u16, Value) {
-        self.call(Method::DELETE, &fill(LINK, code), None).await
+        self.at(DELETE_LINK, Some(code), "", None).await
     }
 
     /// `GET /api/v1/referral-links/metadata?shortCode={code}` (api).
     pub async fn link_metadata(&self, code: &str) -> (u16, Value) {
-        self.get(&with_query(LINK_METADATA, &format!("shortCode={code}")))
+        self.at(LINK_METADATA, None, &format!("shortCode={code}"), None)
             .await
     }
 
     /// `POST /api/v1/attributions` (api).
     pub async fn attribute(&self, body: Value) -> (u16, Value) {
-        self.post(ATTRIBUTIONS, body).await
+        self.at(ATTRIBUTE, None, "", Some(body)).await
     }
 
     /// `GET /api/v1/attributions/match-types?{query}` (api).
     pub async fn match_types(&self, query: &str) -> (u16, Value) {
-        self.get(&with_query(MATCH_TYPES, query)).await
+        self.at(MATCH_TYPES, None, query, None).await
     }
 
     /// `GET /api/v1/analytics?{query}` (api).
     pub async fn analytics(&self, query: &str) -> (u16, Value) {
-        self.get(&with_query(ANALYTICS, query)).await
+        self.at(ANALYTICS, None, query, None).await
     }
 
     /// `GET /api/v1/analytics/totals?{query}` (api).
     pub async fn analytics_totals(&self, query: &str) -> (u16, Value) {
-        self.get(&with_query(ANALYTICS_TOTALS, query)).await
+        self.at(ANALYTICS_TOTALS, None, query, None).await
     }
 
     /// `GET /api/v1/analytics/timeseries?{query}` (api).
     pub async fn analytics_timeseries(&self, query: &str) -> (u16, Value) {
-        self.get(&with_query(ANALYTICS_TIMESERIES, query)).await
+        self.at(ANALYTICS_TIMESERIES, None, query, None).await
     }
 
     /// `GET /api/v1/analytics/funnel?{query}` (api).
     pub async fn analytics_funnel(&self, query: &str) -> (u16, Value) {
-        self.get(&with_query(ANALYTICS_FUNNEL, query)).await
+        self.at(ANALYTICS_FUNNEL, None, query, None).await
     }
 
     /// `GET /api/v1/analytics/top-links?{query}` (api).
     pub async fn analytics_top_links(&self, query: &str) -> (u16, Value) {
-        self.get(&with_query(ANALYTICS_TOP_LINKS, query)).await
+        self.at(ANALYTICS_TOP_LINKS, None, query, None).await
     }
 
     /// `POST /api/v1/webhooks` (api).
     pub async fn create_webhook(&self, body: Value) -> (u16, Value) {
-        self.post(WEBHOOKS, body).await
+        self.at(CREATE_WEBHOOK, None, "", Some(body)).await
     }
 
     /// `GET /api/v1/webhooks` (api).
     pub async fn webhooks(&self) -> (u16, Value) {
-        self.get(WEBHOOKS).await
+        self.at(WEBHOOKS, None, "", None).await
     }
 
     /// `DELETE /api/v1/webhooks/{id}` (api).
     pub async fn delete_webhook(&self, id: &str) -> (u16, Value) {
-        self.call(Method::DELETE, &fill(WEBHOOK, id), None).await
+        self.at(DELETE_WEBHOOK, Some(id), "", None).await
     }
 
     /// `GET /api/v1/webhooks/{id}/deliveries?{query}` (api).
     pub async fn webhook_deliveries(&self, id: &str, query: &str) -> (u16, Value) {
-        self.get(&with_query(&fill(WEBHOOK_DELIVERIES, id), query))
-            .await
+        self.at(WEBHOOK_DELIVERIES, Some(id), query, None).await
     }
 
     /// `PUT /api/v1/apps` (api).
     pub async fn set_apps(&self, body: Value) -> (u16, Value) {
-        self.call(Method::PUT, APPS, Some(body)).await
+        self.at(SET_APPS, None, "", Some(body)).await
     }
 
     /// `POST /api/v1/domains` (api).
     pub async fn add_domain(&self, body: Value) -> (u16, Value) {
-        self.post(DOMAINS, body).await
+        self.at(ADD_DOMAIN, None, "", Some(body)).await
     }
 
     /// `GET /api/v1/domains` (api).
     pub async fn domains(&self) -> (u16, Value) {
-        self.get(DOMAINS).await
+        self.at(DOMAINS, None, "", None).await
     }
 
     /// `DELETE /api/v1/domains/{domain}` (api).
     pub async fn remove_domain(&self, domain: &str) -> (u16, Value) {
-        self.call(Method::DELETE, &fill(DOMAIN, domain), None).await
+        self.at(REMOVE_DOMAIN, Some(domain), "", None).await
     }
 
     /// `POST /api/v1/domains/{domain}/verify` (api).
     pub async fn verify_domain(&self, domain: &str) -> (u16, Value) {
-        self.call(Method::POST, &fill(DOMAIN_VERIFY, domain), None)
-            .await
+        self.at(VERIFY_DOMAIN, Some(domain), "", None).await
     }
 
     /// `POST /api/v1/dashboard/sign-in-links` (api).
     pub async fn create_sign_in_link(&self, body: Value) -> (u16, Value) {
-        self.post(SIGN_IN_LINKS, body).await
+        self.at(CREATE_SIGN_IN_LINK, None, "", Some(body)).await
     }
 
     /// `POST /admin/v1/accounts` (api, admin token).
     pub async fn create_account(&self, body: Value) -> (u16, Value) {
-        self.post(ADMIN_ACCOUNTS, body).await
+        self.at(CREATE_ACCOUNT, None, "", Some(body)).await
     }
+}
+
+/// Sends `request`: the status and the body as JSON (`Null` when it is not JSON).
+pub(crate) async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("the service answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// Asserts that an answer is the documented error envelope with `expected` status and

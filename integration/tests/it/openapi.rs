@@ -119,8 +119,9 @@ fn committed_document_is_the_generated_one() {
 fn every_caller_endpoint_is_documented() {
     let document: Value =
         serde_json::from_str(&linktrace_integration::openapi::generate()).unwrap();
-    for (method, path) in linktrace_integration::caller::ENDPOINTS {
-        let operation = &document["paths"][*path][method.to_lowercase()];
+    for endpoint in linktrace_integration::caller::ENDPOINTS {
+        let (method, path) = (endpoint.method, endpoint.path);
+        let operation = &document["paths"][path][method.to_lowercase()];
         assert!(
             operation.is_object(),
             "{method} {path} is called by the tests but not in the document"

@@ -174,12 +174,27 @@ install_dashboard_assets() {
   export DASHBOARD_ASSETS_DIR="${DASHBOARD_ASSETS_DIR:-$STATE/dashboard/node_modules/uplot/dist}"
 }
 
+# start_postgres: the machine's Postgres on 127.0.0.1:5432, started if it is not running. A
+# cluster that is running but not yet answering (still starting, or recovering after a crash)
+# is waited for, not started again: pg_ctlcluster would refuse ("already running", exit 2).
 start_postgres() {
   if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then return 0; fi
-  log "starting Postgres"
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
-  touch "$RUN/postgres.started-by-us"
-  wait_for "Postgres" 30 pg_isready -h 127.0.0.1 -p 5432 -q
+  local version
+  version="$(ls /etc/postgresql | head -1)"
+  if pg_ctlcluster "$version" main status >/dev/null 2>&1; then
+    log "Postgres $version is running but not yet answering on 127.0.0.1:5432: waiting for it"
+  else
+    log "starting Postgres"
+    # Another starter may win the race between status and start: its cluster is waited for.
+    if pg_ctlcluster --skip-systemctl-redirect "$version" main start; then
+      touch "$RUN/postgres.started-by-us"
+    fi
+  fi
+  if ! wait_for "Postgres on 127.0.0.1:5432" "${POSTGRES_START_SECONDS:-120}" pg_isready -h 127.0.0.1 -p 5432 -q; then
+    pg_lsclusters >&2 || true
+    tail -n 20 "/var/log/postgresql/postgresql-$version-main.log" >&2 2>/dev/null || true
+    return 1
+  fi
 }
 
 clickhouse_up() { curl -sf "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT/ping"; }

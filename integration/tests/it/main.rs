@@ -13,6 +13,7 @@ mod cluster;
 mod consumer;
 mod dashboard;
 mod deep_links;
+mod deploy_scripts;
 mod export;
 mod hostile_input;
 mod ingest;

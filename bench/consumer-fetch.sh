@@ -95,4 +95,4 @@ wait "$WRK" "$LAGS" || true
 after="$(metric "http://$INGEST_ADDR" ingest_events_accepted_total)"
 echo "load $best_name $((after - before)) $LOAD" >>"$RESULTS"
 stop_pid nginx
-python3 "$REPO/bench/consumer_fetch_report.py" "$RESULTS" "$REPO/BENCHMARKS.md"
+bench_report consumer-fetch "$RESULTS" "$REPO/BENCHMARKS.md"

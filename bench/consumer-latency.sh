@@ -88,4 +88,4 @@ for round in $(seq 1 "$ROUNDS"); do
     measure "${name}_r$round" $env
   done <<<"$SETTINGS"
 done
-python3 "$REPO/bench/consumer_latency_report.py" "$RESULTS" "$REPO/BENCHMARKS.md" "$CODE" "$LOAD" "$ROUNDS" "$SETTINGS" "${LATENCY_SECTION:-consumer-latency}"
+bench_report consumer-latency "$RESULTS" "$REPO/BENCHMARKS.md" "$CODE" "$LOAD" "$ROUNDS" "$SETTINGS" "${LATENCY_SECTION:-consumer-latency}"

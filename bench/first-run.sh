@@ -80,7 +80,7 @@ broker_perf() {
   KAFKA_PORT="$PERF_PORT" wait_for "the $variant broker" 30 kafka_up
   "$client" topic create perf --partitions 1 --broker "tcp://127.0.0.1:$PERF_PORT" >/dev/null 2>&1
   # Where the broker's CPU goes meanwhile: perf samples, from the second second to two before
-  # the end (broker_share.py: the share in its C code, which is sqlite's).
+  # the end (bench/report broker-share: the share in its C code, which is sqlite's).
   (sleep 1; perf record -F 499 -g -p "$(cat "$RUN/first-run-broker.pid")" -o "$dir/perf.data" \
     -- sleep "$((PERF_SECONDS - 3))" >/dev/null 2>&1) &
   local profiler=$!
@@ -90,7 +90,7 @@ broker_perf() {
   wait "$profiler" || true
   stop_pid first-run-broker
   echo "${variant}_r${round}_c_share $(perf report -i "$dir/perf.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
-    python3 "$REPO/bench/broker_share.py")" >>"$RESULTS"
+    bench_report broker-share)" >>"$RESULTS"
   records="$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM record").fetchone()[0])' "$dir/tansu.db")"
   echo "${variant}_r${round}_records $records" >>"$RESULTS"
   echo "${variant}_r${round}_records_per_sec $(echo "$records / $PERF_SECONDS" | bc)" >>"$RESULTS"
@@ -110,5 +110,5 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 [[ "$REUSE" == 1 ]] || echo "rounds $ROUNDS" >>"$RESULTS"
 [[ "$REUSE" == 1 ]] || echo "now_broker \"Rust at opt-level $TANSU_OPT_LEVEL, sqlite at $TANSU_SQLITE_OPT_LEVEL, features $TANSU_FEATURES\"" >>"$RESULTS"
-python3 "$REPO/bench/first_run_report.py" "$RESULTS" "$REPO/BENCHMARKS.md" "$CODE" \
+bench_report first-run "$RESULTS" "$REPO/BENCHMARKS.md" "$CODE" \
   "$PERF_SECONDS s, batches of $PERF_BATCH records of $PERF_RECORD bytes from $PERF_PRODUCERS producers"

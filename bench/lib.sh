@@ -39,6 +39,10 @@ metric() {
   curl -s "$1/metrics" | awk -v n="$2" '$1 ~ "^"n"({|$)" { s += $2 } END { printf "%d", s }'
 }
 
+# bench_report NAME ARGS...: the report NAME (bench/report, the one entry point of every
+# benchmark's report): reads what the script measured and writes its section of BENCHMARKS.md.
+bench_report() { python3 "$REPO/bench/report" "$@"; }
+
 # proc_ticks PID: the process's CPU so far (utime + stime, in clock ticks).
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 

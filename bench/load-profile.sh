@@ -6,7 +6,7 @@
 # interleaved over LOAD_ROUNDS (3) rounds. Reports requests/s, each service's own CPU per
 # request (utime+stime) and the broker's, medians, and, from `perf record`
 # (cpu-clock samples, round 1), that CPU split by what the code is doing
-# (bench/code_groups.py), in µs per request, with the difference. Writes
+# (bench/report/code_groups.py), in µs per request, with the difference. Writes
 # bench/load-profile.txt and the load-profile section of BENCHMARKS.md.
 # LOAD_PADDED_LIMIT_BYTES=N adds a third service to every round: the limit handler with
 # each produced value padded to N bytes (287: ingest's record for this load in layout 2, 329 in layout 1), so that the
@@ -95,6 +95,6 @@ for round in $(seq 1 "$ROUNDS"); do
   run ingest ingest "http://$INGEST_ADDR/api/v1/events" "$round"
 done
 
-python3 "$REPO/bench/load_profile_report.py" "$RESULTS" "$STATE/perf-limit.data" "$STATE/perf-ingest.data" \
+bench_report load-profile "$RESULTS" "$STATE/perf-limit.data" "$STATE/perf-ingest.data" \
   "$CONNECTIONS" "$SECONDS_EACH" "$ROUNDS" "$CODE" "$OUT" "$REPO/BENCHMARKS.md" "$STORAGE" "$PADDED"
 cat "$OUT"

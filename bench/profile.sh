@@ -82,39 +82,16 @@ ingest="$(profile ingest 9381 "$REPO/target/release/linktrace-ingest")"
 
 {
   echo "# bench/profile.sh — instructions per request (valgrind callgrind), $REQUESTS sequential requests, path $PATH_KIND, $KEY_KIND key, code $CODE"
-  python3 - "$bare" "$ingest" "$REQUESTS" <<'PY'
-import sys
-bare, ingest, n = int(sys.argv[1].split()[1]), int(sys.argv[2].split()[1]), int(sys.argv[3])
-print(f"bare-produce: {bare / n:,.0f} instructions/request")
-print(f"ingest:       {ingest / n:,.0f} instructions/request ({ingest / bare:.2f}x)")
-print(f"above the limit: {(ingest - bare) / n:,.0f} instructions/request")
-PY
+  bench_report profile-summary "$bare" "$ingest" "$REQUESTS"
   echo
-  echo "## where the difference is: each function's own instructions, grouped (bench/callgrind_groups.py)"
+  echo "## where the difference is: each function's own instructions, grouped (bench/report/callgrind_groups.py)"
   echo
-  python3 "$REPO/bench/callgrind_groups.py" "$STATE/callgrind.ingest.1" "$STATE/callgrind.bare.1" "$REQUESTS"
+  bench_report callgrind-groups "$STATE/callgrind.ingest.1" "$STATE/callgrind.bare.1" "$REQUESTS"
   echo
   echo "## ingest: heaviest functions (inclusive), per request = Ir / $REQUESTS"
   callgrind_annotate --inclusive=yes --threshold=100 "$STATE/callgrind.ingest.1" 2>/dev/null \
     | grep -v '^--' | sed -n '1,400p' | awk 'NF && $1 ~ /^[0-9,]+$/' | sed -n '1,60p'
 } >"$OUT"
 head -5 "$OUT"
-python3 - "$OUT" "$REPO/BENCHMARKS.md" <<'PY'
-import sys
-sys.path.insert(0, sys.argv[2].rsplit("/", 1)[0] + "/bench")
-from sections import replace_section
-parts = open(sys.argv[1]).read().split("\n## ")
-summary, groups = parts[0].strip().splitlines(), parts[1].strip().splitlines()
-replace_section(sys.argv[2], "profile", [
-    "## Instructions per request (`bench/profile.sh`, valgrind callgrind)",
-    "",
-    "A count, not a time: it repeats run to run on this noisy machine. Ingest's heaviest",
-    "functions are in `bench/profile.txt`.",
-    "",
-    *[f"- {line.lstrip('# ')}" for line in summary],
-    "",
-    f"Where the difference is ({groups[0].split(': ', 1)[1]}):",
-    *groups[1:],
-])
-PY
+bench_report profile "$OUT" "$REPO/BENCHMARKS.md"
 log "wrote $OUT and the profile section of BENCHMARKS.md"

@@ -82,5 +82,5 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 echo "settings {\"blocks\":\"$BLOCKS\",\"rounds\":$ROUNDS,\"seconds\":$SECONDS_EACH}" >>"$RESULTS"
-python3 "$REPO/bench/quota_report.py" "$RESULTS" "$REPO/BENCHMARKS.md" "$(git -C "$REPO" rev-parse --short HEAD)"
+bench_report quota "$RESULTS" "$REPO/BENCHMARKS.md" "$(git -C "$REPO" rev-parse --short HEAD)"
 log "wrote the quota section of BENCHMARKS.md"

@@ -47,13 +47,13 @@ curl -sf -X POST "http://$API_ADDR/api/v1/referral-links" -H "x-api-key: $LT_KEY
 echo "settings {\"geoip\":\"$(basename "$GEOIP_DATABASE")\",\"trusted_proxies\":\"$TRUSTED_PROXIES\",\"connections\":$CONNECTIONS,\"seconds\":$SECONDS_EACH,\"rounds\":$ROUNDS}" >>"$RESULTS"
 
 # wrk_cpu NAME PIDNAME SCRIPT URL: wrk's JSON summary and PIDNAME's CPU µs per request
-# (in round 1, also a perf profile of PIDNAME, grouped by bench/perf_groups.py).
+# (in round 1, also a perf profile of PIDNAME, grouped by bench/report/perf_groups.py).
 wrk_cpu() {
   local name="$1" pid before after line tmp
   pid="$(cat "$RUN/$2.pid")"
   if [[ "$name" == *_r1 ]]; then
     (sleep 1; perf record -F 499 -g -p "$pid" -o "$STATE/perf-$name.data" -- sleep "$((SECONDS_EACH - 2))" >/dev/null 2>&1
-     echo "profile_${name%_r1} $(python3 "$REPO/bench/perf_groups.py" "$STATE/perf-$name.data")" >>"$RESULTS") &
+     echo "profile_${name%_r1} $(bench_report perf-groups "$STATE/perf-$name.data")" >>"$RESULTS") &
   fi
   tmp="$(mktemp --suffix=.lua)"
   cat "$REPO/bench/wrk/$3" "$REPO/bench/wrk/report.lua" >"$tmp"
@@ -95,5 +95,5 @@ stop_pid consumer
 
 log "timing each enrichment step"
 echo "steps $("$REPO/target/release/click-enrichment" "$GEOIP_DATABASE" 7)" >>"$RESULTS"
-python3 "$REPO/bench/redirect_report.py" "$RESULTS" "$REPO/BENCHMARKS.md" "$(git -C "$REPO" rev-parse --short HEAD)"
+bench_report redirect "$RESULTS" "$REPO/BENCHMARKS.md" "$(git -C "$REPO" rev-parse --short HEAD)"
 log "wrote the redirect section of BENCHMARKS.md"

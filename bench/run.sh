@@ -264,5 +264,5 @@ for name in ingest consumer9283 api; do
   echo "memory_${name%9283} $(awk '/VmHWM/ { print $2 }' "/proc/$(cat "$RUN/$name.pid")/status")" >>"$RESULTS"
 done
 
-python3 "$REPO/bench/report.py" "$RESULTS" "$OUT" "$SECONDS_EACH" "$CONNECTIONS" "$BATCH"
+bench_report run "$RESULTS" "$OUT" "$SECONDS_EACH" "$CONNECTIONS" "$BATCH"
 log "wrote $OUT"

@@ -45,5 +45,5 @@ echo "cpu_after $after" >>"$RESULTS"
 echo "attempts {\"delivered\":$(curl -s "http://$WEBHOOKS_ADDR/metrics" | awk '/^webhook_attempts_total\{/ && /outcome="delivered"/ { s += $2 } END { printf "%d", s }'),\"retried\":$(curl -s "http://$WEBHOOKS_ADDR/metrics" | awk '/^webhook_attempts_total\{/ && /outcome="retried"/ { s += $2 } END { printf "%d", s }')}" >>"$RESULTS"
 curl -s "http://$WEBHOOKS_ADDR/metrics" >"$STATE/webhooks-metrics.$RUN_ID"   # for a closer look
 echo "settings {\"rate\":$RATE,\"seconds\":$SECONDS_EACH,\"burst\":$BURST,\"concurrency_per_endpoint\":${WEBHOOK_CONCURRENCY_PER_ENDPOINT:-16},\"partitions\":$KAFKA_EVENTS_PARTITIONS}" >>"$RESULTS"
-python3 "$REPO/bench/webhooks_report.py" "$RESULTS" "$REPO/BENCHMARKS.md" "$(git -C "$REPO" rev-parse --short HEAD)"
+bench_report webhooks "$RESULTS" "$REPO/BENCHMARKS.md" "$(git -C "$REPO" rev-parse --short HEAD)"
 log "wrote the webhooks section of BENCHMARKS.md"

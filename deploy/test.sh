@@ -77,6 +77,9 @@ python3 -m pip install -q "chdb==$CHDB_VERSION" "pytest==$PYTEST_VERSION" >/dev/
 "$REPO/target/debug/linktrace-sql-catalog" >"$STATE/sql-catalog.json" &&
   LINKTRACE_SQL_CATALOG="$STATE/sql-catalog.json" python3 -m pytest -q -p no:cacheprovider "$REPO/integration/sql" ||
   status=1
+# The benchmarks' reports (bench/report), on raw results of a known shape.
+log "the benchmarks' reports"
+python3 -m pytest -q -p no:cacheprovider "$REPO/bench/report" || status=1
 # The running stack against its OpenAPI description (schemathesis), through the gateway.
 if [[ "${SKIP_SCHEMATHESIS:-0}" != 1 ]]; then
   started_here=()

@@ -11,13 +11,11 @@
 # reused by later runs with the same size: ANALYTICS_RESEED=1 seeds again.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-export LINKTRACE_STATE_DIR="$REPO/.linktrace/bench-analytics"
-export LINKTRACE_PROFILE=release
-export API_ADDR=127.0.0.1:9292
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/linktrace_bench_analytics"
-export CLICKHOUSE_DATABASE="linktrace_bench_analytics"
-export KAFKA_EVENTS_TOPIC="linktrace.bench.analytics.events" KAFKA_DEAD_LETTER_TOPIC="linktrace.bench.analytics.dlq"
-export RUST_LOG=warn
+source "$REPO/bench/lib.sh"
+# A fixed run id: the seeded history (databases linktrace_bench_analytics, topics
+# linktrace.bench.analytics.*) outlives the run; the api on 127.0.0.1:9292.
+RUN_ID=analytics
+bench_isolate bench-analytics 929 bench
 source "$REPO/deploy/lib.sh"
 TOTAL="${ANALYTICS_EVENTS:-100000000}"
 CHUNK="${ANALYTICS_CHUNK:-10000000}"
@@ -58,4 +56,5 @@ fi
 python3 "$REPO/bench/analytics/measure.py" \
   --api "http://$API_ADDR" --clickhouse "$CLICKHOUSE_URL" --database "$CLICKHOUSE_DATABASE" \
   --account-file "$STATE_FILE" --events "$TOTAL" --seed-seconds "$(cat "$STATE/seed-seconds" 2>/dev/null || echo 0)" \
-  --results "$REPO/bench/analytics/results.json" --markdown "$REPO/BENCHMARKS.md"
+  --results "$REPO/bench/analytics/results.json"
+bench_report analytics "$REPO/bench/analytics/results.json" "$REPO/BENCHMARKS.md"

@@ -2,10 +2,8 @@
 """bench/redirect.sh's raw results → the "redirect" section of BENCHMARKS.md."""
 import statistics
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sections import read_results, replace_section  # noqa: E402
+from .sections import read_results, replace_section
 
 results_path, out_path, commit = sys.argv[1:4]
 rows = read_results(results_path)
@@ -79,7 +77,7 @@ enrich_us = rows["steps"]["enrich(): all of the above, per click"] / 1000
 lines += [
     "",
     "And in the running api (`perf record -g` of round 1, samples grouped by "
-    "`bench/perf_groups.py`; µs/click = share × that run's CPU per click):",
+    "`bench/report/perf_groups.py`; µs/click = share × that run's CPU per click):",
     "",
     "| where | mix µs/click | bare GET µs/click |",
     "|---|---:|---:|",

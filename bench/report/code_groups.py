@@ -1,5 +1,5 @@
 """What a function of ingest or the limit handler is doing, by its name: the groups that
-bench/callgrind_groups.py (instructions) and bench/load_profile_report.py (perf samples
+bench/report/callgrind_groups.py (instructions) and bench/report/load_profile.py (perf samples
 under load) both report."""
 import re
 

@@ -1,14 +1,14 @@
 """bench/first-run.sh's section of BENCHMARKS.md: a first deploy/up.sh's two builds from
 nothing, before and now, and what the broker built for a short first run does at run time.
-Usage: first_run_report.py RESULTS BENCHMARKS.md CODE LOAD"""
+Usage: bench/report first-run RESULTS BENCHMARKS.md CODE LOAD"""
 
 import os
 import statistics
 import sys
 import time
 
-from goals import GOALS
-from sections import read_results, replace_section
+from .goals import GOALS
+from .sections import read_results, replace_section
 
 results, out, code, load = sys.argv[1:5]
 r = read_results(results)

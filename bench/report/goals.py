@@ -3,4 +3,4 @@
 import tomllib
 from pathlib import Path
 
-GOALS = tomllib.loads((Path(__file__).resolve().parent / "goals.toml").read_text())
+GOALS = tomllib.loads((Path(__file__).resolve().parent.parent / "goals.toml").read_text())

@@ -8,7 +8,7 @@ within a round) over the runs and resamples them: the share of run medians of N 
 drawn from the pool, that fall below 0.9. Rounds are drawn as if independent; what differs
 from run to run (the machine's speed that hour) is in the pool, not modelled apart.
 Prints a Markdown table; `--write` also puts it in the round-spread section of BENCHMARKS.md.
-Usage: bench/round_spread.py [--write] RUN...
+Usage: bench/report round-spread [--write] RUN...
 """
 import json
 import os
@@ -18,10 +18,10 @@ import sys
 from datetime import datetime, timezone
 from statistics import median
 
-from goals import GOALS
-from sections import replace_section
+from .goals import GOALS
+from .sections import replace_section
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOAL = GOALS["ingest"]["speed_vs_limit"]
 DRAWS = 20_000
 ROWS = [("durable", "", 32), ("durable", "", 256), ("in-memory", "_memory", 32),
@@ -109,9 +109,9 @@ def main(args):
     if write:
         when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         replace_section(os.path.join(REPO, "BENCHMARKS.md"), "round-spread", [
-            "## How often one run misses a 0.9 goal by chance (`bench/round_spread.py`)",
+            "## How often one run misses a 0.9 goal by chance (`bench/report round-spread`)",
             "",
-            f"`bench/round_spread.py --write {' '.join(runs)}` — {when}: the per-round ingest / limit",
+            f"`bench/report round-spread --write {' '.join(runs)}` — {when}: the per-round ingest / limit",
             f"ratios of {len(runs)} `bench/run.sh` runs (each argument a commit holding the",
             "BENCHMARKS.md that run wrote), pooled per row and resampled 20,000 times: the share of",
             "runs of 10 or 20 rounds whose median falls below 0.9. Rounds are drawn as if",

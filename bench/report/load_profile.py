@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The report of bench/load-profile.sh: requests/s and CPU µs per request of ingest and the
 limit handler (medians over the rounds), and the CPU of round 1 split by what the code is
-doing (perf cpu-clock samples, grouped by bench/code_groups.py) in µs per request.
-Usage: load_profile_report.py RESULTS PERF_LIMIT PERF_INGEST CONNECTIONS SECONDS ROUNDS CODE
+doing (perf cpu-clock samples, grouped by bench/report/code_groups.py) in µs per request.
+Usage: bench/report load-profile RESULTS PERF_LIMIT PERF_INGEST CONNECTIONS SECONDS ROUNDS CODE
 OUT BENCHMARKS_MD STORAGE [PADDED_BYTES] (PADDED_BYTES > 0: a row for the limit handler
 with its values padded to that size, run in every round beside the other two)."""
 import datetime
@@ -12,8 +12,8 @@ import statistics
 import subprocess
 import sys
 
-from code_groups import group_of
-from sections import read_results, replace_section
+from .code_groups import group_of
+from .sections import read_results, replace_section
 
 (results_path, perf_limit, perf_ingest, connections, seconds, rounds, code, out_path,
  benchmarks, storage) = sys.argv[1:11]
@@ -79,7 +79,7 @@ lines = [
     f"| **ingest / limit** | **{ingest['rps'] / limit['rps']:.2f}** | | **{ingest['cpu_us'] / limit['cpu_us']:.2f}** | {ingest['broker_us'] / max(limit['broker_us'], 1e-9):.2f} | {ingest['switches'] / max(limit['switches'], 1e-9):.2f} | |",
     "",
     "Round 1's CPU per request split by what the code is doing (perf cpu-clock samples, "
-    "`bench/code_groups.py`), heaviest difference first:",
+    "`bench/report/code_groups.py`), heaviest difference first:",
     "",
     "| what | ingest µs/request | limit µs/request | difference |",
     "|---|---:|---:|---:|",

@@ -1,13 +1,12 @@
 """Writes the "webhooks" section of BENCHMARKS.md from bench/webhooks.sh's results file.
 
-Usage: webhooks_report.py RESULTS BENCHMARKS.md COMMIT"""
+Usage: bench/report webhooks RESULTS BENCHMARKS.md COMMIT"""
 
 import os
 import sys
 from datetime import datetime, timezone
 
-sys.path.insert(0, os.path.dirname(__file__))
-from sections import read_results, replace_section  # noqa: E402
+from .sections import read_results, replace_section
 
 
 def ticks(text):

@@ -1,5 +1,5 @@
 """Replaces (or appends) one marked section of BENCHMARKS.md: the part between
-`<!-- NAME:start -->` and `<!-- NAME:end -->`. bench/report.py keeps these sections when it
+`<!-- NAME:start -->` and `<!-- NAME:end -->`. bench/report/run.py keeps these sections when it
 rewrites the rest of the file. Also reads the raw results the scripts write."""
 
 

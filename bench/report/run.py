@@ -8,7 +8,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 
-from goals import GOALS
+from .goals import GOALS
 
 results_path, out_path, seconds, connections, batch = sys.argv[1:6]
 wrk, other, lags = {}, {}, []
@@ -36,7 +36,7 @@ def mem_gib():
     return 0
 
 
-repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 commit = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 # The benchmarks' own outputs (an earlier benchmark of the same code) do not make it dirty.
 dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no", "--", ".",
@@ -306,7 +306,7 @@ lines = [
     "  fetch from tansu (sqlite storage), decode, dedup, write batches of up to 20,000 rows (`CONSUMER_BATCH_MAX_EVENTS`), commit.",
 ]
 # Other benchmarks (bench/analytics/run.sh, bench/profile.sh, bench/load-profile.sh, bench/quota.sh,
-# bench/claim-statement.sh, …) keep their own marked sections of the same file (bench/sections.py):
+# bench/claim-statement.sh, …) keep their own marked sections of the same file (bench/report/sections.py):
 # every one found is kept, in its order.
 try:
     previous = open(out_path).read()

@@ -1,13 +1,11 @@
 """bench/quota.sh's raw results → the "quota" section of BENCHMARKS.md.
 
-Usage: quota_report.py RESULTS BENCHMARKS.md COMMIT"""
+Usage: bench/report quota RESULTS BENCHMARKS.md COMMIT"""
 import statistics
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sections import read_results, replace_section  # noqa: E402
+from .sections import read_results, replace_section
 
 results_path, out_path, commit = sys.argv[1:4]
 rows = read_results(results_path)

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """The report of bench/consumer-latency.sh: per setting, the median over rounds of the
 202 → visible delay under the batch endpoint's peak, and the consumer's own timings.
-Usage: consumer_latency_report.py RESULTS BENCHMARKS_MD CODE LOAD_SECONDS ROUNDS SETTINGS [SECTION]."""
+Usage: bench/report consumer-latency RESULTS BENCHMARKS_MD CODE LOAD_SECONDS ROUNDS SETTINGS [SECTION]."""
 import datetime
 import statistics
 import sys
 
-from sections import read_results, replace_section
+from .sections import read_results, replace_section
 
 results, benchmarks, code, load, rounds, settings = sys.argv[1:7]
 section = sys.argv[7] if len(sys.argv) > 7 else "consumer-latency"

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 
-from code_groups import group_of
+from .code_groups import group_of
 
 LINE = re.compile(r"^\s*([0-9,]+)\s+(?:\([^)]*\)\s+)?(.*)$")
 

@@ -81,5 +81,4 @@ done
 rows_after="$(psql "${PG[@]}" -d "$DB" -Atc 'SELECT count(*) FROM entity_events')"
 
 bench_report claim-statement "$WORK/results" "$REPO/BENCHMARKS.md" "$ROWS" "$SECONDS_EACH" "$ROUNDS" \
-  "$(code_under_test)" \
-  "$rows_after"
+  "$(code_under_test)" "$rows_after"

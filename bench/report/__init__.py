@@ -7,6 +7,10 @@ measurement, `sections.read_results`) and writes its own marked section of BENCH
 (`sections.replace_section`); its goals come from bench/goals.toml (`goals.GOALS`). The
 tools (`perf-groups`, `callgrind-groups`, `broker-share`) group a profile by code and print
 it. `python3 bench/report` with no name lists them all."""
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent  # bench/: goals.toml, the scripts
+REPO = BENCH.parent  # BENCHMARKS.md, and the git repository the reports name commits of
 
 # name → (module, what it reads and writes)
 REPORTS = {

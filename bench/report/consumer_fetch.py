@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 
+from . import REPO
 from .sections import replace_section
 
 results_path, out_path = sys.argv[1:3]
@@ -26,8 +27,7 @@ for line in open(results_path):
     elif fields[0] == "load":
         load = (fields[1], int(fields[2]), int(fields[3]))
 
-repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-commit = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 default_rate = next(c / s for n, _, c, s, _, _ in drains if n == "default")
 body = [
     "## Consumer fetch settings (`bench/consumer-fetch.sh`)",

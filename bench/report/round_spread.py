@@ -18,10 +18,10 @@ import sys
 from datetime import datetime, timezone
 from statistics import median
 
+from . import REPO
 from .goals import GOALS
 from .sections import replace_section
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOAL = GOALS["ingest"]["speed_vs_limit"]
 DRAWS = 20_000
 ROWS = [("durable", "", 32), ("durable", "", 256), ("in-memory", "_memory", 32),

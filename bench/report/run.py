@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 
+from . import REPO
 from .goals import GOALS
 
 results_path, out_path, seconds, connections, batch = sys.argv[1:6]
@@ -36,10 +37,9 @@ def mem_gib():
     return 0
 
 
-repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-commit = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 # The benchmarks' own outputs (an earlier benchmark of the same code) do not make it dirty.
-dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no", "--", ".",
+dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "--", ".",
                         ":!BENCHMARKS.md", ":!bench/*.txt", ":!bench/results.json"],
                        capture_output=True, text=True).stdout.strip()
 from statistics import median

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent
-REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
-from report import REPORTS  # noqa: E402
+from report import REPO, REPORTS  # noqa: E402
 
 HELPERS = {"__init__", "__main__", "sections", "goals", "code_groups", "test_reports"}
 
